@@ -1,0 +1,57 @@
+"""Errors a user can act on: the command line prints them without a traceback."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PipelineError(Exception):
+    """Something the user can fix (a missing tool, a wrong setting); exit status 1."""
+
+    exit_status = 1
+
+
+class InputError(PipelineError):
+    """Bad input, located as precisely as we can: file, line or row, field and value.
+
+    Renders as ``file:line: field 'value': what is wrong`` so that editors and
+    terminals can jump to the place.
+    """
+
+    exit_status = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        row: int | None = None,
+        field: str | None = None,
+        value: object = None,
+    ):
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.row = row
+        self.field = field
+        self.value = value
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+            if self.row is not None:
+                where += f": row {self.row}"
+            where += ": "
+        what = ""
+        if self.field is not None:
+            what = self.field
+            if self.value is not None:
+                what += f" {self.value!r}"
+            what += ": "
+        elif self.value is not None:
+            what = f"{self.value!r}: "
+        return f"{where}{what}{self.message}"

@@ -1,0 +1,214 @@
+"""The stage runner: the one way every stage writes its outputs.
+
+A stage declares what it reads (``inputs``), what it writes (``outputs``, relative to
+its working folder ``$(DATA)/$(SUBSET)``) and the settings that decide its result. The
+runner turns those into a fingerprint; when a finished run left the same fingerprint
+and its outputs are untouched, the stage is skipped. Otherwise the stage builds into a
+temporary folder beside its outputs and the runner renames the results into place, so a
+failed or interrupted run never leaves partial output behind.
+
+Inputs are identified the way ``make`` does it, by each file's size and modification
+time, which costs nothing at any scale and never misses a rewrite. A stage that reruns
+therefore makes every later stage that reads its outputs rerun too.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import InputError, PipelineError
+
+STAMPS = ".stages"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's declaration. Bump ``version`` when the same inputs would now give other outputs."""
+
+    name: str
+    workdir: Path
+    outputs: tuple[str, ...]
+    inputs: tuple[Path, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Result:
+    stage: str
+    skipped: bool
+    summary: str
+    seconds: float
+
+
+def tree_state(path: Path) -> list[list[Any]]:
+    """``[relative name, size, mtime_ns]`` for a file, or for every file below a folder."""
+    if path.is_file():
+        st = path.stat()
+        return [[".", st.st_size, st.st_mtime_ns]]
+    state = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root, name)
+            st = full.stat()
+            state.append([full.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns])
+    return state
+
+
+def fingerprint(stage: Stage) -> str:
+    inputs = {}
+    for path in stage.inputs:
+        if not path.exists():
+            raise InputError(f"stage {stage.name} needs this input and it is missing", file=path)
+        inputs[str(path)] = tree_state(path)
+    doc = {
+        "stage": stage.name,
+        "version": stage.version,
+        "settings": stage.settings,
+        "inputs": inputs,
+    }
+    blob = json.dumps(doc, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def stamp_path(stage: Stage) -> Path:
+    return stage.workdir / STAMPS / f"{stage.name}.json"
+
+
+def read_stamp(stage: Stage) -> dict | None:
+    try:
+        return json.loads(stamp_path(stage).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_current(stage: Stage, fp: str) -> bool:
+    """True when the last finished run had this fingerprint and its outputs are as it left them."""
+    stamp = read_stamp(stage)
+    if not stamp or stamp.get("fingerprint") != fp:
+        return False
+    for rel in stage.outputs:
+        out = stage.workdir / rel
+        if not out.exists() or tree_state(out) != stamp["outputs"].get(rel):
+            return False
+    return True
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class _Lock:
+    """An exclusive lock per stage and working folder, so two runs never interleave renames."""
+
+    def __init__(self, stage: Stage):
+        self.path = stage.workdir / STAMPS / f"{stage.name}.lock"
+        self.stage = stage
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise PipelineError(
+                f"another run of stage {self.stage.name} is writing to {self.stage.workdir}"
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(
+    stage: Stage,
+    build: Callable[[Path], str],
+    *,
+    force: bool = False,
+    log: Callable[[str], None] = _log,
+) -> Result:
+    """Run ``build(tmpdir)`` unless the stage is current; ``build`` writes every declared output
+    under ``tmpdir`` and returns a one-line summary of what it did."""
+    start = time.monotonic()
+    fp = fingerprint(stage)
+    created = next((p for p in reversed([stage.workdir, *stage.workdir.parents]) if not p.exists()), None)
+    stage.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_locked(stage, build, fp, start, force, log)
+    except BaseException:
+        if created is not None:  # leave no trace of a run that wrote nothing
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _run_locked(stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool,
+                log: Callable[[str], None]) -> Result:
+    with _Lock(stage):
+        if not force and is_current(stage, fp):
+            summary = read_stamp(stage).get("summary", "")
+            log(f"{stage.name}: up to date in {stage.workdir} ({summary}); skipped, --force reruns it")
+            return Result(stage.name, True, summary, time.monotonic() - start)
+
+        for stale in stage.workdir.glob(f".tmp-{stage.name}-*"):
+            _remove(stale)
+        tmp = Path(tempfile.mkdtemp(dir=stage.workdir, prefix=f".tmp-{stage.name}-"))
+        try:
+            summary = build(tmp)
+            missing = [rel for rel in stage.outputs if not (tmp / rel).exists()]
+            if missing:
+                raise PipelineError(f"stage {stage.name} did not write {', '.join(missing)}")
+            stamp_path(stage).unlink(missing_ok=True)
+            for rel in stage.outputs:
+                target = stage.workdir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _remove(target)
+                os.replace(tmp / rel, target)
+        finally:
+            _remove(tmp)
+
+        seconds = time.monotonic() - start
+        stamp = {
+            "stage": stage.name,
+            "fingerprint": fp,
+            "settings": stage.settings,
+            "outputs": {rel: tree_state(stage.workdir / rel) for rel in stage.outputs},
+            "summary": summary,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(seconds, 3),
+        }
+        atomic_write_text(stamp_path(stage), json.dumps(stamp, indent=1, default=str) + "\n")
+    log(f"{stage.name}: {summary} -> {stage.workdir} ({seconds:.1f} s)")
+    return Result(stage.name, False, summary, seconds)

@@ -1,0 +1,59 @@
+"""Reading and writing the pipeline's Parquet tables against their schemas (``pipeline.schemas``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+
+def table_name(schema: pa.Schema) -> str:
+    return schema.metadata[b"synsetforge.table"].decode()
+
+
+def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Schema,
+                metadata: Mapping[str, str] | None = None) -> pa.Table:
+    """Write ``rows`` (columns by name, or a table) as ``path`` with exactly ``schema``.
+
+    Extra ``metadata`` (dataset name, settings...) is added to the schema's own. The caller
+    writes into the runner's temporary folder, so no partial file is ever seen.
+    """
+    if isinstance(rows, pa.Table):
+        table = rows.select(schema.names).cast(schema)
+    else:
+        table = pa.table({f.name: pa.array(rows[f.name], type=f.type) for f in schema}, schema=schema)
+    if metadata:
+        table = table.replace_schema_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return table
+
+
+def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """Read ``path`` and check it against ``schema``: every wanted column present, with its type,
+    and no nulls where the schema forbids them. Errors name the file, field and row."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such {table_name(schema)} table", file=path)
+    try:
+        file_schema = pq.read_schema(path)
+    except pa.ArrowException as e:
+        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+    wanted = columns or schema.names
+    for name in wanted:
+        expected = schema.field(name)
+        if name not in file_schema.names:
+            raise InputError(f"column missing from the {table_name(schema)} table", file=path, field=name)
+        got = file_schema.field(name).type
+        if got != expected.type:
+            raise InputError(f"column has type {got}, expected {expected.type}", file=path, field=name)
+    table = pq.read_table(path, columns=wanted)
+    for name in wanted:
+        column = table.column(name)
+        if not schema.field(name).nullable and column.null_count:
+            row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
+            raise InputError("null in a required column", file=path, row=row, field=name)
+    return table

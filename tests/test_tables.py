@@ -1,0 +1,59 @@
+"""Tables are written with, and checked against, the one schema of pipeline.schemas."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import schemas
+from pipeline.errors import InputError
+from pipeline.tables import read_table, write_table
+
+ROW = {"wnid": ["n01440764"], "class_index": [0], "name": ["tench"], "lemmas": [["tench", "Tinca tinca"]],
+       "gloss": ["a fish"], "lexname": ["noun.animal"], "depth": [16], "parents": [["n01439121"]],
+       "num_hyponyms": [0], "is_leaf": [True], "queries": [["tench", "tench fish"]]}
+
+
+def test_round_trip_keeps_schema_and_metadata(tmp_path):
+    path = tmp_path / "synsets.parquet"
+    write_table(ROW, path, schemas.SYNSETS, metadata={"subset": "demo"})
+    schema = pq.read_schema(path)
+    assert schema.metadata[b"synsetforge.table"] == b"synsets" and schema.metadata[b"subset"] == b"demo"
+    assert schema.field("class_index").type == pa.int32() and not schema.field("wnid").nullable
+    assert read_table(path, schemas.SYNSETS).to_pylist()[0]["lemmas"] == ["tench", "Tinca tinca"]
+
+
+def good_table(n: int = 1) -> pa.Table:
+    return pa.table({k: v * n for k, v in ROW.items()}, schema=schemas.SYNSETS)
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = tmp_path / "synsets.parquet"
+    pq.write_table(good_table().drop_columns(["gloss"]), path)
+    with pytest.raises(InputError, match=r"synsets.parquet: gloss: column missing"):
+        read_table(path, schemas.SYNSETS)
+
+
+def test_a_wrong_type_is_named(tmp_path):
+    path = tmp_path / "synsets.parquet"
+    table = good_table()
+    at = table.schema.get_field_index("depth")
+    pq.write_table(table.set_column(at, pa.field("depth", pa.string()), pa.array(["deep"])), path)
+    with pytest.raises(InputError, match=r"depth: column has type string, expected int32"):
+        read_table(path, schemas.SYNSETS)
+
+
+def test_a_null_in_a_required_column_names_the_row(tmp_path):
+    path = tmp_path / "synsets.parquet"
+    table = good_table(3)
+    at = table.schema.get_field_index("name")
+    pq.write_table(table.set_column(at, pa.field("name", pa.string()), pa.array(["a", None, "c"])), path)
+    with pytest.raises(InputError, match=r"synsets.parquet: row 1: name: null in a required column"):
+        read_table(path, schemas.SYNSETS)
+
+
+def test_not_parquet_at_all(tmp_path):
+    path = tmp_path / "synsets.parquet"
+    path.write_bytes(b"PK\x03\x04 this is a zip, not parquet")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        read_table(path, schemas.SYNSETS)
