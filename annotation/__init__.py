@@ -1,0 +1,1 @@
+"""Crowdsourced verification: task export, the labelling page, import and consensus (issue 5)."""

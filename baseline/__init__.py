@@ -1,0 +1,1 @@
+"""The AlexNet baseline trainer that validates a dataset (issue 7)."""

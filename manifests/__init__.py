@@ -1,0 +1,1 @@
+"""ILSVRC-style manifests, exports and the dataset card (issue 6)."""

@@ -1,0 +1,63 @@
+"""``python -m pipeline <stage>``: one command line over every stage.
+
+A stage is a module with ``HELP``, ``add_arguments(parser)`` and ``run(args)``; it is listed
+in ``STAGES`` and imported only when the command line is built, so each stage keeps its heavy
+imports (nltk, torch...) inside its functions.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from .errors import PipelineError
+
+# name -> module; the order is the order of the pipeline.
+STAGES = {
+    "synsets": "wordnet.stage",
+}
+TOOLS = {
+    "wordnet": "wordnet.command",
+}
+
+
+def common_arguments() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path, default=Path(os.environ.get("DATA", "data")),
+                        help="data root; a stage writes under DATA/SUBSET (make: DATA, default data)")
+    common.add_argument("--subset", default=os.environ.get("SUBSET", "demo"),
+                        help="the dataset's name: a bundled subset or a new one (make: SUBSET, default demo)")
+    common.add_argument("--force", action="store_true", help="rerun even when up to date (make: FORCE=1)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="synsetforge: build ImageNet-style datasets, one stage at a time.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="<stage>", required=True)
+    common = common_arguments()
+    for name, module_name in {**STAGES, **TOOLS}.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
+                                  parents=[common] if name in STAGES else [])
+        module.add_arguments(sub)
+        sub.set_defaults(module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in STAGES:
+        args.workdir = args.data / args.subset
+    try:
+        return args.module.run(args) or 0
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import main
+from wordnet_facts import REPO, Facts, data_noun_path
+
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def facts() -> Facts:
+    return Facts(data_noun_path())
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is absent ({SHARED}): real-data checks skipped")
+    return SHARED
+
+
+@dataclass
+class Outcome:
+    status: int
+    err: str
+
+
+@pytest.fixture
+def pipeline(capsys):
+    """Run ``python -m pipeline ARGS`` in this process (WordNet stays loaded between runs)."""
+
+    def run(*args: str | Path) -> Outcome:
+        status = main([str(a) for a in args])
+        return Outcome(status, capsys.readouterr().err)
+
+    return run
+
+
+def run_cli(*args: str | Path, env: dict | None = None, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGS`` as a separate process, as a user runs it, with ``env`` added
+    to this process's environment and the variables in ``unset`` removed."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO,
+                          env={**base, **(env or {})}, capture_output=True, text=True)
+
+
+def rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
