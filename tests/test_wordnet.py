@@ -91,3 +91,19 @@ def test_an_nltk_data_with_another_version_is_passed_over(tmp_path):
     assert f"passed over {nltk_data}/corpora/wordnet: WordNet 3.1, not 3.0" in done.stderr
     assert "from Debian" in done.stderr
     assert (local / "corpora" / "wordnet" / "data.noun").exists()
+
+
+def test_wordnet_zip_as_nltk_downloader_leaves_it_is_used(tmp_path):
+    import zipfile
+
+    folder = dict_copy(tmp_path / "wordnet", lexnames=True)
+    nltk_data = tmp_path / "nltk_data"
+    (nltk_data / "corpora").mkdir(parents=True)
+    with zipfile.ZipFile(nltk_data / "corpora" / "wordnet.zip", "w") as z:
+        for file in folder.iterdir():
+            z.write(file, f"wordnet/{file.name}")
+    done = run_isolated("synsets", "--data", tmp_path / "data", NLTK_DATA=str(nltk_data),
+                        SYNSETFORGE_NLTK_DATA=str(tmp_path / "local"))
+    assert done.returncode == 0, done.stderr
+    assert f"WordNet 3.0 from nltk_data {nltk_data} (zip)" in done.stderr
+    assert not (tmp_path / "local").exists()

@@ -15,12 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    notes: list[str] = []
-    provision.locate(install=args.provision, notes=notes)
+    provision.locate(install=args.provision)
     from .hierarchy import load
 
     wordnet = load()
-    for note in notes:
-        print(f"wordnet: {note}", file=sys.stderr)
     print(f"wordnet: WordNet {wordnet.version}, {wordnet.noun_count()} noun synsets, "
           f"from {wordnet.source.origin}, read at {wordnet.source.path}", file=sys.stderr)

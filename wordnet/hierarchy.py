@@ -7,6 +7,7 @@ ImageNet names a synset by its wnid, ``n`` + the 8-digit byte offset of its line
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from functools import lru_cache
 
@@ -100,7 +101,10 @@ class WordNet:
 @lru_cache(maxsize=None)
 def load() -> WordNet:
     """Locate WordNet 3.0 (see ``provision``), open it with nltk and verify it is 3.0 in full."""
-    source = provision.locate()
+    notes: list[str] = []
+    source = provision.locate(notes=notes)
+    for note in notes:
+        print(f"wordnet: {note}", file=sys.stderr)
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
