@@ -130,7 +130,7 @@ def test_ilsvrc1k_report_matches_an_independent_ancestor_check(built, data, fact
     report = json.loads((data / "ilsvrc1k" / "synsets_report.json").read_text())
     chosen = set(built["ilsvrc1k"])
     expected = sorted((a, w) for w in chosen for a in facts.ancestors(w) & chosen)
-    assert sorted((p["ancestor"], p["descendant"]) for p in report["ancestor_pairs"]) == expected
+    assert sorted(map(tuple, report["ancestor_pairs"])) == expected
     assert report["num_ancestor_pairs"] == len(expected)
     assert sum(report["depth_histogram"].values()) == 1000
     assert report["lexnames"]["noun.animal"] == sum(
@@ -144,7 +144,7 @@ def test_report_lists_a_class_that_is_an_ancestor_of_another(pipeline, tmp_path)
     out = pipeline("synsets", "--data", tmp_path, "--subset", "pair", "--wnids", listing)
     assert out.status == 0, out.err
     report = json.loads((tmp_path / "pair" / "synsets_report.json").read_text())
-    assert [(p["ancestor"], p["descendant"]) for p in report["ancestor_pairs"]] == [(DOG, WHIPPET)]
+    assert report["ancestor_pairs"] == [[DOG, WHIPPET]]
     assert f"{DOG} dog > {WHIPPET} whippet" in out.err
 
 

@@ -114,6 +114,7 @@ def load() -> WordNet:
         root = nltk.data.find(source.corpus, paths=[str(source.data_root)])
     else:
         root = nltk.data.FileSystemPathPointer(source.path)
+
     class Reader(WordNetCorpusReader):
         def map_wn(self, version="wordnet"):
             """Only the multilingual (OMW) functions use this map, and building it reads

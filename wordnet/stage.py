@@ -110,9 +110,10 @@ def build(sel: Selection, out: Path) -> str:
     (out / "words.txt").write_text(
         "".join(f"{w}\t{', '.join(wordnet.lemmas(wordnet.synset(w)))}\n" for w in nodes))
 
-    report = hierarchy_report(wordnet, sel, synsets, chosen, rows, len(nodes), len(edges))
+    names = dict(zip(rows["wnid"], rows["name"]))
+    report = hierarchy_report(wordnet, sel, synsets, chosen, rows, names, len(nodes), len(edges))
     (out / "synsets_report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print_report(report)
+    print_report(report, names)
     write_table(rows, out / "synsets.parquet", schemas.SYNSETS,
                 metadata={"subset": sel.subset, "wordnet": provision.VERSION})
     queries = sum(len(q) for q in rows["queries"])
@@ -121,12 +122,8 @@ def build(sel: Selection, out: Path) -> str:
 
 
 def hierarchy_report(wordnet: WordNet, sel: Selection, synsets: list, chosen: set[str],
-                     rows: dict[str, list], num_nodes: int, num_edges: int) -> dict:
-    names = dict(zip(rows["wnid"], rows["name"]))
-    pairs = [
-        {"ancestor": a, "ancestor_name": names[a], "descendant": wnid_of(s), "descendant_name": names[wnid_of(s)]}
-        for s in synsets for a in sorted(wordnet.ancestors(s) & chosen)
-    ]
+                     rows: dict[str, list], names: dict[str, str], num_nodes: int, num_edges: int) -> dict:
+    pairs = [[a, wnid_of(s)] for s in synsets for a in sorted(wordnet.ancestors(s) & chosen)]
     by_name: dict[str, list[str]] = {}
     for wnid, name in names.items():
         by_name.setdefault(name, []).append(wnid)
@@ -137,14 +134,14 @@ def hierarchy_report(wordnet: WordNet, sel: Selection, synsets: list, chosen: se
         "num_ancestors": num_nodes - len(chosen),
         "num_is_a_edges": num_edges,
         "num_ancestor_pairs": len(pairs),
-        "ancestor_pairs": pairs,
+        "ancestor_pairs": pairs,  # [ancestor, descendant]; words.txt names them
         "depth_histogram": {str(d): n for d, n in sorted(Counter(rows["depth"]).items())},
         "lexnames": dict(Counter(rows["lexname"]).most_common()),
         "duplicate_names": {n: w for n, w in sorted(by_name.items()) if len(w) > 1},
     }
 
 
-def print_report(report: dict) -> None:
+def print_report(report: dict, names: dict[str, str]) -> None:
     depths = [int(d) for d, n in report["depth_histogram"].items() for _ in range(n)]
     lines = [
         f"synsets: {report['num_synsets']} classes, depth {min(depths)}..{max(depths)} "
@@ -152,8 +149,7 @@ def print_report(report: dict) -> None:
         f"from {report['wordnet']['source']}",
         f"synsets: {report['num_ancestor_pairs']} pairs where one class is an ancestor of another",
     ]
-    lines += [f"  {p['ancestor']} {p['ancestor_name']} > {p['descendant']} {p['descendant_name']}"
-              for p in report["ancestor_pairs"][:SHOWN_PAIRS]]
+    lines += [f"  {a} {names[a]} > {d} {names[d]}" for a, d in report["ancestor_pairs"][:SHOWN_PAIRS]]
     if report["num_ancestor_pairs"] > SHOWN_PAIRS:
         lines.append(f"  ... {report['num_ancestor_pairs'] - SHOWN_PAIRS} more in synsets_report.json")
     lines.append("synsets: lexnames " + ", ".join(f"{k} {v}" for k, v in list(report["lexnames"].items())[:6]))
