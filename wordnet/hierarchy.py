@@ -15,7 +15,6 @@ from pipeline.errors import PipelineError
 
 from . import provision
 
-ENTITY = "n00001740"
 PHYSICAL_ENTITY = "n00001930"
 WNID_RE = re.compile(r"^[nvasr]\d{8}$")
 _EXAMPLE_START = re.compile(r'[;:] "')

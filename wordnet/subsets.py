@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 
-from .hierarchy import PHYSICAL_ENTITY, WordNet, wnid_of
+from .hierarchy import PHYSICAL_ENTITY, WNID_RE, WordNet, wnid_of
 
 DATA = Path(__file__).with_name("data")
 BUNDLED = {
@@ -69,7 +69,7 @@ def check_selection(sel: Selection) -> None:
 
 def resolve(wordnet: WordNet, wnid: str, **where):
     """The noun synset named by ``wnid``; an InputError saying why not, located by ``where``."""
-    if not re.fullmatch(r"[nvasr]\d{8}", wnid):
+    if not WNID_RE.match(wnid):
         raise InputError("expected a wnid: 'n' and 8 digits, such as n01440764", value=wnid, **where)
     if wnid[0] != "n":
         raise InputError(f"is {_POS_NAMES[wnid[0]]} synset; ImageNet classes are noun synsets (n...)",
