@@ -30,3 +30,60 @@ SYNSETS = _table(
     _required("is_leaf", pa.bool_(), "no hyponyms in WordNet"),
     _required("queries", pa.list_(pa.string()), "search phrases for candidate collection"),
 )
+
+
+def _optional(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+    return pa.field(name, type_, nullable=True, metadata={"doc": doc})
+
+
+CANDIDATES = _table(
+    "candidates",
+    _required("candidate_id", pa.string(), "16 hex digits of sha256(wnid TAB url): stable across runs; the image_id"),
+    _required("wnid", pa.string(), "the class this candidate was found for"),
+    _required("url", pa.string(), "where the image is fetched from"),
+    _required("source", pa.string(), "urllist, commons, openverse, flickr or demo"),
+    _optional("query", pa.string(), "the search phrase that found it (search sources)"),
+    _required("rank", pa.int32(), "0-based position among the class's candidates, best first"),
+    _optional("source_id", pa.string(), "the source's own id, e.g. ImageNet's n02084071_17 or a Commons file title"),
+    _optional("title", pa.string(), "title or caption given by the source"),
+    _optional("creator", pa.string(), "author as given by the source"),
+    _optional("license", pa.string(), "licence name as given by the source, e.g. cc-by 4.0"),
+    _optional("license_url", pa.string(), "licence deed or the source's licence page"),
+    _optional("width", pa.int32(), "size hint from the source, pixels"),
+    _optional("height", pa.int32(), "size hint from the source, pixels"),
+    _optional("bytes", pa.int64(), "size hint from the source, bytes"),
+    _optional("mime", pa.string(), "type hint from the source"),
+)
+
+IMAGES = _table(
+    "images",
+    _required("image_id", pa.string(), "the candidate_id of the candidate it was fetched for"),
+    _required("wnid", pa.string(), "candidate label (not yet verified)"),
+    _required("image", pa.binary(), "stored bytes: JPEG re-encoded when normalised, else the original"),
+    _required("sha256", pa.string(), "hex digest of the stored bytes"),
+    _required("width", pa.int32(), "stored image width, pixels"),
+    _required("height", pa.int32(), "stored image height, pixels"),
+    _required("format", pa.string(), "stored format as Pillow names it: JPEG, PNG..."),
+    _required("phash", pa.int64(), "imagehash.phash of the stored RGB image, 64 bits as a signed integer"),
+    _required("original_width", pa.int32(), "width of the fetched image after EXIF orientation"),
+    _required("original_height", pa.int32(), "height of the fetched image after EXIF orientation"),
+    _required("original_format", pa.string(), "format of the fetched bytes"),
+    _required("source", pa.string(), "candidate source"),
+    _required("url", pa.string(), "candidate url"),
+    _required("rank", pa.int32(), "candidate rank"),
+    _optional("license", pa.string(), "candidate licence"),
+)
+
+LEDGER = _table(
+    "ledger",
+    _required("candidate_id", pa.string(), "one row per candidate of the input shard"),
+    _required("wnid", pa.string(), "candidate class"),
+    _required("url", pa.string(), "candidate url"),
+    _required("host", pa.string(), "host part of the url, lower case ('' when the url has none)"),
+    _required("status", pa.string(), "ok or why not: see pipeline.download.status"),
+    _optional("http_status", pa.int16(), "status of the last HTTP answer, if any"),
+    _optional("error", pa.string(), "what went wrong, in words"),
+    _required("bytes", pa.int64(), "body bytes received on the last attempt"),
+    _required("attempts", pa.int16(), "requests sent for the image, redirects included"),
+    _required("elapsed_ms", pa.int32(), "wall time from first request to outcome"),
+)

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
+from .files import atomic_path
 
 
 def table_name(schema: pa.Schema) -> str:
@@ -15,11 +16,12 @@ def table_name(schema: pa.Schema) -> str:
 
 
 def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Schema,
-                metadata: Mapping[str, str] | None = None) -> pa.Table:
+                metadata: Mapping[str, str] | None = None, row_group_size: int | None = None) -> pa.Table:
     """Write ``rows`` (columns by name, or a table) as ``path`` with exactly ``schema``.
 
-    Extra ``metadata`` (dataset name, settings...) is added to the schema's own. The caller
-    writes into the runner's temporary folder, so no partial file is ever seen.
+    Extra ``metadata`` (dataset name, settings...) is added to the schema's own. The file is
+    written under a temporary name in the same folder and renamed, so no reader (or rerun
+    after a kill) ever sees a partial file.
     """
     if isinstance(rows, pa.Table):
         table = rows.select(schema.names).cast(schema)
@@ -27,8 +29,8 @@ def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Sche
         table = pa.table({f.name: pa.array(rows[f.name], type=f.type) for f in schema}, schema=schema)
     if metadata:
         table = table.replace_schema_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size)
     return table
 
 
