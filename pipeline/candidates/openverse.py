@@ -1,0 +1,105 @@
+"""Openverse: openly licensed images gathered from Flickr, Wikimedia, museums and others.
+
+    GET {api}/v1/images/?q=Q&page=P&page_size=S[&license_type=commercial]
+    Authorization: Bearer TOKEN          (optional)
+
+Limits assumed (Openverse's API documentation and its announcements):
+
+* anonymous: ``page_size`` <= 20 (a larger one is refused with 401) and ``page`` <= 20, so at
+  most 400 results per query; about 20 requests a minute (and 200 a day), hence
+  PER_SECOND = 1/3. The stage uses PER_SECOND whether or not there is a token: registered
+  applications may go faster, but one request every 3 s is always allowed.
+* with a token (an OAuth2 client-credentials access token, ``OPENVERSE_TOKEN``):
+  ``page_size`` <= 500; the page depth stays 20, so at most 10,000 results per query.
+
+The answer is ``{result_count, page_count, page_size, page, results: [...]}``; ``page_count``
+is already capped at what may be paged. Paging stops at ``page_count``, at page 20, or at a
+page with fewer results than asked for. ``license`` is Openverse's code and version
+(``by-sa 4.0``, ``cc0 1.0``, ``pdm 1.0``). ``mime`` comes from ``filetype`` (``jpg`` ->
+``image/jpeg``); results whose ``filetype`` is known but not a bitmap (``svg``) are skipped.
+Errors are HTTP 4xx with ``{"detail": ...}``, which ``ApiClient`` puts in the ``SourceError``;
+429 (with ``Retry-After``) is retried by ``ApiClient``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .search import ApiClient, Hit, SourceError
+
+DEFAULT_API = "https://api.openverse.org"
+PER_SECOND = 1 / 3
+ANONYMOUS_PAGE_SIZE = 20
+TOKEN_PAGE_SIZE = 500
+MAX_PAGE = 20
+MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
+         "webp": "image/webp", "tif": "image/tiff", "tiff": "image/tiff", "bmp": "image/bmp"}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def hit_of(result: dict) -> Hit | None:
+    """The hit for one result, or None when it has no URL or is not a bitmap."""
+    url = result.get("url")
+    filetype = (result.get("filetype") or "").lower() or None
+    if not url or (filetype is not None and filetype not in MIMES):
+        return None
+    code, version = result.get("license"), result.get("license_version")
+    license = " ".join(str(p) for p in (code, version) if p) or None
+    return Hit(url=url, source_id=_str(result.get("id")), title=_str(result.get("title")),
+               creator=_str(result.get("creator")), license=license,
+               license_url=_str(result.get("license_url")), width=_int(result.get("width")),
+               height=_int(result.get("height")), bytes=_int(result.get("filesize")),
+               mime=MIMES.get(filetype) if filetype else None)
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+class Openverse:
+    """Openverse image search; anonymous, or with an access token for larger pages."""
+
+    name = "openverse"
+
+    def __init__(self, token: str | None = None, license_type: str | None = None, api: str = DEFAULT_API):
+        self.token = token or None
+        self.license_type = license_type or None
+        self.endpoint = api.rstrip("/") + "/v1/images/"
+
+    @property
+    def max_page_size(self) -> int:
+        return TOKEN_PAGE_SIZE if self.token else ANONYMOUS_PAGE_SIZE
+
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
+        hits: list[Hit] = []
+        if limit <= 0:
+            return hits
+        seen: set[str] = set()
+        size = min(limit, self.max_page_size)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        page = 1
+        while page <= MAX_PAGE:
+            params = {"q": query, "page": str(page), "page_size": str(size)}
+            if self.license_type:
+                params["license_type"] = self.license_type
+            answer = await client.get_json(self.endpoint, params, query, headers=headers)
+            if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+                raise SourceError(self.name, query, "the answer has no results list")
+            results = answer["results"]
+            for result in results:
+                hit = hit_of(result) if isinstance(result, dict) else None
+                if hit and hit.url not in seen:
+                    seen.add(hit.url)
+                    hits.append(hit)
+                    if len(hits) >= limit:
+                        return hits
+            page_count = _int(answer.get("page_count"))
+            if len(results) < size or (page_count is not None and page >= page_count):
+                break
+            page += 1
+        return hits

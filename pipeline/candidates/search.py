@@ -1,0 +1,172 @@
+"""What the search-API sources share: a rate-limited JSON client and the hit they return.
+
+An adapter (``commons``, ``openverse``, ``flickr``) knows one API's parameters and answer
+shape; this module knows how to be a polite client of any of them: one User-Agent naming
+the tool and a contact URL, a minimum interval between requests (the API's documented
+rate), retries with backoff on 429 and 5xx that honour ``Retry-After``, and an error that
+says which source and query failed and what the API answered.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
+
+import aiohttp
+
+from pipeline import USER_AGENT
+from pipeline.errors import PipelineError
+
+RETRIES = 4
+MAX_RETRY_AFTER = 120.0
+
+
+class SourceError(PipelineError):
+    """A search API refused or failed a request; names the source, the query and the answer."""
+
+    def __init__(self, source: str, query: str, message: str):
+        self.source, self.query = source, query
+        super().__init__(f"{source}: query {query!r}: {message}")
+
+
+@dataclass
+class Hit:
+    """One image a search returned, in the candidates table's terms (``schemas.CANDIDATES``)."""
+
+    url: str
+    source_id: str | None = None
+    title: str | None = None
+    creator: str | None = None
+    license: str | None = None
+    license_url: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    mime: str | None = None
+
+
+class Source(Protocol):
+    """A search adapter: ``name`` for the candidates' ``source`` column, and ``search``."""
+
+    name: str
+
+    async def search(self, client: "ApiClient", query: str, limit: int) -> list[Hit]:
+        """Up to ``limit`` hits for ``query``, best first, paging as the API requires."""
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is no hint
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class RateLimiter:
+    """At most one request per ``interval`` seconds, in the order they ask."""
+
+    def __init__(self, per_second: float):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self.interval
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the server said so)."""
+        self._next = max(self._next, time.monotonic() + seconds)
+
+
+class ApiClient:
+    """GET JSON from one search API at its documented rate."""
+
+    def __init__(self, source: str, session: aiohttp.ClientSession, per_second: float,
+                 backoff: float = 1.0):
+        self.source = source
+        self.session = session
+        self.limiter = RateLimiter(per_second)
+        self.backoff = backoff
+        self.requests = 0
+
+    async def get_json(self, url: str, params: Mapping[str, Any], query: str,
+                       headers: Mapping[str, str] | None = None,
+                       retry_when: Callable[[Any], str | None] | None = None) -> Any:
+        """The decoded JSON answer; retries 429, 5xx and connection errors, then raises
+        ``SourceError``. 4xx answers other than 429 are not retried.
+
+        ``retry_when`` is for APIs that say "slow down" inside a 200 answer (MediaWiki's
+        ``maxlag`` and ``ratelimited`` errors): given the decoded answer it returns a reason
+        to retry, or None to accept it. Such an answer is retried like a 429, honouring
+        ``Retry-After``."""
+        last = ""
+        for attempt in range(RETRIES + 1):
+            await self.limiter.wait()
+            self.requests += 1
+            wait = self.backoff * 2 ** attempt * (0.5 + random.random())
+            try:
+                async with self.session.get(url, params=params, headers={"User-Agent": USER_AGENT, **(headers or {})},
+                                            allow_redirects=True) as response:
+                    if response.status == 429 or response.status >= 500:
+                        last = f"HTTP {response.status} {await _detail(response)}".strip()
+                        self.limiter.pause(self._retry_wait(response, wait, last, query))
+                        continue
+                    if response.status >= 400:
+                        raise SourceError(self.source, query, f"HTTP {response.status} {await _detail(response)}".strip())
+                    try:
+                        data = await response.json(content_type=None)
+                    except ValueError:
+                        raise SourceError(self.source, query, "the answer is not JSON") from None
+                    reason = retry_when(data) if retry_when else None
+                    if reason is None:
+                        return data
+                    last = reason
+                    self.limiter.pause(self._retry_wait(response, wait, last, query))
+                    continue
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                last = f"{type(e).__name__}: {e}"
+                self.limiter.pause(wait)
+        raise SourceError(self.source, query, f"gave up after {RETRIES + 1} attempts; last answer: {last}")
+
+    def _retry_wait(self, response: aiohttp.ClientResponse, backoff: float, last: str, query: str) -> float:
+        """Seconds to wait before retrying: the server's ``Retry-After``, else ``backoff``."""
+        hint = retry_after(response.headers.get("Retry-After"))
+        if hint is None:
+            return backoff
+        if hint > MAX_RETRY_AFTER:
+            raise SourceError(self.source, query, f"{last}; Retry-After {hint:.0f} s is too long to wait")
+        return hint
+
+
+async def _detail(response: aiohttp.ClientResponse) -> str:
+    """The error text an API put in its body, shortened: the message of a JSON error body
+    (``detail``, ``message``, ``error.info``) when there is one, else the text itself."""
+    text = (await response.text(errors="replace")).strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:200]
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = body.get("detail") or body.get("message") or (error.get("info") if isinstance(error, dict) else error)
+        if message:
+            return (message if isinstance(message, str) else json.dumps(message))[:200]
+    return text[:200]
