@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,12 +27,26 @@ def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Sche
     if isinstance(rows, pa.Table):
         table = rows.select(schema.names).cast(schema)
     else:
-        table = pa.table({f.name: pa.array(rows[f.name], type=f.type) for f in schema}, schema=schema)
+        table = pa.table({f.name: _array(rows[f.name], f.type) for f in schema}, schema=schema)
     if metadata:
         table = table.replace_schema_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
+    # Binary columns hold encoded images: compressing them again costs time and saves nothing.
+    compression = {f.name: "none" if pa.types.is_binary(f.type) else "snappy" for f in schema}
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size)
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression=compression)
     return table
+
+
+def _array(values: list, type_: pa.DataType) -> pa.Array:
+    """``pa.array``, but binary columns of bytes are built from one joined buffer: ten times
+    faster for a shard of images than converting each bytes object."""
+    if pa.types.is_binary(type_) and values and all(isinstance(v, bytes) for v in values):
+        offsets = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum([len(v) for v in values], out=offsets[1:])
+        if offsets[-1] < 2**31:
+            return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                              pa.py_buffer(b"".join(values))])
+    return pa.array(values, type=type_)
 
 
 def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
