@@ -16,8 +16,14 @@ flag = $(if $(filter 1 yes true,$($(1))),$(2))
 STAGE_ARGS = $(strip --data '$(DATA)' --subset '$(SUBSET)' $(call flag,FORCE,--force))
 SYNSETS_ARGS = $(strip $(call opt,ROOT,--root) $(call opt,DEPTH,--depth) $(call flag,LEAVES,--leaves) \
 	$(call opt,WNIDS,--wnids) $(call opt,EXCLUDE,--exclude) $(call flag,ALL_NOUNS,--all-nouns))
+CANDIDATES_ARGS = $(strip $(call opt,SOURCE,--source) $(call opt,URLS,--urls) $(call opt,MAX_PER_CLASS,--max-per-class) \
+	$(call opt,PER_QUERY,--per-query) $(call opt,LICENSE,--license) $(call opt,API,--api) $(call opt,SHARD_SIZE,--shard-size))
+DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--min-side) $(call flag,KEEP_ORIGINAL,--keep-original) \
+	$(call opt,TIMEOUT,--timeout) $(call opt,RETRIES,--retries) $(call opt,MAX_MB,--max-mb) \
+	$(call opt,EXECUTOR,--executor) $(call opt,PROCESSES,--processes) $(call opt,CONCURRENCY,--concurrency) \
+	$(call opt,PER_HOST,--per-host) $(call opt,MIN_PER_CLASS,--min-per-class))
 
-.PHONY: help setup synsets demo test bench clean
+.PHONY: help setup synsets candidates download demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -33,8 +39,17 @@ $(SETUP): pyproject.toml
 synsets: $(SETUP) ## choose the classes: SUBSET=ilsvrc1k|imagenet21k|demo, or ROOT=<wnid> / WNIDS=<file>
 	$(PY) -m pipeline synsets $(STAGE_ARGS) $(SYNSETS_ARGS)
 
+candidates: $(SETUP) ## candidate URLs: SOURCE=urllist URLS=<file> | commons | openverse | flickr | demo
+	test -f '$(DATA)/$(SUBSET)/synsets.parquet' || $(MAKE) --no-print-directory synsets
+	$(PY) -m pipeline candidates $(STAGE_ARGS) $(CANDIDATES_ARGS)
+
+download: $(SETUP) ## fetch and verify every candidate into images/ and ledger/ (runs candidates when missing)
+	test -d '$(DATA)/$(SUBSET)/candidates' || $(MAKE) --no-print-directory candidates
+	$(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
+	$(MAKE) --no-print-directory download SUBSET=demo
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -17,6 +17,8 @@ from .errors import PipelineError
 # name -> module; the order is the order of the pipeline.
 STAGES = {
     "synsets": "wordnet.stage",
+    "candidates": "pipeline.candidates.stage",
+    "download": "pipeline.download.stage",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -54,3 +54,25 @@ def run_cli(*args: str | Path, env: dict | None = None, unset: tuple[str, ...] =
 
 def rows(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
+
+
+def write_synsets(workdir: Path, wnids: list[str], queries: dict[str, list[str]] | None = None) -> Path:
+    """A synsets.parquet as the synsets stage writes it, for stages that only read it."""
+    from pipeline import schemas
+    from pipeline.tables import write_table
+
+    wnids = sorted(wnids)
+    columns = {
+        "wnid": wnids,
+        "class_index": list(range(len(wnids))),
+        "name": [f"class {w}" for w in wnids],
+        "lemmas": [[f"class {w}"] for w in wnids],
+        "gloss": ["a test class"] * len(wnids),
+        "lexname": ["noun.artifact"] * len(wnids),
+        "depth": [9] * len(wnids),
+        "parents": [["n00021939"]] * len(wnids),
+        "num_hyponyms": [0] * len(wnids),
+        "is_leaf": [True] * len(wnids),
+        "queries": [(queries or {}).get(w, [f"class {w}"]) for w in wnids],
+    }
+    return write_table(columns, workdir / "synsets.parquet", schemas.SYNSETS) and workdir / "synsets.parquet"

@@ -1,0 +1,144 @@
+"""The ``urllist`` source: candidate URLs from a file the user already has.
+
+Reads ImageNet's own list format (``<wnid>_<index><TAB><url>``, one per line, as in
+``fall11_urls.txt``; lines that are not valid UTF-8 are skipped and counted, as are
+malformed lines) and tables with ``wnid`` and ``url`` columns: CSV, TSV or Parquet.
+Rows of classes outside the subset are dropped; the first ``max_per_class`` distinct
+URLs of each class are kept, in file order (that order is the candidates' ``rank``).
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline.errors import InputError
+from wordnet.hierarchy import WNID_RE
+
+IMAGENET_LINE = re.compile(r"^(n\d{8})(?:_(\d+))?\s+(\S+)\s*$")
+MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
+SHOWN_LINES = 5
+
+
+@dataclass
+class Hit:
+    wnid: str
+    url: str
+    source_id: str | None
+
+
+@dataclass
+class ListReport:
+    rows: int = 0
+    non_utf8: int = 0
+    malformed: int = 0
+    malformed_lines: list[int] = field(default_factory=list)
+    other_classes: int = 0
+    duplicates: int = 0
+    over_cap: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[Hit], ListReport]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such URL list", file=path)
+    report = ListReport()
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        rows = _parquet_rows(path, report)
+    elif suffix in (".csv", ".tsv"):
+        rows = _table_rows(path, "\t" if suffix == ".tsv" else ",", report)
+    else:
+        rows = _imagenet_rows(path, report)
+    kept: list[Hit] = []
+    seen: dict[str, set[str]] = {}
+    for hit in rows:
+        if hit.wnid not in wnids:
+            report.other_classes += 1
+            continue
+        urls = seen.setdefault(hit.wnid, set())
+        if hit.url in urls:
+            report.duplicates += 1
+        elif max_per_class is not None and len(urls) >= max_per_class:
+            report.over_cap += 1
+        else:
+            urls.add(hit.url)
+            kept.append(hit)
+    if report.rows and report.malformed > MALFORMED_TOLERANCE * report.rows:
+        raise InputError(f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
+                         "(nor CSV/TSV/Parquet by extension)", file=path, line=report.malformed_lines[0])
+    return kept, report
+
+
+def _imagenet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True,
+                                     delay=2, disable=None) as bar:
+        for number, raw in enumerate(f, 1):
+            bar.update(len(raw))
+            report.rows += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.non_utf8 += 1
+                continue
+            if not line.strip():
+                report.rows -= 1
+                continue
+            match = IMAGENET_LINE.match(line)
+            if not match:
+                report.malformed += 1
+                if len(report.malformed_lines) < SHOWN_LINES:
+                    report.malformed_lines.append(number)
+                continue
+            wnid, index, url = match.groups()
+            yield Hit(wnid, url, f"{wnid}_{index}" if index else None)
+
+
+def _table_rows(path: Path, delimiter: str, report: ListReport) -> Iterator[Hit]:
+    with open(path, newline="", encoding="utf-8", errors="strict") as f:
+        try:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            _check_columns(path, reader.fieldnames or [])
+            for number, row in enumerate(reader, 2):
+                report.rows += 1
+                yield _row_hit(path, number, row.get("wnid"), row.get("url"), line=True)
+        except UnicodeDecodeError as e:
+            raise InputError(f"not UTF-8 ({e.reason} at byte {e.start} of a block)", file=path) from None
+
+
+def _parquet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
+        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+    _check_columns(path, schema.names)
+    table = pq.read_table(path, columns=["wnid", "url"])
+    for number, (wnid, url) in enumerate(zip(table.column("wnid").to_pylist(), table.column("url").to_pylist())):
+        report.rows += 1
+        yield _row_hit(path, number, wnid, url, line=False)
+
+
+def _check_columns(path: Path, names: list[str]) -> None:
+    for column in ("wnid", "url"):
+        if column not in names:
+            raise InputError(f"a URL table needs 'wnid' and 'url' columns; it has {', '.join(names) or 'none'}",
+                             file=path, field=column)
+
+
+def _row_hit(path: Path, number: int, wnid, url, line: bool) -> Hit:
+    where = {"line": number} if line else {"row": number}
+    wnid = (wnid or "").strip() if isinstance(wnid, str) or wnid is None else str(wnid)
+    url = (url or "").strip() if isinstance(url, str) or url is None else str(url)
+    if not WNID_RE.match(wnid):
+        raise InputError("not a wnid (n + 8 digits)", file=path, field="wnid", value=wnid, **where)
+    if not url:
+        raise InputError("empty url", file=path, field="url", **where)
+    return Hit(wnid, url, None)

@@ -1,0 +1,161 @@
+"""HTTP for the downloader: one aiohttp session per worker, bounded, patient, safe.
+
+``Fetcher.fetch(url)`` always returns a ``Fetched`` (never raises for anything a server or
+network can do): the body when it got one, or the ledger status saying why not. Redirects
+are followed by hand so each hop is checked again (scheme, address, count); connection
+errors, 5xx and 429 are retried with exponential backoff and jitter, honouring
+``Retry-After``; timeouts and other 4xx answers are final.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from pipeline import USER_AGENT
+from pipeline.candidates.search import retry_after
+
+from . import status
+from .safety import BlockedAddress, SafeConnector, url_problem
+
+REDIRECTS = (301, 302, 303, 307, 308)
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Network:
+    """How the downloader talks to servers; part of the download stage's settings."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0     # between two reads of the body
+    total_timeout: float = 60.0    # one request, headers and body
+    retries: int = 3               # extra attempts after a connection error, 5xx or 429
+    backoff: float = 0.5           # first retry waits about this long, doubling each time
+    max_retry_after: float = 60.0  # a longer Retry-After is not waited for
+    max_redirects: int = 5
+    max_bytes: int = 20 * 1024 * 1024
+    allow_private_hosts: bool = False
+
+
+@dataclass
+class Fetched:
+    status: str
+    body: bytes | None = None
+    http_status: int | None = None
+    error: str | None = None
+    attempts: int = 0
+    nbytes: int = 0
+    retry_in: float | None = None  # the wait a server asked for before the next attempt
+
+
+class Fetcher:
+    """Open with ``async with Fetcher(network, concurrency, per_host) as fetcher``."""
+
+    def __init__(self, network: Network, concurrency: int = 64, per_host: int = 16):
+        self.network = network
+        self.concurrency = concurrency
+        self.per_host = per_host
+
+    async def __aenter__(self) -> "Fetcher":
+        n = self.network
+        connector = SafeConnector(limit=self.concurrency, limit_per_host=self.per_host,
+                                  ttl_dns_cache=300, allow_private=n.allow_private_hosts)
+        timeout = aiohttp.ClientTimeout(total=n.total_timeout, connect=n.connect_timeout,
+                                        sock_read=n.read_timeout)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                             headers={"User-Agent": USER_AGENT}, raise_for_status=False)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    async def fetch(self, url: str) -> Fetched:
+        problem = url_problem(url)
+        if problem:
+            return Fetched(status.BAD_URL, error=problem)
+        result = Fetched(status.CONNECTION_ERROR)
+        target = URL(url)
+        redirects = retries = 0
+        while True:
+            result.attempts += 1
+            outcome = await self._attempt(target, result)
+            if isinstance(outcome, URL):  # a redirect, already checked
+                if redirects == self.network.max_redirects:
+                    return _final(result, status.TOO_MANY_REDIRECTS,
+                                  f"more than {self.network.max_redirects} redirects, last to {outcome}")
+                redirects += 1
+                target = outcome
+                continue
+            if outcome is None:  # retryable
+                if retries == self.network.retries:
+                    return result
+                retries += 1
+                await asyncio.sleep(result.retry_in if result.retry_in is not None
+                                    else self.network.backoff * 2 ** (retries - 1) * (0.5 + random.random()))
+                continue
+            return outcome
+
+    async def _attempt(self, target: URL, result: Fetched) -> Fetched | URL | None:
+        """One request: a final ``Fetched``, the next URL of a redirect, or None to retry
+        (``result`` then holds the failure and ``result.retry_in`` any server-given wait)."""
+        result.retry_in = None
+        n = self.network
+        try:
+            async with self.session.get(target, allow_redirects=False) as response:
+                result.http_status = response.status
+                result.nbytes = 0
+                if response.status in REDIRECTS:
+                    return self._redirect(target, response, result)
+                if response.status == 429 or response.status >= 500:
+                    _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
+                    wait = retry_after(response.headers.get("Retry-After"))
+                    if wait is not None and wait > n.max_retry_after:
+                        result.error += f"; Retry-After {wait:.0f} s is longer than {n.max_retry_after:.0f} s"
+                        return result
+                    result.retry_in = wait
+                    return None
+                if response.status != 200:
+                    return _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
+                if response.content_length is not None and response.content_length > n.max_bytes:
+                    return _final(result, status.TOO_LARGE,
+                                  f"Content-Length {response.content_length} is over {n.max_bytes} bytes")
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    body += chunk
+                    result.nbytes = len(body)
+                    if len(body) > n.max_bytes:
+                        return _final(result, status.TOO_LARGE, f"body is over {n.max_bytes} bytes")
+                result.body = bytes(body)
+                return _final(result, status.OK, None)
+        except aiohttp.ClientConnectorDNSError as e:
+            if isinstance(e.os_error, BlockedAddress):
+                return _final(result, status.BLOCKED_ADDRESS, str(e.os_error))
+            return _final(result, status.CONNECTION_ERROR, f"DNS: {e.os_error}")
+        except asyncio.TimeoutError as e:  # aiohttp's connect and read timeouts subclass it
+            return _final(result, status.TIMEOUT, f"{type(e).__name__} {e}".strip())
+        except aiohttp.InvalidURL as e:
+            return _final(result, status.BAD_URL, f"invalid URL {e}")
+        except (aiohttp.ClientError, OSError) as e:
+            _final(result, status.CONNECTION_ERROR, f"{type(e).__name__}: {e}")
+            return None
+
+    def _redirect(self, target: URL, response: aiohttp.ClientResponse, result: Fetched) -> Fetched | URL:
+        location = response.headers.get("Location")
+        if not location:
+            return _final(result, status.HTTP_ERROR, f"HTTP {response.status} without a Location")
+        try:
+            following = target.join(URL(location))
+        except ValueError as e:
+            return _final(result, status.BAD_URL, f"redirect to {location!r}: {e}")
+        problem = url_problem(str(following))
+        if problem:
+            return _final(result, status.BAD_URL, f"redirect to {following}: {problem}")
+        return following
+
+
+def _final(result: Fetched, status_: str, error: str | None) -> Fetched:
+    result.status, result.error = status_, error
+    return result

@@ -1,0 +1,124 @@
+"""The candidates stage on real files: ImageNet's URL list format, CSV/TSV/Parquet tables, the demo source."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import rows, write_synsets
+from pipeline import schemas
+from pipeline.candidates.stage import candidate_id
+
+TENCH, GOLDFISH, SHARK = "n01440764", "n01443537", "n01484850"
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    write_synsets(tmp_path / "fish", [TENCH, GOLDFISH])
+    return tmp_path / "fish"
+
+
+def candidates(workdir: Path) -> list[dict]:
+    parts = sorted((workdir / "candidates").glob("part-*.parquet"))
+    return [r for p in parts for r in rows(p)]
+
+
+def collect(pipeline, workdir: Path, *args):
+    return pipeline("candidates", "--data", workdir.parent, "--subset", workdir.name, *args)
+
+
+def test_imagenet_url_list(pipeline, workdir, tmp_path):
+    lines = [
+        f"{TENCH}_1\thttp://a.example/1.jpg\n".encode(),
+        f"{TENCH}_2\thttp://a.example/2.jpg\n".encode(),
+        f"{TENCH}_3\thttp://a.example/1.jpg\n".encode(),            # same URL, same class: one candidate
+        f"{GOLDFISH}_7\thttp://a.example/1.jpg\n".encode(),         # same URL, other class: its own candidate
+        f"{SHARK}_1\thttp://b.example/shark.jpg\n".encode(),       # not in the subset
+        f"{TENCH}_4\thttp://a.example/caf\xe9.jpg\n".encode("latin-1"),  # not UTF-8
+        f"{GOLDFISH}_8\thttp://a.example/\u00e9t\u00e9.jpg\n".encode(),   # UTF-8 is fine
+    ] + [f"{GOLDFISH}_{i}\thttp://c.example/{i}.jpg\n".encode() for i in range(10, 200)]
+    urls = tmp_path / "fall11_urls.txt"
+    urls.write_bytes(b"".join(lines))
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", urls, "--max-per-class", "50", "--shard-size", "20")
+    assert out.status == 0, out.err
+    got = candidates(workdir)
+    by_class = {w: [r for r in sorted(got, key=lambda r: r["rank"]) if r["wnid"] == w] for w in (TENCH, GOLDFISH)}
+    assert [r["url"] for r in by_class[TENCH]] == ["http://a.example/1.jpg", "http://a.example/2.jpg"]
+    assert [r["source_id"] for r in by_class[TENCH]] == [f"{TENCH}_1", f"{TENCH}_2"]
+    assert len(by_class[GOLDFISH]) == 50 and by_class[GOLDFISH][1]["url"] == "http://a.example/\u00e9t\u00e9.jpg"
+    assert [r["rank"] for r in by_class[GOLDFISH]] == list(range(50))
+    assert all(r["candidate_id"] == candidate_id(r["wnid"], r["url"]) and r["source"] == "urllist" for r in got)
+    assert len({r["candidate_id"] for r in got}) == len(got) == 52
+    parts = sorted((workdir / "candidates").glob("part-*.parquet"))
+    assert [pq.read_metadata(p).num_rows for p in parts] == [20, 20, 12]
+    assert [r["candidate_id"] for r in got] == sorted(r["candidate_id"] for r in got)
+    report = json.loads((workdir / "candidates_report.json").read_text())
+    assert report["list"] == {"rows": 197, "non_utf8": 1, "malformed": 0, "malformed_lines": [],
+                              "other_classes": 1, "duplicates": 1, "over_cap": 142}
+    assert "1 not UTF-8" in out.err
+
+
+def test_candidate_ids_are_stable_across_runs_and_orders(pipeline, workdir, tmp_path):
+    urls = tmp_path / "list.txt"
+    urls.write_text("".join(f"{TENCH}_{i}\thttp://a.example/{i}.jpg\n" for i in range(30)))
+    assert collect(pipeline, workdir, "--source", "urllist", "--urls", urls).status == 0
+    first = {r["url"]: r["candidate_id"] for r in candidates(workdir)}
+    urls.write_text("".join(f"{TENCH}_{i}\thttp://a.example/{i}.jpg\n" for i in reversed(range(30))))
+    assert collect(pipeline, workdir, "--source", "urllist", "--urls", urls).status == 0
+    assert {r["url"]: r["candidate_id"] for r in candidates(workdir)} == first
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "parquet"])
+def test_url_tables(pipeline, workdir, tmp_path, kind):
+    records = [{"url": f"http://a.example/{i}.jpg", "wnid": [TENCH, GOLDFISH, SHARK][i % 3], "extra": i}
+               for i in range(12)]
+    path = tmp_path / f"urls.{kind}"
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pylist(records), path)
+    else:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["url", "wnid", "extra"], delimiter="\t" if kind == "tsv" else ",")
+            writer.writeheader()
+            writer.writerows(records)
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", path)
+    assert out.status == 0, out.err
+    got = candidates(workdir)
+    assert sorted(r["url"] for r in got) == sorted(r["url"] for r in records if r["wnid"] != SHARK)
+
+
+def test_bad_url_tables_name_file_line_and_field(pipeline, workdir, tmp_path):
+    no_wnid = tmp_path / "no_wnid.csv"
+    no_wnid.write_text("url,label\nhttp://a.example/1.jpg,3\n")
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", no_wnid)
+    assert out.status == 2 and f"{no_wnid}: wnid: a URL table needs 'wnid' and 'url' columns" in out.err
+
+    bad_wnid = tmp_path / "bad.tsv"
+    bad_wnid.write_text(f"wnid\turl\n{TENCH}\thttp://a.example/1.jpg\ntench\thttp://a.example/2.jpg\n")
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", bad_wnid)
+    assert out.status == 2 and f"{bad_wnid}:3: wnid 'tench': not a wnid" in out.err
+
+    not_a_list = tmp_path / "notes.txt"
+    not_a_list.write_text("these are my notes\nabout fish\n")
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", not_a_list)
+    assert out.status == 2 and f"{not_a_list}:1: 2 of 2 lines are not" in out.err
+    assert not (workdir / "candidates").exists()
+
+    out = collect(pipeline, workdir, "--source", "urllist")
+    assert out.status == 1 and "SOURCE=urllist needs URLS=<file>" in out.err
+
+
+def test_demo_source_lists_the_bundled_host(pipeline, tmp_path):
+    demo = ["n01440764", "n02102040", "n02979186"]
+    write_synsets(tmp_path / "demo", demo)
+    out = pipeline("candidates", "--data", tmp_path, "--subset", "demo", "--demo-per-class", "20", "--demo-port", "8650")
+    assert out.status == 0, out.err
+    got = candidates(tmp_path / "demo")
+    assert len(got) == 60 and {r["source"] for r in got} == {"demo"}
+    assert all(r["url"].startswith("http://127.0.0.1:8650/") for r in got)
+    meta = pq.read_schema(next((tmp_path / "demo" / "candidates").glob("part-*.parquet"))).metadata
+    assert meta[b"source"] == b"demo" and meta[b"demo_port"] == b"8650"
+    assert pq.read_schema(next((tmp_path / "demo" / "candidates").glob("*.parquet"))).equals(schemas.CANDIDATES, check_metadata=False)

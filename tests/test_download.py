@@ -1,0 +1,177 @@
+"""The download stage against the project's image host over loopback: every fault ends in
+its ledger status, every image is stored upright, RGB and verified, and totals add up."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from conftest import rows
+from pipeline import schemas
+from pipeline.candidates.stage import candidate_id
+from pipeline.hashing import phash_of_bytes
+from pipeline.imagehost import ImageHost
+from pipeline.tables import write_table
+
+TENCH = "n01440764"
+# path on the host -> the ledger status it must end in
+EXPECTED = {
+    "/picture/n01440764/1.jpg": "ok",
+    "/picture/n02102040/2.jpg?w=800&h=600": "ok",
+    "/fault/404/a": "http_error",
+    "/fault/flaky/a": "ok",
+    "/fault/ratelimit/a?after=1": "ok",
+    "/fault/slow/a?seconds=30": "timeout",
+    "/fault/reset/a": "connection_error",
+    "/fault/truncated/a": "decode_error",
+    "/fault/html/a": "not_an_image",
+    "/fault/empty/a": "not_an_image",
+    "/fault/wrongtype/a": "ok",
+    "/fault/huge/a?mb=64": "too_large",
+    "/fault/huge-chunked/a?mb=64": "too_large",
+    "/fault/bomb/a": "decompression_bomb",
+    "/fault/redirect/3/a": "ok",
+    "/fault/redirect/7/a": "too_many_redirects",
+    "/fault/loop/a": "too_many_redirects",
+    "/fault/private/a": "blocked_address",
+    "/fault/offsite/a": "bad_url",
+    **{f"/format/{kind}/a": "ok" for kind in
+       ("cmyk", "palette", "palette-alpha", "rgba", "gray", "gray16", "exif-rotated", "png", "webp", "gif", "bmp", "tiff")},
+    "/format/tiny/a": "too_small",
+}
+NOT_ON_HOST = {"ftp://127.0.0.1/x.jpg": "bad_url", "http://224.0.0.1/x.jpg": "blocked_address",
+               "http:///x.jpg": "bad_url"}
+FAST = ("--timeout", "3", "--retries", "2", "--max-mb", "8", "--processes", "1")
+
+
+@pytest.fixture(scope="module")
+def host():
+    with ImageHost() as running:
+        yield running
+
+
+def write_candidates(workdir: Path, urls: list[str], shard_size: int = 1000, wnid: str = TENCH) -> None:
+    for number, start in enumerate(range(0, len(urls), shard_size)):
+        chunk = urls[start:start + shard_size]
+        columns = {name: [None] * len(chunk) for name in schemas.CANDIDATES.names}
+        columns.update(candidate_id=[candidate_id(wnid, u) for u in chunk], wnid=[wnid] * len(chunk), url=chunk,
+                       source=["urllist"] * len(chunk), rank=list(range(start, start + len(chunk))))
+        write_table(columns, workdir / "candidates" / f"part-{number:05d}.parquet", schemas.CANDIDATES)
+
+
+def download(pipeline, workdir: Path, *args):
+    return pipeline("download", "--data", workdir.parent, "--subset", workdir.name, *args)
+
+
+def table(workdir: Path, kind: str) -> list[dict]:
+    return [r for p in sorted((workdir / kind).glob("shard-*.parquet")) for r in rows(p)]
+
+
+@pytest.fixture(scope="module")
+def faults(host, tmp_path_factory):
+    """One download of every fault and format, shared by the tests below."""
+    from pipeline.cli import main
+
+    workdir = tmp_path_factory.mktemp("data") / "faults"
+    urls = [host.url(p) for p in EXPECTED] + list(NOT_ON_HOST)
+    write_candidates(workdir, urls, shard_size=16)
+    assert main(["download", "--data", str(workdir.parent), "--subset", "faults", "--allow-private-hosts", *FAST]) == 0
+    ledger = {r["url"]: r for r in table(workdir, "ledger")}
+    images = {r["url"]: r for r in table(workdir, "images")}
+    return workdir, ledger, images
+
+
+def test_every_fault_ends_in_its_status(host, faults):
+    workdir, ledger, _ = faults
+    expected = {host.url(p): s for p, s in EXPECTED.items()} | NOT_ON_HOST
+    assert {url: r["status"] for url, r in ledger.items()} == expected
+    stats = json.loads((workdir / "download_stats.json").read_text())
+    assert stats["candidates"] == len(expected) == sum(stats["statuses"].values())
+    assert stats["ok"] == sum(s == "ok" for s in expected.values()) == len(table(workdir, "images"))
+    assert stats["shards"] == 3 and sorted(p.name for p in (workdir / "ledger").iterdir()) == [
+        "shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
+
+
+def test_retries_attempts_and_http_status(host, faults):
+    _, ledger, _ = faults
+    row = lambda path: ledger[host.url(path)]
+    assert (row("/fault/404/a")["http_status"], row("/fault/404/a")["attempts"]) == (404, 1)
+    assert row("/fault/flaky/a")["attempts"] == 2 and row("/fault/flaky/a")["http_status"] == 200
+    assert row("/fault/reset/a")["attempts"] == 3  # two retries
+    assert row("/fault/redirect/3/a")["attempts"] == 4
+    assert row("/fault/redirect/7/a")["attempts"] == 6 and row("/fault/loop/a")["attempts"] == 6
+    assert row("/fault/huge/a?mb=64")["bytes"] == 0  # refused on Content-Length
+    assert 8 * 2**20 < row("/fault/huge-chunked/a?mb=64")["bytes"] < 9 * 2**20
+    assert "169.254.169.254" in row("/fault/private/a")["error"]
+    hits = host.requests_to("/fault/ratelimit/a")
+    assert len(hits) == 2 and hits[1].time - hits[0].time >= 1.0  # Retry-After: 1 honoured
+    assert len(host.requests_to("/fault/404/a")) == 1  # a 404 is never retried
+    assert all(r["elapsed_ms"] >= 0 and r["host"] in ("127.0.0.1", "224.0.0.1", "") for r in ledger.values())
+
+
+def test_stored_images_are_verified_rgb(host, faults):
+    _, _, images = faults
+    for url, image in images.items():
+        decoded = Image.open(io.BytesIO(image["image"]))
+        decoded.load()
+        assert decoded.format == image["format"] == "JPEG" and decoded.mode == "RGB", url
+        assert decoded.size == (image["width"], image["height"]), url
+        assert max(decoded.size) <= 500
+        assert hashlib.sha256(image["image"]).hexdigest() == image["sha256"]
+        assert phash_of_bytes(image["image"]) == image["phash"], url  # the hashing rule, on the stored bytes
+        assert image["image_id"] == candidate_id(TENCH, url) and image["wnid"] == TENCH
+    rotated = images[host.url("/format/exif-rotated/a")]
+    assert (rotated["width"], rotated["height"]) == (375, 500)
+    large = images[host.url("/picture/n02102040/2.jpg?w=800&h=600")]
+    assert (large["width"], large["height"], large["original_width"], large["original_height"]) == (500, 375, 800, 600)
+    assert images[host.url("/format/gray16/a")]["original_format"] == "PNG"
+    assert images[host.url("/fault/wrongtype/a")]["original_format"] == "JPEG"
+
+
+def test_an_upright_rgb_jpeg_within_size_is_kept_byte_for_byte(host, faults):
+    import urllib.request
+
+    _, _, images = faults
+    url = host.url("/picture/n01440764/1.jpg")
+    with urllib.request.urlopen(url) as response:
+        original = response.read()
+    assert images[url]["image"] == original
+
+
+def test_private_addresses_are_refused_without_a_request(host, pipeline, tmp_path):
+    workdir = tmp_path / "private"
+    paths = ["/picture/n01440764/77.jpg", "/fault/redirect/2/private-test"]
+    write_candidates(workdir, [host.url(p) for p in paths])
+    out = download(pipeline, workdir, *FAST)
+    assert out.status == 0, out.err
+    assert {r["status"] for r in table(workdir, "ledger")} == {"blocked_address"}
+    assert not host.requests_to("/picture/n01440764/77.jpg") and not host.requests_to("/fault/redirect/2/private-test")
+    assert "2 classes below" not in out.err and "1 classes below 1 images: n01440764 (0)" in out.err
+
+
+def test_resize_keep_original_and_rerun(host, pipeline, tmp_path):
+    workdir = tmp_path / "sizes"
+    write_candidates(workdir, [host.url(f"/picture/n01440764/{i}.jpg") for i in range(6)] + [host.url("/format/png/k")])
+    out = download(pipeline, workdir, "--allow-private-hosts", "--max-side", "200", *FAST)
+    assert out.status == 0, out.err
+    assert {(r["width"], r["height"]) for r in table(workdir, "images")} == {(200, 150)}
+    before = len(host.log)
+    again = download(pipeline, workdir, "--allow-private-hosts", "--max-side", "200", *FAST)
+    assert again.status == 0 and "up to date" in again.err and len(host.log) == before
+
+    out = download(pipeline, workdir, "--allow-private-hosts", "--keep-original", *FAST)
+    assert out.status == 0, out.err
+    kept = {r["url"]: r for r in table(workdir, "images")}
+    assert kept[host.url("/format/png/k")]["format"] == "PNG"
+    assert kept[host.url("/picture/n01440764/0.jpg")]["width"] == 500
+
+
+def test_missing_candidates_is_a_clear_error(pipeline, tmp_path):
+    out = download(pipeline, tmp_path / "nothing")
+    assert out.status == 2 and "no candidate shards" in out.err and "make candidates" in out.err
+    assert not (tmp_path / "nothing").exists()
