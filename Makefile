@@ -56,6 +56,8 @@ test: $(SETUP) ## the test suite
 
 bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/synsets.py
+	$(PY) bench/download_vs_img2dataset.py
+	$(PY) bench/download_kill_resume.py
 
 clean: ## remove the data folder of SUBSET
 	rm -rf '$(DATA)/$(SUBSET)'

@@ -7,6 +7,7 @@ per candidate. Prints the counts of both runs.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import signal
@@ -18,25 +19,23 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.common import image_host, write_url_list  # noqa: E402
-
-
-def run_download(data: Path, subset: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "download", "--data", str(data), "--subset", subset,
-                             "--allow-private-hosts", "--timeout", "5"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+from benchhost import REPO, image_host, photo_folder, url_list, write_imagenet_list  # noqa: E402
 
 
-def collect(data: Path, subset: str, urls: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline", "candidates", "--data", str(data), "--subset", subset,
-                    "--source", "urllist", "--urls", str(urls), "--shard-size", "100"], cwd=REPO, check=True,
-                   stderr=subprocess.DEVNULL)
+def pipeline(data: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *args, "--data", str(data), "--subset", "demo"]
 
 
-def outcome(workdir: Path) -> dict:
+def run_download(data: Path) -> subprocess.Popen:
+    return subprocess.Popen(pipeline(data, "download", "--allow-private-hosts", "--timeout", "5"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+
+
+def outcome(data: Path) -> dict:
+    workdir = data / "demo"
     ok = [i for p in sorted((workdir / "images").glob("*.parquet")) for i in pq.read_table(p, columns=["image_id"]).column(0).to_pylist()]
     ledger = sum(pq.read_metadata(p).num_rows for p in (workdir / "ledger").glob("*.parquet"))
     candidates = sum(pq.read_metadata(p).num_rows for p in (workdir / "candidates").glob("*.parquet"))
@@ -51,18 +50,16 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     data = Path(tempfile.mkdtemp(prefix="kill-resume-"))
+    photos = photo_folder(args.urls)
     try:
-        with image_host() as base:
-            urls = write_url_list(data / "urls.txt", base, args.urls, faulty=0.1, seed=args.seed, slow=False)
-            for subset in ("straight", "killed"):
-                (data / subset).mkdir()
-                shutil.copy(REPO / "wordnet" / "data" / "demo.txt", data / subset / "wnids.txt")
-                subprocess.run([sys.executable, "-m", "pipeline", "synsets", "--data", str(data), "--subset", subset,
-                                "--wnids", str(data / subset / "wnids.txt")], cwd=REPO, check=True, stderr=subprocess.DEVNULL)
-                collect(data, subset, urls)
+        with image_host(photos) as base:
+            urls = write_imagenet_list(data / "urls.txt", url_list(base, args.urls, faulty=0.1, seed=args.seed))
+            for run in ("straight", "killed"):
+                for stage in (["synsets"], ["candidates", "--source", "urllist", "--urls", str(urls), "--shard-size", "100"]):
+                    subprocess.run(pipeline(data / run, *stage), cwd=REPO, check=True, stderr=subprocess.DEVNULL)
 
             start = time.monotonic()
-            straight = run_download(data, "straight")
+            straight = run_download(data / "straight")
             if straight.wait() != 0:
                 print(straight.stderr.read(), file=sys.stderr)
                 return 1
@@ -70,15 +67,16 @@ def main() -> int:
 
             kills = 0
             while True:
-                process = run_download(data, "killed")
+                process = run_download(data / "killed")
                 if kills < args.kills:
                     try:
-                        process.wait(timeout=rng.uniform(0.5, max(1.0, full * 0.6)))
+                        process.wait(timeout=rng.uniform(0.3, max(1.0, full * 0.8)))
                     except subprocess.TimeoutExpired:
                         process.send_signal(signal.SIGKILL)
                         process.wait()
                         kills += 1
-                        print(f"killed run {kills} with SIGKILL", flush=True)
+                        done = len(list((data / "killed" / "demo" / ".cache" / "download").glob("*/stats/*.json")))
+                        print(f"SIGKILL {kills}: {done} shards finished so far", flush=True)
                         continue
                 if process.wait() != 0:
                     print(process.stderr.read(), file=sys.stderr)
@@ -86,6 +84,7 @@ def main() -> int:
                 break
 
         a, b = outcome(data / "straight"), outcome(data / "killed")
+        print(f"download of {b['candidates']} candidates: {full:.1f} s uninterrupted; rerun after each kill")
         print(f"{'':24}{'uninterrupted':>14}{'killed+rerun':>14}")
         for key in ("candidates", "ledger_rows", "ok", "distinct_ok"):
             print(f"{key:24}{a[key]:>14}{b[key]:>14}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -26,12 +25,11 @@ from img2dataset_peer import ensure_venv, run_img2dataset  # noqa: E402
 
 
 def ours(data: Path, urls: Path, processes: int, concurrency: int, extra: list[str]) -> dict:
-    """Candidates from the list (not timed), then the download stage, timed as a command.
-    Shards as img2dataset_peer gives img2dataset: one per process."""
+    """Candidates from the list (not timed, default shard size), then the download stage,
+    timed as a command."""
     base = [sys.executable, "-m", "pipeline"]
     where = ["--data", str(data), "--subset", "demo"]
-    shard_size = str(math.ceil(sum(1 for _ in open(urls)) / processes))
-    for stage in (["synsets"], ["candidates", "--source", "urllist", "--urls", str(urls), "--shard-size", shard_size]):
+    for stage in (["synsets"], ["candidates", "--source", "urllist", "--urls", str(urls)]):
         subprocess.run(base + stage + where, cwd=REPO, check=True, stderr=subprocess.DEVNULL)
     command = base + ["download", *where, "--allow-private-hosts", "--processes", str(processes),
                       "--concurrency", str(concurrency), "--timeout", "10", *extra]
@@ -46,46 +44,54 @@ def ours(data: Path, urls: Path, processes: int, concurrency: int, extra: list[s
             "peak_rss_mb": run.peak_rss_mb, "peak_pss_mb": run.peak_pss_mb, "failures": stats["statuses"]}
 
 
+def compare(tmp: Path, i2d_python: Path, photos: Path, args: argparse.Namespace, processes: int) -> list:
+    """img2dataset, then ours with its retries off, then ours with its defaults; each against
+    a fresh host, so that faults (500 then 200...) start over; the paths are the same."""
+    rows = []
+    with image_host(photos) as base:
+        tmp.mkdir(parents=True)
+        pairs = url_list(base, args.photos, args.faulty)
+        (tmp / "plain.txt").write_text("".join(url + "\n" for _, url in pairs))
+        rows.append((f"img2dataset 1.47.0, {processes} proc, retries 0", run_img2dataset(
+            i2d_python, tmp / "plain.txt", tmp / "i2d", processes=processes,
+            threads=max(1, args.concurrency // processes), retries=0)))
+    for name, folder, extra in ((f"synsetforge, {processes} proc, retries 0", "ours0", ["--retries", "0"]),
+                                (f"synsetforge, {processes} proc, defaults", "ours", [])):
+        with image_host(photos) as base:
+            urls = write_imagenet_list(tmp / f"{folder}.txt", url_list(base, args.photos, args.faulty))
+            rows.append((name, ours(tmp / folder, urls, processes, args.concurrency, extra)))
+    for name, r in rows:
+        r["images_per_second"] = r["success"] / r["seconds"]
+        print(f"{name:40}{r['seconds']:>8.1f}{r['success']:>6}{r['failed']:>7}{r['unaccounted']:>7}"
+              f"{r['images_per_second']:>8.1f}{r['peak_rss_mb']:>12.0f}{r['peak_pss_mb']:>8.0f}")
+    for name, r in rows:
+        print(f"    {name}: {json.dumps(r['failures'])[:150]}")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=2000)
     parser.add_argument("--faulty", type=float, default=0.1)
-    parser.add_argument("--processes", type=int, default=os.cpu_count())
+    parser.add_argument("--processes", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
+                        help="worker processes of each tool; one comparison per value (default 1 and one per core)")
     parser.add_argument("--concurrency", type=int, default=256, help="requests in flight, all processes together")
     args = parser.parse_args()
 
     i2d_python = ensure_venv()
     photos = photo_folder(args.photos)
-    threads = max(1, args.concurrency // args.processes)
     for path in photos.iterdir():  # the page cache serves every run alike
         path.read_bytes()
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:
-        tmp = Path(tmp)
-        # A fresh host for each run: its faults (500 then 200...) start over, the paths are the same.
-        with image_host(photos) as base:
-            pairs = url_list(base, args.photos, args.faulty)
-            (tmp / "plain.txt").write_text("".join(url + "\n" for _, url in pairs))
-            rows.append(("img2dataset 1.47.0 (retries 0)", run_img2dataset(
-                i2d_python, tmp / "plain.txt", tmp / "i2d", processes=args.processes, threads=threads, retries=0)))
-        for name, folder, extra in (("synsetforge (retries 0)", "ours0", ["--retries", "0"]),
-                                    ("synsetforge (defaults)", "ours", [])):
-            with image_host(photos) as base:
-                urls = write_imagenet_list(tmp / f"{folder}.txt", url_list(base, args.photos, args.faulty))
-                rows.append((name, ours(tmp / folder, urls, args.processes, args.concurrency, extra)))
-
     print(f"download benchmark: {args.photos} photos + {int(args.photos * args.faulty)} faulty URLs, "
-          f"{args.processes} processes, {args.concurrency} requests in flight, longer side 500, JPEG q90")
-    print(f"{'':34}{'seconds':>8}{'ok':>6}{'failed':>7}{'unacct':>7}{'img/s':>8}{'peak RSS MB':>12}{'PSS MB':>8}")
-    for name, r in rows:
-        r["images_per_second"] = r["success"] / r["seconds"]
-        print(f"{name:34}{r['seconds']:>8.1f}{r['success']:>6}{r['failed']:>7}{r['unaccounted']:>7}"
-              f"{r['images_per_second']:>8.1f}{r['peak_rss_mb']:>12.0f}{r['peak_pss_mb']:>8.0f}")
-    for name, r in rows:
-        print(f"  {name}: {json.dumps(r['failures'])}")
-    peer = rows[0][1]["images_per_second"]
-    print(f"ratio, synsetforge / img2dataset images/s: same retries {rows[1][1]['images_per_second'] / peer:.2f}x, "
-          f"our defaults {rows[2][1]['images_per_second'] / peer:.2f}x (target >= 1.5x)")
+          f"{args.concurrency} requests in flight, longer side 500, JPEG q90; the image host is a third process")
+    print(f"{'':40}{'seconds':>8}{'ok':>6}{'failed':>7}{'unacct':>7}{'img/s':>8}{'peak RSS MB':>12}{'PSS MB':>8}")
+    with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:
+        for processes in args.processes:
+            rows = compare(Path(tmp) / str(processes), i2d_python, photos, args, processes)
+            peer = rows[0][1]["images_per_second"]
+            print(f"  ratio at {processes} process(es), synsetforge / img2dataset images/s: same retries "
+                  f"{rows[1][1]['images_per_second'] / peer:.2f}x, our defaults "
+                  f"{rows[2][1]['images_per_second'] / peer:.2f}x (target >= 1.5x)")
     return 0
 
 

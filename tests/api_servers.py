@@ -10,14 +10,17 @@ an ephemeral port and yields the base URL to give an adapter as ``api``.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
+import threading
 import time
 import uuid
 import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 from urllib.parse import quote
 
 from aiohttp import web
@@ -397,3 +400,19 @@ class FakeFlickr(FakeApi):
                                  "perpage": per_page, "total": len(photos),
                                  "photo": photos[start:start + per_page]},
                       "stat": "ok"})
+
+
+@contextlib.contextmanager
+def serving(fake: FakeApi) -> Iterator[str]:
+    """``serve`` on a background thread, for code that runs its own event loop (a stage)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    context = serve(fake)
+    try:
+        yield asyncio.run_coroutine_threadsafe(context.__aenter__(), loop).result()
+    finally:
+        asyncio.run_coroutine_threadsafe(context.__aexit__(None, None, None), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

@@ -122,3 +122,23 @@ def test_demo_source_lists_the_bundled_host(pipeline, tmp_path):
     meta = pq.read_schema(next((tmp_path / "demo" / "candidates").glob("part-*.parquet"))).metadata
     assert meta[b"source"] == b"demo" and meta[b"demo_port"] == b"8650"
     assert pq.read_schema(next((tmp_path / "demo" / "candidates").glob("*.parquet"))).equals(schemas.CANDIDATES, check_metadata=False)
+
+
+def test_a_search_source_queries_every_phrase_and_resumes_from_its_cache(pipeline, tmp_path):
+    from api_servers import FakeCommons, serving
+
+    workdir = tmp_path / "fish"
+    write_synsets(workdir, [TENCH, GOLDFISH], queries={TENCH: ["tench", "tinca tinca"], GOLDFISH: ["goldfish"]})
+    fake = FakeCommons(total=30)
+    with serving(fake) as api:
+        out = collect(pipeline, workdir, "--source", "commons", "--api", api, "--per-query", "4")
+        assert out.status == 0, out.err
+        sent = len(fake.requests)
+        got = sorted(candidates(workdir), key=lambda r: (r["wnid"], r["rank"]))
+        assert [r["query"] for r in got if r["wnid"] == TENCH] == ["tench"] * 4 + ["tinca tinca"] * 4
+        assert [r["rank"] for r in got if r["wnid"] == TENCH] == list(range(8))
+        assert {r["source"] for r in got} == {"commons"} and all(r["license"] and r["title"] for r in got)
+        assert sent == 3  # one page of 4 per phrase
+        assert collect(pipeline, workdir, "--source", "commons", "--api", api, "--per-query", "4", "--force").status == 0
+        assert len(fake.requests) == sent  # every class came from the cache
+        assert sorted(candidates(workdir), key=lambda r: (r["wnid"], r["rank"])) == got

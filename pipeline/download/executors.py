@@ -1,8 +1,10 @@
 """Run shard jobs: in this process, on local worker processes (one per core), or on Ray.
 
-Every executor runs the same ``shard.download_shard`` on the same jobs, so the outputs do
-not depend on which one ran them. Local workers report progress through a queue (batched,
-a few times a second); Ray tasks report when their shard ends.
+Every executor runs the same ``shard`` code on the same jobs, so the outputs do not depend
+on which one ran them. Local workers live for the whole run and pull shards from a queue,
+so each starts its next shard while the last one's slowest URLs finish; they report
+progress through a queue (batched, a few times a second). Ray runs a task per shard, which
+reports when it ends.
 """
 from __future__ import annotations
 
@@ -10,14 +12,13 @@ import multiprocessing
 import os
 import queue as queues
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+import traceback
 
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 
-from .shard import ShardJob, download_shard
+from .shard import ShardJob, download_shard, download_shards
 
 EXECUTORS = ("local", "ray")
 REPORT_EVERY = 0.25  # seconds between a worker's progress messages
@@ -27,7 +28,7 @@ class Bar:
     """URLs done, ok %, images/s, MB/s and ETA for the whole run."""
 
     def __init__(self, total: int):
-        self.bar = tqdm(total=total, desc="download", unit="url", smoothing=0.1, dynamic_ncols=True, disable=None)
+        self.bar = tqdm(total=total, desc="download", unit="url", smoothing=0.1, disable=None)
         self.ok = self.bytes = 0
         self.start = time.monotonic()
 
@@ -50,11 +51,14 @@ def run(jobs: list[ShardJob], executor: str = "local", processes: int | None = N
     bar = Bar(total)
     try:
         if executor == "ray":
-            return _run_ray(jobs, bar)
-        processes = processes or os.cpu_count() or 1
-        if processes == 1 or len(jobs) <= 1:
-            return [download_shard(job, bar) for job in jobs]
-        return _run_processes(jobs, processes, bar)
+            results = _run_ray(jobs, bar)
+        elif (processes or os.cpu_count() or 1) == 1 or len(jobs) <= 1:
+            results = {}
+            pending = iter(jobs)
+            download_shards(lambda: next(pending, None), bar, lambda stats: results.__setitem__(stats["shard"], stats))
+        else:
+            results = _run_processes(jobs, processes or os.cpu_count(), bar)
+        return [results[job.number] for job in jobs]
     finally:
         bar.close()
 
@@ -76,56 +80,71 @@ class _Reporter:
 
     def flush(self) -> None:
         if self.pending[0]:
-            self.channel.put(tuple(self.pending))
+            self.channel.put(("progress", tuple(self.pending)))
         self.pending = [0, 0, 0]
         self.last = time.monotonic()
 
 
-_channel = None
+def _worker(jobs, channel, parent: int) -> None:
+    """A local worker process: shards from ``jobs`` until a None, results and progress to ``channel``."""
+    reporter = _Reporter(channel)
+
+    def next_job() -> ShardJob | None:
+        while os.getppid() == parent:  # an orphan (the parent was killed) stops at the next shard
+            try:
+                return jobs.get(timeout=1.0)
+            except queues.Empty:
+                continue
+        return None
+
+    def done(stats: dict) -> None:
+        reporter.flush()
+        channel.put(("done", stats))
+
+    try:
+        download_shards(next_job, reporter, done)
+    except BaseException as e:
+        channel.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+        raise
 
 
-def _start_worker(channel) -> None:
-    global _channel
-    _channel = channel
-
-
-def _work(job: ShardJob) -> dict:
-    reporter = _Reporter(_channel)
-    stats = download_shard(job, reporter)
-    reporter.flush()
-    return stats
-
-
-def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> list[dict]:
+def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> dict[int, dict]:
     context = multiprocessing.get_context("spawn")  # no inherited threads, locks or event loops
-    channel = context.Queue()
+    queue, channel = context.Queue(), context.Queue()
+    workers = [context.Process(target=_worker, args=(queue, channel, os.getpid()), daemon=True,
+                               name=f"download-{n}") for n in range(min(processes, len(jobs)))]
+    for job in jobs:
+        queue.put(job)
+    for _ in workers:
+        queue.put(None)
     results: dict[int, dict] = {}
-    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context,
-                             initializer=_start_worker, initargs=(channel,)) as pool:
-        pending = {pool.submit(_work, job): job for job in jobs}
-        while pending:
-            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(channel, bar)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    results[job.number] = future.result()
-                except BrokenProcessPool:
-                    raise PipelineError(f"a download worker died during shard {job.number:05d} "
-                                        f"({job.candidates}); rerun to resume from the finished shards") from None
-        _drain(channel, bar)
-    return [results[job.number] for job in jobs]
+    try:
+        for worker in workers:
+            worker.start()
+        while len(results) < len(jobs):
+            try:
+                kind, payload = channel.get(timeout=0.5)
+            except queues.Empty:
+                dead = [w for w in workers if w.exitcode not in (None, 0)]
+                if dead:
+                    raise PipelineError(f"download worker {dead[0].name} died (exit {dead[0].exitcode}); "
+                                        "rerun to resume from the finished shards") from None
+                continue
+            if kind == "progress":
+                bar(*payload)
+            elif kind == "done":
+                results[payload["shard"]] = payload
+            else:
+                raise PipelineError(f"a download worker failed: {payload}")
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
+    return results
 
 
-def _drain(channel, bar: Bar) -> None:
-    while True:
-        try:
-            bar(*channel.get_nowait())
-        except queues.Empty:
-            return
-
-
-def _run_ray(jobs: list[ShardJob], bar: Bar) -> list[dict]:
+def _run_ray(jobs: list[ShardJob], bar: Bar) -> dict[int, dict]:
     try:
         import ray
     except ImportError:
@@ -146,4 +165,4 @@ def _run_ray(jobs: list[ShardJob], bar: Bar) -> list[dict]:
                 raise PipelineError(f"Ray task for shard {job.number:05d} ({job.candidates}) failed: {e}") from None
             results[job.number] = stats
             bar(stats["candidates"], stats["ok"], stats["bytes_received"])
-    return [results[job.number] for job in jobs]
+    return results

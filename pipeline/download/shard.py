@@ -8,6 +8,7 @@ from. A worker killed at any moment leaves no file a reader or a rerun would tru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -80,37 +81,87 @@ def finished(job: ShardJob) -> dict | None:
 
 def download_shard(job: ShardJob, progress: Progress | None = None) -> dict:
     """Download one shard unless it is finished; returns its stats record."""
-    done = finished(job)
-    if done is not None:
-        return done
-    start = time.monotonic()
-    candidates = read_table(job.candidates, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).to_pylist()
-    outcomes = asyncio.run(_download(candidates, job, progress or (lambda *a: None)))
-
-    images = {name: [] for name in schemas.IMAGES.names}
-    ledger = {name: [] for name in schemas.LEDGER.names}
-    for candidate, (fetched, stored, elapsed) in zip(candidates, outcomes):
-        _add_ledger_row(ledger, candidate, fetched, elapsed)
-        if stored is not None:
-            _add_image_row(images, candidate, stored)
-    write_table(images, job.path("images"), schemas.IMAGES, row_group_size=ROW_GROUP)
-    write_table(ledger, job.path("ledger"), schemas.LEDGER)
-    stats = _stats(job, candidates, ledger, images, time.monotonic() - start)
-    atomic_write_text(job.path("stats"), json.dumps(stats, indent=1) + "\n")
-    return stats
+    results: list[dict] = []
+    download_shards(iter([job, None]).__next__, progress, results.append)
+    return results[0]
 
 
-async def _download(candidates: list[dict], job: ShardJob, progress: Progress) -> list[tuple]:
-    """Fetch and normalise every candidate; one (Fetched, Stored | None, elapsed_ms) each, in order."""
-    outcomes: list[tuple] = [None] * len(candidates)
-    todo = iter(enumerate(candidates))  # shared by the workers: asyncio never preempts a next()
-    rule = job.settings.normalise
+def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress | None,
+                    done: Callable[[dict], None]) -> None:
+    """Download shards one after another in one event loop, ``next_job()`` giving each (None
+    when there are no more; it may block) and ``done(stats)`` taking each finished one. The next shard
+    starts as soon as the last URL of the current one is handed out, so a shard's slowest
+    URLs (retry waits, timeouts) never leave the worker idle. All jobs share one settings."""
+    asyncio.run(_download(next_job, progress or (lambda *a: None), done))
+
+
+class _Shard:
+    """A shard in progress: its candidates, the URLs not yet handed out, the outcomes so far."""
+
+    def __init__(self, job: ShardJob):
+        self.job = job
+        self.start = time.monotonic()
+        self.candidates = read_table(job.candidates, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).to_pylist()
+        self.todo = iter(enumerate(self.candidates))
+        self.outcomes: list[tuple | None] = [None] * len(self.candidates)
+        self.left = len(self.candidates)
+
+
+class _Feed:
+    """Hands out (shard, index, candidate) across shards, loading the next shard when needed."""
+
+    def __init__(self, next_job: Callable[[], ShardJob | None], done: Callable[[dict], None],
+                 finish: Callable[[_Shard], None]):
+        self.next_job, self.done, self.finish = next_job, done, finish
+        self.current: _Shard | None = None
+        self.exhausted = False
+        self.lock = asyncio.Lock()
+
+    async def next(self) -> tuple[_Shard, int, dict] | None:
+        async with self.lock:  # one worker loads the next shard while the others wait
+            while True:
+                if self.current is not None:
+                    item = next(self.current.todo, None)
+                    if item is not None:
+                        return (self.current, *item)
+                    self.current = None
+                if self.exhausted:
+                    return None
+                job = await asyncio.get_running_loop().run_in_executor(None, self.next_job)
+                if job is None:
+                    self.exhausted = True
+                    return None
+                stats = finished(job)
+                if stats is not None:
+                    self.done(stats)
+                    continue
+                self.current = _Shard(job)
+                if not self.current.candidates:
+                    self.finish(self.current)
+
+
+async def _download(next_job: Callable[[], ShardJob | None], progress: Progress, done: Callable[[dict], None]) -> None:
     loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(job.limits.decode_threads, thread_name_prefix="decode") as decoders:
-        async with Fetcher(job.settings.network, job.limits.concurrency, job.limits.per_host) as fetcher:
+    first = await loop.run_in_executor(None, next_job)  # its settings open the session
+    if first is None:
+        return
+    jobs = itertools.chain([first], iter(next_job, None))
+    rule, limits = first.settings.normalise, first.limits
+    writes: set[asyncio.Future] = set()
+    with ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode") as decoders, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+
+        def finish(shard: _Shard) -> None:
+            write = loop.run_in_executor(writer, _write, shard)
+            write.add_done_callback(lambda f: f.exception() is None and done(f.result()))
+            writes.add(write)
+
+        feed = _Feed(lambda: next(jobs, None), done, finish)
+        async with Fetcher(first.settings.network, limits.concurrency, limits.per_host) as fetcher:
 
             async def worker() -> None:
-                for i, candidate in todo:
+                while (item := await feed.next()) is not None:
+                    shard, i, candidate = item
                     start = time.monotonic()
                     fetched = await fetcher.fetch(candidate["url"])
                     stored = None
@@ -120,11 +171,31 @@ async def _download(candidates: list[dict], job: ShardJob, progress: Progress) -
                         except Rejected as rejected:
                             fetched.status, fetched.error = rejected.status, str(rejected)
                         fetched.body = None
-                    outcomes[i] = (fetched, stored, int((time.monotonic() - start) * 1000))
+                    shard.outcomes[i] = (fetched, stored, int((time.monotonic() - start) * 1000))
                     progress(1, stored is not None, fetched.nbytes)
+                    shard.left -= 1
+                    if shard.left == 0:
+                        finish(shard)
 
-            await asyncio.gather(*(worker() for _ in range(min(job.limits.concurrency, len(candidates)))))
-    return outcomes
+            await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
+        for write in list(writes):
+            await write  # raises a writer's error here
+
+
+def _write(shard: _Shard) -> dict:
+    """The shard's three files, the stats record last: it marks the shard finished."""
+    job = shard.job
+    images = {name: [] for name in schemas.IMAGES.names}
+    ledger = {name: [] for name in schemas.LEDGER.names}
+    for candidate, (fetched, stored, elapsed) in zip(shard.candidates, shard.outcomes):
+        _add_ledger_row(ledger, candidate, fetched, elapsed)
+        if stored is not None:
+            _add_image_row(images, candidate, stored)
+    write_table(images, job.path("images"), schemas.IMAGES, row_group_size=ROW_GROUP)
+    write_table(ledger, job.path("ledger"), schemas.LEDGER)
+    stats = _stats(job, shard.candidates, ledger, images, time.monotonic() - shard.start)
+    atomic_write_text(job.path("stats"), json.dumps(stats, indent=1) + "\n")
+    return stats
 
 
 def _add_ledger_row(ledger: dict[str, list], candidate: dict, fetched: Fetched, elapsed_ms: int) -> None:

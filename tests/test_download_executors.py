@@ -1,0 +1,90 @@
+"""The download stage's executors give the same result: in-process, local worker processes,
+Ray (a local instance), and a run killed with SIGKILL then rerun."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, rows, run_cli
+from pipeline.imagehost import ImageHost
+from test_download import table, write_candidates
+
+PATHS = ([f"/picture/n0144076{i % 10}/{i}.jpg" for i in range(40)]
+         + ["/fault/404/e", "/fault/truncated/e", "/fault/html/e", "/format/tiny/e", "/fault/redirect/2/e"])
+FLAGS = ("--allow-private-hosts", "--timeout", "5", "--retries", "1")
+
+
+@pytest.fixture(scope="module")
+def host():
+    with ImageHost() as running:
+        yield running
+
+
+def result(workdir: Path) -> tuple[list, list]:
+    """What must not depend on the executor: each candidate's status, each image's bytes."""
+    ledger = sorted((r["candidate_id"], r["status"], r["http_status"]) for r in table(workdir, "ledger"))
+    images = sorted((r["image_id"], r["sha256"], r["phash"], r["width"], r["height"]) for r in table(workdir, "images"))
+    return ledger, images
+
+
+@pytest.fixture(scope="module")
+def inline(host, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("inline") / "x"
+    write_candidates(workdir, [host.url(p) for p in PATHS], shard_size=10)
+    done = run_cli("download", "--data", workdir.parent, "--subset", "x", "--processes", "1", *FLAGS)
+    assert done.returncode == 0, done.stderr
+    return result(workdir)
+
+
+def test_local_worker_processes_match_in_process(host, inline, tmp_path):
+    workdir = tmp_path / "x"
+    write_candidates(workdir, [host.url(p) for p in PATHS], shard_size=10)
+    done = run_cli("download", "--data", tmp_path, "--subset", "x", "--processes", "2", *FLAGS)
+    assert done.returncode == 0, done.stderr
+    assert result(workdir) == inline
+    assert len(inline[1]) == 41 and len(inline[0]) == len(PATHS)
+
+
+def test_ray_tasks_match_in_process(host, inline, tmp_path):
+    pytest.importorskip("ray", reason="Ray is in the dev extra; without it EXECUTOR=ray cannot be tested")
+    workdir = tmp_path / "x"
+    write_candidates(workdir, [host.url(p) for p in PATHS], shard_size=10)
+    done = run_cli("download", "--data", tmp_path, "--subset", "x", "--executor", "ray", *FLAGS,
+                   env={"RAY_ADDRESS": "", "RAY_DEDUP_LOGS": "0"})
+    assert done.returncode == 0, done.stderr
+    assert result(workdir) == inline
+
+
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
+    # Slow bodies (one second each) make every shard last long enough to be killed inside.
+    urls = [host.url(p) for p in PATHS] + [host.url(f"/fault/slow/k{i}?seconds=1") for i in range(8)]
+    straight, killed = tmp_path / "straight" / "x", tmp_path / "killed" / "x"
+    for workdir in (straight, killed):
+        write_candidates(workdir, urls, shard_size=6)
+    assert run_cli("download", "--data", straight.parent, "--subset", "x", "--processes", "2", *FLAGS).returncode == 0
+
+    command = [sys.executable, "-m", "pipeline", "download", "--data", str(killed.parent), "--subset", "x",
+               "--processes", "2", *FLAGS]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL, start_new_session=True)
+    stats = killed / ".cache" / "download"
+    deadline = time.monotonic() + 60
+    while not list(stats.glob("*/stats/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the stage and its workers, mid-run
+    process.wait()
+    finished = len(list(stats.glob("*/stats/*.json")))
+    assert 1 <= finished < 9, "the kill should land between the first and the last shard"
+    assert not (killed / "images").exists()  # outputs appear only when every shard is done
+
+    rerun = run_cli("download", "--data", killed.parent, "--subset", "x", "--processes", "2", *FLAGS)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{finished} of 9 shards already finished, resuming" in rerun.stderr
+    assert result(killed) == result(straight)
+    ids = [r["image_id"] for r in table(killed, "images")]
+    assert len(ids) == len(set(ids))
