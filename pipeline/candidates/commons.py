@@ -35,7 +35,7 @@ import re
 from html import unescape
 from typing import Any
 
-from .search import ApiClient, Hit, SourceError
+from .search import ApiClient, Hit, Hits, SourceError, int_or_none
 
 DEFAULT_API = "https://commons.wikimedia.org"
 PER_SECOND = 1.0
@@ -63,12 +63,6 @@ def _meta(info: dict, key: str) -> str | None:
     return strip_html(field.get("value")) if isinstance(field, dict) else None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
 
 def _retry_reason(answer: Any) -> str | None:
     error = answer.get("error") if isinstance(answer, dict) else None
@@ -92,8 +86,8 @@ def hit_of(page: dict) -> Hit | None:
         mime = info.get("thumbmime") or mime
     return Hit(url=url, source_id=page.get("title"), title=page.get("title"),
                creator=_meta(info, "Artist"), license=_meta(info, "LicenseShortName"),
-               license_url=_meta(info, "LicenseUrl"), width=_int(width), height=_int(height),
-               bytes=_int(size), mime=mime)
+               license_url=_meta(info, "LicenseUrl"), width=int_or_none(width), height=int_or_none(height),
+               bytes=int_or_none(size), mime=mime)
 
 
 class Commons:
@@ -115,10 +109,9 @@ class Commons:
         }
 
     async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        hits: list[Hit] = []
-        if limit <= 0:
+        hits = Hits(limit)
+        if hits.full:
             return hits
-        seen: set[str] = set()
         base = self.params(query, limit)
         cont: dict[str, Any] = {}
         batch: dict[str, dict] = {}   # pages of the current generator batch, by title
@@ -146,15 +139,11 @@ class Commons:
                 raise SourceError(self.name, query, f"the API sent the same continue block twice: {cont}")
             if "batchcomplete" in answer or not cont:
                 for page in sorted(batch.values(), key=lambda p: p.get("index", 0)):
-                    hit = hit_of(page)
-                    if hit and hit.url not in seen:
-                        seen.add(hit.url)
-                        hits.append(hit)
-                        if len(hits) >= limit:
-                            return hits
+                    if hits.add(hit_of(page)):
+                        return hits
                 batch = {}
             if not cont:
                 return hits
-            offset = _int(cont.get("gsroffset"))
+            offset = int_or_none(cont.get("gsroffset"))
             if offset is not None and offset >= MAX_OFFSET and not batch:
                 return hits

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .search import ApiClient, Hit, SourceError
+from .search import ApiClient, Hit, Hits, SourceError, int_or_none
 
 DEFAULT_API = "https://api.flickr.com"
 PER_SECOND = 1.0
@@ -59,7 +59,7 @@ DEFAULT_LICENSE = ",".join(str(i) for i in LICENSES if i != 0)
 EXTENSION_MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
@@ -67,7 +67,7 @@ def _int(value: Any) -> int | None:
 
 
 def _retry_reason(answer: Any) -> str | None:
-    if isinstance(answer, dict) and answer.get("stat") == "fail" and _int(answer.get("code")) in RETRY_CODES:
+    if isinstance(answer, dict) and answer.get("stat") == "fail" and int_or_none(answer.get("code")) in RETRY_CODES:
         return f"code {answer.get('code')}: {answer.get('message')}"
     return None
 
@@ -90,14 +90,14 @@ def hit_of(photo: dict) -> Hit | None:
         url = f"https://live.staticflickr.com/{photo['server']}/{photo['id']}_{photo['secret']}_z.jpg"
         width = height = None
         mime = "image/jpeg"
-    license_id = _int(photo.get("license"))
+    license_id = int_or_none(photo.get("license"))
     name, deed = LICENSES.get(license_id, (f"flickr licence {photo.get('license')}", None)) \
         if license_id is not None else (None, None)
     title = photo.get("title")
     return Hit(url=url, source_id=str(photo["id"]) if photo.get("id") is not None else None,
                title=title if isinstance(title, str) and title else None,
                creator=photo.get("ownername") or photo.get("owner") or None,
-               license=name, license_url=deed, width=_int(width), height=_int(height), mime=mime)
+               license=name, license_url=deed, width=int_or_none(width), height=int_or_none(height), mime=mime)
 
 
 class Flickr:
@@ -113,11 +113,10 @@ class Flickr:
         self.endpoint = api.rstrip("/") + "/services/rest/"
 
     async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        hits: list[Hit] = []
         limit = min(limit, MAX_RESULTS)
-        if limit <= 0:
+        hits = Hits(limit)
+        if hits.full:
             return hits
-        seen: set[str] = set()
         per_page = min(limit, MAX_PER_PAGE)
         page = 1
         while (page - 1) * per_page < MAX_RESULTS:
@@ -135,13 +134,9 @@ class Flickr:
             photos = answer.get("photos") or {}
             batch = photos.get("photo") or []
             for photo in batch:
-                hit = hit_of(photo) if isinstance(photo, dict) else None
-                if hit and hit.url not in seen:
-                    seen.add(hit.url)
-                    hits.append(hit)
-                    if len(hits) >= limit:
-                        return hits
-            pages = _int(photos.get("pages"))
+                if hits.add(hit_of(photo) if isinstance(photo, dict) else None):
+                    return hits
+            pages = int_or_none(photos.get("pages"))
             # A page may come back short (Flickr drops photos it may not show) with more after
             # it, so only an empty page or the last one ends the search.
             if not batch or (pages is not None and page >= pages):

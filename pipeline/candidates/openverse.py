@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .search import ApiClient, Hit, SourceError
+from .search import ApiClient, Hit, Hits, SourceError, int_or_none
 
 DEFAULT_API = "https://api.openverse.org"
 PER_SECOND = 1 / 3
@@ -34,12 +34,6 @@ MAX_PAGE = 20
 MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
          "webp": "image/webp", "tif": "image/tiff", "tiff": "image/tiff", "bmp": "image/bmp"}
 
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def hit_of(result: dict) -> Hit | None:
@@ -52,8 +46,8 @@ def hit_of(result: dict) -> Hit | None:
     license = " ".join(str(p) for p in (code, version) if p) or None
     return Hit(url=url, source_id=_str(result.get("id")), title=_str(result.get("title")),
                creator=_str(result.get("creator")), license=license,
-               license_url=_str(result.get("license_url")), width=_int(result.get("width")),
-               height=_int(result.get("height")), bytes=_int(result.get("filesize")),
+               license_url=_str(result.get("license_url")), width=int_or_none(result.get("width")),
+               height=int_or_none(result.get("height")), bytes=int_or_none(result.get("filesize")),
                mime=MIMES.get(filetype) if filetype else None)
 
 
@@ -76,10 +70,9 @@ class Openverse:
         return TOKEN_PAGE_SIZE if self.token else ANONYMOUS_PAGE_SIZE
 
     async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        hits: list[Hit] = []
-        if limit <= 0:
+        hits = Hits(limit)
+        if hits.full:
             return hits
-        seen: set[str] = set()
         size = min(limit, self.max_page_size)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         page = 1
@@ -92,13 +85,9 @@ class Openverse:
                 raise SourceError(self.name, query, "the answer has no results list")
             results = answer["results"]
             for result in results:
-                hit = hit_of(result) if isinstance(result, dict) else None
-                if hit and hit.url not in seen:
-                    seen.add(hit.url)
-                    hits.append(hit)
-                    if len(hits) >= limit:
-                        return hits
-            page_count = _int(answer.get("page_count"))
+                if hits.add(hit_of(result) if isinstance(result, dict) else None):
+                    return hits
+            page_count = int_or_none(answer.get("page_count"))
             if len(results) < size or (page_count is not None and page >= page_count):
                 break
             page += 1

@@ -49,6 +49,34 @@ class Hit:
     mime: str | None = None
 
 
+def int_or_none(value: Any) -> int | None:
+    """An API's number field, or None when it is missing or not a number."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class Hits(list):
+    """The hits of one query, best first: each URL once, at most ``limit``."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def add(self, hit: Hit | None) -> bool:
+        """Keep ``hit`` unless it is None, a URL seen before, or one too many; True when full."""
+        if hit is not None and hit.url not in self.seen and not self.full:
+            self.seen.add(hit.url)
+            self.append(hit)
+        return self.full
+
+
 class Source(Protocol):
     """A search adapter: ``name`` for the candidates' ``source`` column, and ``search``."""
 
