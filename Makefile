@@ -21,7 +21,10 @@ CANDIDATES_ARGS = $(strip $(call opt,SOURCE,--source) $(call opt,URLS,--urls) $(
 DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--min-side) $(call flag,KEEP_ORIGINAL,--keep-original) \
 	$(call opt,TIMEOUT,--timeout) $(call opt,RETRIES,--retries) $(call opt,MAX_MB,--max-mb) \
 	$(call opt,EXECUTOR,--executor) $(call opt,PROCESSES,--processes) $(call opt,CONCURRENCY,--concurrency) \
-	$(call opt,PER_HOST,--per-host) $(call opt,MIN_PER_CLASS,--min-per-class))
+	$(call opt,PER_HOST,--per-host) $(call opt,MIN_PER_CLASS,--min-per-class) \
+	$(if $(filter 0 no false,$(RESPECT_OPTOUTS)),--ignore-optouts) $(if $(filter 0 no false,$(RESPECT_ROBOTS)),--ignore-robots) \
+	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
+	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst))
 
 .PHONY: help setup synsets candidates download demo test bench clean
 

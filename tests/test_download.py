@@ -46,7 +46,7 @@ EXPECTED = {
 }
 NOT_ON_HOST = {"ftp://127.0.0.1/x.jpg": "bad_url", "http://224.0.0.1/x.jpg": "blocked_address",
                "http:///x.jpg": "bad_url"}
-FAST = ("--timeout", "3", "--retries", "2", "--max-mb", "8", "--processes", "1")
+FAST = ("--timeout", "3", "--retries", "2", "--max-mb", "8", "--processes", "1", "--host-rate", "0")
 
 
 @pytest.fixture(scope="module")

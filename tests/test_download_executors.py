@@ -17,7 +17,7 @@ from test_download import table, write_candidates
 
 PATHS = ([f"/picture/n0144076{i % 10}/{i}.jpg" for i in range(40)]
          + ["/fault/404/e", "/fault/truncated/e", "/fault/html/e", "/format/tiny/e", "/fault/redirect/2/e"])
-FLAGS = ("--allow-private-hosts", "--timeout", "5", "--retries", "1")
+FLAGS = ("--allow-private-hosts", "--timeout", "5", "--retries", "1", "--host-rate", "0")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@
 network can do): the body when it got one, or the ledger status saying why not. Redirects
 are followed by hand so each hop is checked again (scheme, address, count); connection
 errors, 5xx and 429 are retried with exponential backoff and jitter, honouring
-``Retry-After``; timeouts and other 4xx answers are final.
+``Retry-After``; timeouts and other 4xx answers are final. Before every request the rules of
+``politeness`` apply (blocklist, robots.txt, the host's pace); after it, the opt-out headers.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pipeline import USER_AGENT
 from pipeline.candidates.search import retry_after
 
 from . import status
+from .politeness import Blocklist, HostPacer, Politeness, Robots, optout_signal
 from .safety import BlockedAddress, SafeConnector, url_problem
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -52,12 +54,18 @@ class Fetched:
 
 
 class Fetcher:
-    """Open with ``async with Fetcher(network, concurrency, per_host) as fetcher``."""
+    """Open with ``async with Fetcher(network, politeness, ...) as fetcher``. ``concurrency``
+    requests in flight, ``per_host`` connections to one host, ``host_rate`` requests a second
+    to one host in bursts of ``host_burst`` (0: unpaced)."""
 
-    def __init__(self, network: Network, concurrency: int = 64, per_host: int = 16):
+    def __init__(self, network: Network, politeness: Politeness | None = None, concurrency: int = 64,
+                 per_host: int = 16, host_rate: float = 0.0, host_burst: float = 1.0):
         self.network = network
+        self.politeness = politeness or Politeness()
         self.concurrency = concurrency
         self.per_host = per_host
+        self.pacer = HostPacer(host_rate, host_burst)
+        self.blocklist = Blocklist(self.politeness.blocklist)
 
     async def __aenter__(self) -> "Fetcher":
         n = self.network
@@ -67,6 +75,7 @@ class Fetcher:
                                         sock_read=n.read_timeout)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
                                              headers={"User-Agent": USER_AGENT}, raise_for_status=False)
+        self.robots = Robots(self.session, self.pacer, self.politeness.robots_timeout, n.retries, n.backoff)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -80,6 +89,10 @@ class Fetcher:
         target = URL(url)
         redirects = retries = 0
         while True:
+            stop = await self._rules(target)
+            if stop is not None:
+                return _final(result, *stop)
+            await self.pacer.wait(target.host)
             result.attempts += 1
             outcome = await self._attempt(target, result)
             if isinstance(outcome, URL):  # a redirect, already checked
@@ -98,6 +111,15 @@ class Fetcher:
                 continue
             return outcome
 
+    async def _rules(self, target: URL) -> tuple[str, str] | None:
+        """(status, reason) when a rule forbids requesting ``target`` at all."""
+        domain = self.blocklist.blocked(target.host or "")
+        if domain:
+            return status.BLOCKED_DOMAIN, f"{target.host} is blocked by the entry {domain}"
+        if self.politeness.respect_robots:
+            return await self.robots.verdict(target)
+        return None
+
     async def _attempt(self, target: URL, result: Fetched) -> Fetched | URL | None:
         """One request: a final ``Fetched``, the next URL of a redirect, or None to retry
         (``result`` then holds the failure and ``result.retry_in`` any server-given wait)."""
@@ -112,13 +134,20 @@ class Fetcher:
                 if response.status == 429 or response.status >= 500:
                     _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
                     wait = retry_after(response.headers.get("Retry-After"))
+                    if response.status in (429, 503):
+                        self.pacer.slow_down(target.host, wait)
                     if wait is not None and wait > n.max_retry_after:
                         result.error += f"; Retry-After {wait:.0f} s is longer than {n.max_retry_after:.0f} s"
                         return result
                     result.retry_in = wait
                     return None
+                self.pacer.recover(target.host)
                 if response.status != 200:
                     return _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
+                if self.politeness.respect_optouts:
+                    signal = optout_signal(response.headers, self.politeness.optout_directives)
+                    if signal:
+                        return _final(result, status.OPTED_OUT, signal)
                 if response.content_length is not None and response.content_length > n.max_bytes:
                     return _final(result, status.TOO_LARGE,
                                   f"Content-Length {response.content_length} is over {n.max_bytes} bytes")

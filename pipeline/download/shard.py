@@ -23,6 +23,7 @@ from pipeline.tables import read_table, write_table
 from . import status
 from .fetch import Fetched, Fetcher, Network
 from .images import Normalise, Rejected, Stored, normalise
+from .politeness import Politeness
 from .safety import host_of
 
 CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
@@ -38,6 +39,7 @@ class Settings:
 
     network: Network = field(default_factory=Network)
     normalise: Normalise = field(default_factory=Normalise)
+    politeness: Politeness = field(default_factory=Politeness)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +51,8 @@ class Limits:
 
     concurrency: int = 128     # requests in flight in this worker
     per_host: int = 16         # connections to one host from this worker
+    host_rate: float = 5.0     # requests a second to one host from this worker (0: unpaced)
+    host_burst: float = 10.0   # requests to one host that may go at once
     decode_threads: int = 2    # Pillow releases the GIL while decoding
 
 
@@ -157,7 +161,8 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
             writes.add(write)
 
         feed = _Feed(lambda: next(jobs, None), done, finish)
-        async with Fetcher(first.settings.network, limits.concurrency, limits.per_host) as fetcher:
+        async with Fetcher(first.settings.network, first.settings.politeness, limits.concurrency, limits.per_host,
+                           limits.host_rate, limits.host_burst) as fetcher:
 
             async def worker() -> None:
                 while (item := await feed.next()) is not None:

@@ -29,6 +29,7 @@ from pipeline.tables import read_table
 from . import executors, status
 from .fetch import Network
 from .images import Normalise
+from .politeness import Blocklist, Politeness
 from .shard import Limits, Settings, ShardJob, finished
 
 HELP = "fetch, verify and normalise every candidate: images/, ledger/, download_stats.json"
@@ -38,7 +39,7 @@ SHOWN_CLASSES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    n, r, limits = Network(), Normalise(), Limits()
+    n, r, p, limits = Network(), Normalise(), Politeness(), Limits()
     group = parser.add_argument_group("images")
     group.add_argument("--max-side", type=int, default=r.max_side, metavar="PX",
                        help=f"resize so the longer side is at most PX; 0 keeps the size (make: MAX_SIDE, default {r.max_side})")
@@ -65,6 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="requests in flight over all workers (make: CONCURRENCY, default 256)")
     group.add_argument("--per-host", type=int, default=limits.per_host,
                        help=f"connections to one host per worker (make: PER_HOST, default {limits.per_host})")
+    group = parser.add_argument_group("politeness")
+    group.add_argument("--ignore-optouts", action="store_true",
+                       help="fetch images whose X-Robots-Tag or tdm-reservation opts out (make: RESPECT_OPTOUTS=0)")
+    group.add_argument("--optout-directives", default=",".join(p.optout_directives), metavar="D,...",
+                       help=f"X-Robots-Tag directives that opt out (make: OPTOUT_DIRECTIVES, default {','.join(p.optout_directives)})")
+    group.add_argument("--ignore-robots", action="store_true", help="do not read robots.txt (make: RESPECT_ROBOTS=0)")
+    group.add_argument("--robots-timeout", type=float, default=p.robots_timeout, metavar="S",
+                       help=f"seconds for one robots.txt request (default {p.robots_timeout:g})")
+    group.add_argument("--domains-blocklist", type=Path, metavar="FILE",
+                       help="hosts never contacted, one per line; subdomains too (make: DOMAINS_BLOCKLIST)")
+    group.add_argument("--host-rate", type=float, default=limits.host_rate, metavar="R",
+                       help=f"requests a second to one host, all workers together; 0 unpaced (make: HOST_RATE, default {limits.host_rate:g})")
+    group.add_argument("--host-burst", type=float, default=limits.host_burst, metavar="N",
+                       help=f"requests to one host that may go at once (make: HOST_BURST, default {limits.host_burst:g})")
     parser.add_argument("--min-per-class", type=int, default=1, metavar="N",
                         help="list classes that end with fewer images (make: MIN_PER_CLASS; ILSVRC's smallest has 732)")
 
@@ -75,6 +90,13 @@ def settings_of(args: argparse.Namespace) -> Settings:
                         allow_private_hosts=args.allow_private_hosts),
         normalise=Normalise(max_side=args.max_side, min_side=args.min_side, quality=args.quality,
                             keep_original=args.keep_original),
+        politeness=Politeness(
+            respect_optouts=not args.ignore_optouts,
+            optout_directives=tuple(sorted({d.strip().lower() for d in args.optout_directives.split(",") if d.strip()})),
+            respect_robots=not args.ignore_robots,
+            robots_timeout=args.robots_timeout,
+            blocklist=Blocklist.read(args.domains_blocklist) if args.domains_blocklist else (),
+        ),
     )
 
 
@@ -85,9 +107,11 @@ def run(args: argparse.Namespace) -> None:
         raise InputError("no candidate shards (part-*.parquet): run `make candidates` first", file=candidates)
     demo_port = _demo_port(parts[0])
     settings = settings_of(args)
-    if demo_port is not None and not settings.network.allow_private_hosts:
+    host_rate = args.host_rate
+    if demo_port is not None:  # our own host on 127.0.0.1: nobody else's server to spare
         settings = dataclasses.replace(
             settings, network=dataclasses.replace(settings.network, allow_private_hosts=True))
+        host_rate = 0.0
     stage = runner.Stage(
         name="download",
         workdir=args.workdir,
@@ -97,19 +121,22 @@ def run(args: argparse.Namespace) -> None:
     )
     processes = args.processes or os.cpu_count() or 1
     workers = 1 if args.executor == "local" and processes == 1 else processes
-    limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host))
+    limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host),
+                    host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers))
 
     def build(out: Path) -> str:
         with ExitStack() as stack:
             if demo_port is not None:
                 _start_demo_host(stack, demo_port)
-            return download(parts, args.workdir, out, settings, limits, args.executor, processes, args.min_per_class)
+            pace = {"host_rate": host_rate, "host_burst": args.host_burst}
+            return download(parts, args.workdir, out, settings, limits, args.executor, processes, args.min_per_class,
+                            pace)
 
     runner.run(stage, build, force=args.force)
 
 
 def download(parts: list[Path], workdir: Path, out: Path, settings: Settings, limits: Limits,
-             executor: str, processes: int, min_per_class: int) -> str:
+             executor: str, processes: int, min_per_class: int, pace: dict) -> str:
     cache = _cache_for(workdir, settings)
     jobs = []
     for part in parts:
@@ -127,6 +154,7 @@ def download(parts: list[Path], workdir: Path, out: Path, settings: Settings, li
         for job in jobs:
             _link(job.path(kind), out / kind / job.path(kind).name)
     report = download_report(out / "ledger", list(stats.values()), ran, min_per_class)
+    report["politeness"] = politeness_report(report, settings.politeness, pace)
     (out / "download_stats.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report)
     return (f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%), "
@@ -167,10 +195,30 @@ def download_report(ledger_dir: Path, stats: list[dict], ran: list[dict], min_pe
     }
 
 
+def politeness_report(report: dict, rules: Politeness, pace: dict) -> dict:
+    """What the rules were and how many URLs each stopped, per host for the top hosts: the
+    dataset card says this."""
+    stopped_by_host = {h: {s: n for s, n in c.items() if s in status.POLITENESS}
+                       for h, c in report["top_hosts"].items()}
+    return {
+        "respect_optouts": rules.respect_optouts,
+        "optout_directives": list(rules.optout_directives),
+        "respect_robots": rules.respect_robots,
+        "blocklisted_domains": len(rules.blocklist),
+        **pace,
+        "stopped": {s: report["statuses"].get(s, 0) for s in status.POLITENESS},
+        "stopped_per_top_host": {h: c for h, c in stopped_by_host.items() if c},
+    }
+
+
 def print_report(report: dict) -> None:
     lines = [f"download: {report['ok']} of {report['candidates']} ok ({report['ok_percent']}%), "
              f"{report['bytes_stored'] / 1e6:.1f} MB stored"]
     lines += [f"  {s:<20} {n:>9}" for s, n in report["statuses"].items()]
+    rules = report.get("politeness")
+    if rules and (not rules["respect_optouts"] or not rules["respect_robots"]):
+        lines.append("download: opt-outs " + ("respected" if rules["respect_optouts"] else "IGNORED")
+                     + ", robots.txt " + ("respected" if rules["respect_robots"] else "IGNORED"))
     below = report["classes_below_min"]
     if below:
         shown = ", ".join(f"{w} ({report['per_class'][w]['ok']})" for w in below[:SHOWN_CLASSES])

@@ -13,6 +13,10 @@ NOT_AN_IMAGE = "not_an_image"
 DECODE_ERROR = "decode_error"
 DECOMPRESSION_BOMB = "decompression_bomb"
 TOO_SMALL = "too_small"
+OPTED_OUT = "opted_out"
+DISALLOWED_BY_ROBOTS = "disallowed_by_robots"
+ROBOTS_UNAVAILABLE = "robots_unavailable"
+BLOCKED_DOMAIN = "blocked_domain"
 
 MEANING = {
     OK: "fetched, decoded and stored",
@@ -27,5 +31,11 @@ MEANING = {
     DECODE_ERROR: "an image format, but Pillow cannot decode it fully (truncated, corrupt)",
     DECOMPRESSION_BOMB: "declares more pixels than the decompression-bomb limit",
     TOO_SMALL: "the shorter side is below the minimum",
+    OPTED_OUT: "the answer's X-Robots-Tag or tdm-reservation header opts out; its body was not read",
+    DISALLOWED_BY_ROBOTS: "the host's robots.txt disallows the URL for synsetforge; never requested",
+    ROBOTS_UNAVAILABLE: "the host's robots.txt failed (5xx, 429, timeout) every try; never requested",
+    BLOCKED_DOMAIN: "the host is on the domains blocklist; never contacted",
 }
+# The statuses that are a rule of politeness stopping a URL, reported apart.
+POLITENESS = (OPTED_OUT, DISALLOWED_BY_ROBOTS, ROBOTS_UNAVAILABLE, BLOCKED_DOMAIN)
 STATUSES = tuple(MEANING)

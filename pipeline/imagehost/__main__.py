@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve generated pictures, files and faults on 127.0.0.1 until Ctrl-C or SIGTERM.")
     parser.add_argument("--port", type=int, default=8642, help="0 picks a free port (default 8642)")
     parser.add_argument("--folder", type=Path, help="serve its files under /files/NAME")
+    parser.add_argument("--aliases", type=int, default=0, metavar="N",
+                        help="also listen on 127.0.0.2 ... 127.0.0.(N+1): N more hosts, same port")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop on SIGTERM as on Ctrl-C
     try:
-        with ImageHost(args.folder, port=args.port) as host:
+        with ImageHost(args.folder, port=args.port, aliases=args.aliases) as host:
             print(f"image host on {host.url('')}", flush=True)
             threading.Event().wait()
     except KeyboardInterrupt:

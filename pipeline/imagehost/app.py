@@ -8,6 +8,15 @@ Routes (``{token}`` is any text that makes a URL unique, so state keyed by the U
 - ``/fault/{kind}/{token}``: 404, flaky, ratelimit, slow, reset, truncated, html, empty,
   wrongtype, huge, huge-chunked, bomb, loop, private, offsite; ``/fault/redirect/{n}/{token}``
 - ``/format/{kind}/{token}``: the same picture as CMYK JPEG, 16-bit PNG, animated GIF, ...
+- ``/optout/{signal}/{token}``: a picture sent with an opt-out header (``X-Robots-Tag: noai``...,
+  ``tdm-reservation: 1``), or one addressed to another crawler (``otherbot``)
+- ``/limited/{token}[?rate=R]``: a picture, unless this address already had R (default 2)
+  such requests in the last second: then 429 with ``Retry-After: 1``
+- ``/robots.txt``: as configured per address (``robots=``): a text, ``"timeout"``, ``"error"``
+  (500), or 404 when not configured
+
+``ImageHost(aliases=n)`` also listens on 127.0.0.2 ... 127.0.0.(n+1), same port: n more hosts
+for per-host rules, each with its own robots.txt and rate limit.
 
 Every request is appended to the log before it is answered, so a test can count retries and
 see the headers a client sent even when the answer was a failure.
@@ -49,27 +58,49 @@ class Request:
     method: str
     path: str                  # path and query string, as sent
     headers: dict[str, str]
+    address: str = "127.0.0.1"  # the host address the request came to (see aliases)
 
 
 LOG = web.AppKey("log", list)
 FOLDER = web.AppKey("folder", object)  # the Path served under /files, or None
 ANSWERED = web.AppKey("answered", set)  # paths (with query) a first-time-only fault has failed once
+ROBOTS = web.AppKey("robots", dict)  # address -> robots.txt text, "timeout" or "error"
+LIMITED = web.AppKey("limited", dict)  # address -> arrival times of recent /limited/ requests
+OPTOUTS = {
+    "noai": ("X-Robots-Tag", "noai"),
+    "noimageai": ("X-Robots-Tag", "noimageai"),
+    "noindex": ("X-Robots-Tag", "noindex, nofollow"),
+    "noimageindex": ("X-Robots-Tag", "noimageindex"),
+    "tdm": ("tdm-reservation", "1"),
+    "otherbot": ("X-Robots-Tag", "otherbot: noai, noimageai"),  # addressed to another crawler
+}
+ROBOTS_STALL = 3600  # a "timeout" robots.txt answers after this long
 
 routes = web.RouteTableDef()
 
 
 @web.middleware
 async def record(request: web.Request, handler: Callable) -> web.StreamResponse:
-    request.app[LOG].append(Request(time.monotonic(), request.method, request.path_qs, dict(request.headers)))
+    request.app[LOG].append(Request(time.monotonic(), request.method, request.path_qs, dict(request.headers),
+                                    _address(request)))
     return await handler(request)
 
 
-def make_app(folder: Path | None = None, log: list | None = None) -> web.Application:
-    """The host as an aiohttp app; ``log`` (a list) receives a ``Request`` for every request."""
+def _address(request: web.Request) -> str:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return sockname[0] if sockname else "127.0.0.1"
+
+
+def make_app(folder: Path | None = None, log: list | None = None,
+             robots: dict[str, str] | None = None) -> web.Application:
+    """The host as an aiohttp app; ``log`` (a list) receives a ``Request`` for every request;
+    ``robots`` maps a host address to its robots.txt (see the module docstring)."""
     app = web.Application(middlewares=[record])
     app[LOG] = log if log is not None else []
     app[FOLDER] = Path(folder) if folder is not None else None
     app[ANSWERED] = set()
+    app[ROBOTS] = dict(robots or {})
+    app[LIMITED] = {}
     app.add_routes(routes)
     return app
 
@@ -289,6 +320,42 @@ async def fault_offsite(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"ftp://127.0.0.1/{request.match_info['token']}")
 
 
+@routes.get("/robots.txt")
+async def robots_txt(request: web.Request) -> web.Response:
+    rules = request.app[ROBOTS].get(_address(request))
+    if rules is None:
+        raise web.HTTPNotFound(text="no robots.txt here")
+    if rules == "timeout":
+        await asyncio.sleep(ROBOTS_STALL)
+    if rules == "error":
+        raise web.HTTPInternalServerError(text="robots.txt is broken today")
+    return web.Response(text=rules, content_type="text/plain")
+
+
+@routes.get("/optout/{signal}/{token:.+}")
+async def optout(request: web.Request) -> web.Response:
+    signal = request.match_info["signal"]
+    if signal not in OPTOUTS:
+        raise web.HTTPNotFound(text=f"{signal!r}: no such opt-out; one of {', '.join(OPTOUTS)}")
+    response = _image(await _token_picture(request))
+    name, value = OPTOUTS[signal]
+    response.headers[name] = value
+    return response
+
+
+@routes.get("/limited/{token:.+}")
+async def limited(request: web.Request) -> web.Response:
+    """A host that allows ``rate`` requests a second to /limited/ and answers the rest 429."""
+    rate = _int_query(request, "rate", 2, 1, 10_000)
+    now = time.monotonic()
+    recent = [t for t in request.app[LIMITED].get(_address(request), []) if now - t < 1.0]
+    recent.append(now)
+    request.app[LIMITED][_address(request)] = recent
+    if len(recent) > rate:
+        raise web.HTTPTooManyRequests(headers={"Retry-After": "1"}, text=f"at most {rate} requests a second")
+    return _image(await _token_picture(request))
+
+
 @routes.get("/format/{kind}/{token:.+}")
 async def image_format(request: web.Request) -> web.Response:
     kind = request.match_info["kind"]
@@ -306,10 +373,13 @@ class ImageHost:
     holds it) and stops it on leaving; a port in use raises OSError from ``__enter__``.
     """
 
-    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0,
+                 aliases: int = 0, robots: dict[str, str] | None = None):
         self.folder = folder
         self.host = host
         self.port = port
+        self.aliases = [f"127.0.0.{n}" for n in range(2, 2 + aliases)]
+        self.robots = robots
         self.log: list[Request] = []  # appended on the host's thread; list appends are atomic
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -329,8 +399,9 @@ class ImageHost:
     def __exit__(self, *exc) -> None:
         self._close()
 
-    def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+    def url(self, path: str, alias: int = 0) -> str:
+        """The URL of ``path`` on the host, or on its alias number ``alias`` (1 = 127.0.0.2)."""
+        return f"http://{self.aliases[alias - 1] if alias else self.host}:{self.port}{path}"
 
     def requests_to(self, path_prefix: str) -> list[Request]:
         return [r for r in list(self.log) if r.path.startswith(path_prefix)]
@@ -339,16 +410,25 @@ class ImageHost:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     async def _start(self) -> int:
-        self._runner = web.AppRunner(make_app(self.folder, self.log), access_log=None,
+        self._runner = web.AppRunner(make_app(self.folder, self.log, self.robots), access_log=None,
                                      shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        return self._runner.addresses[0][1]
+        # A backlog above any client's concurrency: a burst of connects must not overflow it.
+        await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
+        port = self._runner.addresses[0][1]
+        for alias in self.aliases:
+            await web.TCPSite(self._runner, alias, port, backlog=1024).start()
+        return port
 
     async def _stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Answers still running (a robots.txt that stalls for an hour) end with the host.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         await asyncio.get_running_loop().shutdown_default_executor()
 
     def _close(self) -> None:
