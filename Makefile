@@ -24,7 +24,7 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(call opt,PER_HOST,--per-host) $(call opt,MIN_PER_CLASS,--min-per-class) \
 	$(if $(filter 0 no false,$(RESPECT_OPTOUTS)),--ignore-optouts) $(if $(filter 0 no false,$(RESPECT_ROBOTS)),--ignore-robots) \
 	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
-	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst))
+	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
 
 .PHONY: help setup synsets candidates download demo test bench clean
 

@@ -19,17 +19,20 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY = 0.2  # seconds between memory samples of a process tree
 PHOTOS = REPO / ".bench" / "photos"
 WNIDS = (REPO / "wordnet" / "data" / "demo.txt").read_text().split()
+HOSTS = 250  # the photos are spread over 127.0.0.1 and its aliases, as a real list spans hosts
 # Faults for the mixed list, as host paths; {i} makes each URL unique. No slow bodies: both
 # downloaders would just wait out the same timeout.
 FAULTS = ("/fault/404/{i}", "/fault/html/{i}", "/fault/truncated/{i}", "/fault/reset/{i}",
           "/fault/flaky/{i}", "/fault/redirect/2/{i}", "/fault/empty/{i}", "/format/tiny/{i}",
-          "/fault/wrongtype/{i}", "/format/cmyk/{i}")
+          "/fault/wrongtype/{i}", "/format/cmyk/{i}", "/optout/noai/{i}", "/optout/tdm/{i}",
+          "/fault/ratelimit/{i}", "/limited/{i}?rate=2")
 
 
 @contextmanager
-def image_host(folder: Path | None = None) -> Iterator[str]:
-    """``python -m pipeline.imagehost --port 0`` in its own process; yields its base URL."""
-    command = [sys.executable, "-m", "pipeline.imagehost", "--port", "0"]
+def image_host(folder: Path | None = None, hosts: int = HOSTS) -> Iterator[str]:
+    """``python -m pipeline.imagehost --port 0`` in its own process, answering as ``hosts``
+    hosts (127.0.0.1 and aliases); yields its base URL."""
+    command = [sys.executable, "-m", "pipeline.imagehost", "--port", "0", "--aliases", str(hosts - 1)]
     if folder:
         command += ["--folder", str(folder)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -60,10 +63,17 @@ def photo_folder(count: int) -> Path:
     return PHOTOS
 
 
-def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0) -> list[tuple[str, str]]:
-    """(wnid, url) pairs: ``count`` photos of the folder, plus ``faulty`` of that many faults, shuffled."""
-    pairs = [(WNIDS[i % len(WNIDS)], f"{base}/files/{i:06d}.jpg") for i in range(count)]
-    pairs += [(WNIDS[i % len(WNIDS)], base + FAULTS[i % len(FAULTS)].format(i=i)) for i in range(int(count * faulty))]
+def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: int = HOSTS) -> list[tuple[str, str]]:
+    """(wnid, url) pairs: ``count`` photos of the folder, plus ``faulty`` of that many faults,
+    spread over ``hosts`` hosts, shuffled."""
+    port = base.rsplit(":", 1)[1]
+
+    def host(i: int) -> str:
+        return f"http://127.0.0.{1 + i % hosts}:{port}"
+
+    pairs = [(WNIDS[i % len(WNIDS)], f"{host(i)}/files/{i:06d}.jpg") for i in range(count)]
+    pairs += [(WNIDS[i % len(WNIDS)], host(i) + FAULTS[i % len(FAULTS)].format(i=i))
+              for i in range(int(count * faulty))]
     random.Random(seed).shuffle(pairs)
     return pairs
 

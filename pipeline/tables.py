@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, publish, temporary_beside
 
 
 def table_name(schema: pa.Schema) -> str:
@@ -24,17 +24,51 @@ def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Sche
     written under a temporary name in the same folder and renamed, so no reader (or rerun
     after a kill) ever sees a partial file.
     """
-    if isinstance(rows, pa.Table):
-        table = rows.select(schema.names).cast(schema)
-    else:
-        table = pa.table({f.name: _array(rows[f.name], f.type) for f in schema}, schema=schema)
-    if metadata:
-        table = table.replace_schema_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
-    # Binary columns hold encoded images: compressing them again costs time and saves nothing.
-    compression = {f.name: "none" if pa.types.is_binary(f.type) else "snappy" for f in schema}
+    schema = _with_metadata(schema, metadata)
+    table = rows.select(schema.names).cast(schema) if isinstance(rows, pa.Table) else _columns(rows, schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size, compression=compression)
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression=_compression(schema))
     return table
+
+
+class TableWriter:
+    """A table written a row group at a time, for tables too large to hold in memory; like
+    ``write_table`` the file appears under its name only when ``close`` has written it all."""
+
+    def __init__(self, path: Path, schema: pa.Schema, metadata: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        self.schema = _with_metadata(schema, metadata)
+        self.tmp = temporary_beside(self.path)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema, compression=_compression(schema))
+        self.rows = 0
+
+    def write(self, rows: Mapping[str, list]) -> None:
+        table = _columns(rows, self.schema)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self.writer.close()
+        publish(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _with_metadata(schema: pa.Schema, metadata: Mapping[str, str] | None) -> pa.Schema:
+    if not metadata:
+        return schema
+    return schema.with_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
+
+
+def _columns(rows: Mapping[str, list], schema: pa.Schema) -> pa.Table:
+    return pa.table({f.name: _array(rows[f.name], f.type) for f in schema}, schema=schema)
+
+
+def _compression(schema: pa.Schema) -> dict[str, str]:
+    """Binary columns hold encoded images: compressing them again costs time and saves nothing."""
+    return {f.name: "none" if pa.types.is_binary(f.type) else "snappy" for f in schema}
 
 
 def _array(values: list, type_: pa.DataType) -> pa.Array:

@@ -175,3 +175,22 @@ def test_missing_candidates_is_a_clear_error(pipeline, tmp_path):
     out = download(pipeline, tmp_path / "nothing")
     assert out.status == 2 and "no candidate shards" in out.err and "make candidates" in out.err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_make_download_collects_candidates_first_and_passes_its_variables(host, tmp_path):
+    import subprocess
+
+    from conftest import REPO, write_synsets
+
+    write_synsets(tmp_path / "x", [TENCH])
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{TENCH}_{i}\t{host.url(f'/picture/{TENCH}/{i}.jpg')}\n" for i in range(5)))
+    done = subprocess.run(["make", "--no-print-directory", "download", f"DATA={tmp_path}", "SUBSET=x", "SOURCE=urllist",
+                           f"URLS={urls}", "MAX_SIDE=200", "RESPECT_ROBOTS=0", "HOST_RATE=0", "ALLOW_PRIVATE_HOSTS=1",
+                           "PROCESSES=1"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "candidates: 5 candidates from urllist" in done.stderr
+    assert {(r["width"], r["height"]) for r in table(tmp_path / "x", "images")} == {(200, 150)}
+    rules = json.loads((tmp_path / "x" / "download_stats.json").read_text())["politeness"]
+    assert rules["respect_robots"] is False and rules["respect_optouts"] is True and rules["host_rate"] == 0
+    assert "robots.txt IGNORED" in done.stderr

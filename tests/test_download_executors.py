@@ -83,6 +83,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     assert not (killed / "images").exists()  # outputs appear only when every shard is done
 
     rerun = run_cli("download", "--data", killed.parent, "--subset", "x", "--processes", "2", *FLAGS)
+    assert not list(stats.glob("*/*/.*.tmp"))  # what the killed run was writing is gone
     assert rerun.returncode == 0, rerun.stderr
     assert f"{finished} of 9 shards already finished, resuming" in rerun.stderr
     assert result(killed) == result(straight)

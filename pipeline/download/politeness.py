@@ -145,7 +145,7 @@ class HostPacer:
         """An answer that was not a slow-down: win back a little of the rate."""
         bucket = self.buckets.get(host)
         if bucket is not None and bucket.rate < bucket.ceiling:
-            bucket.rate = min(bucket.ceiling, bucket.rate + bucket.ceiling / 100)
+            bucket.rate = min(bucket.ceiling, bucket.rate + bucket.ceiling / 20)
 
     def cap(self, host: str, rate: float) -> None:
         """Never more than ``rate`` requests a second to ``host`` (a robots.txt Crawl-delay)."""

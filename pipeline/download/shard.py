@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 
 from pipeline import schemas
 from pipeline.files import atomic_write_text
-from pipeline.tables import read_table, write_table
+from pipeline.tables import TableWriter, read_table, write_table
 
 from . import status
 from .fetch import Fetched, Fetcher, Network
@@ -27,7 +28,9 @@ from .politeness import Politeness
 from .safety import host_of
 
 CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
-ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard
+ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
+WAITERS = 4      # worker coroutines per connection
+DONE = ()        # an outcome already turned into rows
 
 # progress(urls_done, ok, bytes_received): called often, must be cheap.
 Progress = Callable[[int, int, int], None]
@@ -100,7 +103,11 @@ def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress 
 
 
 class _Shard:
-    """A shard in progress: its candidates, the URLs not yet handed out, the outcomes so far."""
+    """A shard in progress: its candidates, the URLs not yet handed out, the outcomes so far.
+
+    Outcomes arrive in any order; rows are written in candidate order, a row group at a time
+    as soon as every candidate before them is done, so memory holds only the images between
+    the slowest URL still out and the newest one, not the whole shard."""
 
     def __init__(self, job: ShardJob):
         self.job = job
@@ -109,6 +116,35 @@ class _Shard:
         self.todo = iter(enumerate(self.candidates))
         self.outcomes: list[tuple | None] = [None] * len(self.candidates)
         self.left = len(self.candidates)
+        self.written = 0  # outcomes before this index have gone to the rows below
+        self.images = {name: [] for name in schemas.IMAGES.names}
+        self.ledger = {name: [] for name in schemas.LEDGER.names}
+        self.ok = self.bytes_stored = 0
+        self.writer: TableWriter | None = None  # opened and used on the writer thread only
+
+    def complete(self, i: int, outcome: tuple) -> dict[str, list] | None:
+        """Record candidate ``i``'s outcome; returns image rows ready to be written, if any."""
+        self.outcomes[i] = outcome
+        self.left -= 1
+        while self.written < len(self.outcomes) and self.outcomes[self.written] is not None:
+            candidate = self.candidates[self.written]
+            fetched, stored, elapsed = self.outcomes[self.written]
+            _add_ledger_row(self.ledger, candidate, fetched, elapsed)
+            if stored is not None:
+                _add_image_row(self.images, candidate, stored)
+                self.ok += 1
+                self.bytes_stored += len(stored.data)
+            self.outcomes[self.written] = DONE
+            self.written += 1
+        if len(self.images["image_id"]) >= ROW_GROUP or (self.left == 0 and self.images["image_id"]):
+            rows, self.images = self.images, {name: [] for name in schemas.IMAGES.names}
+            return rows
+        return None
+
+    def write_images(self, rows: dict[str, list]) -> None:
+        if self.writer is None:
+            self.writer = TableWriter(self.job.path("images"), schemas.IMAGES)
+        self.writer.write(rows)
 
 
 class _Feed:
@@ -151,14 +187,14 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
         return
     jobs = itertools.chain([first], iter(next_job, None))
     rule, limits = first.settings.normalise, first.limits
-    writes: set[asyncio.Future] = set()
+    writes: list[asyncio.Future] = []  # on one writer thread, so in the order submitted
     with ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode") as decoders, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
 
         def finish(shard: _Shard) -> None:
-            write = loop.run_in_executor(writer, _write, shard)
+            write = loop.run_in_executor(writer, _finish, shard)
             write.add_done_callback(lambda f: f.exception() is None and done(f.result()))
-            writes.add(write)
+            writes.append(write)
 
         feed = _Feed(lambda: next(jobs, None), done, finish)
         async with Fetcher(first.settings.network, first.settings.politeness, limits.concurrency, limits.per_host,
@@ -176,29 +212,38 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
                         except Rejected as rejected:
                             fetched.status, fetched.error = rejected.status, str(rejected)
                         fetched.body = None
-                    shard.outcomes[i] = (fetched, stored, int((time.monotonic() - start) * 1000))
+                    rows = shard.complete(i, (fetched, stored, int((time.monotonic() - start) * 1000)))
                     progress(1, stored is not None, fetched.nbytes)
-                    shard.left -= 1
+                    if rows is not None:
+                        writes.append(loop.run_in_executor(writer, shard.write_images, rows))
                     if shard.left == 0:
                         finish(shard)
 
-            await asyncio.gather(*(worker() for _ in range(limits.concurrency)))
-        for write in list(writes):
+            # More workers than connections: one waiting for a paced host's turn holds no
+            # connection, and the connector's limit still caps the requests in flight.
+            await asyncio.gather(*(worker() for _ in range(limits.concurrency * WAITERS)))
+        for write in writes:
             await write  # raises a writer's error here
 
 
-def _write(shard: _Shard) -> dict:
-    """The shard's three files, the stats record last: it marks the shard finished."""
+def _finish(shard: _Shard) -> dict:
+    """The shard's last files, the stats record last: it marks the shard finished."""
     job = shard.job
-    images = {name: [] for name in schemas.IMAGES.names}
-    ledger = {name: [] for name in schemas.LEDGER.names}
-    for candidate, (fetched, stored, elapsed) in zip(shard.candidates, shard.outcomes):
-        _add_ledger_row(ledger, candidate, fetched, elapsed)
-        if stored is not None:
-            _add_image_row(images, candidate, stored)
-    write_table(images, job.path("images"), schemas.IMAGES, row_group_size=ROW_GROUP)
-    write_table(ledger, job.path("ledger"), schemas.LEDGER)
-    stats = _stats(job, shard.candidates, ledger, images, time.monotonic() - shard.start)
+    if shard.writer is None:
+        shard.write_images({name: [] for name in schemas.IMAGES.names})
+    shard.writer.close()
+    write_table(shard.ledger, job.path("ledger"), schemas.LEDGER)
+    stats = {
+        "shard": job.number,
+        "input": job.candidates.name,
+        "input_digest": job.input_digest,
+        "candidates": len(shard.candidates),
+        "ok": shard.ok,
+        "statuses": dict(sorted(Counter(shard.ledger["status"]).items())),
+        "bytes_received": sum(shard.ledger["bytes"]),
+        "bytes_stored": shard.bytes_stored,
+        "seconds": round(time.monotonic() - shard.start, 3),
+    }
     atomic_write_text(job.path("stats"), json.dumps(stats, indent=1) + "\n")
     return stats
 
@@ -240,21 +285,3 @@ def _add_image_row(images: dict[str, list], candidate: dict, stored: Stored) -> 
     }
     for name, value in row.items():
         images[name].append(value)
-
-
-def _stats(job: ShardJob, candidates: list[dict], ledger: dict[str, list], images: dict[str, list],
-           seconds: float) -> dict:
-    statuses: dict[str, int] = {}
-    for s in ledger["status"]:
-        statuses[s] = statuses.get(s, 0) + 1
-    return {
-        "shard": job.number,
-        "input": job.candidates.name,
-        "input_digest": job.input_digest,
-        "candidates": len(candidates),
-        "ok": len(images["image_id"]),
-        "statuses": dict(sorted(statuses.items())),
-        "bytes_received": sum(ledger["bytes"]),
-        "bytes_stored": sum(len(b) for b in images["image"]),
-        "seconds": round(seconds, 3),
-    }

@@ -228,13 +228,16 @@ def print_report(report: dict) -> None:
 
 
 def _cache_for(workdir: Path, settings: Settings) -> Path:
-    """The shard cache of these settings; caches of other settings are removed."""
+    """The shard cache of these settings; caches of other settings, and files a killed run
+    left half-written, are removed."""
     key = hashlib.sha256(json.dumps(settings.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
     root = workdir / CACHE
     if root.is_dir():
         for other in root.iterdir():
             if other.name != key:
                 shutil.rmtree(other, ignore_errors=True)
+        for partial in (root / key).glob("*/.*.tmp"):  # files a killed run was writing
+            partial.unlink(missing_ok=True)
     return root / key
 
 
