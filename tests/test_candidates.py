@@ -142,3 +142,10 @@ def test_a_search_source_queries_every_phrase_and_resumes_from_its_cache(pipelin
         assert collect(pipeline, workdir, "--source", "commons", "--api", api, "--per-query", "4", "--force").status == 0
         assert len(fake.requests) == sent  # every class came from the cache
         assert sorted(candidates(workdir), key=lambda r: (r["wnid"], r["rank"])) == got
+
+
+def test_a_wnid_that_could_name_a_path_is_refused(pipeline, tmp_path):
+    write_synsets(tmp_path / "bad", ["../../escape", TENCH])
+    out = pipeline("candidates", "--data", tmp_path, "--subset", "bad", "--source", "demo")
+    assert out.status == 2 and "synsets.parquet: row 0: wnid '../../escape': not a wnid" in out.err
+    assert not (tmp_path / "bad" / "candidates").exists()

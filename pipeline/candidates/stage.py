@@ -25,11 +25,13 @@ import aiohttp
 from tqdm import tqdm
 
 from pipeline import runner, schemas
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 from pipeline.files import atomic_write_text
 from pipeline.tables import read_table, write_table
 
 from . import urllist
+from wordnet.hierarchy import WNID_RE
+
 from .search import ApiClient, Hit, Source
 
 HELP = "gather candidate image URLs per class: candidates/part-*.parquet"
@@ -94,6 +96,9 @@ def run(args: argparse.Namespace) -> None:
 
 def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: Path, out: Path) -> str:
     synsets = read_table(synsets_path, schemas.SYNSETS, columns=["wnid", "queries"]).to_pylist()
+    for row, synset in enumerate(synsets):  # a wnid names cache files: it must be one
+        if not WNID_RE.match(synset["wnid"]):
+            raise InputError("not a wnid (n + 8 digits)", file=synsets_path, row=row, field="wnid", value=synset["wnid"])
     wnids = [s["wnid"] for s in synsets]
     report: dict = {"source": source}
     if source == "urllist":

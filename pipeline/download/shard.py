@@ -8,6 +8,7 @@ from. A worker killed at any moment leaves no file a reader or a rerun would tru
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import json
 import time
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import pyarrow as pa
 
 from pipeline import schemas
 from pipeline.files import atomic_write_text
@@ -30,7 +33,7 @@ from .safety import host_of
 CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
 ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
 WAITERS = 4      # worker coroutines per connection
-DONE = ()        # an outcome already turned into rows
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 # progress(urls_done, ok, bytes_received): called often, must be cheap.
 Progress = Callable[[int, int, int], None]
@@ -99,45 +102,50 @@ def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress 
     when there are no more; it may block) and ``done(stats)`` taking each finished one. The next shard
     starts as soon as the last URL of the current one is handed out, so a shard's slowest
     URLs (retry waits, timeouts) never leave the worker idle. All jobs share one settings."""
+    _lean_allocators()
     asyncio.run(_download(next_job, progress or (lambda *a: None), done))
+
+
+def _lean_allocators() -> None:
+    """Images pass through several threads as short-lived buffers of about 100 KB; glibc's
+    arena per thread and Arrow's caching allocator would keep hundreds of MB of them (a
+    third of the peak, measured on bench/download_vs_img2dataset.py). Use two arenas and
+    Arrow's system allocator."""
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class _Shard:
     """A shard in progress: its candidates, the URLs not yet handed out, the outcomes so far.
 
-    Outcomes arrive in any order; rows are written in candidate order, a row group at a time
-    as soon as every candidate before them is done, so memory holds only the images between
-    the slowest URL still out and the newest one, not the whole shard."""
+    Images are written as they arrive, a row group at a time, so memory holds only the
+    images of the row group being filled, however long a slow URL keeps the shard open; the
+    rows of a shard are therefore in arrival order (its ledger is in candidate order)."""
 
     def __init__(self, job: ShardJob):
         self.job = job
         self.start = time.monotonic()
         self.candidates = read_table(job.candidates, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).to_pylist()
         self.todo = iter(enumerate(self.candidates))
-        self.outcomes: list[tuple | None] = [None] * len(self.candidates)
+        self.outcomes: list[tuple | None] = [None] * len(self.candidates)  # (Fetched, elapsed_ms)
         self.left = len(self.candidates)
-        self.written = 0  # outcomes before this index have gone to the rows below
-        self.images = {name: [] for name in schemas.IMAGES.names}
-        self.ledger = {name: [] for name in schemas.LEDGER.names}
+        self.images = _empty(schemas.IMAGES)
         self.ok = self.bytes_stored = 0
         self.writer: TableWriter | None = None  # opened and used on the writer thread only
 
-    def complete(self, i: int, outcome: tuple) -> dict[str, list] | None:
-        """Record candidate ``i``'s outcome; returns image rows ready to be written, if any."""
-        self.outcomes[i] = outcome
+    def complete(self, i: int, fetched: Fetched, stored: Stored | None, elapsed_ms: int) -> dict[str, list] | None:
+        """Record candidate ``i``'s outcome; returns a row group of images to write, if one is full."""
+        self.outcomes[i] = (fetched, elapsed_ms)
         self.left -= 1
-        while self.written < len(self.outcomes) and self.outcomes[self.written] is not None:
-            candidate = self.candidates[self.written]
-            fetched, stored, elapsed = self.outcomes[self.written]
-            _add_ledger_row(self.ledger, candidate, fetched, elapsed)
-            if stored is not None:
-                _add_image_row(self.images, candidate, stored)
-                self.ok += 1
-                self.bytes_stored += len(stored.data)
-            self.outcomes[self.written] = DONE
-            self.written += 1
+        if stored is not None:
+            _add_image_row(self.images, self.candidates[i], stored)
+            self.ok += 1
+            self.bytes_stored += len(stored.data)
         if len(self.images["image_id"]) >= ROW_GROUP or (self.left == 0 and self.images["image_id"]):
-            rows, self.images = self.images, {name: [] for name in schemas.IMAGES.names}
+            rows, self.images = self.images, _empty(schemas.IMAGES)
             return rows
         return None
 
@@ -145,6 +153,10 @@ class _Shard:
         if self.writer is None:
             self.writer = TableWriter(self.job.path("images"), schemas.IMAGES)
         self.writer.write(rows)
+
+
+def _empty(schema) -> dict[str, list]:
+    return {name: [] for name in schema.names}
 
 
 class _Feed:
@@ -212,7 +224,7 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
                         except Rejected as rejected:
                             fetched.status, fetched.error = rejected.status, str(rejected)
                         fetched.body = None
-                    rows = shard.complete(i, (fetched, stored, int((time.monotonic() - start) * 1000)))
+                    rows = shard.complete(i, fetched, stored, int((time.monotonic() - start) * 1000))
                     progress(1, stored is not None, fetched.nbytes)
                     if rows is not None:
                         writes.append(loop.run_in_executor(writer, shard.write_images, rows))
@@ -230,17 +242,20 @@ def _finish(shard: _Shard) -> dict:
     """The shard's last files, the stats record last: it marks the shard finished."""
     job = shard.job
     if shard.writer is None:
-        shard.write_images({name: [] for name in schemas.IMAGES.names})
+        shard.write_images(_empty(schemas.IMAGES))
     shard.writer.close()
-    write_table(shard.ledger, job.path("ledger"), schemas.LEDGER)
+    ledger = _empty(schemas.LEDGER)
+    for candidate, (fetched, elapsed_ms) in zip(shard.candidates, shard.outcomes):
+        _add_ledger_row(ledger, candidate, fetched, elapsed_ms)
+    write_table(ledger, job.path("ledger"), schemas.LEDGER)
     stats = {
         "shard": job.number,
         "input": job.candidates.name,
         "input_digest": job.input_digest,
         "candidates": len(shard.candidates),
         "ok": shard.ok,
-        "statuses": dict(sorted(Counter(shard.ledger["status"]).items())),
-        "bytes_received": sum(shard.ledger["bytes"]),
+        "statuses": dict(sorted(Counter(ledger["status"]).items())),
+        "bytes_received": sum(ledger["bytes"]),
         "bytes_stored": shard.bytes_stored,
         "seconds": round(time.monotonic() - shard.start, 3),
     }
