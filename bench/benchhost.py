@@ -22,10 +22,11 @@ WNIDS = (REPO / "wordnet" / "data" / "demo.txt").read_text().split()
 HOSTS = 250  # the photos are spread over 127.0.0.1 and its aliases, as a real list spans hosts
 # Faults for the mixed list, as host paths; {i} makes each URL unique. No slow bodies: both
 # downloaders would just wait out the same timeout.
-FAULTS = ("/fault/404/{i}", "/fault/html/{i}", "/fault/truncated/{i}", "/fault/reset/{i}",
+ERRORS = ("/fault/404/{i}", "/fault/html/{i}", "/fault/truncated/{i}", "/fault/reset/{i}",
           "/fault/flaky/{i}", "/fault/redirect/2/{i}", "/fault/empty/{i}", "/format/tiny/{i}",
-          "/fault/wrongtype/{i}", "/format/cmyk/{i}", "/optout/noai/{i}", "/optout/tdm/{i}",
-          "/fault/ratelimit/{i}", "/limited/{i}?rate=2")
+          "/fault/wrongtype/{i}", "/format/cmyk/{i}")
+# The politeness issue's additions: opt-outs and hosts that answer 429.
+FAULTS = ERRORS + ("/optout/noai/{i}", "/optout/tdm/{i}", "/fault/ratelimit/{i}", "/limited/{i}?rate=2")
 
 
 @contextmanager
@@ -63,7 +64,8 @@ def photo_folder(count: int) -> Path:
     return PHOTOS
 
 
-def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: int = HOSTS) -> list[tuple[str, str]]:
+def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: int = HOSTS,
+             faults: tuple[str, ...] = FAULTS) -> list[tuple[str, str]]:
     """(wnid, url) pairs: ``count`` photos of the folder, plus ``faulty`` of that many faults,
     spread over ``hosts`` hosts, shuffled."""
     port = base.rsplit(":", 1)[1]
@@ -72,7 +74,7 @@ def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: i
         return f"http://127.0.0.{1 + i % hosts}:{port}"
 
     pairs = [(WNIDS[i % len(WNIDS)], f"{host(i)}/files/{i:06d}.jpg") for i in range(count)]
-    pairs += [(WNIDS[i % len(WNIDS)], host(i) + FAULTS[i % len(FAULTS)].format(i=i))
+    pairs += [(WNIDS[i % len(WNIDS)], host(i) + faults[i % len(faults)].format(i=i))
               for i in range(int(count * faulty))]
     random.Random(seed).shuffle(pairs)
     return pairs

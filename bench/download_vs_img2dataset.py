@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchhost import REPO, image_host, measure, photo_folder, url_list, write_imagenet_list  # noqa: E402
+from benchhost import ERRORS, FAULTS, REPO, image_host, measure, photo_folder, url_list, write_imagenet_list  # noqa: E402
 from img2dataset_peer import ensure_venv, run_img2dataset  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def compare(tmp: Path, i2d_python: Path, photos: Path, args: argparse.Namespace,
     rows = []
     with image_host(photos) as base:
         tmp.mkdir(parents=True)
-        pairs = url_list(base, args.photos, args.faulty)
+        pairs = url_list(base, args.photos, args.faulty, faults=args.faults)
         (tmp / "plain.txt").write_text("".join(url + "\n" for _, url in pairs))
         rows.append((f"img2dataset 1.47.0, {processes} proc, retries 0", run_img2dataset(
             i2d_python, tmp / "plain.txt", tmp / "i2d", processes=processes,
@@ -74,7 +74,7 @@ def compare(tmp: Path, i2d_python: Path, photos: Path, args: argparse.Namespace,
     for name, folder, extra in ((f"synsetforge, {processes} proc, retries 0", "ours0", ["--retries", "0"]),
                                 (f"synsetforge, {processes} proc, defaults", "ours", [])):
         with image_host(photos) as base:
-            urls = write_imagenet_list(tmp / f"{folder}.txt", url_list(base, args.photos, args.faulty))
+            urls = write_imagenet_list(tmp / f"{folder}.txt", url_list(base, args.photos, args.faulty, faults=args.faults))
             rows.append((name, ours(tmp / folder, urls, processes, args.concurrency, extra)))
     for name, r in rows:
         r["images_per_second"] = r["success"] / r["seconds"]
@@ -92,7 +92,10 @@ def main() -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
                         help="worker processes of each tool; one comparison per value (default 1 and one per core)")
     parser.add_argument("--concurrency", type=int, default=256, help="requests in flight, all processes together")
+    parser.add_argument("--errors-only", action="store_true",
+                        help="faulty URLs without the opt-outs and 429s (the download issue's list)")
     args = parser.parse_args()
+    args.faults = ERRORS if args.errors_only else FAULTS
 
     i2d_python = ensure_venv()
     photos = photo_folder(args.photos)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, rows, run_cli
+from conftest import REPO, run_cli
 from pipeline.imagehost import ImageHost
 from test_download import table, write_candidates
 

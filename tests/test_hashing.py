@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import imagehash
-import pytest
 from PIL import Image
 
 from pipeline.hashing import bits_to_int64, hex_of, phash64, phash_of_bytes

@@ -4,7 +4,6 @@ host that answers 429 to a burst gets fewer requests than its limit."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest

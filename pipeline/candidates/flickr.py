@@ -59,13 +59,6 @@ DEFAULT_LICENSE = ",".join(str(i) for i in LICENSES if i != 0)
 EXTENSION_MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
 
 
-def int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _retry_reason(answer: Any) -> str | None:
     if isinstance(answer, dict) and answer.get("stat") == "fail" and int_or_none(answer.get("code")) in RETRY_CODES:
         return f"code {answer.get('code')}: {answer.get('message')}"

@@ -50,9 +50,9 @@ class Hit:
 
 
 def int_or_none(value: Any) -> int | None:
-    """An API's number field, or None when it is missing or not a number."""
+    """An API's number field, or None when it is missing, empty or not a number."""
     try:
-        return int(value) if value is not None else None
+        return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
