@@ -29,6 +29,7 @@ from .errors import InputError, PipelineError
 from .files import atomic_write_text
 
 STAMPS = ".stages"
+CACHES = ".cache"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,19 @@ def fingerprint(stage: Stage) -> str:
     }
     blob = json.dumps(doc, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def work_cache(workdir: Path, name: str, settings: Mapping[str, Any]) -> Path:
+    """``workdir/.cache/<name>/<settings key>``: where a stage keeps finished pieces of work
+    (a class's search hits, a downloaded shard) that a rerun after an interruption reuses.
+    Only the cache of the current settings is kept; caches of other settings are removed."""
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    root = workdir / CACHES / name
+    if root.is_dir():
+        for other in root.iterdir():
+            if other.name != key:
+                _remove(other)
+    return root / key
 
 
 def stamp_path(stage: Stage) -> Path:

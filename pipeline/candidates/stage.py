@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -39,7 +38,6 @@ OUTPUTS = ("candidates", "candidates_report.json")
 SOURCES = ("urllist", "commons", "openverse", "flickr", "demo")
 SEARCH_SOURCES = ("commons", "openverse", "flickr")
 DEMO_PORT = 8642
-CACHE = Path(".cache") / "candidates"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,13 +169,7 @@ def _demo_rows(wnids: list[str], per_class: int, port: int) -> list[dict]:
 
 
 def _search_rows(args: argparse.Namespace, source: str, settings: dict, synsets: list[dict]) -> list[dict]:
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    cache = args.workdir / CACHE / key
-    root = cache.parent
-    if root.is_dir():
-        for other in root.iterdir():
-            if other.name != key:
-                shutil.rmtree(other, ignore_errors=True)
+    cache = runner.work_cache(args.workdir, "candidates", settings)
     adapter, per_second = _adapter(source, args)
     return asyncio.run(_collect(adapter, per_second, synsets, args.per_query, cache))
 

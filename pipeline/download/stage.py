@@ -34,7 +34,6 @@ from .shard import Limits, Settings, ShardJob, finished
 
 HELP = "fetch, verify and normalise every candidate: images/, ledger/, download_stats.json"
 OUTPUTS = ("images", "ledger", "download_stats.json")
-CACHE = Path(".cache") / "download"
 SHOWN_CLASSES = 10
 
 
@@ -228,17 +227,11 @@ def print_report(report: dict) -> None:
 
 
 def _cache_for(workdir: Path, settings: Settings) -> Path:
-    """The shard cache of these settings; caches of other settings, and files a killed run
-    left half-written, are removed."""
-    key = hashlib.sha256(json.dumps(settings.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
-    root = workdir / CACHE
-    if root.is_dir():
-        for other in root.iterdir():
-            if other.name != key:
-                shutil.rmtree(other, ignore_errors=True)
-        for partial in (root / key).glob("*/.*.tmp"):  # files a killed run was writing
-            partial.unlink(missing_ok=True)
-    return root / key
+    """The shard cache of these settings, without the files a killed run left half-written."""
+    cache = runner.work_cache(workdir, "download", settings.as_dict())
+    for partial in cache.glob("*/.*.tmp"):
+        partial.unlink(missing_ok=True)
+    return cache
 
 
 def _shard_number(part: Path) -> int:
