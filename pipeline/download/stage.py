@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> None:
         settings={**settings.as_dict(), "min_per_class": args.min_per_class},
     )
     processes = args.processes or os.cpu_count() or 1
-    workers = 1 if args.executor == "local" and processes == 1 else processes
+    # The limits are shared out among the workers that will run: a local run starts no more
+    # workers than there are shards (one shard runs in this process).
+    workers = min(processes, len(parts)) if args.executor == "local" else processes
     limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host),
                     host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers))
 
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
             if demo_port is not None:
                 _start_demo_host(stack, demo_port)
             pace = {"host_rate": host_rate, "host_burst": args.host_burst}
-            return download(parts, args.workdir, out, settings, limits, args.executor, processes, args.min_per_class,
+            return download(parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class,
                             pace)
 
     runner.run(stage, build, force=args.force)
