@@ -12,10 +12,19 @@ keeps both sides at least 64 px (Pillow's draft mode: a quarter of the work for 
 and the 32x32 hash input barely changes), greyscale, upright. Every stage hashes through
 it, so a hash made by the download stage and one made from a folder of the same files are
 equal; dedupe compares them with XOR and popcount.
+
+``hashes_of`` gives the six hashes dedupe compares (``Hashes``): pHash and dHash of three
+views of the image. The mirror view catches flipped copies, which pHash alone never matches
+(a flip moves a photo's pHash by about 32 bits); the inner view, the image less a 5% border,
+catches cropped copies and steadies rotated ones (corners move most). dHash (imagehash.dhash:
+9x8 greyscale, each pixel against its right neighbour) is the second, independent measure
+dedupe verifies a pHash match with. The mirror hashes come from the mirrored hash inputs
+(32x32 and 9x8), so the three views cost one decode and three small resizes.
 """
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -24,6 +33,7 @@ from .pixels import to_rgb, upright
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
+INNER_BORDER = 0.05  # the inner view leaves out this fraction of the width (height) on each side
 # Rows 0..7 of the unnormalised DCT-II matrix (scipy.fftpack.dct's convention): 2 cos(pi k (2n+1) / 2N).
 _DCT = 2 * np.cos(np.pi * np.outer(np.arange(BITS), 2 * np.arange(SIZE) + 1) / (2 * SIZE))
 
@@ -33,13 +43,63 @@ def bits_to_int64(bits: np.ndarray) -> int:
     return int.from_bytes(np.packbits(np.asarray(bits, dtype=bool).flatten()).tobytes(), "big", signed=True)
 
 
-def phash64(image: Image.Image) -> int:
-    """imagehash.phash of ``image`` exactly as given (no decoding rule applied)."""
-    pixels = np.asarray(image.convert("L").resize((SIZE, SIZE), Image.Resampling.LANCZOS), dtype=np.float64)
+class Hashes(NamedTuple):
+    """The hashes of one image, as signed 64-bit ints; the names are the Parquet columns."""
+
+    phash: int
+    phash_mirror: int
+    phash_inner: int
+    dhash: int
+    dhash_mirror: int
+    dhash_inner: int
+
+
+VIEWS = ("", "_mirror", "_inner")  # column suffixes: the whole image, its mirror image, its inner part
+
+
+def _grey(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(image.convert("L").resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+def _phash_pixels(pixels: np.ndarray) -> int:
     # Rounding removes the matrix product's last-bit noise, which would otherwise decide
     # ties that scipy's DCT computes exactly (a flat image's zero AC coefficients).
     low = np.round(_DCT @ pixels @ _DCT.T, 6)
     return bits_to_int64(low > np.median(low))
+
+
+def _dhash_pixels(pixels: np.ndarray) -> int:
+    return bits_to_int64(pixels[:, 1:] > pixels[:, :-1])
+
+
+def phash64(image: Image.Image) -> int:
+    """imagehash.phash of ``image`` exactly as given (no decoding rule applied)."""
+    return _phash_pixels(_grey(image, (SIZE, SIZE)))
+
+
+def dhash64(image: Image.Image) -> int:
+    """imagehash.dhash of ``image`` exactly as given."""
+    return _dhash_pixels(_grey(image, (BITS + 1, BITS)))
+
+
+def inner(image: Image.Image) -> Image.Image:
+    dx, dy = round(image.width * INNER_BORDER), round(image.height * INNER_BORDER)
+    return image.crop((dx, dy, image.width - dx, image.height - dy))
+
+
+def hashes_of(image: Image.Image) -> Hashes:
+    """The six hashes of an image decoded by the hashing rule (``decode_for_hash``)."""
+    grey = image.convert("L")
+    p, d = _grey(grey, (SIZE, SIZE)), _grey(grey, (BITS + 1, BITS))
+    middle = inner(grey)
+    return Hashes(
+        phash=_phash_pixels(p),
+        phash_mirror=_phash_pixels(p[:, ::-1]),
+        phash_inner=phash64(middle),
+        dhash=_dhash_pixels(d),
+        dhash_mirror=_dhash_pixels(d[:, ::-1]),
+        dhash_inner=dhash64(middle),
+    )
 
 
 def decode_for_hash(image: Image.Image) -> Image.Image:
@@ -51,9 +111,9 @@ def decode_for_hash(image: Image.Image) -> Image.Image:
     return image if image.mode in ("L", "RGB") else to_rgb(image)
 
 
-def phash_of_bytes(data: bytes) -> int:
+def hashes_of_bytes(data: bytes) -> Hashes:
     with Image.open(io.BytesIO(data)) as image:
-        return phash64(decode_for_hash(image))
+        return hashes_of(decode_for_hash(image))
 
 
 def hex_of(value: int) -> str:

@@ -55,6 +55,13 @@ CANDIDATES = _table(
     _optional("mime", pa.string(), "type hint from the source"),
 )
 
+# pipeline.hashing.Hashes, stored by the download stage and by dedupe.
+HASH_FIELDS = tuple(
+    _required(f"{kind}{view}", pa.int64(), f"imagehash.{kind} of the {what}, by pipeline.hashing's decoding rule; 64 bits as a signed integer")
+    for kind in ("phash", "dhash")
+    for view, what in (("", "image"), ("_mirror", "mirror image"), ("_inner", "image less a 5% border"))
+)
+
 IMAGES = _table(
     "images",
     _required("image_id", pa.string(), "the candidate_id of the candidate it was fetched for"),
@@ -64,7 +71,7 @@ IMAGES = _table(
     _required("width", pa.int32(), "stored image width, pixels"),
     _required("height", pa.int32(), "stored image height, pixels"),
     _required("format", pa.string(), "stored format as Pillow names it: JPEG, PNG..."),
-    _required("phash", pa.int64(), "imagehash.phash of the stored RGB image, 64 bits as a signed integer"),
+    *HASH_FIELDS,
     _required("original_width", pa.int32(), "width of the fetched image after EXIF orientation"),
     _required("original_height", pa.int32(), "height of the fetched image after EXIF orientation"),
     _required("original_format", pa.string(), "format of the fetched bytes"),

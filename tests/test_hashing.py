@@ -1,12 +1,13 @@
-"""Our pHash is imagehash's, bit for bit, on generated pictures and (when ../shared is there) real photos."""
+"""Our pHash and dHash are imagehash's, bit for bit, on generated pictures and (when ../shared is
+there) real photos; the mirror hashes are the hashes of the mirror image."""
 from __future__ import annotations
 
 import io
 
 import imagehash
-from PIL import Image
+from PIL import Image, ImageOps
 
-from pipeline.hashing import bits_to_int64, hex_of, phash64, phash_of_bytes
+from pipeline.hashing import bits_to_int64, decode_for_hash, dhash64, hashes_of, hashes_of_bytes, hex_of, inner, phash64
 from pipeline.imagehost.pictures import picture_jpeg
 
 
@@ -24,19 +25,26 @@ def check(image: Image.Image) -> None:
     assert ours == bits_to_int64(reference.hash)
     assert hex_of(ours) == str(reference)
     assert -(2**63) <= ours < 2**63
+    assert dhash64(image) == bits_to_int64(imagehash.dhash(image).hash)
+    views = hashes_of(image)
+    mirror = ImageOps.mirror(image)
+    assert (views.phash, views.dhash) == (ours, dhash64(image))
+    assert (views.phash_mirror, views.dhash_mirror) == (phash64(mirror), dhash64(mirror))
+    assert (views.phash_inner, views.dhash_inner) == (phash64(inner(image)), dhash64(inner(image)))
 
 
-def test_phash64_is_imagehash_phash_on_pictures():
+def test_phash64_and_dhash64_are_imagehash_on_pictures():
     for image in pictures():
         check(image)
 
 
-def test_phash64_is_imagehash_phash_on_real_photos(shared):
+def test_phash64_and_dhash64_are_imagehash_on_real_photos(shared):
     photos = sorted((shared / "data" / "real-photos" / "imagenet-samples").glob("*.JPEG"))
     assert len(photos) == 200
     for path in photos:
         with Image.open(path) as image:
             check(image)
+            check(decode_for_hash(Image.open(path)))
 
 
 def test_the_draft_decoding_rule_moves_a_photo_hash_by_a_few_bits_at_most(shared):
@@ -46,5 +54,5 @@ def test_the_draft_decoding_rule_moves_a_photo_hash_by_a_few_bits_at_most(shared
     for path in sorted((shared / "data" / "real-photos" / "imagenet-samples").glob("*.JPEG")):
         with Image.open(path) as image:
             full = phash64(image.convert("RGB"))
-        distances.append(bin((full ^ phash_of_bytes(path.read_bytes())) & (2**64 - 1)).count("1"))
+        distances.append(bin((full ^ hashes_of_bytes(path.read_bytes()).phash) & (2**64 - 1)).count("1"))
     assert max(distances) <= 4, sorted(distances)[-10:]

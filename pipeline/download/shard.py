@@ -48,7 +48,9 @@ class Settings:
     politeness: Politeness = field(default_factory=Politeness)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # The image table's columns are part of a shard's content: a schema change must not
+        # reuse shards cached under the old one.
+        return {**asdict(self), "images_columns": schemas.IMAGES.names}
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ def _add_image_row(images: dict[str, list], candidate: dict, stored: Stored) -> 
         "width": stored.width,
         "height": stored.height,
         "format": stored.format,
-        "phash": stored.phash,
+        **stored.hashes._asdict(),
         "original_width": stored.original_width,
         "original_height": stored.original_height,
         "original_format": stored.original_format,
