@@ -25,8 +25,10 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(if $(filter 0 no false,$(RESPECT_OPTOUTS)),--ignore-optouts) $(if $(filter 0 no false,$(RESPECT_ROBOTS)),--ignore-robots) \
 	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
 	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
+DEDUPE_ARGS = $(strip $(call opt,SRC,--src) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
+	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes))
 
-.PHONY: help setup synsets candidates download demo test bench clean
+.PHONY: help setup synsets candidates download dedupe demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -50,9 +52,14 @@ download: $(SETUP) ## fetch and verify every candidate into images/ and ledger/ 
 	test -d '$(DATA)/$(SUBSET)/candidates' || $(MAKE) --no-print-directory candidates
 	$(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
 
+dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or SRC=<folder>): dedupe/ (runs download when missing)
+	test -n '$(SRC)' || test -d '$(DATA)/$(SUBSET)/images' || $(MAKE) --no-print-directory download
+	$(PY) -m pipeline dedupe $(STAGE_ARGS) $(DEDUPE_ARGS)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
+	$(MAKE) --no-print-directory dedupe SUBSET=demo
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -61,6 +68,8 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/synsets.py
 	$(PY) bench/download_vs_img2dataset.py
 	$(PY) bench/download_kill_resume.py
+	$(PY) bench/dedupe_quality.py --tiny
+	$(PY) bench/dedupe_speed.py
 
 clean: ## remove the data folder of SUBSET
 	rm -rf '$(DATA)/$(SUBSET)'

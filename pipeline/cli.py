@@ -19,6 +19,7 @@ STAGES = {
     "synsets": "wordnet.stage",
     "candidates": "pipeline.candidates.stage",
     "download": "pipeline.download.stage",
+    "dedupe": "pipeline.dedupe.stage",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -94,3 +94,33 @@ LEDGER = _table(
     _required("attempts", pa.int16(), "requests sent for the image, redirects included"),
     _required("elapsed_ms", pa.int32(), "wall time from first request to outcome"),
 )
+
+HASHES = _table(
+    "hashes",
+    _required("image_id", pa.string(), "the image store's image_id, or the file's path below the hashed folder"),
+    _required("wnid", pa.string(), "class of the image ('' when a hashed folder has no class folders)"),
+    _required("location", pa.string(), "where the bytes are: images/shard-N.parquet, or the file's path below the folder"),
+    _required("sha256", pa.string(), "hex digest of the image's bytes: equal digests are exact copies"),
+    _required("width", pa.int32(), "pixels"),
+    _required("height", pa.int32(), "pixels"),
+    _required("rank", pa.int32(), "the candidate's rank at its source, best first (0 for a folder)"),
+    *HASH_FIELDS,
+)
+
+CLUSTERS = _table(
+    "clusters",
+    _required("image_id", pa.string(), "one row per hashed image"),
+    _required("wnid", pa.string(), "class of the image"),
+    _required("cluster_id", pa.int64(), "images that are copies of each other share it; a unique image has its own"),
+    _required("representative", pa.string(), "image_id of the copy the cluster keeps: largest pixel area, then best rank"),
+    _required("distance", pa.int16(), "pHash bits between this image and the representative, over the matched views"),
+    _required("reason", pa.string(), "unique, representative, exact, near, mirror, crop, conflict or reference: see pipeline.dedupe.clusters"),
+    _required("keep", pa.bool_(), "the image stays in the dataset"),
+)
+
+LABELS = _table(
+    "labels",
+    _required("image_id", pa.string(), "the image annotators judged"),
+    _required("wnid", pa.string(), "the class they judged it for"),
+    _required("accepted", pa.bool_(), "the votes accept the image as a member of the class"),
+)

@@ -1,0 +1,172 @@
+"""Dedupe speed: hashing a folder, and the near-duplicate search, against the peers.
+
+1. Hashing, one process: images/s of ``pipeline.dedupe.folder.hash_file`` (six hashes by our
+   decoding rule: JPEG draft mode) against ``imagehash.phash(Image.open(f))`` (one hash, full
+   decode) over the same files: the 200 ILSVRC photos of ../shared as they are (68 to 2400 px),
+   and the same photos brought to 500 px as the download stage stores them. Then the whole
+   folder with ``hash_folder`` on every core.
+2. Search: ``N`` random 64-bit hashes (default 100,000) with 1% planted near copies (1 to 10
+   bits flipped), all pairs within radius 10, ours (``pipeline.dedupe.search.near_pairs``)
+   against imagededup's ``find_duplicates`` in its own venv (bench/imagededup_peer.py); the
+   pair sets must be identical. ``--peer-n`` runs the peer on fewer hashes (both sides then
+   measured on those) when its quadratic search would take too long.
+3. 1,000,000 hashes at radius 10, in a child process: seconds and peak memory.
+4. ``--large``: 10,000,000 hashes at radius 8, the same way (about 8 minutes on this machine).
+
+    python bench/dedupe_speed.py [--n 100000] [--peer-n 100000] [--large] [--skip-peer]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from pipeline.dedupe.search import near_pairs  # noqa: E402
+
+SHARED = HERE.parent.parent / "shared" / "data" / "real-photos" / "imagenet-samples"
+ROUNDS = 3
+
+
+def planted(n: int, radius: int, seed: int = 0) -> np.ndarray:
+    """``n`` random 64-bit hashes; 1% of them replaced by a copy of another with 1..radius bits flipped."""
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    for target in rng.choice(n, n // 100, replace=False):
+        value = int(hashes[rng.integers(n)])
+        for bit in rng.choice(64, rng.integers(1, radius + 1), replace=False):
+            value ^= 1 << int(bit)
+        hashes[target] = value
+    return hashes
+
+
+def photo_folders(root: Path) -> dict[str, list[Path]]:
+    """The real photos as they are, and brought to at most 500 px (JPEG q90) as stored by download."""
+    from PIL import Image
+
+    if SHARED.is_dir():
+        originals = sorted(SHARED.glob("*.JPEG"))
+    else:
+        from pipeline.imagehost.pictures import picture_jpeg
+
+        print("../shared is absent: hashing generated 500x375 pictures instead of real photos")
+        originals = []
+        for n in range(200):
+            path = root / "generated" / f"{n}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(picture_jpeg("n01440764", n))
+            originals.append(path)
+    stored = []
+    for path in originals:
+        image = Image.open(path).convert("RGB")
+        image.thumbnail((500, 500), Image.Resampling.LANCZOS)
+        target = root / "stored" / (path.stem + ".jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        target.write_bytes(buffer.getvalue())
+        stored.append(target)
+    return {"as found": originals, "stored (500 px)": stored}
+
+
+def best_rate(work, files) -> float:
+    best = 0.0
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for path in files:
+            work(path)
+        best = max(best, len(files) / (time.perf_counter() - start))
+    return best
+
+
+def hashing() -> None:
+    import imagehash
+    from PIL import Image
+
+    from pipeline.dedupe.folder import hash_file, hash_folder
+
+    print("1. hashing, one process (best of 3 rounds)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, files in photo_folders(Path(tmp)).items():
+            ours = best_rate(hash_file, files)
+            peer = best_rate(lambda f: imagehash.phash(Image.open(f)), files)
+            print(f"   {label:<16} {len(files)} files: ours {ours:6.0f} img/s (6 hashes), "
+                  f"imagehash.phash {peer:6.0f} img/s (1 hash): {ours / peer:.2f}x per core")
+            processes = os.cpu_count() or 1
+            start = time.perf_counter()
+            hash_folder(files[0].parent, processes)
+            print(f"   {'':<16} hash_folder on {processes} processes: "
+                  f"{len(files) / (time.perf_counter() - start):.0f} img/s (pool start included)")
+
+
+def search_against_peer(n: int, peer_n: int, skip_peer: bool) -> None:
+    print(f"2. search: {n:,} random hashes, 1% planted copies, radius 10")
+    hashes = planted(n, 10)
+    start = time.perf_counter()
+    ours = near_pairs(hashes, 10)
+    seconds = time.perf_counter() - start
+    print(f"   ours: {len(ours):,} pairs in {seconds:.2f} s")
+    if skip_peer:
+        return
+    from imagededup_peer import ensure_venv, find_duplicates
+
+    ensure_venv()
+    if peer_n < n:
+        hashes = hashes[:peer_n]
+        start = time.perf_counter()
+        ours = near_pairs(hashes, 10)
+        seconds = time.perf_counter() - start
+        print(f"   on the first {peer_n:,} hashes: ours {len(ours):,} pairs in {seconds:.2f} s")
+    peer = find_duplicates(hashes, 10)
+    same = peer["pairs"] == ours.as_set()
+    print(f"   imagededup find_duplicates: {len(peer['pairs']):,} pairs in {peer['seconds']:.1f} s "
+          f"(peak {peer['peak_rss_mb']:.0f} MB); pair sets identical: {same}")
+    print(f"   ours is {peer['seconds'] / seconds:.0f}x faster")
+
+
+def search_in_child(n: int, radius: int) -> None:
+    from benchhost import measure
+
+    measured = measure([sys.executable, __file__, "--search-only", str(n), str(radius)])
+    print(f"   {n:,} hashes at radius {radius}: {measured.seconds:.1f} s with hash generation, "
+          f"peak {measured.peak_rss_mb:.0f} MB RSS")
+
+
+def search_only(n: int, radius: int) -> None:
+    hashes = planted(n, radius)
+    start = time.perf_counter()
+    found = near_pairs(hashes, radius)
+    print(f"   search alone: {len(found):,} pairs in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--peer-n", type=int, default=None, help="hashes the peer searches (default --n)")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--large", action="store_true", help="also 10M hashes at radius 8")
+    parser.add_argument("--search-only", nargs=2, type=int, metavar=("N", "RADIUS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.search_only:
+        search_only(*args.search_only)
+        return
+    hashing()
+    search_against_peer(args.n, args.peer_n or args.n, args.skip_peer)
+    print("3. scale")
+    search_in_child(1_000_000, 10)
+    if args.large:
+        search_in_child(10_000_000, 8)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The dedupe stage: perceptual hashes, exact and near-duplicate clusters, the split guard."""

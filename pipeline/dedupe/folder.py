@@ -1,0 +1,79 @@
+"""Hash a folder of images in parallel: the dedupe stage on any image collection.
+
+Files are decoded by ``pipeline.hashing``'s rule (JPEG draft mode, upright), so their
+hashes compare with the download stage's. A class folder layout (``<wnid>/<file>``, as
+ImageFolder and ILSVRC's train folders have it) gives each image its class; files at the
+top have none. A file Pillow cannot read is listed as a failure, not hashed.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from pathlib import Path
+
+import pyarrow as pa
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline import schemas
+from pipeline.hashing import Hashes, decode_for_hash, hashes_of
+from pipeline.pixels import upright_size
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+CHUNK = 32  # files per task sent to a worker
+
+
+def image_files(folder: Path) -> list[str]:
+    """Paths below ``folder`` with an image extension, POSIX style, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith("."))
+
+
+def hash_file(path: Path) -> tuple | str:
+    """(sha256, width, height, Hashes) of an image file, or why it could not be read."""
+    try:
+        data = path.read_bytes()
+        with Image.open(path) as image:
+            width, height = upright_size(image)
+            hashes = hashes_of(decode_for_hash(image))
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+        return f"{type(e).__name__}: {e}"
+    return hashlib.sha256(data).hexdigest(), width, height, hashes
+
+
+def hash_folder(folder: Path, processes: int) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """The hashes table of every image below ``folder``, and the (path, error) of the failures."""
+    files = image_files(folder)
+    paths = [folder / f for f in files]
+    bar = tqdm(total=len(files), desc="hash", unit="img", disable=None)
+    results = []
+    try:
+        if processes <= 1 or len(files) <= CHUNK:
+            for path in paths:
+                results.append(hash_file(path))
+                bar.update()
+        else:
+            with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                for result in pool.imap(hash_file, paths, chunksize=CHUNK):
+                    results.append(result)
+                    bar.update()
+    finally:
+        bar.close()
+    rows = {name: [] for name in schemas.HASHES.names}
+    failures = []
+    for name, result in zip(files, results):
+        if isinstance(result, str):
+            failures.append((name, result))
+            continue
+        sha, width, height, hashes = result
+        parts = name.split("/")
+        rows["image_id"].append(name)
+        rows["wnid"].append(parts[0] if len(parts) > 1 else "")
+        rows["location"].append(name)
+        rows["sha256"].append(sha)
+        rows["width"].append(width)
+        rows["height"].append(height)
+        rows["rank"].append(0)
+        for field in Hashes._fields:
+            rows[field].append(getattr(hashes, field))
+    return pa.Table.from_pydict(rows, schema=schemas.HASHES), failures

@@ -1,0 +1,191 @@
+"""The dedupe stage: ``images/`` (or any folder, ``--src``) -> ``dedupe/hashes.parquet``,
+``dedupe/clusters.parquet``, ``dedupe/report.json`` and ``dedupe/contact_sheet.html``.
+
+Images from the download stage carry their hashes, so only a folder is decoded here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import runner, schemas
+from pipeline.errors import InputError
+from pipeline.tables import read_table, write_table
+
+from . import sheet
+from .clusters import DROPPED, MEANING, Settings, cluster
+from .folder import hash_folder
+
+HELP = "find exact and near-duplicate images: dedupe/hashes.parquet, clusters.parquet, report.json, contact_sheet.html"
+OUTPUT = "dedupe"
+SHOWN_FAILURES = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
+    parser.add_argument("--src", type=Path, metavar="DIR",
+                        help="hash the images below DIR (class folders <wnid>/...) instead of images/ (make: SRC)")
+    parser.add_argument("--radius", type=int, default=d.radius, metavar="BITS",
+                        help=f"pHash bits within which two images are copies (make: RADIUS, default {d.radius})")
+    parser.add_argument("--verify", type=int, default=d.verify, metavar="BITS",
+                        help=f"dHash bits a pHash match must also be within; 64 turns it off (make: VERIFY, default {d.verify})")
+    parser.add_argument("--reference", type=Path, metavar="FILE",
+                        help="drop images near these hashes, e.g. an existing test set's hashes.parquet (make: REFERENCE)")
+    parser.add_argument("--labels", type=Path, metavar="FILE",
+                        help="verified labels (image_id, wnid, accepted) that settle conflicts (make: LABELS)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes hashing a folder (make: PROCESSES, default one per core)")
+    parser.add_argument("--sheet-clusters", type=int, default=sheet.CLUSTERS, metavar="N",
+                        help=f"clusters shown in the contact sheet (default {sheet.CLUSTERS})")
+
+
+def run(args: argparse.Namespace) -> None:
+    if not 0 <= args.radius < 64 or not 0 <= args.verify <= 64:
+        raise InputError(f"--radius must be in 0..63 and --verify in 0..64, got {args.radius} and {args.verify}")
+    source = args.src if args.src is not None else args.workdir / "images"
+    if args.src is not None and not args.src.is_dir():
+        raise InputError("not a folder", file=args.src)
+    if args.src is None and not sorted(source.glob("shard-*.parquet")):
+        raise InputError("no image shards (shard-*.parquet): run `make download` first, or give SRC=<folder>",
+                         file=source)
+    settings = Settings(args.radius, args.verify)
+    inputs = tuple(p for p in (source, args.reference, args.labels) if p is not None)
+    stage = runner.Stage(
+        name="dedupe",
+        workdir=args.workdir,
+        outputs=(OUTPUT,),
+        inputs=inputs,
+        settings={**settings._asdict(), "src": str(args.src), "reference": str(args.reference),
+                  "labels": str(args.labels), "sheet_clusters": args.sheet_clusters},
+    )
+
+    def build(out: Path) -> str:
+        return dedupe(source, args.src is not None, out / OUTPUT, settings, args.reference, args.labels,
+                      args.processes or os.cpu_count() or 1, args.sheet_clusters)
+
+    runner.run(stage, build, force=args.force)
+
+
+def dedupe(source: Path, is_folder: bool, out: Path, settings: Settings, reference: Path | None,
+           labels: Path | None, processes: int, sheet_clusters: int) -> str:
+    out.mkdir(parents=True)
+    start = time.monotonic()
+    failures = []
+    if is_folder:
+        hashes, failures = hash_folder(source, processes)
+    else:
+        hashes = read_store(source)
+    hashed = time.monotonic()
+    result = cluster(hashes, settings, reference=read_reference(reference) if reference else None,
+                     accepted=read_accepted(labels) if labels else None)
+    clustered = time.monotonic()
+    write_table(hashes, out / "hashes.parquet", schemas.HASHES)
+    write_table(result.table, out / "clusters.parquet", schemas.CLUSTERS)
+    report = dedupe_report(result.table, result.counts, settings, failures)
+    report["seconds"] = {"hashing" if is_folder else "reading": round(hashed - start, 2),
+                         "search_and_clusters": round(clustered - hashed, 2)}
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    sheet.write(out / "contact_sheet.html", result, hashes, settings, _bytes_loader(source, is_folder),
+                sheet_clusters)
+    print_report(report)
+    dropped = report["images"] - report["kept"]
+    return (f"{report['kept']} of {report['images']} images kept, {dropped} dropped "
+            f"({', '.join(f'{n} {r}' for r, n in report['dropped'].items()) or 'none'}), "
+            f"{len(report['conflicts'])} conflicts")
+
+
+def read_store(images: Path) -> pa.Table:
+    """The hashes of the download stage's images, without reading the image bytes."""
+    columns = [n for n in schemas.HASHES.names if n != "location"]
+    parts = []
+    for path in sorted(images.glob("shard-*.parquet")):
+        table = read_table(path, schemas.IMAGES, columns=columns)
+        location = pa.array([f"images/{path.name}"] * table.num_rows, pa.string())
+        parts.append(table.add_column(2, "location", location))
+    return pa.concat_tables(parts).select(schemas.HASHES.names).cast(schemas.HASHES)
+
+
+def read_reference(path: Path) -> pa.Table:
+    names = [f.name for f in schemas.HASH_FIELDS]
+    present = [n for n in pq.read_schema(path).names if n in names] if path.exists() else []
+    if "phash" not in present:
+        raise InputError("a reference table needs a phash column (int64), e.g. dedupe/hashes.parquet",
+                         file=path, field="phash")
+    return read_table(path, schemas.HASHES, columns=present)
+
+
+def read_accepted(path: Path) -> set[tuple[str, str]]:
+    table = read_table(path, schemas.LABELS, columns=["image_id", "wnid", "accepted"])
+    table = table.filter(pc.equal(table.column("accepted"), True))
+    return set(zip(table.column("image_id").to_pylist(), table.column("wnid").to_pylist()))
+
+
+def dedupe_report(table: pa.Table, counts: dict, settings: Settings, failures: list) -> dict:
+    wnid = table.column("wnid").to_pylist()
+    reason = table.column("reason").to_pylist()
+    keep = table.column("keep").to_pylist()
+    per_class: dict[str, Counter] = {}
+    for w, r, k in zip(wnid, reason, keep):
+        c = per_class.setdefault(w, Counter())
+        c["images"] += 1
+        c["kept"] += k
+        if not k:
+            c[r] += 1
+    totals = Counter(r for r, k in zip(reason, keep) if not k)
+    return {
+        "settings": settings._asdict(),
+        "images": counts["images"],
+        "kept": counts["kept"],
+        "dropped": {r: totals[r] for r in DROPPED if totals[r]},
+        "reasons": {r: n for r, n in Counter(reason).items()},
+        "reason_meaning": MEANING,
+        "clusters_with_copies": counts["clusters_with_copies"],
+        "largest_cluster": counts["largest_cluster"],
+        "verified_pairs": counts["pairs"],
+        "conflicts": counts["conflicts"],
+        "unreadable_files": [{"file": f, "error": e} for f, e in failures],
+        "per_class": {w: dict(c) for w, c in sorted(per_class.items())},
+    }
+
+
+def print_report(report: dict) -> None:
+    lines = [f"dedupe: {report['kept']} of {report['images']} images kept; "
+             f"{report['clusters_with_copies']} clusters of copies, the largest of {report['largest_cluster']}"]
+    lines += [f"  {r:<12} {n:>9} dropped" for r, n in report["dropped"].items()]
+    if report["conflicts"]:
+        lines.append(f"dedupe: {len(report['conflicts'])} clusters span two classes (conflicts), listed in "
+                     "report.json and the contact sheet for review")
+    failures = report["unreadable_files"]
+    for f in failures[:SHOWN_FAILURES]:
+        lines.append(f"dedupe: unreadable, skipped: {f['file']}: {f['error']}")
+    if len(failures) > SHOWN_FAILURES:
+        lines.append(f"dedupe: and {len(failures) - SHOWN_FAILURES} more unreadable files (report.json)")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _bytes_loader(source: Path, is_folder: bool):
+    """image_ids -> their bytes, for the contact sheet."""
+
+    def load(hashes: pa.Table, ids: list[str]) -> dict[str, bytes]:
+        if is_folder:
+            return {i: (source / i).read_bytes() for i in ids}
+        wanted = pa.array(ids, pa.string())
+        rows = hashes.filter(pc.is_in(hashes.column("image_id"), wanted))
+        found = {}
+        for location in set(rows.column("location").to_pylist()):
+            shard = pq.read_table(source.parent / location, columns=["image_id", "image"],
+                                          filters=pc.is_in(pc.field("image_id"), wanted))
+            found.update(zip(shard.column("image_id").to_pylist(), shard.column("image").to_pylist()))
+        return found
+
+    return load
+
