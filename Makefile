@@ -27,8 +27,15 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
 DEDUPE_ARGS = $(strip $(call opt,SRC,--src) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
 	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes))
+EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,FORMAT,--format) $(call opt,IMAGE_BASE_URL,--image-base-url) \
+	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed))
+SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port))
+SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(call opt,SEED,--seed))
+IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
+	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
+DEMO_ROUNDS ?= 1 2 3 4
 
-.PHONY: help setup synsets candidates download dedupe demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -56,10 +63,28 @@ dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or SRC=<folder
 	test -n '$(SRC)' || test -d '$(DATA)/$(SUBSET)/images' || $(MAKE) --no-print-directory download
 	$(PY) -m pipeline dedupe $(STAGE_ARGS) $(DEDUPE_ARGS)
 
+annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (FORMAT=mturk,labelstudio,jsonl IMAGE_BASE_URL=...)
+	$(PY) -m pipeline annotate-export $(STAGE_ARGS) $(EXPORT_ARGS)
+
+annotate-serve: $(SETUP) ## our own labelling page for a round, on http://127.0.0.1:8650 (ROUND= HOST= PORT=)
+	$(PY) -m pipeline annotate-serve $(STAGE_ARGS) $(SERVE_ARGS)
+
+annotate-simulate: $(SETUP) ## simulated workers answer a round: annotation/round-<ROUND>/results-simulated.csv
+	$(PY) -m pipeline annotate-simulate $(STAGE_ARGS) $(SIMULATE_ARGS)
+
+annotate-import: $(SETUP) ## import RESULTS=<file> (MTurk CSV, Label Studio JSON, our JSONL) and aggregate: annotation/labels.parquet
+	test -n '$(RESULTS)' || { echo "make annotate-import needs RESULTS=<file>"; exit 2; }
+	$(PY) -m pipeline annotate-import $(STAGE_ARGS) $(IMPORT_ARGS)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
 	$(MAKE) --no-print-directory dedupe SUBSET=demo
+	for round in $(DEMO_ROUNDS); do \
+	  $(MAKE) --no-print-directory annotate-export SUBSET=demo ROUND=$$round && \
+	  $(MAKE) --no-print-directory annotate-simulate SUBSET=demo ROUND=$$round && \
+	  $(MAKE) --no-print-directory annotate-import SUBSET=demo RESULTS='$(DATA)/demo/annotation/round-'$$round/results-simulated.csv \
+	  || exit 1; done
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -70,6 +95,8 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/download_kill_resume.py
 	$(PY) bench/dedupe_quality.py --tiny
 	$(PY) bench/dedupe_speed.py
+	$(PY) bench/annotation_quality.py
+	$(PY) bench/crowdkit_peer.py
 
 clean: ## remove the data folder of SUBSET
 	rm -rf '$(DATA)/$(SUBSET)'

@@ -20,6 +20,10 @@ STAGES = {
     "candidates": "pipeline.candidates.stage",
     "download": "pipeline.download.stage",
     "dedupe": "pipeline.dedupe.stage",
+    "annotate-export": "annotation.export",
+    "annotate-serve": "annotation.serve",
+    "annotate-simulate": "annotation.simulate_stage",
+    "annotate-import": "annotation.importer",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -58,7 +58,8 @@ VIEWS = ("", "_mirror", "_inner")  # column suffixes: the whole image, its mirro
 
 
 def _grey(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    return np.asarray(image.convert("L").resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    grey = image if image.mode == "L" else image.convert("L")
+    return np.asarray(grey.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
 
 
 def _phash_pixels(pixels: np.ndarray) -> int:
@@ -89,16 +90,16 @@ def inner(image: Image.Image) -> Image.Image:
 
 def hashes_of(image: Image.Image) -> Hashes:
     """The six hashes of an image decoded by the hashing rule (``decode_for_hash``)."""
-    grey = image.convert("L")
-    p, d = _grey(grey, (SIZE, SIZE)), _grey(grey, (BITS + 1, BITS))
+    grey = image if image.mode == "L" else image.convert("L")
+    whole, small = _grey(grey, (SIZE, SIZE)), _grey(grey, (BITS + 1, BITS))
     middle = inner(grey)
     return Hashes(
-        phash=_phash_pixels(p),
-        phash_mirror=_phash_pixels(p[:, ::-1]),
-        phash_inner=phash64(middle),
-        dhash=_dhash_pixels(d),
-        dhash_mirror=_dhash_pixels(d[:, ::-1]),
-        dhash_inner=dhash64(middle),
+        phash=_phash_pixels(whole),
+        phash_mirror=_phash_pixels(whole[:, ::-1]),
+        phash_inner=_phash_pixels(_grey(middle, (SIZE, SIZE))),
+        dhash=_dhash_pixels(small),
+        dhash_mirror=_dhash_pixels(small[:, ::-1]),
+        dhash_inner=_dhash_pixels(_grey(middle, (BITS + 1, BITS))),
     )
 
 

@@ -118,9 +118,51 @@ CLUSTERS = _table(
     _required("keep", pa.bool_(), "the image stays in the dataset"),
 )
 
+HITS = _table(
+    "hits",
+    _required("hit_id", pa.string(), "r<round>-<wnid>-<number>: one task, one synset and a grid of images"),
+    _required("round", pa.int32(), "annotation round, from 1"),
+    _required("wnid", pa.string(), "the synset the worker judges the images for"),
+    _required("position", pa.int32(), "0-based place of the image in the grid"),
+    _required("image_id", pa.string(), "the image shown"),
+    _required("kind", pa.string(), "candidate, or a control: positive (known to show the synset) or negative"),
+    _required("assignments", pa.int32(), "answers wanted for this HIT (MTurk's MaxAssignments)"),
+    _required("url", pa.string(), "where a worker's browser fetches the image: IMAGE_BASE_URL/<image_id>.jpg"),
+)
+
+VOTES = _table(
+    "votes",
+    _required("hit_id", pa.string(), "the HIT answered"),
+    _required("round", pa.int32(), "its round"),
+    _required("assignment_id", pa.string(), "one worker's answer to one HIT"),
+    _required("worker_id", pa.string(), "who answered"),
+    _required("image_id", pa.string(), "one image of the HIT"),
+    _required("wnid", pa.string(), "the synset it was judged for"),
+    _required("kind", pa.string(), "candidate, positive or negative (controls)"),
+    _required("answer", pa.bool_(), "the worker ticked it: it shows the synset"),
+    _required("source", pa.string(), "results format it came from: mturk, labelstudio or synsetforge"),
+)
+
 LABELS = _table(
     "labels",
     _required("image_id", pa.string(), "the image annotators judged"),
     _required("wnid", pa.string(), "the class they judged it for"),
     _required("accepted", pa.bool_(), "the votes accept the image as a member of the class"),
+    _required("decided", pa.bool_(), "confidence passed the threshold (or the vote cap was reached); else the next round asks again"),
+    _required("confidence", pa.float64(), "P(the image shows the synset | its votes) under the method"),
+    _required("votes_yes", pa.int32(), "votes that ticked it, from workers not excluded"),
+    _required("votes_total", pa.int32(), "votes on it, from workers not excluded"),
+    _required("selection_frequency", pa.float64(), "votes_yes / votes_total (ImageNetV2's selection frequency)"),
+    _required("method", pa.string(), "majority, dawid_skene or dynamic"),
+    _required("round", pa.int32(), "the last round whose votes were counted"),
+)
+
+WORKERS = _table(
+    "workers",
+    _required("worker_id", pa.string(), "a worker"),
+    _required("assignments", pa.int32(), "HITs answered"),
+    _required("control_answers", pa.int32(), "answers on known positives and negatives"),
+    _required("control_correct", pa.int32(), "of which right"),
+    _optional("accuracy", pa.float64(), "control_correct / control_answers (null without controls)"),
+    _required("excluded", pa.bool_(), "accuracy below MIN_WORKER_ACCURACY: the worker's votes are not counted"),
 )

@@ -27,6 +27,22 @@ def shared() -> Path:
     return SHARED
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (its own browser download fails here)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt install chromium): browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @dataclass
 class Outcome:
     status: int
@@ -76,3 +92,28 @@ def write_synsets(workdir: Path, wnids: list[str], queries: dict[str, list[str]]
         "queries": [(queries or {}).get(w, [f"class {w}"]) for w in wnids],
     }
     return write_table(columns, workdir / "synsets.parquet", schemas.SYNSETS) and workdir / "synsets.parquet"
+
+
+def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int = 0) -> Path:
+    """An image store shard as the download stage writes it, from (image_id, wnid, JPEG bytes)."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from pipeline import schemas
+    from pipeline.hashing import hashes_of_bytes
+    from pipeline.tables import write_table
+
+    columns = {name: [] for name in schemas.IMAGES.names}
+    for rank, (image_id, wnid, data) in enumerate(images):
+        width, height = Image.open(io.BytesIO(data)).size
+        row = {"image_id": image_id, "wnid": wnid, "image": data, "sha256": hashlib.sha256(data).hexdigest(),
+               "width": width, "height": height, "format": "JPEG", **hashes_of_bytes(data)._asdict(),
+               "original_width": width, "original_height": height, "original_format": "JPEG",
+               "source": "urllist", "url": f"http://images.example/{image_id}.jpg", "rank": rank, "license": None}
+        for name, value in row.items():
+            columns[name].append(value)
+    path = workdir / "images" / f"shard-{shard:05d}.parquet"
+    write_table(columns, path, schemas.IMAGES)
+    return path

@@ -8,6 +8,7 @@ top have none. A file Pillow cannot read is listed as a failure, not hashed.
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def hash_file(path: Path) -> tuple | str:
     """(sha256, width, height, Hashes) of an image file, or why it could not be read."""
     try:
         data = path.read_bytes()
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = upright_size(image)
             hashes = hashes_of(decode_for_hash(image))
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, metavar="FILE",
                         help="drop images near these hashes, e.g. an existing test set's hashes.parquet (make: REFERENCE)")
     parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="verified labels (image_id, wnid, accepted) that settle conflicts (make: LABELS)")
+                        help="annotation/labels.parquet: images accepted in one class settle conflicts (make: LABELS)")
     parser.add_argument("--processes", type=int, default=None,
                         help="processes hashing a folder (make: PROCESSES, default one per core)")
     parser.add_argument("--sheet-clusters", type=int, default=sheet.CLUSTERS, metavar="N",
@@ -124,8 +124,8 @@ def read_reference(path: Path) -> pa.Table:
 
 
 def read_accepted(path: Path) -> set[tuple[str, str]]:
-    table = read_table(path, schemas.LABELS, columns=["image_id", "wnid", "accepted"])
-    table = table.filter(pc.equal(table.column("accepted"), True))
+    table = read_table(path, schemas.LABELS, columns=["image_id", "wnid", "accepted", "decided"])
+    table = table.filter(pc.and_(table.column("accepted"), table.column("decided")))
     return set(zip(table.column("image_id").to_pylist(), table.column("wnid").to_pylist()))
 
 

@@ -1,0 +1,69 @@
+// The HIT page: tick images by click or keyboard and submit them as JSON. It reads everything
+// from the page's own form (checkbox values are the image ids) and writes only textContent.
+"use strict";
+(() => {
+  const form = document.getElementById("hit");
+  if (!form) return;
+  const boxes = Array.from(form.querySelectorAll("input[name=ticked]"));
+  const status = document.getElementById("status");
+  let sending = false;
+
+  // Tiles in the first row: how far the up and down arrows move in a responsive grid.
+  const columns = () => {
+    const top = boxes[0].parentElement.offsetTop;
+    const wide = boxes.findIndex((box) => box.parentElement.offsetTop !== top);
+    return wide < 0 ? boxes.length : wide;
+  };
+
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey || event.ctrlKey || event.metaKey || !boxes.length) return;
+    const at = boxes.indexOf(document.activeElement);
+    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns() };
+    if (event.key in steps) {
+      event.preventDefault();
+      const to = at < 0 ? 0 : Math.min(Math.max(at + steps[event.key], 0), boxes.length - 1);
+      boxes[to].focus();
+    } else if (event.key === "Enter" && (at >= 0 || document.activeElement === document.body)) {
+      event.preventDefault();  // on a link or a button, Enter keeps its own meaning
+      submit();
+    }
+  });
+  // A click leaves the focus on the tile clicked, so the arrow keys go on from there.
+  form.addEventListener("change", (event) => event.target.focus());
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+
+  async function submit() {
+    if (sending) return;
+    sending = true;
+    status.textContent = "Sending…";
+    const answer = {
+      ticked: boxes.filter((box) => box.checked).map((box) => box.value),
+      seconds: performance.now() / 1000,
+    };
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(answer),
+        credentials: "same-origin",
+      });
+      if (response.ok) {
+        location.assign("/hit");
+        return;
+      }
+      status.textContent = (await response.text()) + " ";
+      const next = document.createElement("a");
+      next.href = "/hit";
+      next.textContent = "Go to the next HIT";
+      status.append(next);
+    } catch (error) {
+      status.textContent = `Could not reach the server (${error.message}): try again.`;
+    }
+    sending = false;
+  }
+
+  boxes[0]?.focus();
+})();

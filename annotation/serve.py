@@ -1,0 +1,456 @@
+"""``annotate-serve``: our own crowd labelling page, the in-house alternative to MTurk.
+
+Serves one round's HITs (``annotation/round-<n>/hits.parquet``) to workers who name
+themselves on ``/`` (a cookie keeps the name). ``/hit`` shows a worker the first HIT, in
+(round, wnid, hit_id) order, that they have not answered and that still wants answers; the
+images come from the image store, in grid order, and nothing on the page tells a control
+from a candidate. Answers go to ``results-local.jsonl`` beside hits.parquet, one JSON object
+a line in the format ``annotate-import`` reads (``annotation.results``); ``/progress`` and
+``/progress.json`` count them per synset.
+
+Routes: ``/``, ``POST /worker``, ``/hit``, ``POST /hit/<hit_id>`` (JSON ``{"ticked": [image
+ids], "seconds": s}``), ``/image/<image_id>.jpg``, ``/static/<file>``, ``/progress[.json]``.
+Pages are templates in ``page/`` whose values are all HTML-escaped; the script builds no HTML.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import math
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from aiohttp import web
+
+from pipeline import schemas
+from pipeline.errors import InputError, PipelineError
+from pipeline.tables import read_table
+
+from .export import round_folder
+from .formats import describe, read_words
+from .results import OURS
+from .tasks import image_url
+
+__all__ = ["LabellingServer", "serve", "RESULTS_NAME", "HELP", "add_arguments", "run"]
+
+HELP = "serve a round's HITs on our own labelling page: annotation/round-<n>/results-local.jsonl"
+RESULTS_NAME = "results-local.jsonl"
+DEFAULT_PORT = 8650
+WORKER_COOKIE = "synsetforge_worker"
+WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+SHUTDOWN_GRACE = 0.5
+HEADERS = {
+    # Defence in depth behind the escaping: no inline script, no third-party anything.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+STATIC = {"style.css": "text/css", "hit.js": "text/javascript"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    hit_id: str
+    wnid: str
+    assignments: int
+    images: tuple[str, ...]  # image ids in grid order
+
+
+def load_hits(path: Path, round_: int) -> list[Hit]:
+    """The round's HITs in the order workers get them; every way the rows of one HIT can
+    disagree is an InputError naming the row."""
+    rows = read_table(path, schemas.HITS, columns=["hit_id", "round", "wnid", "position", "image_id",
+                                                   "assignments"]).to_pylist()
+    if not rows:
+        raise InputError("no HITs", file=path)
+    grids: dict[str, dict] = {}
+    for number, row in enumerate(rows):
+        if row["round"] != round_:
+            raise InputError(f"a HIT of another round in round-{round_}", file=path, row=number, field="round",
+                             value=row["round"])
+        if row["assignments"] < 1:
+            raise InputError("must be at least 1", file=path, row=number, field="assignments", value=row["assignments"])
+        grid = grids.setdefault(row["hit_id"], {"wnid": row["wnid"], "assignments": row["assignments"], "images": {}})
+        if (grid["wnid"], grid["assignments"]) != (row["wnid"], row["assignments"]):
+            raise InputError("rows of one HIT disagree on wnid or assignments", file=path, row=number, field="hit_id",
+                             value=row["hit_id"])
+        if row["position"] in grid["images"]:
+            raise InputError("two images at one position of a HIT", file=path, row=number, field="position",
+                             value=row["position"])
+        grid["images"][row["position"]] = row["image_id"]
+    hits = [Hit(hit_id, g["wnid"], g["assignments"], tuple(g["images"][p] for p in sorted(g["images"])))
+            for hit_id, g in grids.items()]
+    return sorted(hits, key=lambda h: (h.wnid, h.hit_id))  # one round per file: (round, wnid, hit_id)
+
+
+class ImageStore:
+    """The HITs' images in ``images/shard-*.parquet``: where each is, found once at start from
+    the image_id column alone; its bytes read on request from its row group only."""
+
+    def __init__(self, folder: Path, wanted: set[str], hits_path: Path):
+        shards = sorted(folder.glob("shard-*.parquet"))
+        if not shards:
+            raise InputError("no image shards (shard-*.parquet): the page serves the HITs' images from the store",
+                             file=folder)
+        self.where: dict[str, tuple[Path, int]] = {}
+        for shard in shards:
+            ids = read_table(shard, schemas.IMAGES, columns=["image_id"]).column("image_id")
+            meta, start = pq.read_metadata(shard), 0
+            for group in range(meta.num_row_groups):
+                end = start + meta.row_group(group).num_rows
+                self.where.update((i, (shard, group)) for i in ids[start:end].to_pylist() if i in wanted)
+                start = end
+        missing = sorted(wanted - self.where.keys())
+        if missing:
+            raise InputError(f"{len(missing)} images of the HITs are not in the image store ({folder}), e.g.",
+                             file=hits_path, field="image_id", value=missing[0])
+
+    def read(self, image_id: str) -> bytes:
+        shard, group = self.where[image_id]
+        with pq.ParquetFile(shard) as file:
+            table = file.read_row_group(group, columns=["image_id", "image"])
+        return table.filter(pc.equal(table["image_id"], image_id))["image"][0].as_py()
+
+
+class Answers:
+    """``results-local.jsonl``: who answered which HIT, read at start so a restart goes on
+    where the last run stopped, and appended one whole line per answer."""
+
+    def __init__(self, path: Path, hit_ids: list[str]):
+        self.path = path
+        self.workers: dict[str, set[str]] = {h: set() for h in hit_ids}
+        self.lock = threading.Lock()  # one writer at a time: lines never interleave
+        if path.exists():
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    raise InputError("not a JSON line", file=path, line=number) from None
+                if not isinstance(record, dict) or record.get("format") != OURS:
+                    raise InputError(f"not a {OURS} line", file=path, line=number, field="format")
+                if record.get("hit_id") in self.workers and record.get("status") != "Rejected":
+                    self.workers[record["hit_id"]].add(str(record.get("worker_id")))
+
+    async def add(self, hit: Hit, worker: str, ticked: set[str], seconds: float) -> dict:
+        """Record an answer, or raise 409 if the worker already gave one. Runs on the event loop,
+        so the check and the claim are one step; the write goes to a thread."""
+        if worker in self.workers[hit.hit_id]:
+            raise web.HTTPConflict(text=f"you have already answered HIT {hit.hit_id}")
+        record = {
+            "format": OURS, "hit_id": hit.hit_id, "assignment_id": uuid.uuid4().hex, "worker_id": worker,
+            "status": "Submitted", "ticked": [i for i in dict.fromkeys(hit.images) if i in ticked],
+            "shown": list(hit.images),
+            "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "seconds": round(seconds, 3),
+        }
+        self.workers[hit.hit_id].add(worker)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._append, record)
+        except BaseException:
+            self.workers[hit.hit_id].discard(worker)
+            raise
+        return record
+
+    def _append(self, record: dict) -> None:
+        """One write of a whole line, flushed and synced before the worker hears "saved": a crash
+        loses at most the answer in flight, never leaves half a line."""
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self.lock, open(self.path, "ab") as file:
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
+
+
+class Labelling:
+    """One round as the page serves it: HITs, what workers read about their synsets, the
+    images and the answers so far. InputError for a missing or malformed input file."""
+
+    def __init__(self, workdir: Path, round_: int):
+        folder = round_folder(workdir, round_)
+        self.round = round_
+        hits_path, synsets_path = folder / "hits.parquet", workdir / "synsets.parquet"
+        self.hits = load_hits(hits_path, round_)
+        self.by_id = {h.hit_id: h for h in self.hits}
+        synsets = read_table(synsets_path, schemas.SYNSETS, columns=["wnid", "name", "lemmas", "gloss", "parents"])
+        self.names = dict(zip(synsets["wnid"].to_pylist(), synsets["name"].to_pylist()))
+        unknown = sorted({h.wnid for h in self.hits} - self.names.keys())
+        if unknown:
+            raise InputError("HITs for a synset not in synsets.parquet", file=hits_path, field="wnid", value=unknown[0])
+        self.about = describe(synsets.to_pandas(), read_words(workdir / "words.txt"))
+        self.images = ImageStore(workdir / "images", {i for h in self.hits for i in h.images}, hits_path)
+        self.answers = Answers(folder / RESULTS_NAME, list(self.by_id))
+        self.results_name = str(self.answers.path.relative_to(workdir))  # workers need not see our paths
+
+    def open_to(self, worker: str) -> list[Hit]:
+        """HITs the worker may answer: not answered by them, still short of answers."""
+        return [h for h in self.hits
+                if worker not in self.answers.workers[h.hit_id] and len(self.answers.workers[h.hit_id]) < h.assignments]
+
+    def progress(self) -> dict:
+        """Per synset and in all: HITs, complete HITs, answers and answers wanted, distinct workers."""
+        per_synset: dict[str, dict] = {}
+        for hit in self.hits:
+            workers = self.answers.workers[hit.hit_id]
+            row = per_synset.setdefault(hit.wnid, {"wnid": hit.wnid, "name": self.names[hit.wnid], "hits": 0,
+                                                   "complete": 0, "answers": 0, "wanted": 0, "workers": set()})
+            row["hits"] += 1
+            row["complete"] += len(workers) >= hit.assignments
+            row["answers"] += len(workers)
+            row["wanted"] += hit.assignments
+            row["workers"] |= workers
+        rows = list(per_synset.values())
+        total = {key: sum(r[key] for r in rows) for key in ("hits", "complete", "answers", "wanted")}
+        total["workers"] = len(set().union(*(r["workers"] for r in rows)))
+        for row in rows:
+            row["workers"] = len(row["workers"])
+        return {"round": self.round, "synsets": rows, "total": total, "results": self.results_name}
+
+
+class Html(str):
+    """Markup made from one of our templates: inserted into another template as it is."""
+
+
+@functools.cache
+def _template(name: str) -> Template:
+    return Template(resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8"))
+
+
+def render(template: str, /, **values: object) -> Html:
+    """Template ``page/<template>`` with every value HTML-escaped, unless it is already Html."""
+    return Html(_template(template).substitute(
+        {k: v if isinstance(v, Html) else escape(str(v), quote=True) for k, v in values.items()}))
+
+
+def _page(title: str, body: Html, worker: str | None, status: int = 200) -> web.Response:
+    text = render("page.html", title=title, body=body, who=f"worker {worker}" if worker else "no worker id yet")
+    return web.Response(text=text, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+LABELLING = web.AppKey("labelling", Labelling)
+routes = web.RouteTableDef()
+
+
+def _worker(request: web.Request) -> str | None:
+    worker = request.cookies.get(WORKER_COOKIE, "")
+    return worker if WORKER_ID.fullmatch(worker) else None
+
+
+@routes.get("/")
+async def ask_worker(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    return _page("Worker id", render("worker.html", worker=worker or "", error=""), worker)
+
+
+@routes.post("/worker")
+async def set_worker(request: web.Request) -> web.Response:
+    worker = str((await request.post()).get("worker", "")).strip()
+    if not WORKER_ID.fullmatch(worker):
+        error = "Not a worker id: use 1 to 64 letters, digits and _ . @ - (starting with a letter or digit)."
+        return _page("Worker id", render("worker.html", worker=worker, error=error), _worker(request), status=400)
+    response = web.Response(status=303, headers={"Location": "/hit"})
+    response.set_cookie(WORKER_COOKIE, worker, max_age=365 * 86400, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+@routes.get("/hit")
+async def next_hit(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    if worker is None:
+        raise web.HTTPSeeOther("/")
+    labelling = request.app[LABELLING]
+    open_hits = labelling.open_to(worker)
+    if not open_hits:
+        return _page("Done", render("done.html"), worker)
+    hit = open_hits[0]
+    about = labelling.about[hit.wnid]
+    tiles = Html("\n".join(render("tile.html", image_id=image_id, src=image_url("/image", image_id), number=n)
+                           for n, image_id in enumerate(hit.images, start=1)))
+    body = render("hit.html", lemmas=about["words"] or labelling.names[hit.wnid], gloss=about["gloss"],
+                  parent=about["parent"] or "nothing more general",
+                  wikipedia=about["wikipedia"], action=f"/hit/{hit.hit_id}", tiles=tiles, hit_id=hit.hit_id,
+                  left=len(open_hits))
+    return _page(about["words"] or labelling.names[hit.wnid], body, worker)
+
+
+@routes.post("/hit/{hit_id}")
+async def answer(request: web.Request) -> web.Response:
+    labelling = request.app[LABELLING]
+    hit = labelling.by_id.get(request.match_info["hit_id"])
+    if hit is None:
+        raise web.HTTPBadRequest(text=f"no HIT {request.match_info['hit_id']!r} in round {labelling.round}")
+    worker = _worker(request)
+    if worker is None:
+        raise web.HTTPBadRequest(text="no worker id: open / and give one first")
+    send_json = 'send JSON (application/json): {"ticked": [image ids], "seconds": s}'
+    if request.content_type != "application/json":  # which a cross-site form cannot send
+        raise web.HTTPBadRequest(text=send_json)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text=send_json) from None
+    ticked = body.get("ticked") if isinstance(body, dict) else None
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if not isinstance(ticked, list) or not all(isinstance(i, str) for i in ticked):
+        raise web.HTTPBadRequest(text="ticked: must be a list of image ids")
+    strangers = [i for i in ticked if i not in hit.images]
+    if strangers:
+        raise web.HTTPBadRequest(text=f"image {strangers[0]!r} is not in HIT {hit.hit_id}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise web.HTTPBadRequest(text="seconds: must be a number of seconds, not negative")
+    record = await labelling.answers.add(hit, worker, set(ticked), float(seconds))
+    return web.json_response({"assignment_id": record["assignment_id"], "next": "/hit"})
+
+
+@routes.get("/image/{image_id}.jpg")
+async def image(request: web.Request) -> web.Response:
+    store = request.app[LABELLING].images
+    image_id = request.match_info["image_id"]
+    if image_id not in store.where:
+        raise web.HTTPNotFound(text="not an image of this round's HITs")
+    data = await asyncio.get_running_loop().run_in_executor(None, store.read, image_id)
+    # An image id names one set of bytes for good: browsers may keep it.
+    return web.Response(body=data, content_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@routes.get("/static/{name}")
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    return web.Response(body=resources.files(__package__).joinpath("page", name).read_bytes(),
+                        content_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/progress")
+async def progress_page(request: web.Request) -> web.Response:
+    progress = request.app[LABELLING].progress()
+    rows = Html("\n".join(render("progress-row.html", **row) for row in progress["synsets"]))
+    total = render("progress-row.html", wnid="", name="all synsets", **progress["total"])
+    body = render("progress.html", round=progress["round"], rows=rows, total=total, results=progress["results"])
+    return _page(f"Round {progress['round']} progress", body, _worker(request))
+
+
+@routes.get("/progress.json")
+async def progress_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[LABELLING].progress(), headers={"Cache-Control": "no-store"})
+
+
+async def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(HEADERS)
+
+
+def make_app(labelling: Labelling) -> web.Application:
+    app = web.Application()
+    app[LABELLING] = labelling
+    app.add_routes(routes)
+    app.on_response_prepare.append(_secure)
+    return app
+
+
+class LabellingServer:
+    """The labelling page of round ``round`` of ``workdir``, run on a background thread with its
+    own event loop (as pipeline.imagehost.ImageHost), so tests can drive it from a browser.
+
+    The inputs are read, and checked, when it is made; ``with`` starts it (port 0 picks a free
+    port, then ``.port`` holds it) and stops it on leaving.
+    """
+
+    def __init__(self, workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
+        self.labelling = Labelling(Path(workdir), round)
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def results(self) -> Path:
+        return self.labelling.answers.path
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def __enter__(self) -> "LabellingServer":
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="labelling", daemon=True)
+        self._thread.start()
+        try:
+            self.port = self._call(self._start())
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _start(self) -> int:
+        self._runner = web.AppRunner(make_app(self.labelling), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        return self._runner.addresses[0][1]
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.get_running_loop().shutdown_default_executor()
+
+    def _close(self) -> None:
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def serve(workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    """Serve the page until Ctrl-C; answers already written stay written."""
+    server = LabellingServer(workdir, round, host, port)
+    try:
+        with server:
+            print(f"labelling page for round {round} on {server.url('/')}; answers go to {server.results}; "
+                  "Ctrl-C stops it", flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                pass
+    except OSError as e:
+        raise PipelineError(f"cannot listen on {host}:{port}: {e}") from None
+
+
+def latest_round(workdir: Path) -> int:
+    folders = [p.parent.name for p in (workdir / "annotation").glob("round-*/hits.parquet")]
+    rounds = [int(n) for n in (f.removeprefix("round-") for f in folders) if n.isdigit()]
+    if not rounds:
+        raise InputError("no exported rounds: run `make annotate-export` first", file=workdir / "annotation")
+    return max(rounds)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--round", type=int, default=None, help="annotation round (make: ROUND, default the latest)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 lets other machines in (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(make: PORT, default {DEFAULT_PORT})")
+
+
+def run(args: argparse.Namespace) -> None:
+    serve(args.workdir, args.round or latest_round(args.workdir), args.host, args.port)

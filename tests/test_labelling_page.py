@@ -1,0 +1,329 @@
+"""The in-house labelling page (annotation.serve), driven by a real headless Chromium through
+Playwright: ticking by click and keyboard, the stored answers, who gets which HIT, progress,
+and hostile synset text shown as text. Checks that need no browser use plain HTTP."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from conftest import write_images, write_synsets
+from pipeline import schemas
+from pipeline.errors import InputError
+from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.tables import write_table
+
+from annotation.results import read_results
+from annotation.serve import WORKER_COOKIE, LabellingServer
+
+
+CYPRINID, TENCH, EVIL = "n01439121", "n01440764", "n09999999"
+EVIL_GLOSS = "<script>window.pwned=1</script> a thing & more"
+EVIL_LEMMA = '"><img src=x onerror="window.pwned=2">'
+# Grids in position order; hits.parquet lists their rows in another order.
+GRIDS = {
+    f"r1-{TENCH}-0000": ["tench-0", "tench-1", "cyprinid-0", "tench-2", "tench-3", "tench-9", "tench-4"],
+    f"r1-{TENCH}-0001": ["tench-5", "tench-6", "tench-7", "tench-8"],
+    f"r1-{EVIL}-0000": ["evil-0", "evil-1", "evil-2", "evil-3"],
+}
+FIRST, SECOND, HOSTILE = GRIDS
+KINDS = {"tench-9": "positive", "cyprinid-0": "negative"}
+ASSIGNMENTS = {FIRST: 2, SECOND: 2, HOSTILE: 1}
+
+
+def make_round(workdir: Path) -> Path:
+    """Three synsets (one hostile), an image store of two shards and round 1's three HITs."""
+    synsets = write_synsets(workdir, [CYPRINID, TENCH, EVIL])
+    table = pd.read_parquet(synsets).set_index("wnid")
+    table.loc[CYPRINID, "name"] = "cyprinid"
+    table.loc[TENCH, "name"] = "tench"
+    table.at[TENCH, "lemmas"] = ["tench", "Tinca tinca"]
+    table.loc[TENCH, "gloss"] = "freshwater dace-like game fish"
+    table.at[TENCH, "parents"] = [CYPRINID]
+    table.loc[EVIL, "name"] = EVIL_LEMMA
+    table.at[EVIL, "lemmas"] = [EVIL_LEMMA, "evil thing"]
+    table.loc[EVIL, "gloss"] = EVIL_GLOSS
+    table.at[EVIL, "parents"] = ["n00002684"]  # not in the table: shown by wnid
+    table = table.reset_index()
+    write_table({c: table[c].tolist() for c in schemas.SYNSETS.names}, synsets, schemas.SYNSETS)
+
+    images = [(i, {"tench": TENCH, "cyprinid": CYPRINID, "evil": EVIL}[i.split("-")[0]], picture_jpeg(i, 0, 96, 72))
+              for grid in GRIDS.values() for i in grid]
+    write_images(workdir, images[:6], shard=0)
+    write_images(workdir, images[6:], shard=1)
+
+    rows = [(hit_id, position, image_id) for hit_id, grid in GRIDS.items() for position, image_id in enumerate(grid)]
+    rows.reverse()
+    columns = {
+        "hit_id": [h for h, _, _ in rows], "round": [1] * len(rows), "wnid": [h.split("-")[1] for h, _, _ in rows],
+        "position": [p for _, p, _ in rows], "image_id": [i for _, _, i in rows],
+        "kind": [KINDS.get(i, "candidate") for _, _, i in rows], "assignments": [ASSIGNMENTS[h] for h, _, _ in rows],
+        "url": [f"http://127.0.0.1:8650/image/{i}.jpg" for _, _, i in rows],
+    }
+    write_table(columns, workdir / "annotation" / "round-1" / "hits.parquet", schemas.HITS)
+    return workdir
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    return make_round(tmp_path / "set")
+
+
+@pytest.fixture
+def server(workdir):
+    with LabellingServer(workdir, 1, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def new_page(browser):
+    """Pages of their own browser contexts (own cookies: one per worker); each records its dialogs."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(5000)
+        page.dialogs = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, server: LabellingServer, worker: str) -> None:
+    page.goto(server.url("/"))
+    page.fill("input[name=worker]", worker)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url("/hit"))
+
+
+def shown_hit(page) -> str | None:
+    """The HIT on the page, or None on another page (the done page)."""
+    action = page.get_attribute("#hit", "action") if page.locator("#hit").count() else None
+    return action.removeprefix("/hit/") if action else None
+
+
+def wait_for_hit(page, hit_id: str) -> None:
+    page.wait_for_selector(f'form#hit[action="/hit/{hit_id}"]')
+
+
+def active_image(page) -> str:
+    return page.evaluate("document.activeElement.value")
+
+
+def post_answer(server: LabellingServer, worker: str | None, hit_id: str, body, **kw) -> requests.Response:
+    cookies = {WORKER_COOKIE: worker} if worker else {}
+    return requests.post(server.url(f"/hit/{quote(hit_id, safe='')}"), json=body, cookies=cookies, timeout=10, **kw)
+
+
+def hit_for(server: LabellingServer, worker: str) -> str | None:
+    text = requests.get(server.url("/hit"), cookies={WORKER_COOKIE: worker}, timeout=10).text
+    found = re.search(r'<form id="hit" method="post" action="/hit/([^"]+)"', text)
+    return found.group(1) if found else None
+
+
+def results(server: LabellingServer) -> list[dict]:
+    return [json.loads(line) for line in server.results.read_text().splitlines()]
+
+
+def test_a_worker_ticks_by_click_and_keyboard_and_the_answer_is_stored(server, new_page):
+    page = new_page()
+    sign_in(page, server, "alice")
+    assert shown_hit(page) == FIRST
+    assert page.text_content("#lemmas") == "tench, Tinca tinca"
+    assert page.text_content("#gloss") == "freshwater dace-like game fish"
+    assert page.text_content("#parent") == "cyprinid"
+    assert page.get_attribute("#wikipedia", "href") == "https://en.wikipedia.org/w/index.php?search=tench"
+    grid = GRIDS[FIRST]
+    assert page.eval_on_selector_all("input[name=ticked]", "boxes => boxes.map(b => b.value)") == grid
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=5000)
+    html = page.content()
+    assert not any(word in html for word in ("positive", "negative", "candidate"))  # controls look like the rest
+    for key in ("Arrow keys", "Space", "Enter"):
+        assert key in page.text_content(".keys")
+
+    # Keyboard: the focus starts on the first image; down moves a row of the responsive grid.
+    assert active_image(page) == grid[0]
+    columns = page.evaluate("""() => { const tops = Array.from(document.querySelectorAll('.tile'), t => t.offsetTop);
+                                       return tops.filter(t => t === tops[0]).length; }""")
+    assert 1 < columns < len(grid)
+    page.keyboard.press("ArrowDown")
+    assert active_image(page) == grid[columns]
+    page.keyboard.press("Space")
+    page.keyboard.press("Space")  # ticked, then unticked
+    page.keyboard.press("ArrowUp")
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    assert active_image(page) == grid[3]
+    page.keyboard.press("Space")
+    # Clicks: one tick, and one image ticked then unticked.
+    tiles = page.locator("label.tile")
+    tiles.nth(1).click()
+    tiles.nth(5).click()
+    tiles.nth(5).click()
+    assert page.eval_on_selector_all("input:checked", "boxes => boxes.map(b => b.value)") == [grid[1], grid[3]]
+
+    page.keyboard.press("Enter")
+    wait_for_hit(page, SECOND)
+    [line] = results(server)
+    assert set(line) == {"format", "hit_id", "assignment_id", "worker_id", "status", "ticked", "shown",
+                         "submitted_at", "seconds"}
+    assert line["format"] == "synsetforge-results/1" and line["status"] == "Submitted"
+    assert (line["hit_id"], line["worker_id"]) == (FIRST, "alice")
+    assert line["ticked"] == [grid[1], grid[3]] and line["shown"] == grid
+    assert re.fullmatch(r"[0-9a-f]{32}", line["assignment_id"])
+    submitted = datetime.fromisoformat(line["submitted_at"].replace("Z", "+00:00"))
+    assert abs((datetime.now(timezone.utc) - submitted).total_seconds()) < 60
+    assert 0 < line["seconds"] < 60
+    assert page.dialogs == []
+
+
+def test_a_hit_goes_to_other_workers_until_it_has_its_answers(server, new_page):
+    alice, bob, carol = new_page(), new_page(), new_page()
+    sign_in(alice, server, "alice")
+    sign_in(bob, server, "bob")
+    assert shown_hit(alice) == shown_hit(bob) == FIRST
+    alice.click("button[type=submit]")  # nothing ticked is an answer too
+    wait_for_hit(alice, SECOND)
+    bob.reload()
+    assert shown_hit(bob) == FIRST
+    alice.reload()
+    assert shown_hit(alice) == SECOND  # not the HIT alice answered
+    bob.click("label.tile >> nth=0")
+    bob.keyboard.press("Enter")
+    wait_for_hit(bob, SECOND)
+    sign_in(carol, server, "carol")
+    assert shown_hit(carol) == SECOND  # FIRST has the two answers it wants
+    assert [(r["worker_id"], r["hit_id"], r["ticked"]) for r in results(server)] == [
+        ("alice", FIRST, []), ("bob", FIRST, [GRIDS[FIRST][0]])]
+
+    carol.goto(server.url("/progress"))
+    cells = {w: carol.locator(f'tr[data-wnid="{w}"] td').all_text_contents() for w in (TENCH, EVIL)}
+    assert cells == {TENCH: [TENCH, "tench", "2", "1", "2 / 4", "2"], EVIL: [EVIL, EVIL_LEMMA, "1", "0", "0 / 1", "0"]}
+    progress = requests.get(server.url("/progress.json"), timeout=10).json()
+    tench = next(s for s in progress["synsets"] if s["wnid"] == TENCH)
+    assert {k: tench[k] for k in ("hits", "complete", "answers", "wanted", "workers")} == {
+        "hits": 2, "complete": 1, "answers": 2, "wanted": 4, "workers": 2}
+    assert progress["total"] == {"hits": 3, "complete": 1, "answers": 2, "wanted": 5, "workers": 2}
+
+
+def test_hostile_synset_text_is_shown_as_text_and_nothing_runs(server, new_page):
+    page = new_page()
+    sign_in(page, server, "mallory")
+    for hit_id in (FIRST, SECOND):  # the page's own cookie, without clicking through
+        response = page.request.post(server.url(f"/hit/{hit_id}"), data={"ticked": [], "seconds": 1.0})
+        assert response.ok
+    page.reload()
+    assert shown_hit(page) == HOSTILE
+    assert page.text_content("#gloss") == EVIL_GLOSS
+    assert page.text_content("#lemmas") == f"{EVIL_LEMMA}, evil thing"
+    assert page.text_content("#parent") == "n00002684"
+    wikipedia = "https://en.wikipedia.org/w/index.php?search=" + quote(EVIL_LEMMA)
+    assert page.get_attribute("#wikipedia", "href") == wikipedia
+    assert EVIL_LEMMA in page.title()
+    assert page.locator('img[src="x"]').count() == 0 and page.locator("main script").count() == 0
+
+    page.goto(server.url("/progress"))
+    assert page.text_content(f'tr[data-wnid="{EVIL}"] td:nth-child(2)') == EVIL_LEMMA
+    page.goto(server.url("/hit"))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=no HIT is left for you")
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.dialogs == []
+
+
+def test_bad_submissions_are_refused(server):
+    first, second = GRIDS[FIRST], GRIDS[SECOND]
+    good = {"ticked": [first[2]], "seconds": 3.5}
+    assert post_answer(server, "alice", "r1-n00000000-0000", good).status_code == 400
+    assert post_answer(server, "alice", FIRST, {"ticked": [second[0]], "seconds": 1}).status_code == 400
+    assert post_answer(server, "alice", FIRST, {"ticked": first[0], "seconds": 1}).status_code == 400
+    assert post_answer(server, "alice", FIRST, {"ticked": [], "seconds": -1}).status_code == 400
+    assert post_answer(server, None, FIRST, good).status_code == 400
+    as_form = requests.post(server.url(f"/hit/{FIRST}"), data={"ticked": first[0], "seconds": "1"},
+                            cookies={WORKER_COOKIE: "alice"}, timeout=10)
+    assert as_form.status_code == 400  # a form from another site cannot answer
+    assert not server.results.exists()
+
+    assert post_answer(server, "alice", FIRST, good).status_code == 200
+    again = post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 1})
+    assert again.status_code == 409
+    assert [(r["worker_id"], r["ticked"], r["seconds"]) for r in results(server)] == [("alice", [first[2]], 3.5)]
+    hits = pd.read_parquet(server.results.with_name("hits.parquet"))
+    votes, _ = read_results(server.results, hits)  # what annotate-import makes of the line
+    assert votes[votes.answer].image_id.tolist() == [first[2]] and len(votes) == len(first)
+
+    hostile = requests.post(server.url("/worker"), data={"worker": "<b>x</b>"}, allow_redirects=False, timeout=10)
+    assert hostile.status_code == 400 and "&lt;b&gt;x&lt;/b&gt;" in hostile.text and "<b>x" not in hostile.text
+    signed = requests.post(server.url("/worker"), data={"worker": "bob"}, allow_redirects=False, timeout=10)
+    assert signed.status_code == 303 and signed.cookies[WORKER_COOKIE] == "bob"
+
+    picture = requests.get(server.url(f"/image/{first[0]}.jpg"), timeout=10)
+    assert picture.status_code == 200 and picture.headers["Content-Type"] == "image/jpeg"
+    assert picture.content == picture_jpeg(first[0], 0, 96, 72) and "max-age" in picture.headers["Cache-Control"]
+    assert requests.get(server.url("/image/not-shown.jpg"), timeout=10).status_code == 404
+    assert "script-src 'self'" in requests.get(server.url("/"), timeout=10).headers["Content-Security-Policy"]
+
+
+def test_a_restart_goes_on_from_the_results_file(workdir):
+    with LabellingServer(workdir, 1, port=0) as server:
+        for worker in ("alice", "bob"):
+            assert post_answer(server, worker, FIRST, {"ticked": [], "seconds": 2}).ok
+    with LabellingServer(workdir, 1, port=0) as server:
+        assert hit_for(server, "alice") == hit_for(server, "carol") == SECOND
+        assert post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 2}).status_code == 409
+        for hit_id in (SECOND, HOSTILE):
+            assert post_answer(server, "alice", hit_id, {"ticked": [], "seconds": 2}).ok
+        assert hit_for(server, "alice") is None
+        assert "no HIT is left for you" in requests.get(server.url("/hit"), cookies={WORKER_COOKIE: "alice"}).text
+        assert hit_for(server, "bob") == SECOND  # HOSTILE has its one answer
+        assert requests.get(server.url("/progress.json"), timeout=10).json()["total"]["answers"] == 4
+    assert len(server.results.read_text().splitlines()) == 4
+
+
+def test_missing_or_malformed_inputs_name_the_file(workdir):
+    hits, synsets = workdir / "annotation" / "round-1" / "hits.parquet", workdir / "synsets.parquet"
+
+    def refusal() -> str:
+        with pytest.raises(InputError) as caught:
+            LabellingServer(workdir, 1, port=0)
+        return str(caught.value)
+
+    with pytest.raises(InputError, match="round-2/hits.parquet"):
+        LabellingServer(workdir, 2, port=0)
+
+    shutil.move(synsets, synsets.with_suffix(".bak"))
+    assert str(synsets) in refusal()
+    shutil.move(synsets.with_suffix(".bak"), synsets)
+
+    original = pq.read_table(hits)
+    pq.write_table(original.set_column(1, "round", pa.array(["1"] * original.num_rows)), hits)
+    assert str(hits) in refusal() and "round" in refusal()
+    hits.write_bytes(b"not parquet")
+    assert str(hits) in refusal()
+    pq.write_table(original.set_column(2, "wnid", pa.array(["n00000001"] * original.num_rows)), hits)
+    assert "n00000001" in refusal()
+    pq.write_table(original, hits)
+
+    (workdir / "images" / "shard-00001.parquet").unlink()
+    assert "not in the image store" in refusal()
+    write_images(workdir, [("evil-3", EVIL, picture_jpeg("evil-3", 0, 96, 72))], shard=1)
+    assert "not in the image store" in refusal()  # still missing others
+
+    results = hits.with_name("results-local.jsonl")
+    make_round(workdir)
+    results.write_text('{"format": "synsetforge-results/1", "hit_id": "x", "worker_id": "a"}\n{"half": \n')
+    assert f"{results}:2" in refusal()
