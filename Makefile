@@ -34,8 +34,11 @@ SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(ca
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
 DEMO_ROUNDS ?= 1 2 3 4
+MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--val-n) $(call opt,TEST_N,--test-n) \
+	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
+	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -76,6 +79,12 @@ annotate-import: $(SETUP) ## import RESULTS=<file> (MTurk CSV, Label Studio JSON
 	test -n '$(RESULTS)' || { echo "make annotate-import needs RESULTS=<file>"; exit 2; }
 	$(PY) -m pipeline annotate-import $(STAGE_ARGS) $(IMPORT_ARGS)
 
+manifests: $(SETUP) ## train/val/test manifests and classes: manifests/*.parquet (UNVERIFIED=1 without annotation)
+	$(PY) -m pipeline manifests $(STAGE_ARGS) $(MANIFESTS_ARGS)
+
+validate: $(SETUP) ## check the manifests: labels, counts, every image decodes, no copies across splits
+	$(PY) -m pipeline validate $(STAGE_ARGS) $(call flag,NO_DECODE,--no-decode)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
@@ -85,6 +94,8 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	  $(MAKE) --no-print-directory annotate-simulate SUBSET=demo ROUND=$$round && \
 	  $(MAKE) --no-print-directory annotate-import SUBSET=demo RESULTS='$(DATA)/demo/annotation/round-'$$round/results-simulated.csv \
 	  || exit 1; done
+	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
+	$(MAKE) --no-print-directory validate SUBSET=demo
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

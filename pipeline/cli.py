@@ -24,6 +24,8 @@ STAGES = {
     "annotate-serve": "annotation.serve",
     "annotate-simulate": "annotation.simulate_stage",
     "annotate-import": "annotation.importer",
+    "manifests": "manifests.stage",
+    "validate": "manifests.validate",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -166,3 +166,31 @@ WORKERS = _table(
     _optional("accuracy", pa.float64(), "control_correct / control_answers (null without controls)"),
     _required("excluded", pa.bool_(), "accuracy below MIN_WORKER_ACCURACY: the worker's votes are not counted"),
 )
+
+MANIFEST = _table(
+    "manifest",
+    _required("image_id", pa.string(), "the image store's image_id"),
+    _required("label", pa.int64(), "0-based class index in sorted-wnid order (torchvision, Kaggle, Hugging Face)"),
+    _required("wnid", pa.string(), "the class"),
+    _required("location", pa.string(), "the image store shard holding the bytes, relative to the dataset folder: images/shard-N.parquet"),
+    _required("width", pa.int32(), "pixels"),
+    _required("height", pa.int32(), "pixels"),
+    _required("sha256", pa.string(), "hex digest of the stored bytes"),
+    _required("phash", pa.int64(), "64-bit pHash (pipeline.hashing)"),
+    _required("source", pa.string(), "candidate source"),
+    _required("source_url", pa.string(), "where the image was fetched"),
+    _optional("license", pa.string(), "licence given by the source"),
+    _optional("confidence", pa.float64(), "P(shows the class) from annotation; null when unverified"),
+    _optional("votes", pa.int32(), "annotation votes counted; null when unverified"),
+)
+
+CLASSES = _table(
+    "classes",
+    _required("label", pa.int64(), "0-based index in sorted-wnid order"),
+    _required("wnid", pa.string(), "the class"),
+    _required("name", pa.string(), "first lemma"),
+    _required("gloss", pa.string(), "WordNet definition"),
+    _required("train", pa.int64(), "images in train"),
+    _required("val", pa.int64(), "images in val"),
+    _required("test", pa.int64(), "images in test"),
+)

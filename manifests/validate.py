@@ -1,0 +1,193 @@
+"""``validate``: check a built dataset the way a user's loader and a reviewer would.
+
+Checks, each reported with what failed: the manifests' schemas; labels within range and
+equal to the class's place in sorted-wnid order; every image's bytes found and decoded; split
+counts equal to classes.parquet's; no exact or near copy across splits (recomputed from the
+images' hashes with dedupe's own search, not trusted from the build); no image under two
+classes. Writes ``validation.json`` beside the manifests and exits non-zero on any failure.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline import schemas
+from pipeline.dedupe.clusters import Settings, find_pairs
+from pipeline.errors import InputError, PipelineError
+from pipeline.files import atomic_write_text
+from pipeline.tables import read_table
+
+from .splits import SPLITS
+
+HELP = "check the manifests: schemas, labels, decodable images, counts, no copies across splits: validation.json"
+SHOWN = 5
+
+
+class Failed(PipelineError):
+    exit_status = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-decode", action="store_true", help="skip decoding every image (make: NO_DECODE=1)")
+
+
+def run(args: argparse.Namespace) -> None:
+    report = validate(args.workdir, decode=not args.no_decode)
+    atomic_write_text(args.workdir / "validation.json", json.dumps(report, indent=1) + "\n")
+    failed = {name: check for name, check in report["checks"].items() if not check["ok"]}
+    for name, check in report["checks"].items():
+        mark = "ok  " if check["ok"] else "FAIL"
+        print(f"validate: {mark} {name}: {check['summary']}", file=sys.stderr)
+        for problem in check.get("problems", [])[:SHOWN]:
+            print(f"validate:        {problem}", file=sys.stderr)
+    if failed:
+        raise Failed(f"{len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)}); "
+                     f"details in {args.workdir / 'validation.json'}")
+
+
+def _read(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    try:
+        return read_table(path, schema).to_pandas()
+    except (pa.ArrowException, OSError) as e:  # a truncated or corrupted file
+        raise InputError(f"cannot read the {schema.metadata[b'synsetforge.table'].decode()} table ({e})",
+                         file=path) from None
+
+
+def validate(workdir: Path, decode: bool = True) -> dict:
+    folder = workdir / "manifests"
+    if not (folder / "classes.parquet").exists():
+        raise InputError("no manifests: run `make manifests` first", file=folder)
+    classes = _read(folder / "classes.parquet", schemas.CLASSES)
+    splits = {s: _read(folder / f"{s}.parquet", schemas.MANIFEST) for s in SPLITS}
+    rows = pd.concat([m.assign(split=s) for s, m in splits.items()], ignore_index=True)
+    checks = {
+        "labels": check_labels(classes, rows),
+        "counts": check_counts(classes, splits),
+        "one_class_per_image": check_classes(rows),
+        "no_copies_across_splits": check_copies(workdir, rows),
+    }
+    if decode:
+        checks["images_decode"] = check_images(workdir, rows)
+    return {"dataset": str(workdir), "images": {s: len(m) for s, m in splits.items()}, "classes": len(classes),
+            "checks": checks}
+
+
+def _result(problems: list[str], summary_ok: str) -> dict:
+    return {"ok": not problems, "summary": summary_ok if not problems else f"{len(problems)} problems",
+            "problems": problems[:1000]}
+
+
+def check_labels(classes: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    problems = []
+    if list(classes.label) != list(range(len(classes))):
+        problems.append("classes.parquet: labels are not 0..n-1 in order")
+    if list(classes.wnid) != sorted(classes.wnid):
+        problems.append("classes.parquet: wnids are not in sorted order, so labels are not sorted-wnid indices")
+    label_of = dict(zip(classes.wnid, classes.label))
+    for row in rows[(rows.label < 0) | (rows.label >= len(classes))].head(SHOWN).itertuples():
+        problems.append(f"{row.split}.parquet: image {row.image_id}: label {row.label} outside 0..{len(classes) - 1}")
+    wrong = rows[rows.wnid.map(label_of).ne(rows.label)]
+    for row in wrong.head(SHOWN).itertuples():
+        problems.append(f"{row.split}.parquet: image {row.image_id}: label {row.label} but class {row.wnid} "
+                        f"is label {label_of.get(row.wnid)}")
+    return _result(problems, f"{len(rows)} labels match {len(classes)} classes in sorted-wnid order")
+
+
+def check_counts(classes: pd.DataFrame, splits: dict[str, pd.DataFrame]) -> dict:
+    problems = []
+    for split, manifest in splits.items():
+        counted = manifest.groupby("wnid").size()
+        for row in classes.itertuples():
+            if int(counted.get(row.wnid, 0)) != int(getattr(row, split)):
+                problems.append(f"{split}: class {row.wnid} has {int(counted.get(row.wnid, 0))} images, "
+                                f"classes.parquet says {getattr(row, split)}")
+    return _result(problems, ", ".join(f"{s} {len(m)}" for s, m in splits.items()) + " as classes.parquet says")
+
+
+def check_classes(rows: pd.DataFrame) -> dict:
+    problems = []
+    for image_id, group in rows[rows.image_id.duplicated(keep=False)].groupby("image_id"):
+        problems.append(f"image {image_id} is listed {len(group)} times: {', '.join(group.split + ' ' + group.wnid)}")
+    for sha, group in rows[rows.sha256.duplicated(keep=False)].groupby("sha256"):
+        if group.wnid.nunique() > 1:
+            problems.append(f"the same bytes ({sha[:12]}) under classes {', '.join(sorted(set(group.wnid)))}")
+    return _result(problems, "every image once, under one class")
+
+
+def store_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:
+    """The six hashes of the manifest's images, from the image store, in ``rows`` order."""
+    names = ["image_id", *(f.name for f in schemas.HASH_FIELDS)]
+    parts = []
+    for location, group in rows.groupby("location"):
+        table = read_table(workdir / location, schemas.IMAGES, columns=names)
+        parts.append(table.filter(pc.is_in(table.column("image_id"), pa.array(group.image_id.tolist()))))
+    hashes = pa.concat_tables(parts).to_pandas().set_index("image_id").reindex(rows.image_id)
+    if hashes.phash.isna().any():
+        missing = hashes.index[hashes.phash.isna()][0]
+        raise InputError("a manifest image is not in the image store", field="image_id", value=missing)
+    return pa.Table.from_pandas(hashes.reset_index(drop=True).astype("int64"), preserve_index=False)
+
+
+def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
+    problems = []
+    for sha, group in rows[rows.sha256.duplicated(keep=False)].groupby("sha256"):
+        if group.split.nunique() > 1:
+            problems.append(f"exact copy across {', '.join(sorted(set(group.split)))}: {', '.join(group.image_id)}")
+    settings = Settings()
+    pairs = find_pairs(store_hashes(workdir, rows), settings)
+    split = rows.split.to_numpy()
+    image_id = rows.image_id.to_numpy()
+    across = split[pairs.left] != split[pairs.right]
+    for a, b, d in zip(pairs.left[across], pairs.right[across], pairs.distance[across]):
+        problems.append(f"near copy across {split[a]} and {split[b]}: {image_id[a]}, {image_id[b]} ({d} bits)")
+    return _result(problems, f"no copy across splits (radius {settings.radius}, {len(pairs.left)} near pairs within splits)")
+
+
+def check_images(workdir: Path, rows: pd.DataFrame) -> dict:
+    problems = []
+    bar = tqdm(total=len(rows), desc="validate: decode", unit="img", disable=None)
+    for location, group in rows.groupby("location"):
+        path = workdir / location
+        if not path.exists():
+            problems.append(f"{location}: missing, {len(group)} images unreadable")
+            bar.update(len(group))
+            continue
+        wanted = defaultdict(list)
+        for row in group.itertuples():
+            wanted[row.image_id].append(row)
+        shard = pq.ParquetFile(path)
+        for batch in shard.iter_batches(batch_size=256, columns=["image_id", "image"]):
+            for image_id, data in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                for row in wanted.pop(image_id, []):
+                    problem = _decode_problem(data, row.width, row.height)
+                    if problem:
+                        problems.append(f"{row.split}.parquet: image {image_id} in {location}: {problem}")
+                    bar.update()
+        for image_id, missing in wanted.items():
+            problems.append(f"{missing[0].split}.parquet: image {image_id} not found in {location}")
+            bar.update(len(missing))
+    bar.close()
+    return _result(problems, f"{len(rows)} images decode at their recorded size")
+
+
+def _decode_problem(data: bytes, width: int, height: int) -> str | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            size = image.size
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the finding
+        return f"does not decode ({type(e).__name__}: {e})"
+    if size != (width, height):
+        return f"decodes to {size[0]}x{size[1]}, manifest says {width}x{height}"
+    return None

@@ -1,0 +1,133 @@
+"""Manifests: splits from kept and accepted images, ILSVRC's label order, the split rules, and
+the validate command catching what a broken dataset has."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from conftest import rows, write_images, write_synsets
+from pipeline import schemas
+from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.tables import write_table
+
+A, B, C = "n01440764", "n02102040", "n02979186"
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def built(tmp_path, pipeline):
+    """Three classes of 30 pictures; two near copies (one within a class, one across classes)."""
+    workdir = tmp_path / "set"
+    write_synsets(workdir, [A, B, C])
+    images = [(f"{w}-{n:02d}", w, picture_jpeg(w, n, 120, 90)) for w in (A, B, C) for n in range(30)]
+    copy = Image.open(io.BytesIO(picture_jpeg(A, 0, 120, 90))).resize((100, 75))
+    images += [(f"{A}-copy", A, jpeg(copy)), (f"{B}-stolen", B, picture_jpeg(C, 5, 120, 90))]
+    write_images(workdir, images)
+    assert pipeline("dedupe", "--data", tmp_path, "--subset", "set").status == 0
+    labels = {"image_id": [], "wnid": [], "accepted": [], "decided": [], "confidence": [], "votes_yes": [],
+              "votes_total": [], "selection_frequency": [], "method": [], "round": []}
+    for k, (image_id, wnid, _) in enumerate(images):
+        rejected = k % 10 == 9
+        confidence = 0.5 + (k % 30) / 60
+        for name, value in zip(labels, (image_id, wnid, not rejected, True, confidence, 3, 4, 0.75, "dynamic", 1)):
+            labels[name].append(value)
+    write_table(labels, workdir / "annotation" / "labels.parquet", schemas.LABELS)
+    return workdir
+
+
+def manifests(pipeline, workdir: Path, *args):
+    return pipeline("manifests", "--data", workdir.parent, "--subset", workdir.name, "--val-n", "3", "--test-n", "4",
+                    "--min-train", "20", *args)
+
+
+def test_splits_hold_kept_accepted_images_with_sorted_wnid_labels(pipeline, built):
+    outcome = manifests(pipeline, built)
+    assert outcome.status == 0, outcome.err
+    split = {s: pd.DataFrame(rows(built / "manifests" / f"{s}.parquet")) for s in ("train", "val", "test")}
+    classes = pd.DataFrame(rows(built / "manifests" / "classes.parquet"))
+    assert list(classes.wnid) == [A, B, C] and list(classes.label) == [0, 1, 2]
+    every = pd.concat(split.values())
+    assert every.image_id.is_unique
+    assert f"{A}-copy" not in set(every.image_id) and f"{A}-00" in set(every.image_id)  # the larger copy stays
+    assert not {f"{B}-stolen", f"{C}-05"} & set(every.image_id)  # a conflict: dropped from both classes
+    assert not {f"{w}-{n:02d}" for w in (A, B, C) for n in (9, 19, 29)} & set(every.image_id)  # rejected
+    for frame in split.values():
+        assert (frame.label == frame.wnid.map({A: 0, B: 1, C: 2})).all()
+        assert frame.location.eq("images/shard-00000.parquet").all() and frame.votes.eq(4).all()
+    assert split["val"].groupby("wnid").size().tolist() == [3, 3, 3]
+    assert split["test"].groupby("wnid").size().tolist() == [4, 4, 4]
+    # val and test take the most confident first
+    for wnid, group in pd.concat([split["val"], split["test"]]).groupby("wnid"):
+        assert group.confidence.min() >= split["train"][split["train"].wnid == wnid].confidence.max()
+    assert classes[["train", "val", "test"]].sum().tolist() == [len(split["train"]), 9, 12]
+    metadata = pq.read_schema(built / "manifests" / "train.parquet").metadata
+    assert metadata[b"synsetforge.verified"] == b"yes" and metadata[b"synsetforge.dataset"] == b"set"
+    report = json.loads((built / "manifests" / "report.json").read_text())
+    assert report["classes_below_min_train"] == [C]  # 19 training images: its image 05 was a conflict
+    again = manifests(pipeline, built)
+    assert "up to date" in again.err
+
+
+def test_the_seed_and_the_sampling_rule_choose_the_held_out_images(pipeline, built):
+    def held_out(*args):
+        assert manifests(pipeline, built, *args).status == 0
+        return {r["image_id"] for s in ("val", "test") for r in rows(built / "manifests" / f"{s}.parquet")}
+
+    first = held_out("--sampling", "matched")
+    assert held_out("--sampling", "matched") == first
+    assert held_out("--sampling", "matched", "--seed", "3") != first
+    assert held_out("--sampling", "threshold", "--threshold", "0.9") == set()  # no image reaches 0.9
+
+
+def test_unverified_builds_say_so_and_missing_labels_are_a_clear_error(pipeline, built):
+    (built / "annotation" / "labels.parquet").unlink()
+    missing = manifests(pipeline, built)
+    assert missing.status == 2 and "labels.parquet" in missing.err and "UNVERIFIED=1" in missing.err
+    assert manifests(pipeline, built, "--unverified", "--drop-small", "--min-train", "23").status == 0
+    classes = rows(built / "manifests" / "classes.parquet")
+    assert [c["wnid"] for c in classes] == [A, B]  # C: 22 training images, below 23, dropped
+    assert manifests(pipeline, built, "--unverified").status == 0
+    train = pd.DataFrame(rows(built / "manifests" / "train.parquet"))
+    assert train.confidence.isna().all() and pq.read_schema(built / "manifests" / "train.parquet").metadata[
+        b"synsetforge.verified"] == b"no"
+
+
+def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipeline, built):
+    assert manifests(pipeline, built).status == 0
+    where = ("--data", built.parent, "--subset", built.name)
+    good = pipeline("validate", *where)
+    assert good.status == 0, good.err
+    assert all(c["ok"] for c in json.loads((built / "validation.json").read_text())["checks"].values())
+
+    split = {s: pd.DataFrame(rows(built / "manifests" / f"{s}.parquet")) for s in ("train", "val", "test")}
+    home = next(s for s, frame in split.items() if f"{A}-00" in set(frame.image_id))
+    elsewhere = "test" if home != "test" else "val"
+    copy = split[home][split[home].image_id == f"{A}-00"].assign(image_id=f"{A}-copy", sha256="0" * 64)
+    split[elsewhere] = pd.concat([split[elsewhere], copy], ignore_index=True)  # dedupe's dropped copy, in another split
+    wrong = split["train"].image_id != f"{A}-00"
+    first = split["train"].index[wrong][0]
+    split["train"].loc[first, "label"] = 2
+    for name, frame in split.items():
+        write_table({c: frame[c].tolist() for c in schemas.MANIFEST.names}, built / "manifests" / f"{name}.parquet",
+                    schemas.MANIFEST)
+    bad = pipeline("validate", *where)
+    assert bad.status == 1
+    assert "FAIL labels" in bad.err and "label 2 but class" in bad.err
+    assert "FAIL no_copies_across_splits" in bad.err and f"{A}-copy" in bad.err
+    assert "FAIL counts" in bad.err
+
+    data = (built / "manifests" / "val.parquet").read_bytes()
+    (built / "manifests" / "val.parquet").write_bytes(data[: len(data) // 2])
+    truncated = pipeline("validate", *where)
+    assert truncated.status == 2 and "val.parquet" in truncated.err and "Traceback" not in truncated.err
