@@ -38,7 +38,7 @@ MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--va
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -85,6 +85,9 @@ manifests: $(SETUP) ## train/val/test manifests and classes: manifests/*.parquet
 validate: $(SETUP) ## check the manifests: labels, counts, every image decodes, no copies across splits
 	$(PY) -m pipeline validate $(STAGE_ARGS) $(call flag,NO_DECODE,--no-decode)
 
+card: $(SETUP) ## DATASET_CARD.md and card/*.png: what the dataset is, how it was made, its figures
+	$(PY) -m pipeline card $(STAGE_ARGS) $(call opt,SAMPLES_PER_CLASS,--samples-per-class) $(call opt,SAMPLE_CLASSES,--sample-classes)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
@@ -96,6 +99,7 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	  || exit 1; done
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(MAKE) --no-print-directory validate SUBSET=demo
+	$(MAKE) --no-print-directory card SUBSET=demo
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -26,6 +26,7 @@ STAGES = {
     "annotate-import": "annotation.importer",
     "manifests": "manifests.stage",
     "validate": "manifests.validate",
+    "card": "manifests.card",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -1,0 +1,241 @@
+"""The dataset card: numbers from the stages' outputs, the politeness and verification warnings,
+unknown sections instead of failures, Pillow figures, and reruns that skip."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import write_images, write_synsets
+from manifests import card
+from pipeline import schemas
+from pipeline.cli import common_arguments
+from pipeline.errors import InputError
+from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.tables import write_table
+
+A, B, C = "n01440764", "n02102040", "n02979186"
+WNIDS = (A, B, C)
+COUNTS = {"train": 4, "val": 2, "test": 1}  # images per class and split
+
+
+def run_card(workdir: Path, *options: str) -> None:
+    """The stage as ``python -m pipeline card`` runs it, parsed by its own arguments."""
+    parser = argparse.ArgumentParser(parents=[common_arguments()])
+    card.add_arguments(parser)
+    args = parser.parse_args(["--data", str(workdir.parent), "--subset", workdir.name, *options])
+    args.workdir = args.data / args.subset
+    card.run(args)
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=COUNTS) -> list[tuple[str, str]]:
+    """Manifests as the manifests stage writes them; returns the (image_id, wnid) of every row."""
+    meta = {"synsetforge.dataset": workdir.name, "synsetforge.verified": verified,
+            "synsetforge.built_at": "2026-01-01T00:00:00+0000", "synsetforge.fingerprint": "f" * 64}
+    written = []
+    for split, n in counts.items():
+        rows = [(label, wnid, f"{wnid}-{split}-{k}") for label, wnid in enumerate(wnids) for k in range(n)]
+        written += [(image_id, wnid) for _, wnid, image_id in rows]
+        write_table({"image_id": [r[2] for r in rows], "label": [r[0] for r in rows], "wnid": [r[1] for r in rows],
+                     "location": ["images/shard-00000.parquet"] * len(rows), "width": [120] * len(rows),
+                     "height": [90] * len(rows), "sha256": [f"{r[2]:0>64}" for r in rows],
+                     "phash": list(range(len(written) - len(rows), len(written))), "source": ["commons"] * len(rows),
+                     "source_url": [f"https://upload.example/{r[2]}.jpg" for r in rows],
+                     "license": [None if k % 4 == 3 else "cc-by 4.0" for k in range(len(rows))],
+                     "confidence": [None if verified == "no" else 0.995] * len(rows),
+                     "votes": [None if verified == "no" else 3] * len(rows)},
+                    workdir / "manifests" / f"{split}.parquet", schemas.MANIFEST, metadata=meta)
+    write_table({"label": list(range(len(wnids))), "wnid": list(wnids), "name": [f"class {w}" for w in wnids],
+                 "gloss": ["a test class"] * len(wnids), **{s: [n] * len(wnids) for s, n in counts.items()}},
+                workdir / "manifests" / "classes.parquet", schemas.CLASSES, metadata=meta)
+    return written
+
+
+def politeness(optouts: bool = True, robots: bool = True) -> dict:
+    return {"respect_optouts": optouts, "optout_directives": ["noai", "noimageai"], "respect_robots": robots,
+            "blocklisted_domains": 2, "host_rate": 5.0, "host_burst": 10.0,
+            "stopped": {"opted_out": 3, "disallowed_by_robots": 2, "robots_unavailable": 0, "blocked_domain": 1},
+            "stopped_per_top_host": {"upload.example": {"opted_out": 3}}}
+
+
+def write_download_stats(workdir: Path, **rules) -> None:
+    write_json(workdir / "download_stats.json", {
+        "candidates": 40, "ok": 31, "ok_percent": 77.5,
+        "statuses": {"ok": 31, "http_error": 3, "opted_out": 3, "disallowed_by_robots": 2, "blocked_domain": 1},
+        "bytes_received": 3_000_000, "bytes_stored": 2_000_000, "min_per_class": 1, "classes_below_min": [],
+        "per_class": {w: {"candidates": 13, "ok": 10} for w in WNIDS},
+        "top_hosts": {"upload.example": {"ok": 31, "http_error": 3, "opted_out": 3}},
+        "status_meaning": {"ok": "fetched, decoded and stored"}, "politeness": politeness(**rules)})
+
+
+def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
+    """Three workers vote on every image: two always yes, one says no to every third image."""
+    votes = {name: [] for name in schemas.VOTES.names}
+    for k, (image_id, wnid) in enumerate(written):
+        for worker, answer in (("w1", True), ("w2", True), ("w3", k % 3 != 0)):
+            row = {"hit_id": f"r1-{wnid}-0", "round": 1, "assignment_id": f"r1-{wnid}-0-{worker}", "worker_id": worker,
+                   "image_id": image_id, "wnid": wnid, "kind": "candidate", "answer": answer, "source": "mturk"}
+            for name, value in row.items():
+                votes[name].append(value)
+    folder = workdir / "annotation"
+    write_table(votes, folder / "votes.parquet", schemas.VOTES)
+    n = len(written)
+    write_table({"image_id": [i for i, _ in written], "wnid": [w for _, w in written], "accepted": [True] * n,
+                 "decided": [True] * n, "confidence": [0.995] * n,
+                 "votes_yes": [2 if k % 3 == 0 else 3 for k in range(n)], "votes_total": [3] * n,
+                 "selection_frequency": [2 / 3 if k % 3 == 0 else 1.0 for k in range(n)], "method": ["dynamic"] * n,
+                 "round": [1] * n}, folder / "labels.parquet", schemas.LABELS)
+    write_table({"worker_id": ["w1", "w2", "w3", "w4"], "assignments": [3, 3, 3, 1], "control_answers": [6, 6, 6, 6],
+                 "control_correct": [6, 5, 4, 2], "accuracy": [1.0, 5 / 6, 4 / 6, 2 / 6],
+                 "excluded": [False, False, True, True]}, folder / "workers.parquet", schemas.WORKERS)
+    write_json(folder / "report.json", {
+        "settings": {"method": "dynamic", "confidence": 0.99, "max_votes": 15, "min_worker_accuracy": 0.7},
+        "rounds": [1], "votes": 3 * n, "candidate_votes_counted": 3 * n, "workers": 4, "workers_excluded": ["w3", "w4"],
+        "images_asked": n, "accepted": n, "rejected": 0, "undecided": 0, "mean_votes_per_image": 3.0})
+
+
+@pytest.fixture
+def full(tmp_path) -> Path:
+    """A dataset folder with every file the stages leave, small."""
+    workdir = tmp_path / "set"
+    write_synsets(workdir, list(WNIDS))
+    written = write_manifests(workdir)
+    write_images(workdir, [(image_id, wnid, picture_jpeg(wnid, k, 120, 90)) for k, (image_id, wnid) in enumerate(written)])
+    write_json(workdir / "synsets_report.json", {"num_ancestor_pairs": 0, "lexnames": {"noun.artifact": 3},
+                                                 "duplicate_names": {}})
+    write_json(workdir / "candidates_report.json", {"source": "commons", "candidates": 40, "classes": 3,
+                                                    "classes_without_candidates": []})
+    write_download_stats(workdir)
+    write_json(workdir / "dedupe" / "report.json", {
+        "settings": {"radius": 10, "verify": 10}, "images": 31, "kept": 27, "dropped": {"near": 3, "conflict": 1},
+        "reasons": {"unique": 25, "representative": 2, "near": 3, "conflict": 1},
+        "reason_meaning": {"near": "re-encoded, resized or recoloured"}, "clusters_with_copies": 2, "largest_cluster": 3,
+        "conflicts": [{"cluster_id": 7, "wnids": [A, B], "image_ids": ["x", "y"], "settled_in": None}],
+        "unreadable_files": []})
+    write_annotation(workdir, written)
+    return workdir
+
+
+def read_card(workdir: Path) -> str:
+    return (workdir / card.CARD).read_text()
+
+
+def figures(workdir: Path) -> dict[str, Image.Image]:
+    found = {}
+    for path in sorted((workdir / card.FIGURES).glob("*.png")):
+        with Image.open(path) as image:
+            image.load()  # decodes the whole file
+            found[path.stem] = image.copy()
+    return found
+
+
+def test_full_card_states_the_numbers_and_draws_every_figure(full, capsys):
+    run_card(full)
+    text = read_card(full)
+    assert "| train images | 12 |" in text and "| val images | 6 |" in text and "| test images | 3 |" in text
+    assert "| train | 12 | 3 | 4 | 4 | 4 |" in text  # split, images, classes with images, min, median, max
+    assert "0-based" in text and "sorted-wnid order" in text and f"| 0 | `{A}` | class {A} | 4 | 2 | 1 |" in text
+    assert "**Opt-outs respected**" in text and "noai, noimageai" in text and "3 URLs" in text
+    assert "**robots.txt respected**" in text and "Domains blocklist: 2 domains" in text
+    assert "at most 5 requests a second per host" in text
+    assert "NOT respected" not in text and "UNVERIFIED" not in text and "_Unknown" not in text
+    assert "| near | 3 | no |" in text and "Conflicts, clusters of copies under two or more classes: 1; 0 settled" in text
+    assert "4 workers" in text and "2 were excluded" in text
+    # Counted votes (w3 excluded): w1 and w2 always agree, so every image is unanimous and kappa is undefined.
+    assert "100.0% unanimous" in text
+    assert "| cc-by 4.0 |" in text and "carry no licence" in text
+    assert "stored as JPEG 21" in text
+    for name in ("split_counts", "sources_licences", "download", "dedupe", "annotation", "samples-1"):
+        assert f"]({card.FIGURES}/{name}.png)" in text
+    drawn = figures(full)
+    assert set(drawn) == {"split_counts", "sources_licences", "download", "dedupe", "annotation", "samples-1"}
+    for name, image in drawn.items():
+        assert 500 <= image.width <= 2000 and 100 <= image.height <= 3000, (name, image.size)
+    samples = drawn["samples-1"]
+    assert samples.height >= 3 * card.THUMB and samples.width >= card.LABEL_COLUMN + 8 * card.THUMB
+    # a thumbnail is the picture, not the grey placeholder
+    assert len(samples.crop((card.LABEL_COLUMN, 70, card.LABEL_COLUMN + card.THUMB, 130)).getcolors(10_000)) > 20
+    capsys.readouterr()
+
+    before = (full / card.CARD).stat().st_mtime_ns
+    run_card(full)
+    assert "card: up to date" in capsys.readouterr().err
+    assert (full / card.CARD).stat().st_mtime_ns == before
+
+    write_download_stats(full, optouts=False)
+    run_card(full)
+    assert "card: up to date" not in capsys.readouterr().err
+    assert "Opt-outs were NOT respected" in read_card(full)
+    assert not list(full.glob(".tmp-card-*"))
+
+
+def test_ignored_optouts_and_robots_are_said_plainly_at_the_top(full):
+    write_download_stats(full, optouts=False, robots=False)
+    run_card(full)
+    text = read_card(full)
+    top = text.split("## At a glance")[0]
+    assert "opt-outs were NOT respected" in top and "RESPECT_OPTOUTS=0" in top
+    assert "robots.txt was NOT respected" in top and "RESPECT_ROBOTS=0" in top
+    assert "**Opt-outs were NOT respected**" in text and "**robots.txt was NOT respected**" in text
+
+
+def test_unverified_build_with_manifests_only_says_what_is_unknown(tmp_path):
+    workdir = tmp_path / "bare"
+    write_manifests(workdir, verified="no")
+    run_card(workdir)
+    text = read_card(workdir)
+    assert "labels are UNVERIFIED" in text.split("## At a glance")[0]
+    assert "Not for reporting accuracy" in text and "Stages that left their records here: manifests." in text
+    assert "| train images | 12 |" in text
+    for missing in ("`download_stats.json` is absent", "`dedupe/report.json` is absent",
+                    "`annotation/report.json` is absent", "`candidates_report.json` is absent"):
+        assert f"_Unknown: {missing}" in text
+    assert "politeness rules in force when the images were fetched are therefore unknown" in text
+    assert "the thumbnails are placeholders" in text and "Rule: unknown" in text and "WordNet make-up of the classes: unknown" in text
+    assert "Sections with unknown facts: candidates, download, dedupe, labelling." in text
+    drawn = figures(workdir)
+    assert set(drawn) == {"split_counts", "sources_licences", "samples-1"}  # no store: placeholder tiles
+    assert drawn["samples-1"].height > 3 * card.THUMB
+
+
+def test_many_classes_draw_a_distribution_and_paged_samples(tmp_path):
+    wnids = [f"n{k:08d}" for k in range(1, 71)]
+    workdir = tmp_path / "wide"
+    write_manifests(workdir, wnids=wnids, counts={"train": 2, "val": 1, "test": 1})
+    run_card(workdir, "--samples-per-class", "2", "--sample-classes", "45")
+    drawn = figures(workdir)
+    assert drawn["split_counts"].height < 600  # one plot, not 70 bars
+    assert sorted(n for n in drawn if n.startswith("samples")) == [f"samples-{k}" for k in range(1, 6)]
+    text = read_card(workdir)
+    assert "Smallest and largest classes" in text and "for 45 classes spread over the labels" in text
+
+
+def test_missing_manifests_is_a_clear_error_and_writes_nothing(tmp_path):
+    workdir = tmp_path / "empty"
+    write_synsets(workdir, list(WNIDS))
+    with pytest.raises(InputError) as error:
+        run_card(workdir)
+    assert "manifests" in str(error.value) and "make manifests" in str(error.value)
+    assert not (workdir / card.CARD).exists() and not (workdir / card.FIGURES).exists()
+
+
+def test_agreement_is_fleiss_kappa_over_counted_votes():
+    rows = [("i1", "w1", True), ("i1", "w2", True), ("i1", "w3", True), ("i1", "w4", True),
+            ("i2", "w1", True), ("i2", "w2", True), ("i2", "w3", False), ("i2", "w4", False),
+            ("i2", "spammer", True), ("i3", "w1", True)]  # i3 has one vote: no pair to agree on
+    votes = pd.DataFrame(rows, columns=["image_id", "worker_id", "answer"]).assign(wnid=A, kind="candidate")
+    workers = pd.DataFrame({"worker_id": ["w1", "spammer"], "excluded": [False, True]})
+    stats = card.agreement(votes, workers)
+    # pairs: i1 6 of 6 agree, i2 2 of 6; yes share 6/8, chance .75^2 + .25^2
+    assert stats["images"] == 2 and stats["unanimous"] == 0.5
+    assert stats["observed"] == pytest.approx(8 / 12)
+    assert stats["kappa"] == pytest.approx((8 / 12 - 0.625) / (1 - 0.625))
