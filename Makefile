@@ -26,7 +26,7 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
 	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
 DEDUPE_ARGS = $(strip $(call opt,SRC,--src) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
-	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes))
+	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes) $(call opt,EXECUTOR,--executor))
 EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,FORMAT,--format) $(call opt,IMAGE_BASE_URL,--image-base-url) \
 	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed))
 SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port))

@@ -299,3 +299,10 @@ def test_real_photos_and_their_copies_are_found_without_false_pairs(shared, tmp_
     together = [cluster_of[f"photo{n:03d}/{name}.jpg"] == cluster_of[f"photo{n:03d}/original.jpg"]
                 for n in range(len(photos)) for name in copies]
     assert np.mean(together) >= 0.95
+
+
+def test_a_folder_hashed_by_ray_tasks_equals_the_local_hashing(handmade):
+    pytest.importorskip("ray", reason="ray is not installed (the dev extra has it)")
+    root, local, failures = handmade
+    on_ray, ray_failures = hash_folder(root, processes=1, executor="ray")
+    assert on_ray.equals(local) and ray_failures == failures

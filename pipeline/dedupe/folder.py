@@ -21,7 +21,8 @@ from pipeline.hashing import Hashes, decode_for_hash, hashes_of
 from pipeline.pixels import upright_size
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-CHUNK = 32  # files per task sent to a worker
+CHUNK = 32  # files per task sent to a local worker
+RAY_CHUNK = 512  # files per Ray task
 
 
 def image_files(folder: Path) -> list[str]:
@@ -42,14 +43,37 @@ def hash_file(path: Path) -> tuple | str:
     return hashlib.sha256(data).hexdigest(), width, height, hashes
 
 
-def hash_folder(folder: Path, processes: int) -> tuple[pa.Table, list[tuple[str, str]]]:
-    """The hashes table of every image below ``folder``, and the (path, error) of the failures."""
+def hash_files(paths: list[Path]) -> list[tuple | str]:
+    return [hash_file(p) for p in paths]
+
+
+def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
+    """One Ray task per RAY_CHUNK files; the folder must be at the same path on every node."""
+    from pipeline.cluster import ray_module
+
+    ray = ray_module()
+    task = ray.remote(max_retries=3, num_cpus=1)(hash_files)
+    refs = [task.remote(paths[i:i + RAY_CHUNK]) for i in range(0, len(paths), RAY_CHUNK)]
+    done: dict = {}
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        done[ready[0]] = ray.get(ready[0])
+        bar.update(len(done[ready[0]]))
+    return [result for ref in refs for result in done[ref]]
+
+
+def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[pa.Table, list[tuple[str, str]]]:
+    """The hashes table of every image below ``folder``, and the (path, error) of the failures.
+    ``executor``: local worker processes, or Ray tasks (``ray``)."""
     files = image_files(folder)
     paths = [folder / f for f in files]
     bar = tqdm(total=len(files), desc="hash", unit="img", disable=None)
     results = []
     try:
-        if processes <= 1 or len(files) <= CHUNK:
+        if executor == "ray":
+            results = _hash_on_ray(paths, bar)
+        elif processes <= 1 or len(files) <= CHUNK:
             for path in paths:
                 results.append(hash_file(path))
                 bar.update()

@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="annotation/labels.parquet: images accepted in one class settle conflicts (make: LABELS)")
     parser.add_argument("--processes", type=int, default=None,
                         help="processes hashing a folder (make: PROCESSES, default one per core)")
+    parser.add_argument("--executor", choices=("local", "ray"), default=os.environ.get("EXECUTOR", "local"),
+                        help="hash a folder on local processes or as Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)")
     parser.add_argument("--sheet-clusters", type=int, default=sheet.CLUSTERS, metavar="N",
                         help=f"clusters shown in the contact sheet (default {sheet.CLUSTERS})")
 
@@ -70,18 +72,18 @@ def run(args: argparse.Namespace) -> None:
 
     def build(out: Path) -> str:
         return dedupe(source, args.src is not None, out / OUTPUT, settings, args.reference, args.labels,
-                      args.processes or os.cpu_count() or 1, args.sheet_clusters)
+                      args.processes or os.cpu_count() or 1, args.sheet_clusters, args.executor)
 
     runner.run(stage, build, force=args.force)
 
 
 def dedupe(source: Path, is_folder: bool, out: Path, settings: Settings, reference: Path | None,
-           labels: Path | None, processes: int, sheet_clusters: int) -> str:
+           labels: Path | None, processes: int, sheet_clusters: int, executor: str = "local") -> str:
     out.mkdir(parents=True)
     start = time.monotonic()
     failures = []
     if is_folder:
-        hashes, failures = hash_folder(source, processes)
+        hashes, failures = hash_folder(source, processes, executor)
     else:
         hashes = read_store(source)
     hashed = time.monotonic()

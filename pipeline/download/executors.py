@@ -16,6 +16,7 @@ import traceback
 
 from tqdm import tqdm
 
+from pipeline.cluster import ray_module
 from pipeline.errors import PipelineError
 
 from .shard import ShardJob, download_shard, download_shards
@@ -145,13 +146,7 @@ def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> dict[int, 
 
 
 def _run_ray(jobs: list[ShardJob], bar: Bar) -> dict[int, dict]:
-    try:
-        import ray
-    except ImportError:
-        raise PipelineError("EXECUTOR=ray needs Ray: pip install 'synsetforge[ray]'") from None
-    address = os.environ.get("RAY_ADDRESS") or None
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray = ray_module()
     task = ray.remote(max_retries=3, retry_exceptions=False, num_cpus=1)(download_shard)
     refs = {task.remote(job): job for job in jobs}
     results: dict[int, dict] = {}
