@@ -34,11 +34,13 @@ SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(ca
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
 DEMO_ROUNDS ?= 1 2 3 4
+DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
+DATASET_IMPORT_ARGS = $(strip --src '$(SRC)' $(call opt,LAYOUT,--layout) $(call opt,WNIDS,--wnids) $(call opt,PROCESSES,--processes))
 MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--val-n) $(call opt,TEST_N,--test-n) \
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -88,6 +90,14 @@ validate: $(SETUP) ## check the manifests: labels, counts, every image decodes, 
 card: $(SETUP) ## DATASET_CARD.md and card/*.png: what the dataset is, how it was made, its figures
 	$(PY) -m pipeline card $(STAGE_ARGS) $(call opt,SAMPLES_PER_CLASS,--samples-per-class) $(call opt,SAMPLE_CLASSES,--sample-classes)
 
+export: $(SETUP) ## the manifests' images as FORMAT=hf|ilsvrc|wds under export/<format>/ (LINK=1 PREFIX= SHARD_MB=)
+	test -n '$(FORMAT)' || { echo "make export needs FORMAT=hf, ilsvrc or wds"; exit 2; }
+	$(PY) -m pipeline export $(STAGE_ARGS) $(DATASET_EXPORT_ARGS)
+
+import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefolder|ilsvrc SUBSET=<name>
+	test -n '$(SRC)' || { echo "make import needs SRC=<folder>"; exit 2; }
+	$(PY) -m pipeline import $(STAGE_ARGS) $(DATASET_IMPORT_ARGS)
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
@@ -99,6 +109,8 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	  || exit 1; done
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(MAKE) --no-print-directory validate SUBSET=demo
+	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
+	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=ilsvrc
 	$(MAKE) --no-print-directory card SUBSET=demo
 
 test: $(SETUP) ## the test suite
@@ -111,6 +123,7 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/dedupe_quality.py --tiny
 	$(PY) bench/dedupe_speed.py
 	$(PY) bench/annotation_quality.py
+	$(PY) bench/manifests_speed.py
 	$(PY) bench/crowdkit_peer.py
 
 clean: ## remove the data folder of SUBSET

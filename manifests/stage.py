@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline import __version__, runner, schemas
 from pipeline.errors import InputError
-from pipeline.tables import read_table, write_table
+from pipeline.tables import check_schema, read_table, write_table
 
 from .splits import SAMPLINGS, SPLITS, Plan, assign
 
@@ -73,12 +75,13 @@ def eligible_images(workdir: Path, unverified: bool) -> pd.DataFrame:
     parts = sorted((workdir / "images").glob("shard-*.parquet"))
     if not parts:
         raise InputError("no image shards: run `make download` first", file=workdir / "images")
-    frames = []
     for part in parts:
-        frame = read_table(part, schemas.IMAGES, columns=columns).to_pandas()
-        frame["location"] = f"images/{part.name}"
-        frames.append(frame)
-    images = pd.concat(frames, ignore_index=True).rename(columns={"url": "source_url"})
+        check_schema(part, schemas.IMAGES, columns)
+    table = pq.read_table(parts, columns=columns).combine_chunks()  # one read: 1.3M rows in a few seconds
+    counts = [pq.read_metadata(p).num_rows for p in parts]
+    images = table.to_pandas()
+    images["location"] = np.repeat([f"images/{p.name}" for p in parts], counts)
+    images = images.rename(columns={"url": "source_url"})
     clusters = read_table(workdir / "dedupe" / "clusters.parquet", schemas.CLUSTERS,
                           columns=["image_id", "cluster_id", "representative", "keep"]).to_pandas()
     images = images.merge(clusters, on="image_id", how="left")

@@ -27,6 +27,8 @@ STAGES = {
     "manifests": "manifests.stage",
     "validate": "manifests.validate",
     "card": "manifests.card",
+    "export": "manifests.export",
+    "import": "manifests.importer",
 }
 TOOLS = {
     "wordnet": "wordnet.command",

@@ -83,9 +83,8 @@ def _array(values: list, type_: pa.DataType) -> pa.Array:
     return pa.array(values, type=type_)
 
 
-def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
-    """Read ``path`` and check it against ``schema``: every wanted column present, with its type,
-    and no nulls where the schema forbids them. Errors name the file, field and row."""
+def check_schema(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> None:
+    """Every wanted column of ``schema`` is in the file at ``path``, with its type; reads no data."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such {table_name(schema)} table", file=path)
@@ -93,14 +92,20 @@ def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) 
         file_schema = pq.read_schema(path)
     except pa.ArrowException as e:
         raise InputError(f"not a readable Parquet file ({e})", file=path) from None
-    wanted = columns or schema.names
-    for name in wanted:
+    for name in columns or schema.names:
         expected = schema.field(name)
         if name not in file_schema.names:
             raise InputError(f"column missing from the {table_name(schema)} table", file=path, field=name)
         got = file_schema.field(name).type
         if got != expected.type:
             raise InputError(f"column has type {got}, expected {expected.type}", file=path, field=name)
+
+
+def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """Read ``path`` and check it against ``schema``: every wanted column present, with its type,
+    and no nulls where the schema forbids them. Errors name the file, field and row."""
+    check_schema(path, schema, columns)
+    wanted = columns or schema.names
     table = pq.read_table(path, columns=wanted)
     for name in wanted:
         column = table.column(name)

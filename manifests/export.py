@@ -1,0 +1,478 @@
+"""The export stage: the manifests' images in the layouts other tools read, under ``export/<format>/``.
+
+- ``hf``: ``data/{train,validation,test}-NNNNN-of-MMMMM.parquet``, the layout of the Hugging Face
+  imagenet-1k dataset: ``image`` (struct of ``bytes`` and ``path``) and ``label`` (int64), the
+  features (Image, ClassLabel named by the classes' lemmas) in the ``huggingface`` schema
+  metadata, 100 images per row group as ``datasets`` writes image datasets, and a ``README.md``
+  whose ``configs`` name the splits, so ``load_dataset("export/hf")`` finds them. Rows are in
+  manifest order (label, image_id). Unlike imagenet-1k (label -1), test rows keep their labels.
+- ``ilsvrc``: ``train/<wnid>/<wnid>_<n>.JPEG``, ``val/<PREFIX>_val_%08d.JPEG``,
+  ``test/<PREFIX>_test_%08d.JPEG``; Kaggle's ``LOC_synset_mapping.txt`` and
+  ``LOC_{val,test}_solution.csv`` (whole-image boxes: we have no boxes); the devkit's
+  ground-truth files, holding label + 1 (not the official ILSVRC2012_IDs); ``files.csv``
+  (each file's image_id, label, wnid, sha256) and a ``README.txt`` that says all this.
+- ``wds``: WebDataset tars ``{split}-NNNNNN.tar`` of ``<key>.jpg`` (the stored format's
+  extension), ``<key>.cls`` (the label) and ``<key>.json``, in image_id order: ids are hashes, so
+  every shard mixes the classes, as webdataset's own ImageNet recipe shuffles before writing.
+
+Images are written byte for byte as the store holds them. Each store shard is read once, front
+to back, and only its row groups that hold wanted images. A class's images lie in every store
+shard, so hf and wds put the bytes in their order through bucket files on disk (``Spill``).
+
+``--link`` (ilsvrc): store images live inside Parquet, so a first export has no file to link to
+and writes every file. A later export (the manifests changed, or ``--force``) hard-links each
+file whose image (image_id and sha256, from the previous ``files.csv``) the previous export
+already wrote, instead of writing it again; where the filesystem refuses, it writes the file.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline import __version__, runner, schemas
+from pipeline.errors import InputError
+from pipeline.tables import read_table
+
+from .splits import SPLITS
+
+HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
+OUTPUT = "export"
+FORMATS = ("hf", "ilsvrc", "wds")
+COLUMNS = ["image_id", "label", "wnid", "location", "width", "height", "sha256"]
+PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}  # Hugging Face's split names
+HF_ROW_GROUP = 100  # images per row group: datasets' own setting for image datasets
+DEVKIT_SPLITS = {"val": "validation", "test": "test"}  # <PREFIX>_<name>_ground_truth.txt
+TAR_OVERHEAD = 3 * 1024  # headers and padding of a sample's three members, for cutting shards
+BUCKET_BYTES = 128 * 2**20  # a spill bucket: what the reordering holds in memory at a time
+OPEN_BUCKETS = 64  # spill files kept open while the store is read
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", required=True, choices=FORMATS,
+                        help="hf: Hugging Face Parquet shards; ilsvrc: ILSVRC-2012 / Kaggle folders; wds: WebDataset tars (make: FORMAT)")
+    parser.add_argument("--link", action="store_true",
+                        help="ilsvrc: hard-link files the previous export already wrote instead of writing them again (make: LINK=1)")
+    parser.add_argument("--prefix", default="ILSVRC2012",
+                        help="val and test file names: <PREFIX>_val_00000001.JPEG (make: PREFIX, default ILSVRC2012)")
+    parser.add_argument("--shard-mb", type=float, default=500,
+                        help="hf and wds: megabytes of images per shard at most (make: SHARD_MB, default 500)")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.shard_mb <= 0:
+        raise InputError("must be more than 0", field="SHARD_MB", value=args.shard_mb)
+    if not PREFIX_RE.fullmatch(args.prefix):
+        raise InputError("a file name prefix: letters, digits, '_', '.' and '-'", field="PREFIX", value=args.prefix)
+    if args.link and args.format != "ilsvrc":
+        raise InputError("--link applies to --format ilsvrc, whose images are files", field="LINK")
+    workdir = args.workdir
+    manifests = workdir / "manifests"
+    for name in (*SPLITS, "classes"):
+        if not (manifests / f"{name}.parquet").exists():
+            raise InputError("no manifests to export: run `make manifests` (or `make import`) first",
+                             file=manifests / f"{name}.parquet")
+    output = f"{OUTPUT}/{args.format}"
+    stage = runner.Stage(name=f"export-{args.format}", workdir=workdir, outputs=(output,),
+                         inputs=(manifests, workdir / "synsets.parquet", workdir / "images"),
+                         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb})
+    shard_bytes = int(args.shard_mb * 1e6)
+
+    def build(out: Path) -> str:
+        data = read_dataset(workdir, args.prefix)
+        target = out / output
+        if args.format == "hf":
+            return write_hf(data, target, out / ".spill", shard_bytes)
+        if args.format == "wds":
+            return write_wds(data, target, out / ".spill", shard_bytes)
+        return write_ilsvrc(data, target, args.prefix, workdir / output if args.link else None)
+
+    runner.run(stage, build, force=args.force)
+
+
+@dataclass
+class Dataset:
+    workdir: Path
+    classes: pd.DataFrame  # label, wnid, name, lemmas (", "-joined, LOC_synset_mapping's text)
+    rows: pd.DataFrame  # every split's manifest rows in manifest order, with split and file
+
+
+def read_dataset(workdir: Path, prefix: str) -> Dataset:
+    manifests = workdir / "manifests"
+    classes = read_table(manifests / "classes.parquet", schemas.CLASSES, columns=["label", "wnid", "name"]).to_pandas()
+    synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS, columns=["wnid", "lemmas"]).to_pandas()
+    lemmas = {w: list(ls) for w, ls in zip(synsets.wnid, synsets.lemmas)}
+    classes["lemmas"] = [", ".join(lemmas.get(w) or [n]) for w, n in zip(classes.wnid, classes.name)]
+    parts = []
+    for split in SPLITS:
+        path = manifests / f"{split}.parquet"
+        rows = read_table(path, schemas.MANIFEST, columns=COLUMNS).to_pandas()
+        bad = rows.label.map(dict(zip(classes.label, classes.wnid))) != rows.wnid
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"label and wnid {rows.wnid.iloc[row]} disagree with classes.parquet", file=path,
+                             row=row, field="label", value=int(rows.label.iloc[row]))
+        parts.append(rows.assign(split=split, file=file_names(split, rows, prefix)))
+    return Dataset(workdir, classes, pd.concat(parts, ignore_index=True))
+
+
+def file_names(split: str, rows: pd.DataFrame, prefix: str) -> list[str]:
+    """ILSVRC's names below the split's folder. Train: ``<wnid>/<wnid>_<n>.JPEG``, n from 1 within
+    the class in manifest order. Val and test: numbered from 1 in image_id order; ids are hashes,
+    so the classes mix as in ILSVRC's val."""
+    if split == "train":
+        n = rows.groupby("wnid", sort=False).cumcount() + 1
+        return [f"{w}/{w}_{i}.JPEG" for w, i in zip(rows.wnid, n)]
+    n = np.empty(len(rows), np.int64)
+    n[np.argsort(rows.image_id.to_numpy(), kind="stable")] = np.arange(1, len(rows) + 1)
+    return [f"{prefix}_{split}_{i:08d}.JPEG" for i in n]
+
+
+def _store_shard(path: Path) -> pq.ParquetFile:
+    if not path.exists():
+        raise InputError("the manifests point at an image store shard that is missing", file=path)
+    try:
+        shard = pq.ParquetFile(path)
+    except pa.ArrowException as e:
+        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+    for name in ("image_id", "image", "format"):
+        if name not in shard.schema_arrow.names or shard.schema_arrow.field(name).type != schemas.IMAGES.field(name).type:
+            raise InputError(f"not an image store shard: needs {name} ({schemas.IMAGES.field(name).type})",
+                             file=path, field=name)
+    return shard
+
+
+def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[np.ndarray, pa.Array, pa.Array]]:
+    """(positions in ``rows``, their bytes, their formats) in store order, a row group at a time.
+    Each shard's ids are read first, so only row groups holding wanted images are read."""
+    bar = tqdm(total=len(rows), desc=desc, unit="img", disable=None)
+    try:
+        for location, group in rows.groupby("location", sort=True):
+            path = workdir / location
+            shard = _store_shard(path)
+            wanted = pd.Index(group.image_id.to_numpy())
+            if not wanted.is_unique:
+                raise InputError("an image is listed twice in the manifests", file=path, field="image_id",
+                                 value=wanted[wanted.duplicated()][0])
+            ids = shard.read(columns=["image_id"]).column(0).to_numpy(zero_copy_only=False)
+            hit = wanted.get_indexer(ids)
+            if (hit >= 0).sum() < len(wanted):
+                missing = wanted.difference(pd.Index(ids))[0]
+                raise InputError("an image of the manifests is not in its store shard", file=path,
+                                 field="image_id", value=missing)
+            positions, start = group.index.to_numpy(), 0
+            for number in range(shard.num_row_groups):
+                size = shard.metadata.row_group(number).num_rows
+                keep = np.flatnonzero(hit[start:start + size] >= 0)
+                if len(keep):
+                    table = shard.read_row_group(number, columns=["image", "format"])
+                    take = pa.array(keep)
+                    yield (positions[hit[start + keep]], table.column("image").take(take).combine_chunks(),
+                           table.column("format").take(take).combine_chunks())
+                    bar.update(len(keep))
+                start += size
+    finally:
+        bar.close()
+
+
+def _views(images: pa.Array) -> Iterator[memoryview]:
+    """Each value of a binary array, without copying."""
+    offsets = np.frombuffer(images.buffers()[1], np.int32)[images.offset:images.offset + len(images) + 1]
+    data = memoryview(images.buffers()[2] or b"")
+    for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+        yield data[start:end]
+
+
+class Spill:
+    """Bytes arriving in store order, handed back in export order. Positions are cut into runs
+    of about BUCKET_BYTES and each run's bytes go to a file of its own, so reading positions in
+    order holds one run in memory at a time, and each file is read once and removed."""
+
+    def __init__(self, folder: Path, count: int, mean_bytes: float):
+        self.folder = folder
+        folder.mkdir(parents=True)
+        self.per = max(1, int(BUCKET_BYTES // max(mean_bytes, 1)))
+        self.offset = np.zeros(count, np.int64)
+        self.length = np.zeros(count, np.int64)
+        self.formats = np.empty(count, object)
+        self.written: dict[int, int] = {}
+        self.open: OrderedDict[int, BinaryIO] = OrderedDict()
+        self.loaded, self.data = -1, memoryview(b"")
+
+    def _file(self, bucket: int) -> BinaryIO:
+        f = self.open.pop(bucket, None)
+        if f is None:
+            if len(self.open) >= OPEN_BUCKETS:
+                self.open.popitem(last=False)[1].close()
+            f = open(self.folder / str(bucket), "ab")
+        self.open[bucket] = f
+        return f
+
+    def add(self, positions: np.ndarray, images: pa.Array, formats: pa.Array) -> None:
+        self.formats[positions] = formats.to_numpy(zero_copy_only=False)
+        for position, view in zip(positions.tolist(), _views(images)):
+            bucket = position // self.per
+            self.offset[position] = self.written.get(bucket, 0)
+            self.length[position] = len(view)
+            self.written[bucket] = self.offset[position] + len(view)
+            self._file(bucket).write(view)
+
+    def close(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()
+
+    def get(self, position: int) -> memoryview:
+        """The bytes at ``position``; positions must be asked in increasing order."""
+        bucket = position // self.per
+        if bucket < self.loaded:
+            raise RuntimeError(f"spill bucket {bucket} asked after {self.loaded}: positions must increase")
+        if bucket != self.loaded:
+            path = self.folder / str(bucket)
+            self.data = memoryview(path.read_bytes() if path.exists() else b"")
+            path.unlink(missing_ok=True)
+            self.loaded = bucket
+        start = int(self.offset[position])
+        return self.data[start:start + int(self.length[position])]
+
+
+def spill(data: Dataset, rows: pd.DataFrame, folder: Path) -> Spill:
+    """Every image of ``rows`` (in export order) read from the store into a Spill."""
+    shards = {data.workdir / loc for loc in rows.location.unique()}
+    sizes = [(f.metadata, f.schema_arrow.get_field_index("image")) for f in map(_store_shard, shards)]
+    stored = sum(m.row_group(g).column(c).total_compressed_size for m, c in sizes for g in range(m.num_row_groups))
+    count = sum(m.num_rows for m, _ in sizes)
+    result = Spill(folder, len(rows), stored / max(count, 1))
+    try:
+        for positions, images, formats in scan_store(data.workdir, rows, "read store"):
+            result.add(positions, images, formats)
+    finally:
+        result.close()
+    return result
+
+
+def cut(sizes: np.ndarray, limit: int) -> np.ndarray:
+    """Shard number of each row: a shard takes rows while its bytes stay within ``limit`` (a row
+    larger than ``limit`` gets a shard of its own)."""
+    shard = np.empty(len(sizes), np.int64)
+    number = total = 0
+    for i, size in enumerate(sizes.tolist()):
+        if total and total + size > limit:
+            number, total = number + 1, 0
+        total += size
+        shard[i] = number
+    return shard
+
+
+def binary(views: list[memoryview]) -> pa.Array:
+    """One binary array of a row group's images, from one joined buffer."""
+    offsets = np.zeros(len(views) + 1, np.int32)
+    np.cumsum([len(v) for v in views], out=offsets[1:])
+    return pa.Array.from_buffers(pa.binary(), len(views), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(views))])
+
+
+def class_names(classes: pd.DataFrame) -> list[str]:
+    """ClassLabel names: the lemmas, with the wnid added where two classes share them (crane the
+    bird and the machine), since ClassLabel names must be unique."""
+    shared = classes.lemmas.duplicated(keep=False)
+    return [f"{text} ({w})" if twice else text for text, w, twice in zip(classes.lemmas, classes.wnid, shared)]
+
+
+def hf_schema(classes: pd.DataFrame) -> pa.Schema:
+    features = {"image": {"_type": "Image"}, "label": {"names": class_names(classes), "_type": "ClassLabel"}}
+    return pa.schema([pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
+                      pa.field("label", pa.int64())],
+                     metadata={"huggingface": json.dumps({"info": {"features": features}})})
+
+
+def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
+    schema = hf_schema(data.classes)
+    rows = data.rows
+    names = np.array([f.rsplit("/", 1)[-1] for f in rows.file], object)
+    labels = rows.label.to_numpy()
+    store = spill(data, rows, spill_folder)
+    (out / "data").mkdir(parents=True)
+    bar = tqdm(total=len(rows), desc="write hf", unit="img", disable=None)
+    files, splits = 0, []
+    for split in SPLITS:
+        part = rows.index[rows.split == split].to_numpy()
+        if not len(part):
+            continue
+        splits.append(HF_SPLITS[split])
+        shard_of = cut(store.length[part], shard_bytes)
+        count = int(shard_of[-1]) + 1
+        for shard in range(count):
+            path = out / "data" / f"{HF_SPLITS[split]}-{shard:05d}-of-{count:05d}.parquet"
+            members = part[shard_of == shard]
+            with pq.ParquetWriter(path, schema, compression={"image.bytes": "none", "image.path": "snappy",
+                                                             "label": "snappy"},
+                                  use_dictionary=["label"], write_statistics=["label"]) as writer:
+                for start in range(0, len(members), HF_ROW_GROUP):
+                    chunk = members[start:start + HF_ROW_GROUP]
+                    image = pa.StructArray.from_arrays(
+                        [binary([store.get(p) for p in chunk]), pa.array(names[chunk], pa.string())],
+                        fields=list(schema.field("image").type))
+                    writer.write_table(pa.Table.from_arrays([image, pa.array(labels[chunk])], schema=schema))
+                    bar.update(len(chunk))
+        files += count
+    bar.close()
+    shutil.rmtree(spill_folder)
+    (out / "README.md").write_text(hf_card(data, splits))
+    return _summary("hf", rows, int(store.length.sum()), files)
+
+
+def hf_card(data: Dataset, splits: list[str]) -> str:
+    """The card's ``configs`` tell ``load_dataset(<folder>)`` which files hold which split."""
+    configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
+    return (f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}---\n"
+            f"# {data.workdir.name}\n\nExported by synsetforge {__version__} in the layout of the Hugging Face "
+            "imagenet-1k dataset: `image` (bytes and file name) and `label`, a ClassLabel over "
+            f"{len(data.classes)} classes in sorted-wnid order (the 0-based numbering of torchvision, Kaggle and "
+            "imagenet-1k). Class names are the WordNet lemmas, the wnid added where two classes share them. "
+            "Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels.\n\n"
+            "```python\nimport datasets\nds = datasets.load_dataset(\"<this folder>\")\n```\n")
+
+
+def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
+    rank = data.rows.split.map(SPLITS.index)
+    rows = data.rows.assign(rank=rank).sort_values(["rank", "image_id"]).reset_index(drop=True)
+    keys = [f.rsplit("/", 1)[-1].rsplit(".", 1)[0] for f in rows.file]
+    columns = {c: rows[c].tolist() for c in ("image_id", "wnid", "label", "width", "height")}
+    store = spill(data, rows, spill_folder)
+    out.mkdir(parents=True)
+    bar = tqdm(total=len(rows), desc="write wds", unit="img", disable=None)
+    files = 0
+    for split in SPLITS:
+        part = rows.index[rows.split == split].to_numpy()
+        shard_of = cut(store.length[part] + TAR_OVERHEAD, shard_bytes)
+        for shard in np.unique(shard_of).tolist():
+            with tarfile.open(out / f"{split}-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+                tar.copybufsize = 2**20
+                for p in part[shard_of == shard].tolist():
+                    meta = {c: values[p] for c, values in columns.items()}
+                    extension = EXTENSIONS.get(store.formats[p], str(store.formats[p]).lower())
+                    _add(tar, f"{keys[p]}.{extension}", store.get(p))
+                    _add(tar, f"{keys[p]}.cls", str(meta["label"]).encode())
+                    _add(tar, f"{keys[p]}.json", json.dumps(meta).encode())
+                    bar.update()
+            files += 1
+    bar.close()
+    shutil.rmtree(spill_folder)
+    return _summary("wds", rows, int(store.length.sum()), files)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes | memoryview) -> None:
+    """A member with fixed owner and time, so the same images give the same tar."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_ilsvrc(data: Dataset, out: Path, prefix: str, previous: Path | None) -> str:
+    rows = data.rows.assign(path=data.rows.split + "/" + data.rows.file)
+    for split in SPLITS:
+        (out / split).mkdir(parents=True)
+    for wnid in data.classes.wnid:  # an empty class keeps its folder: ImageFolder's indices must not shift
+        (out / "train" / wnid).mkdir()
+    linked = link_previous(rows, previous, out) if previous is not None else np.zeros(len(rows), bool)
+    todo = rows[~linked].reset_index(drop=True)
+    paths = todo.path.to_numpy()
+    formats: dict[str, int] = {}
+    written = 0
+    for positions, images, kinds in scan_store(data.workdir, todo, "write ilsvrc"):
+        for position, view, kind in zip(positions.tolist(), _views(images), kinds.to_pylist()):
+            (out / paths[position]).write_bytes(view)
+            formats[kind] = formats.get(kind, 0) + 1
+            written += len(view)
+    write_ilsvrc_metadata(data, rows, out, prefix, {k: n for k, n in formats.items() if k != "JPEG"})
+    summary = _summary("ilsvrc", rows, written, len(rows))
+    return summary + (f", {int(linked.sum())} hard-linked from the previous export" if previous is not None else "")
+
+
+def link_previous(rows: pd.DataFrame, previous: Path, out: Path) -> np.ndarray:
+    """Hard-link the files of the previous export holding the same image (image_id and sha256);
+    True where linked."""
+    index = previous / "files.csv"
+    linked = np.zeros(len(rows), bool)
+    if not index.exists():
+        return linked
+    before = pd.read_csv(index, dtype=str).set_index(["image_id", "sha256"]).file
+    before = before[~before.index.duplicated()]
+    found = before.reindex(pd.MultiIndex.from_arrays([rows.image_id, rows.sha256])).to_numpy()
+    for i, (old, new) in enumerate(zip(found, rows.path.to_numpy())):
+        if isinstance(old, str):
+            try:
+                os.link(previous / old, out / new)
+                linked[i] = True
+            except OSError:  # gone, another filesystem, or no hard links here: write it
+                pass
+    return linked
+
+
+def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: str, other_formats: dict) -> None:
+    classes = data.classes
+    (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {t}\n" for w, t in zip(classes.wnid, classes.lemmas)))
+    for split, name in DEVKIT_SPLITS.items():
+        held = rows[rows.split == split].sort_values("file")
+        boxes = [f"{f.rsplit('.', 1)[0]},{w} 0 0 {x - 1} {y - 1}\n"
+                 for f, w, x, y in zip(held.file, held.wnid, held.width, held.height)]
+        (out / f"LOC_{split}_solution.csv").write_text("ImageId,PredictionString\n" + "".join(boxes))
+        (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{label + 1}\n" for label in held.label))
+    rows[["path", "image_id", "label", "wnid", "sha256"]].rename(columns={"path": "file"}).to_csv(
+        out / "files.csv", index=False)
+    (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix, other_formats))
+
+
+def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, other_formats: dict) -> str:
+    counts = rows.split.value_counts()
+    no_train = sorted(set(data.classes.wnid) - set(rows.wnid[rows.split == "train"]))
+    lines = [
+        f"{data.workdir.name}: {len(data.classes)} classes, exported by synsetforge {__version__} in the ILSVRC-2012 layout.",
+        "",
+        f"train/<wnid>/<wnid>_<n>.JPEG        {counts.get('train', 0)} images; n from 1 within the class",
+        f"val/{prefix}_val_<8 digits>.JPEG    {counts.get('val', 0)} images; numbered from 1 in image_id order, which mixes the classes",
+        f"test/{prefix}_test_<8 digits>.JPEG  {counts.get('test', 0)} images; numbered likewise",
+        "",
+        "Label numbering: line i (from 0) of LOC_synset_mapping.txt (wnid, then its lemmas) is label i.",
+        "Labels are 0-based in sorted-wnid order: the numbering of torchvision's ImageFolder on train/",
+        "(it sorts the folder names), Kaggle and Hugging Face.",
+        "",
+        f"{prefix}_validation_ground_truth.txt and {prefix}_test_ground_truth.txt have the devkit's format,",
+        "one number per image in file-name order, but the number is OUR label + 1 (1-based sorted-wnid",
+        "order), NOT the official ILSVRC2012_ID, whose order is not sorted-wnid order (ID 1 is n02119789,",
+        "kit fox). Subtract 1 to get the label.",
+        "",
+        "LOC_val_solution.csv and LOC_test_solution.csv have Kaggle's format (ImageId,PredictionString),",
+        "with one whole-image box per image (wnid 0 0 width-1 height-1): this dataset has no object boxes.",
+        "files.csv gives each file's image_id, label, wnid and sha256, to find its row in the manifests.",
+        "",
+        "Files hold the image store's bytes as they are.",
+    ]
+    if other_formats:
+        shown = ", ".join(f"{n} {k}" for k, n in sorted(other_formats.items()))
+        lines.append(f"Of the files this export wrote (not hard-linked), not JPEG despite the .JPEG name: {shown}")
+        lines.append("(ILSVRC-2012 itself has a PNG named .JPEG); readers that look at the content, like Pillow, open them.")
+    if no_train:
+        lines.append(f"Classes with no training image (their train/ folder is empty): {', '.join(no_train)}.")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(name: str, rows: pd.DataFrame, size: int, files: int) -> str:
+    counts = rows.split.value_counts()
+    return (f"{name}: train {counts.get('train', 0)}, val {counts.get('val', 0)}, test {counts.get('test', 0)} images, "
+            f"{size / 1e6:.1f} MB in {files} files")

@@ -1,0 +1,371 @@
+"""The import stage: a dataset built elsewhere, brought into ``$(DATA)/$(SUBSET)`` as if this
+pipeline had built it: ``synsets.parquet``, the image store ``images/shard-N.parquet`` and
+``manifests/{train,val,test,classes}.parquet`` with ``report.json``, so dedupe, the exports, the
+card and the baseline read it unchanged; ``import_report.json`` says what was left out.
+
+Layouts of SRC (the splits are kept as the layout gives them):
+
+- ``imagefolder``: ``train/<wnid>/...``, and optionally ``val/<wnid>/...`` and ``test/<wnid>/...``,
+  torchvision's ImageFolder per split (files at any depth below a class folder).
+- ``ilsvrc``: the same, plus flat split folders (``val/*.JPEG``) labelled by Kaggle's
+  ``LOC_<split>_solution.csv`` (the first wnid of PredictionString). Kaggle's own tree
+  (``ILSVRC/Data/CLS-LOC/<split>`` with the CSV files beside ``ILSVRC/``) is found as well.
+
+Class names: reading WordNet needs nltk's data provisioned, so ``synsets.parquet`` is written
+without it: name and lemmas come from a ``LOC_synset_mapping.txt`` or ``words.txt`` in SRC, else
+the wnid; gloss and lexname are empty, depth -1 (unknown), parents empty, and the queries are the
+lemmas. ``make synsets WNIDS=<words.txt>`` in another subset gives WordNet's facts.
+
+Images keep their bytes (``format`` as Pillow names it) and are hashed by the download stage's
+rule (``pipeline.dedupe.folder.hash_file``) in a spawn pool; ``source`` is ``import``, ``url`` the
+file's path relative to SRC, ``image_id`` the candidate id of (wnid, that path), so shards are cut
+in image_id order as the download's are. Nothing is dropped silently: folders not named by a noun
+wnid (or not in ``--wnids``), unreadable images, flat files without a label, files that are not
+images and classes left without an image are reported on stderr and in ``import_report.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import multiprocessing
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline import __version__, runner, schemas
+from pipeline.candidates.stage import candidate_id
+from pipeline.dedupe.folder import CHUNK, EXTENSIONS, hash_file
+from pipeline.download.shard import ROW_GROUP
+from pipeline.errors import InputError
+from pipeline.tables import TableWriter, read_table, write_table
+
+from .splits import SPLITS
+
+HELP = "bring in a dataset built elsewhere (ImageFolder or ILSVRC/Kaggle tree): synsets, image store, manifests"
+OUTPUTS = ("synsets.parquet", "images", "manifests", "import_report.json")
+LAYOUTS = ("imagefolder", "ilsvrc")
+KAGGLE_ROOT = Path("ILSVRC", "Data", "CLS-LOC")
+NAME_FILES = ("LOC_synset_mapping.txt", "words.txt")
+NOUN_WNID = re.compile(r"n\d{8}")
+SHARD_SIZE = 1000  # images per store shard, as the candidates stage cuts them
+SHOWN = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--src", type=Path, required=True, metavar="DIR", help="the dataset's folder (make: SRC)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="imagefolder",
+                        help="imagefolder: <split>/<wnid>/...; ilsvrc: also flat val/ and test/ labelled by "
+                             "LOC_<split>_solution.csv (make: LAYOUT, default imagefolder)")
+    parser.add_argument("--wnids", type=Path, metavar="FILE",
+                        help="accept only these wnids, one per line, first on the line; other class folders are reported (make: WNIDS)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes reading and hashing images (make: PROCESSES, default one per core)")
+
+
+def run(args: argparse.Namespace) -> None:
+    src, workdir = args.src, args.workdir
+    if not src.is_dir():
+        raise InputError("no such folder to import", file=src)
+    if args.wnids is not None and not args.wnids.is_file():
+        raise InputError("no such wnid list", file=args.wnids)
+    stage = runner.Stage(name="import", workdir=workdir, outputs=OUTPUTS,
+                         inputs=tuple(p for p in (src, args.wnids) if p is not None),
+                         settings={"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)})
+    taken = [name for name in OUTPUTS if (workdir / name).exists()]
+    if taken and runner.read_stamp(stage) is None and not args.force:
+        raise InputError(f"holds {', '.join(taken)} that no import wrote: import into a new SUBSET, "
+                         "or FORCE=1 to replace them", file=workdir)
+    allowed = read_wnids(args.wnids) if args.wnids is not None else None
+    fingerprint = runner.fingerprint(stage)
+
+    def build(out: Path) -> str:
+        return import_dataset(src, args.layout, allowed, out, args.processes or os.cpu_count() or 1,
+                              {"synsetforge.dataset": workdir.name, "synsetforge.version": __version__,
+                               "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                               "synsetforge.fingerprint": fingerprint, "synsetforge.verified": "imported"})
+
+    runner.run(stage, build, force=args.force)
+
+
+def read_wnids(path: Path) -> set[str]:
+    """A wnid list: first on each line, blank lines and ``#`` comments skipped."""
+    wnids = set()
+    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if text.strip() and not text.lstrip().startswith("#"):
+            wnid = text.split()[0]
+            if not NOUN_WNID.fullmatch(wnid):
+                raise InputError("expected a noun wnid: 'n' and 8 digits", file=path, line=number, field="wnid", value=wnid)
+            wnids.add(wnid)
+    if not wnids:
+        raise InputError("the list holds no wnid", file=path)
+    return wnids
+
+
+@dataclass
+class Found:
+    """What SRC holds: the images to import, and what is left out and why."""
+
+    images: pd.DataFrame  # split, wnid, path (relative to SRC, POSIX), image_id
+    classes: set[str]  # accepted wnids that have a folder or a label, with images or not
+    unknown: list[dict]  # {"where", "files"}: class folders (or labels) that name no accepted wnid
+    unlabelled: list[str]  # flat files that no solution file labels
+    ignored: list[str]  # files that are not images
+    names: dict[str, list[str]]  # wnid -> lemmas, from a names file
+    names_from: str | None
+
+
+def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
+    root = src / KAGGLE_ROOT if layout == "ilsvrc" and (src / KAGGLE_ROOT).is_dir() else src
+    if not (root / "train").is_dir():
+        shape = "val/*.JPEG labelled by LOC_val_solution.csv" if layout == "ilsvrc" else "val/<wnid>/..."
+        raise InputError(f"no train/ folder: the {layout} layout is train/<wnid>/..., {shape}", file=root / "train")
+
+    def accepted(wnid: str) -> bool:
+        return bool(NOUN_WNID.fullmatch(wnid)) and (allowed is None or wnid in allowed)
+
+    def relative(path: Path) -> str:
+        return path.relative_to(src).as_posix()
+
+    rows, classes, unknown, unlabelled, ignored = [], set(), [], [], []
+    for split in SPLITS:
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        solution = read_solution(_first(src, root, f"LOC_{split}_solution.csv")) if layout == "ilsvrc" else {}
+        labelled: dict[str, int] = {}
+        for entry in tqdm(sorted(folder.iterdir()), desc=f"list {split}", unit="entry", disable=None):
+            if entry.is_dir():
+                images, others = _files(entry)
+                ignored += map(relative, others)
+                if accepted(entry.name):
+                    classes.add(entry.name)
+                    rows += [(split, entry.name, relative(p)) for p in images]
+                else:
+                    unknown.append({"where": relative(entry), "files": len(images)})
+            elif entry.suffix.lower() not in EXTENSIONS or entry.name.startswith("."):
+                ignored.append(relative(entry))
+            elif entry.stem not in solution:
+                unlabelled.append(relative(entry))
+            elif accepted(solution[entry.stem]):
+                classes.add(solution[entry.stem])
+                rows.append((split, solution[entry.stem], relative(entry)))
+            else:
+                labelled[solution[entry.stem]] = labelled.get(solution[entry.stem], 0) + 1
+        unknown += [{"where": f"{split}/ labelled {w} by LOC_{split}_solution.csv", "files": n}
+                    for w, n in sorted(labelled.items())]
+    images = pd.DataFrame(rows, columns=["split", "wnid", "path"])
+    images["image_id"] = [candidate_id(w, p) for w, p in zip(images.wnid, images.path)]
+    names_file = next((p for p in (_first(src, root, n) for n in NAME_FILES) if p is not None), None)
+    return Found(images, classes | (allowed or set()), unknown, unlabelled, ignored,
+                 read_names(names_file) if names_file else {}, relative(names_file) if names_file else None)
+
+
+def _first(src: Path, root: Path, name: str) -> Path | None:
+    return next((folder / name for folder in (src, root) if (folder / name).is_file()), None)
+
+
+def _files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The images below a class folder and its other files, sorted."""
+    images, others = [], []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            image = path.suffix.lower() in EXTENSIONS and not path.name.startswith(".")
+            (images if image else others).append(path)
+    return images, others
+
+
+def read_solution(path: Path | None) -> dict[str, str]:
+    """Kaggle's ``LOC_<split>_solution.csv``: ImageId -> the first wnid of its PredictionString."""
+    if path is None:
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["ImageId", "PredictionString"]:
+            raise InputError("expected the header ImageId,PredictionString", file=path, line=1, value=header)
+        labels = {}
+        for number, row in enumerate(reader, 2):
+            if not row:
+                continue
+            if len(row) != 2 or not row[1].split():
+                raise InputError("expected ImageId,<wnid> <xmin> <ymin> <xmax> <ymax> ...", file=path, line=number,
+                                 field="PredictionString", value=",".join(row))
+            labels[row[0]] = row[1].split()[0]
+    return labels
+
+
+def read_names(path: Path) -> dict[str, list[str]]:
+    """``LOC_synset_mapping.txt`` (``wnid lemma, lemma``) or ``words.txt`` (``wnid<TAB>lemma, lemma``)."""
+    names = {}
+    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = text.split(None, 1)
+        if len(parts) == 2:
+            names[parts[0]] = [lemma.strip() for lemma in parts[1].split(",") if lemma.strip()]
+    return names
+
+
+def read_image(path: Path) -> tuple | str:
+    """``hash_file``'s answer with the bytes and Pillow's name of their format, for the store."""
+    result = hash_file(path)
+    if isinstance(result, str):
+        return result
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return (data, kind, *result)
+
+
+def read_images(paths: list[Path], processes: int) -> Iterator[tuple | str]:
+    """``read_image`` of each path, in order, on ``processes`` spawned processes."""
+    bar = tqdm(total=len(paths), desc="import", unit="img", disable=None)
+    try:
+        if processes <= 1 or len(paths) <= CHUNK:
+            for path in paths:
+                yield read_image(path)
+                bar.update()
+        else:
+            with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                for result in pool.imap(read_image, paths, chunksize=CHUNK):
+                    yield result
+                    bar.update()
+    finally:
+        bar.close()
+
+
+def write_store(src: Path, images: pd.DataFrame, folder: Path, processes: int) -> list[dict]:
+    """The image store of ``images`` (in image_id order), SHARD_SIZE files a shard; returns the
+    files that could not be read."""
+    folder.mkdir(parents=True)
+    results = read_images([src / p for p in images.path], processes)
+    failures = []
+    for number, start in enumerate(range(0, len(images), SHARD_SIZE)):
+        path, writer, rows = folder / f"shard-{number:05d}.parquet", None, _empty_images()
+        for image in images.iloc[start:start + SHARD_SIZE].itertuples():
+            result = next(results)
+            if isinstance(result, str):
+                failures.append({"file": image.path, "error": result})
+                continue
+            data, kind, sha, width, height, hashes = result
+            row = {"image_id": image.image_id, "wnid": image.wnid, "image": data, "sha256": sha, "width": width,
+                   "height": height, "format": kind, **hashes._asdict(), "original_width": width,
+                   "original_height": height, "original_format": kind, "source": "import", "url": image.path,
+                   "rank": 0, "license": None}
+            for name, value in row.items():
+                rows[name].append(value)
+            if len(rows["image_id"]) == ROW_GROUP:
+                writer, rows = _write(writer, path, rows), _empty_images()
+        if rows["image_id"]:
+            writer = _write(writer, path, rows)
+        if writer is not None:  # a shard whose files were all unreadable is not written
+            writer.close()
+    return failures
+
+
+def _empty_images() -> dict[str, list]:
+    return {name: [] for name in schemas.IMAGES.names}
+
+
+def _write(writer: TableWriter | None, path: Path, rows: dict[str, list]) -> TableWriter:
+    """A row group into the shard, opened with its first row group."""
+    writer = writer or TableWriter(path, schemas.IMAGES)
+    writer.write(rows)
+    return writer
+
+
+def read_store(folder: Path) -> pd.DataFrame:
+    """What the manifests need of the store just written (not the bytes)."""
+    columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "url"]
+    parts = [read_table(p, schemas.IMAGES, columns=columns).to_pandas().assign(location=f"images/{p.name}")
+             for p in sorted(folder.glob("shard-*.parquet"))]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*columns, "location"])
+
+
+def import_dataset(src: Path, layout: str, allowed: set[str] | None, out: Path, processes: int,
+                   metadata: dict[str, str]) -> str:
+    found = find(src, layout, allowed)
+    if found.images.empty:
+        raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
+    images = found.images.sort_values("image_id", ignore_index=True)
+    failures = write_store(src, images, out / "images", processes)
+    store = read_store(out / "images").merge(images[["image_id", "split"]], on="image_id")
+    kept = sorted(store.wnid.unique())
+    counts = store.groupby(["wnid", "split"]).size().unstack(fill_value=0).reindex(
+        index=kept, columns=list(SPLITS), fill_value=0)
+    write_synsets(sorted(found.classes), found.names, out / "synsets.parquet")
+    write_manifests(store, kept, counts, found.names, out / "manifests", metadata)
+    report = {
+        "src": str(src), "layout": layout, "names_from": found.names_from,
+        "images": {s: int(counts[s].sum()) for s in SPLITS}, "classes": len(kept),
+        "unknown_wnids": found.unknown,
+        "unreadable": failures,
+        "unlabelled": found.unlabelled,
+        "ignored_files": found.ignored,
+        "empty_classes": sorted(found.classes - set(kept)),
+        "classes_missing_from": {s: [w for w in kept if counts.at[w, s] == 0] for s in SPLITS if counts[s].sum()},
+    }
+    (out / "import_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print_report(report)
+    return (f"{len(store)} images of {len(kept)} classes imported from {src} ({layout}): "
+            + ", ".join(f"{s} {n}" for s, n in report["images"].items())
+            + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
+            f"{len(report['empty_classes'])} empty classes")
+
+
+def write_synsets(wnids: list[str], names: dict[str, list[str]], path: Path) -> None:
+    lemmas = [names.get(w) or [w] for w in wnids]
+    write_table({"wnid": wnids, "class_index": list(range(len(wnids))), "name": [ls[0] for ls in lemmas],
+                 "lemmas": lemmas, "gloss": [""] * len(wnids), "lexname": [""] * len(wnids),
+                 "depth": [-1] * len(wnids), "parents": [[]] * len(wnids), "num_hyponyms": [0] * len(wnids),
+                 "is_leaf": [True] * len(wnids), "queries": lemmas}, path, schemas.SYNSETS)
+
+
+def write_manifests(store: pd.DataFrame, kept: list[str], counts: pd.DataFrame, names: dict[str, list[str]],
+                    out: Path, metadata: dict[str, str]) -> None:
+    """The manifests as the manifests stage writes them, with the splits SRC gave."""
+    out.mkdir(parents=True)
+    label_of = {w: k for k, w in enumerate(kept)}
+    store = store.assign(label=store.wnid.map(label_of).astype("int64"), source="import", source_url=store.url,
+                         license=None, confidence=None, votes=None)
+    for split in SPLITS:
+        rows = store[store.split == split].sort_values(["label", "image_id"])
+        table = pa.Table.from_pandas(rows[list(schemas.MANIFEST.names)], preserve_index=False)
+        write_table(table.cast(schemas.MANIFEST), out / f"{split}.parquet", schemas.MANIFEST, metadata=metadata)
+    write_table({"label": list(range(len(kept))), "wnid": kept, "name": [(names.get(w) or [w])[0] for w in kept],
+                 "gloss": [""] * len(kept), **{s: counts[s].astype(int).tolist() for s in SPLITS}},
+                out / "classes.parquet", schemas.CLASSES, metadata=metadata)
+    report = {"verified": "imported", "classes": len(kept), "images": {s: int(counts[s].sum()) for s in SPLITS},
+              "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
+              "fingerprint": metadata["synsetforge.fingerprint"]}
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+def print_report(report: dict) -> None:
+    lines = [f"import: {u['files']} images under an unknown wnid, skipped: {u['where']}" for u in report["unknown_wnids"][:SHOWN]]
+    lines += [f"import: unreadable, skipped: {f['file']}: {f['error']}" for f in report["unreadable"][:SHOWN]]
+    lines += [f"import: no label in LOC_<split>_solution.csv, skipped: {f}" for f in report["unlabelled"][:SHOWN]]
+    lines += [f"import: not an image, skipped: {f}" for f in report["ignored_files"][:SHOWN]]
+    for key in ("unknown_wnids", "unreadable", "unlabelled", "ignored_files"):
+        if len(report[key]) > SHOWN:
+            lines.append(f"import: and {len(report[key]) - SHOWN} more {key.replace('_', ' ')} (import_report.json)")
+    if report["empty_classes"]:
+        lines.append(f"import: {len(report['empty_classes'])} classes have no image, left out of the manifests: "
+                     f"{', '.join(report['empty_classes'][:SHOWN])}")
+    for split, wnids in report["classes_missing_from"].items():
+        if wnids:
+            lines.append(f"import: {len(wnids)} classes have no {split} image: {', '.join(wnids[:SHOWN])}")
+    if lines:
+        print("\n".join(lines), file=sys.stderr)

@@ -1,0 +1,299 @@
+"""The export stage (Hugging Face Parquet, ILSVRC folders, WebDataset tars) and the import stage
+(ImageFolder and ILSVRC/Kaggle trees), on a tiny dataset built by the real manifests stage."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import rows, run_cli, write_images, write_synsets
+from pipeline import cli, schemas
+from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.tables import write_table
+
+WNIDS = ["n01440764", "n02012849", "n03126707"]
+LEMMAS = [["tench", "Tinca tinca"], ["crane"], ["crane"]]  # two classes share a name, as in ILSVRC
+PER_CLASS = 7
+PLAN = ["--unverified", "--val-n", "2", "--test-n", "1", "--min-train", "1"]
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """data/tiny: 3 classes of 7 pictures in two store shards, manifests of 4/2/1 per class."""
+    workdir = tmp_path_factory.mktemp("data") / "tiny"
+    write_synsets(workdir, WNIDS)
+    synsets = pq.read_table(workdir / "synsets.parquet")
+    synsets = synsets.set_column(synsets.schema.get_field_index("lemmas"), "lemmas", pa.array(LEMMAS, pa.list_(pa.string())))
+    write_table(synsets, workdir / "synsets.parquet", schemas.SYNSETS)
+    images = [(hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 96, 72))
+              for w in WNIDS for n in range(PER_CLASS)]
+    write_images(workdir, images[::2], shard=0)
+    write_images(workdir, images[1::2], shard=1)
+    ids = [i for i, _, _ in images]
+    write_table({"image_id": ids, "wnid": [w for _, w, _ in images], "cluster_id": list(range(len(ids))),
+                 "representative": ids, "distance": [0] * len(ids), "reason": ["unique"] * len(ids),
+                 "keep": [True] * len(ids)}, workdir / "dedupe" / "clusters.parquet", schemas.CLUSTERS)
+    assert cli.main(["manifests", "--data", str(workdir.parent), "--subset", "tiny", *PLAN]) == 0
+    return workdir
+
+
+def where(workdir: Path) -> list[str]:
+    return ["--data", str(workdir.parent), "--subset", workdir.name]
+
+
+def manifest(workdir: Path, split: str) -> list[dict]:
+    return rows(workdir / "manifests" / f"{split}.parquet")
+
+
+def store_bytes(workdir: Path) -> dict[str, bytes]:
+    found = {}
+    for path in (workdir / "images").glob("shard-*.parquet"):
+        table = pq.read_table(path, columns=["image_id", "image"])
+        found.update(zip(table.column("image_id").to_pylist(), table.column("image").to_pylist()))
+    return found
+
+
+def content(workdir: Path) -> dict[str, Counter]:
+    """Per split, the (wnid, sha256) of every image: what an export and import must keep."""
+    return {s: Counter((r["wnid"], r["sha256"]) for r in manifest(workdir, s)) for s in SPLITS}
+
+
+def test_hf_export_is_the_imagenet_1k_layout_and_datasets_loads_it(built, pipeline, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    done = pipeline("export", *where(built), "--format", "hf", "--shard-mb", "0.01")
+    assert done.status == 0, done.err
+    folder = built / "export" / "hf"
+    shards = sorted(p.name for p in (folder / "data").iterdir())
+    train = [name for name in shards if name.startswith("train-")]
+    assert len(train) > 1 and train == [f"train-{i:05d}-of-{len(train):05d}.parquet" for i in range(len(train))]
+    assert {n.split("-")[0] for n in shards} == {"train", "validation", "test"}
+    first = pq.ParquetFile(folder / "data" / shards[0])
+    assert first.schema_arrow.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    assert first.schema_arrow.field("label").type == pa.int64()
+    features = json.loads(first.schema_arrow.metadata[b"huggingface"])["info"]["features"]
+    names = ["tench, Tinca tinca", "crane (n02012849)", "crane (n03126707)"]
+    assert features == {"image": {"_type": "Image"}, "label": {"names": names, "_type": "ClassLabel"}}
+
+    files = {s: str(folder / "data" / f"{s}-*.parquet") for s in ("train", "validation", "test")}
+    loaded = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf"))
+    assert loaded["train"].features["label"].names == names
+    for split, hf_split in zip(SPLITS, ("train", "validation", "test")):
+        expected = manifest(built, split)
+        got = loaded[hf_split]
+        assert got["label"] == [r["label"] for r in expected]  # manifest order
+        for row in got:
+            row["image"].load()
+            assert row["image"].size == (96, 72)
+    train_bytes = [r["image"]["bytes"] for r in rows_of(folder, "train")]
+    assert [hashlib.sha256(b).hexdigest() for b in train_bytes] == [r["sha256"] for r in manifest(built, "train")]
+    assert rows_of(folder, "val")[0]["image"]["path"].startswith("ILSVRC2012_val_000000")
+    by_folder = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "hf2"))
+    assert {s: len(d) for s, d in by_folder.items()} == {"train": 12, "validation": 6, "test": 3}
+
+    again = pipeline("export", *where(built), "--format", "hf", "--shard-mb", "0.01")
+    assert again.status == 0 and "up to date" in again.err
+
+
+def rows_of(folder: Path, split: str) -> list[dict]:
+    name = {"val": "validation"}.get(split, split)
+    return [r for path in sorted((folder / "data").glob(f"{name}-*.parquet")) for r in rows(path)]
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars", "duckdb", "datasets"])
+def test_the_manifests_load_with_common_libraries(built, library, tmp_path):
+    module = pytest.importorskip(library)
+    path = str(built / "manifests" / "train.parquet")
+    if library == "pandas":
+        frame = module.read_parquet(path)
+        got = (len(frame), int(frame.label.max()))
+    elif library == "polars":
+        frame = module.read_parquet(path)
+        got = (frame.height, frame["label"].max())
+    elif library == "duckdb":
+        got = module.sql(f"select count(*), max(label) from read_parquet('{path}')").fetchall()[0]
+    else:
+        frame = module.load_dataset("parquet", data_files=path, cache_dir=str(tmp_path))["train"]
+        got = (len(frame), max(frame["label"]))
+    assert tuple(got) == (12, 2)
+
+
+def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
+    done = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY")
+    assert done.status == 0, done.err
+    folder = built / "export" / "ilsvrc"
+    by_id = store_bytes(built)
+    # ImageFolder sorts the folder names: that order must be the label order.
+    classes = rows(built / "manifests" / "classes.parquet")
+    assert sorted(p.name for p in (folder / "train").iterdir()) == [c["wnid"] for c in classes]
+    for c in classes:
+        assert sorted(p.name for p in (folder / "train" / c["wnid"]).iterdir()) == [
+            f"{c['wnid']}_{n}.JPEG" for n in range(1, 5)]
+    for row, n in zip(manifest(built, "train"), [1, 2, 3, 4] * 3):
+        assert (folder / "train" / row["wnid"] / f"{row['wnid']}_{n}.JPEG").read_bytes() == by_id[row["image_id"]]
+
+    assert (folder / "LOC_synset_mapping.txt").read_text().splitlines() == [
+        "n01440764 tench, Tinca tinca", "n02012849 crane", "n03126707 crane"]
+    val = sorted(manifest(built, "val"), key=lambda r: r["image_id"])  # numbered in image_id order
+    names = [f"TINY_val_{i:08d}" for i in range(1, 7)]
+    assert sorted(p.name for p in (folder / "val").iterdir()) == [f"{n}.JPEG" for n in names]
+    for name, row in zip(names, val):
+        assert (folder / "val" / f"{name}.JPEG").read_bytes() == by_id[row["image_id"]]
+    solution = (folder / "LOC_val_solution.csv").read_text().splitlines()
+    assert solution[0] == "ImageId,PredictionString"
+    assert solution[1:] == [f"{n},{r['wnid']} 0 0 95 71" for n, r in zip(names, val)]
+    truth = (folder / "TINY_validation_ground_truth.txt").read_text().split()
+    assert truth == [str(r["label"] + 1) for r in val]
+    assert len((folder / "TINY_test_ground_truth.txt").read_text().split()) == 3
+    readme = (folder / "README.txt").read_text()
+    assert "label + 1" in readme and "NOT the official ILSVRC2012_ID" in readme
+    index = (folder / "files.csv").read_text().splitlines()
+    assert index[0] == "file,image_id,label,wnid,sha256" and len(index) == 22
+
+    first = folder / "val" / "TINY_val_00000001.JPEG"
+    inode = first.stat().st_ino
+    linked = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY", "--link", "--force")
+    assert linked.status == 0, linked.err
+    assert "21 hard-linked from the previous export" in linked.err
+    assert first.stat().st_ino == inode and first.read_bytes() == by_id[val[0]["image_id"]]
+
+
+def test_wds_export_writes_webdataset_tars_in_image_id_order(built, pipeline):
+    done = pipeline("export", *where(built), "--format", "wds", "--shard-mb", "0.02")
+    assert done.status == 0, done.err
+    folder = built / "export" / "wds"
+    tars = sorted(p.name for p in folder.iterdir())
+    assert tars[0] == "test-000000.tar" and "train-000001.tar" in tars and "val-000000.tar" in tars
+    samples = {}
+    for name in tars:
+        if name.startswith("train-"):
+            with tarfile.open(folder / name) as tar:
+                for member in tar.getmembers():
+                    key, extension = member.name.split(".", 1)
+                    samples.setdefault(key, {})[extension] = tar.extractfile(member).read()
+    train = manifest(built, "train")
+    assert len(samples) == len(train) and all(set(s) == {"jpg", "cls", "json"} for s in samples.values())
+    metas = [json.loads(s["json"]) for s in samples.values()]
+    assert [m["image_id"] for m in metas] == sorted(r["image_id"] for r in train)
+    by_id = {r["image_id"]: r for r in train}
+    for sample, meta in zip(samples.values(), metas):
+        assert int(sample["cls"]) == meta["label"] == by_id[meta["image_id"]]["label"]
+        assert hashlib.sha256(sample["jpg"]).hexdigest() == by_id[meta["image_id"]]["sha256"]
+
+
+def imagefolder_tree(built: Path, src: Path) -> None:
+    """The built dataset as train/<wnid>/, val/<wnid>/, test/<wnid>/ files, plus a folder that is
+    no wnid, an unreadable image, an empty class, a non-image file and a words.txt."""
+    by_id = store_bytes(built)
+    for split in SPLITS:
+        for row in manifest(built, split):
+            path = src / split / row["wnid"] / f"{row['image_id']}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(by_id[row["image_id"]])
+    (src / "train" / "cats").mkdir()
+    (src / "train" / "cats" / "cat.jpg").write_bytes(by_id[manifest(built, "train")[0]["image_id"]])
+    (src / "train" / WNIDS[0] / "broken.jpg").write_bytes(b"not an image")
+    (src / "train" / "n09999999").mkdir()
+    (src / "train" / WNIDS[1] / "notes.txt").write_text("not an image")
+    (src / "words.txt").write_text("".join(f"{w}\t{', '.join(ls)}\n" for w, ls in zip(WNIDS, LEMMAS)))
+
+
+def test_import_of_an_imagefolder_tree_round_trips_and_reports_what_it_skips(built, pipeline, tmp_path):
+    src = tmp_path / "src"
+    imagefolder_tree(built, src)
+    done = pipeline("import", "--data", tmp_path / "data", "--subset", "mine", "--src", src)
+    assert done.status == 0, done.err
+    workdir = tmp_path / "data" / "mine"
+    assert content(workdir) == content(built)
+    classes = rows(workdir / "manifests" / "classes.parquet")
+    assert [(c["label"], c["wnid"], c["name"], c["train"], c["val"], c["test"]) for c in classes] == [
+        (0, WNIDS[0], "tench", 4, 2, 1), (1, WNIDS[1], "crane", 4, 2, 1), (2, WNIDS[2], "crane", 4, 2, 1)]
+    assert all(r["label"] == WNIDS.index(r["wnid"]) and r["source"] == "import" for r in manifest(workdir, "train"))
+    assert pq.read_schema(workdir / "manifests" / "val.parquet").metadata[b"synsetforge.verified"] == b"imported"
+    synsets = rows(workdir / "synsets.parquet")
+    assert [s["wnid"] for s in synsets] == [*WNIDS, "n09999999"]
+    assert synsets[0]["lemmas"] == ["tench", "Tinca tinca"] and synsets[3]["name"] == "n09999999"
+
+    report = json.loads((workdir / "import_report.json").read_text())
+    assert report["unknown_wnids"] == [{"where": "train/cats", "files": 1}]
+    assert [f["file"] for f in report["unreadable"]] == [f"train/{WNIDS[0]}/broken.jpg"]
+    assert report["empty_classes"] == ["n09999999"]
+    assert report["ignored_files"] == [f"train/{WNIDS[1]}/notes.txt"]
+    assert "train/cats" in done.err and "broken.jpg" in done.err and "n09999999" in done.err
+
+    # The stages after download read it unchanged.
+    deduped = pipeline("dedupe", "--data", tmp_path / "data", "--subset", "mine")
+    assert deduped.status == 0, deduped.err
+    again = pipeline("import", "--data", tmp_path / "data", "--subset", "mine", "--src", src)
+    assert again.status == 0 and "up to date" in again.err
+
+
+def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_path):
+    assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
+    exported = built / "export" / "ilsvrc"
+    done = pipeline("import", "--data", tmp_path, "--subset", "back", "--src", exported, "--layout", "ilsvrc")
+    assert done.status == 0, done.err
+    assert content(tmp_path / "back") == content(built)
+    assert rows(tmp_path / "back" / "synsets.parquet")[0]["lemmas"] == ["tench", "Tinca tinca"]
+
+    kaggle = tmp_path / "kaggle"
+    for split in SPLITS:
+        shutil.copytree(exported / split, kaggle / "ILSVRC" / "Data" / "CLS-LOC" / split)
+    for name in ("LOC_synset_mapping.txt", "LOC_val_solution.csv"):  # Kaggle's test has no labels
+        shutil.copy(exported / name, kaggle / name)
+    done = pipeline("import", "--data", tmp_path, "--subset", "kaggle", "--src", kaggle, "--layout", "ilsvrc")
+    assert done.status == 0, done.err
+    got = content(tmp_path / "kaggle")
+    assert got["train"] == content(built)["train"] and got["val"] == content(built)["val"] and not got["test"]
+    report = json.loads((tmp_path / "kaggle" / "import_report.json").read_text())
+    assert len(report["unlabelled"]) == 3 and report["unlabelled"][0].startswith("ILSVRC/Data/CLS-LOC/test/")
+
+
+def test_the_import_pool_reads_images_in_order(tmp_path):
+    from manifests.importer import read_images
+
+    paths = []
+    for n in range(40):
+        paths.append(tmp_path / f"{n}.jpg")
+        paths[-1].write_bytes(picture_jpeg(WNIDS[0], n, 64, 48) if n % 13 else b"broken")
+    results = list(read_images(paths, 2))
+    assert [isinstance(r, str) for r in results] == [n % 13 == 0 for n in range(40)]
+    assert all(r[0] == p.read_bytes() and r[1] == "JPEG" for r, p in zip(results, paths) if not isinstance(r, str))
+
+
+def test_bad_inputs_are_clear_errors(built, pipeline, tmp_path):
+    write_synsets(tmp_path / "empty", WNIDS)
+    missing = pipeline("export", "--data", tmp_path, "--subset", "empty", "--format", "hf")
+    assert missing.status == 2 and "no manifests to export" in missing.err and "train.parquet" in missing.err
+    link = pipeline("export", *where(built), "--format", "wds", "--link")
+    assert link.status == 2 and "--link applies to --format ilsvrc" in link.err
+    nowhere = pipeline("import", "--data", tmp_path, "--subset", "x", "--src", tmp_path / "absent")
+    assert nowhere.status == 2 and "no such folder" in nowhere.err
+    (tmp_path / "flat" / WNIDS[0]).mkdir(parents=True)
+    flat = pipeline("import", "--data", tmp_path, "--subset", "y", "--src", tmp_path / "flat")
+    assert flat.status == 2 and "no train/ folder" in flat.err
+    assert not (tmp_path / "y").exists()
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("export", ".stages"))
+    classes = pq.read_table(copy / "manifests" / "classes.parquet")
+    swapped = classes.set_column(1, "wnid", pa.array(WNIDS[1::-1] + WNIDS[2:]))
+    write_table(swapped, copy / "manifests" / "classes.parquet", schemas.CLASSES)
+    disagree = pipeline("export", *where(copy), "--format", "hf")
+    assert disagree.status == 2 and "disagree with classes.parquet" in disagree.err and "row 0" in disagree.err
+    src = tmp_path / "src"
+    imagefolder_tree(built, src)
+    over = pipeline("import", *where(built), "--src", src)
+    assert over.status == 2 and "that no import wrote" in over.err
+
+
+def test_the_command_line_lists_both_stages():
+    for stage, option in (("export", "--format"), ("import", "--layout")):
+        shown = run_cli(stage, "--help")
+        assert shown.returncode == 0 and option in shown.stdout
