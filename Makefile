@@ -40,7 +40,7 @@ MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--va
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import summary demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -98,6 +98,9 @@ import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefo
 	test -n '$(SRC)' || { echo "make import needs SRC=<folder>"; exit 2; }
 	$(PY) -m pipeline import $(STAGE_ARGS) $(DATASET_IMPORT_ARGS)
 
+summary: $(SETUP) ## one table of every stage's figures for SUBSET
+	@$(PY) -m pipeline summary --data '$(DATA)' --subset '$(SUBSET)'
+
 demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory synsets SUBSET=demo
 	$(MAKE) --no-print-directory download SUBSET=demo
@@ -112,6 +115,7 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=ilsvrc
 	$(MAKE) --no-print-directory card SUBSET=demo
+	@$(MAKE) --no-print-directory summary SUBSET=demo
 
 test: $(SETUP) ## the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -32,6 +32,7 @@ STAGES = {
 }
 TOOLS = {
     "wordnet": "wordnet.command",
+    "summary": "pipeline.summary",
 }
 
 
