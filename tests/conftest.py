@@ -31,9 +31,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium driven by Playwright (its own browser download fails here)."""
+    """Headless Debian Chromium driven by Playwright (its own browser download fails here).
+    Per module: Playwright's sync API keeps an event loop running in this thread, which
+    asyncio.run in later tests must not find."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt install chromium): browser tests skipped")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
