@@ -34,13 +34,17 @@ SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(ca
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
 DEMO_ROUNDS ?= 1 2 3 4
+TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch) $(call opt,LR,--lr) \
+	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
+	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
+	$(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
 DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
 DATASET_IMPORT_ARGS = $(strip --src '$(SRC)' $(call opt,LAYOUT,--layout) $(call opt,WNIDS,--wnids) $(call opt,PROCESSES,--processes))
 MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--val-n) $(call opt,TEST_N,--test-n) \
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import summary demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import train summary demo test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -98,6 +102,11 @@ import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefo
 	test -n '$(SRC)' || { echo "make import needs SRC=<folder>"; exit 2; }
 	$(PY) -m pipeline import $(STAGE_ARGS) $(DATASET_IMPORT_ARGS)
 
+train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir>)
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
+	test -n '$(PACKED)' || test -f '$(DATA)/$(SUBSET)/manifests/train.parquet' || $(MAKE) --no-print-directory manifests
+	$(PY) -m baseline train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)
+
 summary: $(SETUP) ## one table of every stage's figures for SUBSET
 	@$(PY) -m pipeline summary --data '$(DATA)' --subset '$(SUBSET)'
 
@@ -114,6 +123,7 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory validate SUBSET=demo
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=ilsvrc
+	$(MAKE) --no-print-directory train SUBSET=demo
 	$(MAKE) --no-print-directory card SUBSET=demo
 	@$(MAKE) --no-print-directory summary SUBSET=demo
 
@@ -128,6 +138,7 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/dedupe_speed.py
 	$(PY) bench/annotation_quality.py
 	$(PY) bench/manifests_speed.py
+	$(PY) bench/train_tiny_imagenet.py
 	$(PY) bench/crowdkit_peer.py
 
 clean: ## remove the data folder of SUBSET

@@ -66,12 +66,16 @@ def rows(workdir: Path) -> list[tuple[str, str]]:
 
 
 def _baseline(run: dict) -> str:
-    def pct(key: str) -> str:
-        value = run.get(key)
-        return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "?"
+    """Top-1 and top-5 error, centre crop / 10-crop, of the latest run's test (else val) split."""
+    split = "test" if run.get("test") else "val"
+    errors = run.get(split) or {}
 
-    return (f"top-1 error {pct('top1_error')}, top-5 error {pct('top5_error')} on {run.get('split', 'val')} "
-            f"({run.get('arch', 'alexnet')}, {run['path']})")
+    def pct(kind: str) -> str:
+        value = errors.get(kind, {})
+        return " / ".join(f"{100 * value[c]:.1f}%" for c in ("center", "ten_crop") if value.get(c) is not None) or "?"
+
+    return (f"{split}: top-1 error {pct('top1_error')}, top-5 error {pct('top5_error')} (centre / 10-crop; "
+            f"chance {100 * run.get('chance_top1_error', 0):.0f}%), {run.get('arch', '?')} in {run['path']}")
 
 
 def run(args: argparse.Namespace) -> None:
