@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,26 @@ def measure(command: list[str], *, env: dict | None = None, output=None, cwd: Pa
         sampler.stop.set()
         sampler.join()
     return Measured(returncode, seconds, sampler.peak_rss / 1024, sampler.peak_pss / 1024, sampler.peak_processes)
+
+
+def peer_venv(root: Path, name: str, version: str) -> Path:
+    """A peer's own virtualenv at ``root`` (``python -m venv`` with the interpreter behind the
+    running one, then ``pip install name==version`` unless already there); returns its python.
+    Peers live apart so their dependencies never meet ours."""
+    python = root / "bin" / "python"
+    if python.exists() and _peer_installed(root, name, version):
+        return python
+    if not python.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        subprocess.run([base, "-m", "venv", "--clear", str(root)], check=True)
+    done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
+                           "--quiet", f"{name}=={version}"], capture_output=True, text=True)
+    if done.returncode != 0 or not _peer_installed(root, name, version):
+        raise RuntimeError(f"pip install {name}=={version} into {root} failed:\n{done.stderr[-4000:]}")
+    return python
+
+
+def _peer_installed(root: Path, name: str, version: str) -> bool:
+    folder = re.sub(r"[-_.]+", "_", name)  # the dist-info spelling: crowd-kit -> crowd_kit
+    return any(root.glob(f"lib/python*/site-packages/{folder}-{version}.dist-info"))

@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from img2dataset_peer import _base_python  # noqa: E402
+from benchhost import peer_venv  # noqa: E402
 
 from annotation.aggregate import dawid_skene, majority  # noqa: E402
 from annotation.simulate import Crowd, simulate_votes  # noqa: E402
@@ -55,24 +55,9 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
 
-def _installed(root: Path) -> bool:
-    return any(root.glob(f"lib/python*/site-packages/crowd_kit-{VERSION}.dist-info"))
-
-
 def ensure_venv(root: Path = REPO / ".bench" / "crowdkit") -> Path:
-    """Create the venv at ``root`` and install crowd-kit==1.4.2 unless already there; return
-    its python."""
-    python = root / "bin" / "python"
-    if python.exists() and _installed(root):
-        return python
-    if not python.exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_base_python(), "-m", "venv", "--clear", str(root)], check=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-                           f"crowd-kit=={VERSION}"], capture_output=True, text=True)
-    if done.returncode != 0 or not _installed(root):
-        raise RuntimeError(f"pip install crowd-kit=={VERSION} into {root} failed:\n{done.stderr[-4000:]}")
-    return python
+    """The venv at ``root`` with crowd-kit==1.4.2; returns its python."""
+    return peer_venv(root, "crowd-kit", VERSION)
 
 
 def run_crowdkit(python: Path, votes: pd.DataFrame, n_iter: int = 100, tol: float = 1e-5) -> pd.DataFrame:

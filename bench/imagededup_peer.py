@@ -56,8 +56,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,8 +65,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchhost import REPO, measure  # noqa: E402
-from img2dataset_peer import _base_python  # noqa: E402
+from benchhost import REPO, measure, peer_venv  # noqa: E402
+from pipeline.dedupe.search import as_uint64  # noqa: E402
 from pipeline.hashing import hex_of  # noqa: E402
 
 VERSION = "0.3.3.post2"
@@ -99,41 +97,10 @@ with open(out, "w") as f:
 """
 
 
-def _installed(root: Path, name: str, version: str) -> bool:
-    folder = re.sub(r"[-_.]+", "_", name)  # the dist-info spelling: crowd-kit -> crowd_kit
-    return any(root.glob(f"lib/python*/site-packages/{folder}-{version}.dist-info"))
-
-
-def _venv(root: Path, name: str, version: str) -> Path:
-    """``python -m venv`` at ``root`` with the base interpreter, then ``pip install
-    name==version`` unless that is already there; returns the venv's python."""
-    python = root / "bin" / "python"
-    if python.exists() and _installed(root, name, version):
-        return python
-    if not python.exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_base_python(), "-m", "venv", "--clear", str(root)], check=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                           "--quiet", f"{name}=={version}"], capture_output=True, text=True)
-    if done.returncode != 0 or not _installed(root, name, version):
-        raise RuntimeError(f"pip install {name}=={version} into {root} failed:\n{done.stderr[-4000:]}")
-    return python
-
-
 def ensure_venv(root: Path = REPO / ".bench" / "imagededup") -> Path:
     """Create the venv at ``root`` and install imagededup==0.3.3.post2 unless already there;
     return its python. Idempotent; when present it only checks two paths."""
-    return _venv(root, "imagededup", VERSION)
-
-
-def _as_uint64(hashes) -> np.ndarray:
-    """Signed int64 (our Parquet columns) or uint64 hashes as uint64, the same 64 bits."""
-    array = np.asarray(hashes)
-    if array.dtype == np.int64:
-        return array.view(np.uint64)
-    if array.dtype == np.uint64:
-        return array
-    raise TypeError(f"hashes must be an int64 or uint64 array, got {array.dtype}")
+    return peer_venv(root, "imagededup", VERSION)
 
 
 def find_duplicates(hashes, radius: int, search_method: str = DEFAULT_METHOD, *,
@@ -151,7 +118,7 @@ def find_duplicates(hashes, radius: int, search_method: str = DEFAULT_METHOD, *,
     ``one_sided`` (pairs it reported from one side only; 0 when its result is symmetric).
     ``num_dist_workers`` None keeps imagededup's default (``multiprocessing.cpu_count()``).
     """
-    values = _as_uint64(hashes)
+    values = as_uint64(hashes)
     if len(values) == 0:
         raise ValueError("imagededup rejects an empty encoding_map ('Provide either an image directory or encodings!')")
     if search_method not in METHODS:  # imagededup would silently run brute_force_cython for any other name
@@ -185,7 +152,7 @@ def find_duplicates(hashes, radius: int, search_method: str = DEFAULT_METHOD, *,
 
 def reference_pairs(hashes, radius: int) -> set[tuple[int, int]]:
     """Every pair ``i < j`` within ``radius`` bits: XOR and popcount over all pairs, in row blocks."""
-    values = _as_uint64(hashes)
+    values = as_uint64(hashes)
     step = max(1, 4_000_000 // max(len(values), 1))
     pairs: set[tuple[int, int]] = set()
     for start in range(0, len(values), step):
@@ -246,7 +213,7 @@ def main() -> None:
             reference_seconds = time.perf_counter() - start
             found = find_duplicates(hashes, args.radius, method, num_dist_workers=args.workers, python=python)
             same = found["pairs"] == reference
-            wrong_distance = sum(d != int(np.bitwise_count(_as_uint64(hashes[i]) ^ _as_uint64(hashes[j])))
+            wrong_distance = sum(d != int(np.bitwise_count(as_uint64(hashes[i]) ^ as_uint64(hashes[j])))
                                  for (i, j), d in found["distances"].items())
             ok &= same and not wrong_distance
             times.append(found["seconds"])

@@ -46,13 +46,11 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from benchhost import measure
+from benchhost import measure, peer_venv
 
 REPO = Path(__file__).resolve().parent.parent
 VERSION = "1.47.0"
@@ -62,29 +60,9 @@ MAX_SHARD = 10_000  # img2dataset's default number_sample_per_shard
 DRIVER = "import json, sys\nfrom img2dataset import download\ndownload(**json.loads(sys.argv[1]))\n"
 
 
-def _base_python() -> str:
-    """The interpreter behind sys.executable: the one a venv was made from, else itself."""
-    return getattr(sys, "_base_executable", None) or sys.executable
-
-
-def _installed(root: Path) -> bool:
-    return any(root.glob(f"lib/python*/site-packages/img2dataset-{VERSION}.dist-info"))
-
-
 def ensure_venv(root: Path = REPO / ".bench" / "img2dataset") -> Path:
-    """Create the venv at ``root`` and install img2dataset==1.47.0 unless already there; return
-    its python. Idempotent; when present it only checks two paths."""
-    python = root / "bin" / "python"
-    if python.exists() and _installed(root):
-        return python
-    if not python.exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_base_python(), "-m", "venv", "--clear", str(root)], check=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                           "--quiet", f"img2dataset=={VERSION}"], capture_output=True, text=True)
-    if done.returncode != 0 or not _installed(root):
-        raise RuntimeError(f"pip install img2dataset=={VERSION} into {root} failed:\n{done.stderr[-4000:]}")
-    return python
+    """The venv at ``root`` with img2dataset==1.47.0; returns its python."""
+    return peer_venv(root, "img2dataset", VERSION)
 
 
 def _count_urls(url_list: Path) -> int:
