@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from aiohttp import web
 
 from pipeline import schemas
+from pipeline.background import BackgroundServer
 from pipeline.errors import InputError, PipelineError
 from pipeline.tables import read_table
 
@@ -50,7 +51,6 @@ RESULTS_NAME = "results-local.jsonl"
 DEFAULT_PORT = 8650
 WORKER_COOKIE = "synsetforge_worker"
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-SHUTDOWN_GRACE = 0.5
 HEADERS = {
     # Defence in depth behind the escaping: no inline script, no third-party anything.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -363,7 +363,7 @@ def make_app(labelling: Labelling) -> web.Application:
     return app
 
 
-class LabellingServer:
+class LabellingServer(BackgroundServer):
     """The labelling page of round ``round`` of ``workdir``, run on a background thread with its
     own event loop (as pipeline.imagehost.ImageHost), so tests can drive it from a browser.
 
@@ -371,13 +371,12 @@ class LabellingServer:
     port, then ``.port`` holds it) and stops it on leaving.
     """
 
+    name = "labelling"
+
     def __init__(self, workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
         self.labelling = Labelling(Path(workdir), round)
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     @property
     def results(self) -> Path:
@@ -386,40 +385,8 @@ class LabellingServer:
     def url(self, path: str = "/") -> str:
         return f"http://{self.host}:{self.port}{path}"
 
-    def __enter__(self) -> "LabellingServer":
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="labelling", daemon=True)
-        self._thread.start()
-        try:
-            self.port = self._call(self._start())
-        except BaseException:
-            self._close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._close()
-
-    def _call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    async def _start(self) -> int:
-        self._runner = web.AppRunner(make_app(self.labelling), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        return self._runner.addresses[0][1]
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        await asyncio.get_running_loop().shutdown_default_executor()
-
-    def _close(self) -> None:
-        self._call(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+    def make_app(self) -> web.Application:
+        return make_app(self.labelling)
 
 
 def serve(workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:

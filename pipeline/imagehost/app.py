@@ -29,7 +29,6 @@ import itertools
 import math
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -37,11 +36,12 @@ from typing import Callable
 
 from aiohttp import web
 
+from pipeline.background import BackgroundServer
+
 from . import pictures
 
 SLOW_PIECES = 20          # /fault/slow sends its body in this many pieces, evenly over S seconds
 HUGE_PIECE = 1 << 20      # /fault/huge streams in pieces of 1 MiB
-SHUTDOWN_GRACE = 0.5      # seconds in-flight answers (a trickling slow fault) get when the host stops
 
 PLACEHOLDER_PAGE = """<!doctype html>
 <html><head><title>Image not found</title></head>
@@ -365,13 +365,15 @@ async def image_format(request: web.Request) -> web.Response:
     return _image(await _off_loop(pictures.format_picture, kind, request.match_info["token"]), content_type)
 
 
-class ImageHost:
+class ImageHost(BackgroundServer):
     """Runs make_app(...) on a background thread with its own event loop, on 127.0.0.1,
     so synchronous code (tests, the download stage, benchmarks) can use it as a web server.
 
     ``with ImageHost() as host:`` starts it (port 0 picks a free port, then ``host.port``
     holds it) and stops it on leaving; a port in use raises OSError from ``__enter__``.
     """
+
+    name = "imagehost"
 
     def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0,
                  aliases: int = 0, robots: dict[str, str] | None = None):
@@ -381,23 +383,17 @@ class ImageHost:
         self.aliases = [f"127.0.0.{n}" for n in range(2, 2 + aliases)]
         self.robots = robots
         self.log: list[Request] = []  # appended on the host's thread; list appends are atomic
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
-    def __enter__(self) -> "ImageHost":
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="imagehost", daemon=True)
-        self._thread.start()
-        try:
-            self.port = self._call(self._start())
-        except BaseException:
-            self._close()
-            raise
-        return self
+    def make_app(self) -> web.Application:
+        return make_app(self.folder, self.log, self.robots)
 
-    def __exit__(self, *exc) -> None:
-        self._close()
+    async def sites(self, runner: web.AppRunner) -> int:
+        # A backlog above any client's concurrency: a burst of connects must not overflow it.
+        await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
+        port = runner.addresses[0][1]
+        for alias in self.aliases:
+            await web.TCPSite(runner, alias, port, backlog=1024).start()
+        return port
 
     def url(self, path: str, alias: int = 0) -> str:
         """The URL of ``path`` on the host, or on its alias number ``alias`` (1 = 127.0.0.2)."""
@@ -405,34 +401,3 @@ class ImageHost:
 
     def requests_to(self, path_prefix: str) -> list[Request]:
         return [r for r in list(self.log) if r.path.startswith(path_prefix)]
-
-    def _call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    async def _start(self) -> int:
-        self._runner = web.AppRunner(make_app(self.folder, self.log, self.robots), access_log=None,
-                                     shutdown_timeout=SHUTDOWN_GRACE)
-        await self._runner.setup()
-        # A backlog above any client's concurrency: a burst of connects must not overflow it.
-        await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
-        port = self._runner.addresses[0][1]
-        for alias in self.aliases:
-            await web.TCPSite(self._runner, alias, port, backlog=1024).start()
-        return port
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        # Answers still running (a robots.txt that stalls for an hour) end with the host.
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        await asyncio.get_running_loop().shutdown_default_executor()
-
-    def _close(self) -> None:
-        self._call(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
