@@ -82,13 +82,18 @@ class Pairs(NamedTuple):
     reason: np.ndarray  # index into REASONS
 
 
+def hash_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The table's hash columns (phash*, dhash*) as uint64 arrays, by column name."""
+    return {name: as_uint64(table.column(name).to_numpy()) for name in table.column_names
+            if name.startswith(("phash", "dhash"))}
+
+
 def find_pairs(hashes: pa.Table, settings: Settings, rows: np.ndarray | None = None,
                matches: tuple[Match, ...] = MATCHES) -> Pairs:
     """Verified near-copy pairs among ``rows`` of the table (all rows when None), each
     pair once with the reason of its closest match."""
     rows = np.arange(hashes.num_rows) if rows is None else rows
-    columns = {name: as_uint64(hashes.column(name).to_numpy())[rows]
-               for name in hashes.column_names if name.startswith(("phash", "dhash"))}
+    columns = {name: values[rows] for name, values in hash_columns(hashes).items()}
     found = []
     for match in matches:
         self_join = match.left == match.right
@@ -112,10 +117,7 @@ def find_pairs(hashes: pa.Table, settings: Settings, rows: np.ndarray | None = N
 def reference_rows(hashes: pa.Table, reference: pa.Table, settings: Settings) -> np.ndarray:
     """Rows of ``hashes`` within the radius of any image of ``reference`` (a hashes table, or
     any table with a ``phash`` column; its views and dHashes are used where it has them)."""
-    ours = {name: as_uint64(hashes.column(name).to_numpy()) for name in hashes.column_names
-            if name.startswith(("phash", "dhash"))}
-    theirs = {name: as_uint64(reference.column(name).to_numpy()) for name in reference.column_names
-              if name.startswith(("phash", "dhash"))}
+    ours, theirs = hash_columns(hashes), hash_columns(reference)
     near = np.zeros(hashes.num_rows, dtype=bool)
     for match in MATCHES:
         for mine, other in ((match.left, match.right), (match.right, match.left)):
@@ -209,8 +211,7 @@ def cluster(hashes: pa.Table, settings: Settings = Settings(), *, reference: pa.
 def _member_reasons(hashes: pa.Table, representative: np.ndarray, sha: np.ndarray):
     """How each image matches its representative directly: the reason and pHash distance of
     the closest match (a member joined through another member may sit beyond the radius)."""
-    column = {name: as_uint64(hashes.column(name).to_numpy()) for name in hashes.column_names
-              if name.startswith("phash")}
+    column = hash_columns(hashes)
     best = np.full(len(representative), 64, dtype=np.int64)
     reason = np.full(len(representative), REASONS.index(NEAR), dtype=np.int8)
     for match in MATCHES:
