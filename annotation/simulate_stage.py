@@ -26,11 +26,12 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
+from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
 from .export import round_folder
 from .simulate import Crowd
-from .tasks import NEGATIVE, POSITIVE, rng_for
+from .tasks import NEGATIVE, POSITIVE
 
 HELP = "simulated workers answer a round's HITs: annotation/round-<n>/results-simulated.csv (MTurk's format)"
 FIELDS = ("HITId", "HITTypeId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",

@@ -12,7 +12,6 @@ about the images the last aggregation left undecided.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.errors import InputError
+from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
 CANDIDATE, POSITIVE, NEGATIVE = "candidate", "positive", "negative"
@@ -38,11 +38,6 @@ class Packing:
     initial: int = 20        # images per synset in the initial subset (round 1)
     initial_votes: int = 10  # answers per HIT for the initial subset
     seed: int = 0
-
-
-def rng_for(seed: int, *keys: object) -> np.random.Generator:
-    digest = hashlib.sha256(":".join(map(str, (seed, *keys))).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
 def image_items(workdir: Path) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.dedupe.clusters import guard_splits
+from pipeline.seeding import rng_for
 
 SPLITS = ("train", "val", "test")
 SAMPLINGS = ("confidence", "top", "threshold", "matched")
@@ -39,10 +40,6 @@ class Plan:
     min_train: int = 732  # ILSVRC-2012's smallest class
     drop_small: bool = False
     seed: int = 0
-
-
-def _rng(seed: int, wnid: str) -> np.random.Generator:
-    return np.random.default_rng([seed, int(wnid[1:]) if wnid[1:].isdigit() else abs(hash(wnid)) % 2**31])
 
 
 def held_out_order(group: pd.DataFrame, plan: Plan, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +71,7 @@ def assign(images: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     with a ``split`` column: train, val, test, or None (not used)."""
     split = np.full(len(images), None, dtype=object)
     for wnid, group in images.groupby("wnid", sort=True):
-        rng = _rng(plan.seed, wnid)
+        rng = rng_for(plan.seed, "split", wnid)
         rows = group.index.to_numpy()
         order = held_out_order(group, plan, rng)
         test = rows[order[:plan.test_n]]

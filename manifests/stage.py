@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> None:
     if not args.unverified:
         inputs.append(labels)
     settings = {**plan.__dict__, "unverified": args.unverified}
-    stage = runner.Stage(name="manifests", workdir=workdir, outputs=(OUTPUT,), inputs=tuple(inputs), settings=settings)
+    stage = runner.Stage(name="manifests", workdir=workdir, outputs=(OUTPUT,), inputs=tuple(inputs), settings=settings,
+                         version=2)  # 2: splits seeded by a digest of the wnid
     fingerprint = runner.fingerprint(stage)
 
     def build(out: Path) -> str:
