@@ -258,18 +258,21 @@ def input_state(config: Config) -> list:
             for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
-def finished_run(run: Path, config: Config) -> dict | None:
-    """The metrics of a finished run of the same inputs and settings, so a rerun can skip it."""
+def finished_run(run: Path, config: Config) -> tuple[dict | None, bool]:
+    """(the metrics of a finished run of the same settings, whether its inputs are unchanged),
+    or (None, False) when there is no such run: a rerun skips a current run, and trains again,
+    as any stage reruns, one whose data changed."""
     if config.force or config.resume or not (run / "metrics.json").exists():
-        return None
+        return None, False
     try:
         metrics = json.loads((run / "metrics.json").read_text())
     except json.JSONDecodeError:
-        return None
+        return None, False
     saved = metrics.get("settings", {})
     given = {k: v for k, v in config.settings().items() if v is not None}
-    same = all(saved.get(k) == v for k, v in given.items()) and metrics.get("inputs") == input_state(config)
-    return metrics if same and metrics.get("epochs_done") == saved.get("epochs") else None
+    if not all(saved.get(k) == v for k, v in given.items()) or metrics.get("epochs_done") != saved.get("epochs"):
+        return None, False
+    return metrics, metrics.get("inputs") == input_state(config)
 
 
 # --------------------------------------------------------------------------- training
@@ -287,11 +290,17 @@ def train(config: Config, log=None) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     run = run_folder(config)
     checkpoint_path = run / "checkpoint.pt"
-    finished = finished_run(run, config)
-    if finished is not None:
+    finished, current = finished_run(run, config)
+    if finished is not None and current:
         log(f"train: {run} is up to date (the same data and settings, {finished['epochs_done']} epochs done); "
             "skipped, --force (FORCE=1) trains again")
         return finished
+    if finished is not None:
+        log(f"train: the data of {run} changed since it finished; training it again with its settings")
+        for key, value in finished["settings"].items():  # those the command line left open
+            if getattr(config, key) is None:
+                setattr(config, key, value)
+        config.force = True
 
     # -- the checkpoint to continue, if any
     checkpoint = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -204,6 +205,12 @@ def test_a_finished_run_is_skipped_when_current_and_never_overwritten(runs, caps
     assert other == 2
     assert "already holds a run (3 epochs done)" in capsys.readouterr().err
     assert (root / "tiny" / "runs" / "whole" / "metrics.json").read_bytes() == before
+    val = root / "tiny" / "manifests" / "val.parquet"
+    os.utime(val, ns=(val.stat().st_atime_ns, val.stat().st_mtime_ns + 10**9))  # an earlier stage reran
+    changed = main(["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--seed", "1"])
+    assert changed == 0 and "changed since it finished" in capsys.readouterr().err
+    assert json.loads((root / "tiny" / "runs" / "whole" / "metrics.json").read_text())["settings"] == \
+        json.loads(before)["settings"]  # trained again with the run's own settings
 
 
 # --------------------------------------------------------------------------- bad rows
