@@ -3,9 +3,9 @@ of an image decoded by one rule.
 
 ``phash64`` is imagehash.phash's definition (greyscale, LANCZOS to 32x32, 2-D DCT-II,
 the 8x8 lowest frequencies against their median, row-major, first bit most significant)
-computed with two small matrix products instead of scipy's DCT, so download workers need
-neither scipy nor its import time; tests/test_hashing.py checks it bit for bit against
-imagehash.
+computed with small matrix products instead of Pillow's resize and scipy's DCT
+(``pipeline.lanczos`` resizes as Pillow does, bit for bit), so download workers need neither
+scipy nor its import time; tests/test_hashing.py checks it bit for bit against imagehash.
 
 The decoding rule (``decode_for_hash``): a JPEG is decoded at the smallest DCT scale that
 keeps both sides at least 64 px (Pillow's draft mode: a quarter of the work for a photo,
@@ -19,7 +19,7 @@ views of the image. The mirror view catches flipped copies, which pHash alone ne
 catches cropped copies and steadies rotated ones (corners move most). dHash (imagehash.dhash:
 9x8 greyscale, each pixel against its right neighbour) is the second, independent measure
 dedupe verifies a pHash match with. The mirror hashes come from the mirrored hash inputs
-(32x32 and 9x8), so the three views cost one decode and three small resizes.
+(32x32 and 9x8), so the three views cost one decode and four small resizes, done together.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from .lanczos import resize_many
 from .pixels import to_rgb, upright
 
 SIZE, BITS = 32, 8
@@ -57,50 +58,54 @@ class Hashes(NamedTuple):
 VIEWS = ("", "_mirror", "_inner")  # column suffixes: the whole image, its mirror image, its inner part
 
 
-def _grey(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    grey = image if image.mode == "L" else image.convert("L")
-    return np.asarray(grey.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+def _grey_pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image if image.mode == "L" else image.convert("L"))
 
 
-def _phash_pixels(pixels: np.ndarray) -> int:
+def _phash_pixels(pixels: np.ndarray) -> list[int]:
+    """pHashes of a stack of 32x32 greyscale inputs."""
     # Rounding removes the matrix product's last-bit noise, which would otherwise decide
     # ties that scipy's DCT computes exactly (a flat image's zero AC coefficients).
-    low = np.round(_DCT @ pixels @ _DCT.T, 6)
-    return bits_to_int64(low > np.median(low))
+    low = np.round(_DCT @ pixels @ _DCT.T, 6).reshape(len(pixels), -1)
+    return _ints(low > np.median(low, axis=1, keepdims=True))
 
 
-def _dhash_pixels(pixels: np.ndarray) -> int:
-    return bits_to_int64(pixels[:, 1:] > pixels[:, :-1])
+def _dhash_pixels(pixels: np.ndarray) -> list[int]:
+    """dHashes of a stack of 8-row, 9-column greyscale inputs."""
+    return _ints((pixels[:, :, 1:] > pixels[:, :, :-1]).reshape(len(pixels), -1))
+
+
+def _ints(bits: np.ndarray) -> list[int]:
+    return [int.from_bytes(row.tobytes(), "big", signed=True) for row in np.packbits(bits, axis=1)]
 
 
 def phash64(image: Image.Image) -> int:
     """imagehash.phash of ``image`` exactly as given (no decoding rule applied)."""
-    return _phash_pixels(_grey(image, (SIZE, SIZE)))
+    pixels = _grey_pixels(image)
+    return _phash_pixels(np.stack(resize_many(pixels, [(SIZE, SIZE)], [(0, 0, *image.size)])))[0]
 
 
 def dhash64(image: Image.Image) -> int:
     """imagehash.dhash of ``image`` exactly as given."""
-    return _dhash_pixels(_grey(image, (BITS + 1, BITS)))
+    pixels = _grey_pixels(image)
+    return _dhash_pixels(np.stack(resize_many(pixels, [(BITS + 1, BITS)], [(0, 0, *image.size)])))[0]
 
 
-def inner(image: Image.Image) -> Image.Image:
-    dx, dy = round(image.width * INNER_BORDER), round(image.height * INNER_BORDER)
-    return image.crop((dx, dy, image.width - dx, image.height - dy))
+def inner_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The inner view: the image less INNER_BORDER of its width (height) on each side."""
+    dx, dy = round(width * INNER_BORDER), round(height * INNER_BORDER)
+    return dx, dy, width - dx, height - dy
 
 
 def hashes_of(image: Image.Image) -> Hashes:
     """The six hashes of an image decoded by the hashing rule (``decode_for_hash``)."""
-    grey = image if image.mode == "L" else image.convert("L")
-    whole, small = _grey(grey, (SIZE, SIZE)), _grey(grey, (BITS + 1, BITS))
-    middle = inner(grey)
-    return Hashes(
-        phash=_phash_pixels(whole),
-        phash_mirror=_phash_pixels(whole[:, ::-1]),
-        phash_inner=_phash_pixels(_grey(middle, (SIZE, SIZE))),
-        dhash=_dhash_pixels(small),
-        dhash_mirror=_dhash_pixels(small[:, ::-1]),
-        dhash_inner=_dhash_pixels(_grey(middle, (BITS + 1, BITS))),
-    )
+    pixels = _grey_pixels(image)
+    whole, middle = (0, 0, image.width, image.height), inner_box(*image.size)
+    big, small, big_inner, small_inner = resize_many(
+        pixels, [(SIZE, SIZE), (BITS + 1, BITS)] * 2, [whole, whole, middle, middle])
+    phash, phash_mirror, phash_inner = _phash_pixels(np.stack([big, big[:, ::-1], big_inner]))
+    dhash, dhash_mirror, dhash_inner = _dhash_pixels(np.stack([small, small[:, ::-1], small_inner]))
+    return Hashes(phash, phash_mirror, phash_inner, dhash, dhash_mirror, dhash_inner)
 
 
 def decode_for_hash(image: Image.Image) -> Image.Image:

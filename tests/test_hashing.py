@@ -7,7 +7,7 @@ import io
 import imagehash
 from PIL import Image, ImageOps
 
-from pipeline.hashing import bits_to_int64, decode_for_hash, dhash64, hashes_of, hashes_of_bytes, hex_of, inner, phash64
+from pipeline.hashing import bits_to_int64, decode_for_hash, dhash64, hashes_of, hashes_of_bytes, hex_of, inner_box, phash64
 from pipeline.imagehost.pictures import picture_jpeg
 
 
@@ -30,7 +30,8 @@ def check(image: Image.Image) -> None:
     mirror = ImageOps.mirror(image)
     assert (views.phash, views.dhash) == (ours, dhash64(image))
     assert (views.phash_mirror, views.dhash_mirror) == (phash64(mirror), dhash64(mirror))
-    assert (views.phash_inner, views.dhash_inner) == (phash64(inner(image)), dhash64(inner(image)))
+    middle = image.crop(inner_box(*image.size))
+    assert (views.phash_inner, views.dhash_inner) == (phash64(middle), dhash64(middle))
 
 
 def test_phash64_and_dhash64_are_imagehash_on_pictures():
