@@ -1,8 +1,10 @@
 """``python -m pipeline <stage>``: one command line over every stage.
 
 A stage is a module with ``HELP``, ``add_arguments(parser)`` and ``run(args)``; it is listed
-in ``STAGES`` and imported only when the command line is built, so each stage keeps its heavy
-imports (nltk, torch...) inside its functions.
+in ``STAGES`` and imported only when the command line is built: only the named stage's module
+when a command names one (importing every stage costs about a second: scipy, pandas...),
+all of them for the overall help or an unknown name. Each stage keeps its heaviest imports
+(nltk, torch...) inside its functions.
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import argparse
 import importlib
 import os
 import sys
-from pathlib import Path
 
 from .errors import PipelineError
+from .remote import Remote, data_location, is_url
 
 # name -> module; the order is the order of the pipeline.
 STAGES = {
@@ -38,22 +40,27 @@ TOOLS = {
 
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data", type=Path, default=Path(os.environ.get("DATA", "data")),
-                        help="data root; a stage writes under DATA/SUBSET (make: DATA, default data)")
+    common.add_argument("--data", type=data_location, default=data_location(os.environ.get("DATA", "data")),
+                        help="data root, a folder or a filesystem URL (s3://bucket/prefix: the stages work in a "
+                             "local mirror, see pipeline/remote.py); a stage writes under DATA/SUBSET "
+                             "(make: DATA, default data)")
     common.add_argument("--subset", default=os.environ.get("SUBSET", "demo"),
                         help="the dataset's name: a bundled subset or a new one (make: SUBSET, default demo)")
     common.add_argument("--force", action="store_true", help="rerun even when up to date (make: FORCE=1)")
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``command`` (a known stage or tool) only that one's arguments."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="synsetforge: build ImageNet-style datasets, one stage at a time.",
     )
     commands = parser.add_subparsers(dest="command", metavar="<stage>", required=True)
     common = common_arguments()
-    for name, module_name in {**STAGES, **TOOLS}.items():
+    everything = {**STAGES, **TOOLS}
+    chosen = {command: everything[command]} if command in everything else everything
+    for name, module_name in chosen.items():
         module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
                                   parents=[common] if name in STAGES else [])
@@ -63,11 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    remote = Remote.of(args.data, args.subset) if is_url(getattr(args, "data", "")) else None
+    if remote is not None:
+        args.data = remote.mirror.parent
     if args.command in STAGES:
         args.workdir = args.data / args.subset
     try:
-        return args.module.run(args) or 0
+        if remote is not None:
+            remote.pull()
+        status = args.module.run(args) or 0
+        if remote is not None and status == 0 and args.command in STAGES:
+            remote.push()
+        return status
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status
