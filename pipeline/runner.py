@@ -67,12 +67,21 @@ def tree_state(path: Path) -> list[list[Any]]:
     return state
 
 
+def _name(path: Path, workdir: Path) -> str:
+    """An input's name in the fingerprint: relative to the working folder when inside it, so
+    a data folder that moves (or a mirror of DATA=s3://... on another machine) stays current."""
+    try:
+        return Path(path).resolve().relative_to(workdir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def fingerprint(stage: Stage) -> str:
     inputs = {}
     for path in stage.inputs:
         if not path.exists():
             raise InputError(f"stage {stage.name} needs this input and it is missing", file=path)
-        inputs[str(path)] = tree_state(path)
+        inputs[_name(path, stage.workdir)] = tree_state(path)
     doc = {
         "stage": stage.name,
         "version": stage.version,

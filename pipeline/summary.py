@@ -9,11 +9,13 @@ import json
 import os
 from pathlib import Path
 
+from .remote import data_location
+
 HELP = "print a table of every stage's figures for DATA/SUBSET"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DATA", "data")))
+    parser.add_argument("--data", type=data_location, default=data_location(os.environ.get("DATA", "data")))
     parser.add_argument("--subset", default=os.environ.get("SUBSET", "demo"))
 
 

@@ -1,0 +1,132 @@
+"""``DATA`` as a filesystem URL (``s3://bucket/prefix``, ``gs://...``, any fsspec protocol).
+
+The stages read and write local files; with a URL they work in a local copy of
+``<url>/<subset>`` (the mirror, under ``DATA_CACHE``, default ``~/.cache/synsetforge``) that
+each command brings in step with the URL before it runs and publishes after it succeeds:
+
+- **pull**: files the URL's index lists and the mirror lacks (or holds at another size or
+  time) are downloaded; mirror files the index does not list are removed. A URL with no
+  index yet is empty, and the mirror is left as it is.
+- **push**: changed files go up, data files first and the stage stamps (``.stages/``) after
+  them; files gone from the mirror are deleted; the index goes last. A reader that finds a
+  stamp in the index therefore finds every file the stamp names.
+
+The index (``INDEX``) records each file's size and modification time, which object stores
+do not keep: a mirror pulled on another machine gets the same times back, so the stamps and
+fingerprints still match and finished stages skip there too. One writer at a time per
+subset: two machines pushing the same subset at once would interleave their files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .errors import PipelineError
+from .files import atomic_write_bytes
+
+INDEX = ".synsetforge-index.json"
+STAMPS = ".stages/"
+SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|" + re.escape(INDEX) + "$")  # never mirrored
+
+
+def is_url(data: str | os.PathLike) -> bool:
+    return "://" in str(data)
+
+
+def data_location(value: str) -> Path | str:
+    """``--data``: a local data root as a Path; a filesystem URL stays a string."""
+    return value if is_url(value) else Path(value)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("DATA_CACHE") or Path.home() / ".cache" / "synsetforge")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One subset at a URL and its local mirror."""
+
+    url: str
+    mirror: Path
+
+    @classmethod
+    def of(cls, data: str, subset: str) -> "Remote":
+        url = f"{data.rstrip('/')}/{subset}"
+        protocol, _, rest = url.partition("://")
+        return cls(url, cache_root() / protocol / re.sub(r"[^A-Za-z0-9._/-]", "_", rest).strip("/"))
+
+    def _fs(self):
+        try:
+            import fsspec
+
+            return fsspec.core.url_to_fs(self.url)
+        except ImportError as e:  # fsspec names the package a protocol needs (s3fs, gcsfs...)
+            raise PipelineError(f"DATA={self.url}: {e}") from None
+        except ValueError as e:
+            raise PipelineError(f"DATA={self.url}: {e}") from None
+
+    def _remote_index(self, fs, root: str) -> dict[str, list[int]] | None:
+        try:
+            return json.loads(fs.cat_file(f"{root}/{INDEX}"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise PipelineError(f"cannot read {self.url}/{INDEX}: {e}") from None
+
+    def local_index(self) -> dict[str, list[int]]:
+        index = {}
+        if self.mirror.is_dir():
+            for path in sorted(self.mirror.rglob("*")):
+                rel = path.relative_to(self.mirror).as_posix()
+                if path.is_file() and not SKIP.search(rel):
+                    st = path.stat()
+                    index[rel] = [st.st_size, st.st_mtime_ns]
+        return index
+
+    def pull(self) -> int:
+        """Bring the mirror to the URL's state; returns the number of files downloaded."""
+        fs, root = self._fs()
+        wanted = self._remote_index(fs, root)
+        if wanted is None:
+            return 0
+        have = self.local_index()
+        for rel in set(have) - set(wanted):
+            (self.mirror / rel).unlink()
+        missing = [rel for rel, state in wanted.items() if have.get(rel) != state]
+        for rel in tqdm(missing, desc=f"pull {self.url}", unit="file", disable=None if missing else True):
+            size, mtime_ns = wanted[rel]
+            target = self.mirror / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                data = fs.cat_file(f"{root}/{rel}")
+            except (OSError, FileNotFoundError) as e:
+                raise PipelineError(f"{self.url}/{rel} is in {INDEX} but cannot be read: {e}") from None
+            if len(data) != size:
+                raise PipelineError(f"{self.url}/{rel} has {len(data)} bytes, {INDEX} says {size}: "
+                                    "another machine is writing this subset")
+            atomic_write_bytes(target, data)
+            os.utime(target, ns=(mtime_ns, mtime_ns))
+        return len(missing)
+
+    def push(self) -> int:
+        """Publish the mirror's changes to the URL; returns the number of files uploaded."""
+        fs, root = self._fs()
+        before = self._remote_index(fs, root) or {}
+        now = self.local_index()
+        changed = sorted((rel for rel, state in now.items() if before.get(rel) != state),
+                         key=lambda rel: (rel.startswith(STAMPS), rel))  # stamps after the data
+        try:
+            for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
+                fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)
+                fs.put_file(str(self.mirror / rel), f"{root}/{rel}")
+            for rel in sorted(set(before) - set(now)):
+                fs.rm_file(f"{root}/{rel}")
+            fs.pipe_file(f"{root}/{INDEX}", json.dumps(now, indent=0, sort_keys=True).encode())
+        except OSError as e:
+            raise PipelineError(f"cannot write to {self.url}: {e}") from None
+        return len(changed)
