@@ -55,10 +55,21 @@ def test_ray_tasks_match_in_process(host, inline, tmp_path):
     pytest.importorskip("ray", reason="Ray is in the dev extra; without it EXECUTOR=ray cannot be tested")
     workdir = tmp_path / "x"
     write_candidates(workdir, [host.url(p) for p in PATHS], shard_size=10)
-    done = run_cli("download", "--data", tmp_path, "--subset", "x", "--executor", "ray", *FLAGS,
-                   env={"RAY_ADDRESS": "", "RAY_DEDUP_LOGS": "0"})
+    ray_env = {"RAY_ADDRESS": "", "RAY_DEDUP_LOGS": "0"}
+    done = run_cli("download", "--data", tmp_path, "--subset", "x", "--executor", "ray", *FLAGS, env=ray_env)
     assert done.returncode == 0, done.stderr
     assert result(workdir) == inline
+
+    # Shards come back from the tasks as bytes; a rerun keeps the finished ones, redoes the rest.
+    shards = sorted((workdir / ".cache" / "download").glob("*/stats/*.json"))
+    assert len(shards) > 1
+    kept = {p: p.stat().st_mtime_ns for p in shards[1:]}
+    shards[0].unlink()
+    (workdir / ".stages" / "download.json").unlink()
+    done = run_cli("download", "--data", tmp_path, "--subset", "x", "--executor", "ray", *FLAGS, env=ray_env)
+    assert done.returncode == 0, done.stderr
+    assert result(workdir) == inline
+    assert shards[0].exists() and {p: p.stat().st_mtime_ns for p in kept} == kept
 
 
 def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):

@@ -4,22 +4,27 @@ Every executor runs the same ``shard`` code on the same jobs, so the outputs do 
 on which one ran them. Local workers live for the whole run and pull shards from a queue,
 so each starts its next shard while the last one's slowest URLs finish; they report
 progress through a queue (batched, a few times a second). Ray runs a task per shard, which
-reports when it ends.
+reports when it ends; its input and outputs travel as bytes, so a cluster needs no shared
+folder.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 import queue as queues
+import tempfile
 import time
 import traceback
+from dataclasses import replace
+from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.cluster import ray_module
 from pipeline.errors import PipelineError
+from pipeline.files import atomic_write_bytes
 
-from .shard import ShardJob, download_shard, download_shards
+from .shard import ShardJob, download_shard, download_shards, finished
 
 EXECUTORS = ("local", "ray")
 REPORT_EVERY = 0.25  # seconds between a worker's progress messages
@@ -146,18 +151,38 @@ def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> dict[int, 
 
 
 def _run_ray(jobs: list[ShardJob], bar: Bar) -> dict[int, dict]:
+    """A task per unfinished shard. The input shard travels with the task and the outputs come
+    back as bytes, written here (stats last), so no node needs this machine's data folder."""
     ray = ray_module()
-    task = ray.remote(max_retries=3, retry_exceptions=False, num_cpus=1)(download_shard)
-    refs = {task.remote(job): job for job in jobs}
+    task = ray.remote(max_retries=3, retry_exceptions=False, num_cpus=1)(shard_on_node)
     results: dict[int, dict] = {}
+    refs = {}
+    for job in jobs:
+        stats = finished(job)
+        if stats is not None:
+            results[job.number] = stats
+            bar(stats["candidates"], 0, 0)
+        else:
+            refs[task.remote(job, job.candidates.read_bytes())] = job
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
         for ref in ready:
             job = refs.pop(ref)
             try:
-                stats = ray.get(ref)
+                stats, files = ray.get(ref)
             except ray.exceptions.RayError as e:
                 raise PipelineError(f"Ray task for shard {job.number:05d} ({job.candidates}) failed: {e}") from None
+            for kind in ("images", "ledger", "stats"):  # the stats record marks the shard finished
+                atomic_write_bytes(job.path(kind), files[kind])
             results[job.number] = stats
             bar(stats["candidates"], stats["ok"], stats["bytes_received"])
     return results
+
+
+def shard_on_node(job: ShardJob, candidates: bytes) -> tuple[dict, dict[str, bytes]]:
+    """One shard in a folder of the node that runs it: (stats, {images, ledger, stats: bytes})."""
+    with tempfile.TemporaryDirectory(prefix="synsetforge-shard-") as tmp:
+        local = replace(job, candidates=Path(tmp) / job.candidates.name, out=Path(tmp) / "out")
+        local.candidates.write_bytes(candidates)
+        stats = download_shard(local)
+        return stats, {kind: local.path(kind).read_bytes() for kind in ("images", "ledger", "stats")}
