@@ -73,7 +73,7 @@ class Fetcher:
                                   ttl_dns_cache=300, allow_private=n.allow_private_hosts)
         timeout = aiohttp.ClientTimeout(total=n.total_timeout, connect=n.connect_timeout,
                                         sock_read=n.read_timeout)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
                                              headers={"User-Agent": USER_AGENT}, raise_for_status=False)
         self.robots = Robots(self.session, self.pacer, self.politeness.robots_timeout, n.retries, n.backoff)
         return self
