@@ -1,7 +1,8 @@
 """Download speed against img2dataset: the same local image host, the same URL list (2,000
 photos of 500x375, about 110 KB, spread over 250 loopback hosts, plus 10% faulty URLs:
 errors, bad images, opt-outs, 429s), the same resize (longer side 500, JPEG quality 90), the
-same concurrency; the two run in turn in this one script.
+same concurrency, the same cut into shards (one per process); the two run in turn in this one
+script.
 
 Prints images/s (images stored / wall time of the whole command, start-up included), every
 URL's fate (our ledger, img2dataset's stats files), peak memory of each process tree, and the
@@ -24,15 +25,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchhost import ERRORS, FAULTS, REPO, image_host, measure, photo_folder, url_list, write_imagenet_list  # noqa: E402
-from img2dataset_peer import ensure_venv, run_img2dataset  # noqa: E402
+from img2dataset_peer import ensure_venv, run_img2dataset, shard_size  # noqa: E402
 
 
 def ours(data: Path, urls: Path, processes: int, concurrency: int, extra: list[str]) -> dict:
-    """Candidates from the list (not timed, default shard size), then the download stage,
-    timed as a command."""
+    """Candidates from the list (not timed), then the download stage, timed as a command.
+    The list is cut into shards as img2dataset's is (``shard_size``): one per process."""
     base = [sys.executable, "-m", "pipeline"]
     where = ["--data", str(data), "--subset", "demo"]
-    for stage in (["synsets"], ["candidates", "--source", "urllist", "--urls", str(urls)]):
+    candidates = ["candidates", "--source", "urllist", "--urls", str(urls),
+                  "--shard-size", str(shard_size(sum(1 for _ in open(urls)), processes))]
+    for stage in (["synsets"], candidates):
         subprocess.run(base + stage + where, cwd=REPO, check=True, stderr=subprocess.DEVNULL)
     command = base + ["download", *where, "--allow-private-hosts", "--processes", str(processes),
                       "--concurrency", str(concurrency), "--timeout", "10", *extra]

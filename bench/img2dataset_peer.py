@@ -89,6 +89,11 @@ def _sum_stats(output: Path) -> dict:
             "shard_seconds": end - start if totals["shards"] else 0.0}
 
 
+def shard_size(urls: int, processes: int) -> int:
+    """One shard per process, at most img2dataset's default shard: both tools get this."""
+    return max(1, min(MAX_SHARD, math.ceil(urls / processes)))
+
+
 def run_img2dataset(python: Path, url_list: Path, output: Path, *, processes: int = 2, threads: int = 64,
                     image_size: int = 500, resize_mode: str = "keep_ratio_largest",
                     resize_only_if_bigger: bool = True, encode_quality: int = 90, timeout: int = 10,
@@ -110,7 +115,7 @@ def run_img2dataset(python: Path, url_list: Path, output: Path, *, processes: in
     url_list, output = Path(url_list).resolve(), Path(output).resolve()
     count = _count_urls(url_list)
     if number_sample_per_shard is None:
-        number_sample_per_shard = max(1, min(MAX_SHARD, math.ceil(count / processes)))
+        number_sample_per_shard = shard_size(count, processes)
     arguments = {
         "url_list": str(url_list), "input_format": "txt", "output_folder": str(output),
         "output_format": output_format, "image_size": image_size, "resize_mode": resize_mode,
