@@ -38,6 +38,8 @@ TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call 
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
 	$(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
+# make train NPROC=N: N processes on this machine under PyTorch's launcher (DistributedDataParallel)
+TRAIN_RUN = $(if $(strip $(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(strip $(NPROC)) -m baseline,$(PY) -m baseline)
 DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
 DATASET_IMPORT_ARGS = $(strip --src '$(SRC)' $(call opt,LAYOUT,--layout) $(call opt,WNIDS,--wnids) $(call opt,PROCESSES,--processes))
 MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--val-n) $(call opt,TEST_N,--test-n) \
@@ -102,10 +104,10 @@ import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefo
 	test -n '$(SRC)' || { echo "make import needs SRC=<folder>"; exit 2; }
 	$(PY) -m pipeline import $(STAGE_ARGS) $(DATASET_IMPORT_ARGS)
 
-train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir>)
+train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir> NPROC=<n>: torchrun, one process per GPU, BATCH each)
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	test -n '$(PACKED)' || test -f '$(DATA)/$(SUBSET)/manifests/train.parquet' || $(MAKE) --no-print-directory manifests
-	$(PY) -m baseline train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)
+	$(TRAIN_RUN) train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)
 
 summary: $(SETUP) ## one table of every stage's figures for SUBSET
 	@$(PY) -m pipeline summary --data '$(DATA)' --subset '$(SUBSET)'

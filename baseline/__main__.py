@@ -43,11 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = commands.add_parser("train", help="train AlexNet on a dataset; write runs/<name>/",
                             description="Train AlexNet (or CaffeNet) with AlexNet's recipe and report ILSVRC top-1/top-5 "
-                                        "error, per-class accuracy and the confusion matrix.")
+                                        "error, per-class accuracy and the confusion matrix. On several GPUs (or CPU "
+                                        "processes): torchrun --standalone --nproc_per_node=N -m baseline train ... "
+                                        "(make train NPROC=N), one process per GPU, each training on its own part "
+                                        "of every epoch.")
     _data_arguments(t)
     t.add_argument("--arch", choices=ARCHS, help="make: ARCH (default alexnet)")
     t.add_argument("--epochs", type=int, help="make: EPOCHS (default 90 with CUDA, 10 on CPU)")
-    t.add_argument("--batch", type=int, help="make: BATCH (default 128, less for a small training set)")
+    t.add_argument("--batch", type=int, help="images a step in each process: under torchrun (make: NPROC) a step "
+                                             "takes NPROC x BATCH (make: BATCH; default 128, less for a small "
+                                             "training set)")
     t.add_argument("--lr", type=float, help="make: LR (default 0.01)")
     t.add_argument("--size", type=int, help="crop side in pixels, images scaled to 256/224 of it first "
                                             "(make: SIZE; default 224, 227 for caffenet, with CUDA; 64 on CPU)")

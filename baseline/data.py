@@ -21,6 +21,10 @@ time, each worker reading its own share of row groups, shuffled within a window 
 Every random choice of a training sample (crop, flip, colour lighting) comes from a generator
 seeded by (seed, epoch, sample index): the same crops in every run, whatever the number of
 workers, and after a resume.
+
+Under torchrun each process (rank) trains on its own part of each epoch (``rank_rows``): the
+split's row groups in an order drawn from (seed, epoch), the same on every rank, their rows
+one after another, cut into as many equal runs as there are ranks.
 """
 from __future__ import annotations
 
@@ -559,42 +563,88 @@ class CropDataset(Dataset):
         return sample(self.blobs[i], self.split, self.view, i)
 
 
+def row_groups(data: DataSet, split: Split) -> list[tuple[tuple[int, int], list[int]]]:
+    """The split's rows by the row group holding their bytes: ((shard, group), split indices)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for s in np.unique(split.shard):
+        members = np.flatnonzero(split.shard == s)
+        for g, i in zip(data.shards[s].groups_of(split.shard_row[members]), members):
+            groups.setdefault((int(s), int(g)), []).append(int(i))
+    return list(groups.items())
+
+
+def group_order(count: int, view: View) -> np.ndarray:
+    """The order an epoch reads row groups in when training: drawn from (seed, epoch) alone."""
+    return np.random.default_rng((view.seed, view.epoch, 7919)).permutation(count)
+
+
+def rank_part(count: int, rank: int, world: int) -> np.ndarray:
+    """The positions 0..count-1 of an epoch's order that ``rank`` of ``world`` takes: the order
+    padded to a multiple of world by wrapping round (as torch's DistributedSampler pads), cut
+    into world equal runs. Every rank gets as many rows, hence as many steps; the runs are
+    disjoint but for the world - 1 padding rows at most, and together cover the order."""
+    per = -(-count // world)
+    return np.resize(np.arange(count), per * world)[rank * per:(rank + 1) * per]
+
+
+def rank_rows(groups: list[tuple[tuple[int, int], list[int]]], view: View, rank: int, world: int) -> np.ndarray:
+    """The split indices ``rank`` trains on in the view's epoch (``groups`` from row_groups):
+    the row groups in the epoch's order, the same on every rank, their rows one after another,
+    and the rank's run of them (rank_part). A run of whole row groups, but for the two at its
+    ends: a streaming rank reads only its own."""
+    order = group_order(len(groups), view)
+    rows = np.concatenate([np.asarray(groups[g][1], dtype=np.int64) for g in order])
+    return rows[rank_part(len(rows), rank, world)]
+
+
 class StreamDataset(IterableDataset):
     """Streamed: each worker reads its share of the split's row groups, WINDOW at a time, and
-    yields their samples shuffled (train) or in file order (evaluation)."""
+    yields their samples shuffled (train) or in file order (evaluation). Under torchrun
+    (``part`` = (rank, world) for training) the rank's rows (rank_rows) are cut into one run
+    per worker, of equal sizes on every rank, so that every rank makes as many steps."""
 
-    def __init__(self, data: DataSet, split: Split, view: View, shuffle: bool, raw: bool = False):
+    def __init__(self, data: DataSet, split: Split, view: View, shuffle: bool, raw: bool = False,
+                 part: tuple[int, int] = (0, 1)):
         self.data, self.split, self.view, self.shuffle, self.raw = data, split, view, shuffle, raw
-        groups: dict[tuple[int, int], list[int]] = {}
-        for s in np.unique(split.shard):
-            members = np.flatnonzero(split.shard == s)
-            for g, i in zip(data.shards[s].groups_of(split.shard_row[members]), members):
-                groups.setdefault((int(s), int(g)), []).append(int(i))
-        self.groups = list(groups.items())
+        self.groups = row_groups(data, split)
+        self.rank, self.world = part
 
     def __len__(self) -> int:
-        return len(self.split)
+        return -(-len(self.split) // self.world)
 
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        order = np.arange(len(self.groups))
+        groups, order = self.groups, np.arange(len(self.groups))
         if self.shuffle:
-            order = np.random.default_rng((self.view.seed, self.view.epoch, 7919)).permutation(len(self.groups))
-        mine = order[worker::workers]
+            order = group_order(len(self.groups), self.view)
+        mine, salt = order[worker::workers], ()
+        if self.world > 1:  # this rank's rows, this worker's run of them, by row group
+            groups = self.pieces(np.array_split(rank_rows(self.groups, self.view, self.rank, self.world), workers)[worker])
+            mine, salt = np.arange(len(groups)), (self.rank, worker)
         for w in range(0, len(mine), WINDOW):
-            window = [self.groups[g] for g in mine[w:w + WINDOW]]
+            window = [groups[g] for g in mine[w:w + WINDOW]]
             arrays = {}
             for (s, g), _ in window:
                 arrays[(s, g)] = self.data.shards[s].read_groups([g])
             members = [(key, i) for key, indices in window for i in indices]
             if self.shuffle:
-                rng = np.random.default_rng((self.view.seed, self.view.epoch, int(mine[w])))
+                rng = np.random.default_rng((self.view.seed, self.view.epoch, int(mine[w]), *salt))
                 members = [members[k] for k in rng.permutation(len(members))]
             for (s, g), i in members:
                 shard = self.data.shards[s]
                 blob = arrays[(s, g)][int(self.split.shard_row[i] - shard.group_starts[g])].as_py()
                 yield raw_sample(blob, self.split, self.view, i) if self.raw else sample(blob, self.split, self.view, i)
+
+    def pieces(self, rows: np.ndarray) -> list[tuple[tuple[int, int], list[int]]]:
+        """Consecutive rows as ((shard, group), indices), one piece per run of rows in one group."""
+        group_of = np.empty(len(self.split), dtype=np.int64)
+        for g, (_, members) in enumerate(self.groups):
+            group_of[members] = g
+        of = group_of[rows]
+        starts = np.flatnonzero(np.r_[True, of[1:] != of[:-1]]) if len(rows) else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], len(rows)]
+        return [(self.groups[of[a]][0], rows[a:b].tolist()) for a, b in zip(starts, ends)]
 
 
 def sample(blob: bytes, split: Split, view: View, i: int):
@@ -765,6 +815,8 @@ def training_stats(data: DataSet, split: Split, limit: int = 512, side: int = 64
                  tuple(tuple(map(float, row)) for row in eigvec[:, order]), f"train ({n} images)")
 
 
-def default_workers() -> int:
+def default_workers(processes: int = 1) -> int:
+    """DataLoader workers for one of ``processes`` training processes sharing this machine."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = max(1, cpus // processes)
     return min(12, max(1, cpus // 2)) if torch.cuda.is_available() else (1 if cpus <= 4 else min(4, cpus // 2))

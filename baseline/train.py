@@ -7,9 +7,15 @@ on centre crops, steps the learning-rate schedule, writes a checkpoint and a lin
 crops and 10-crops, and writes ``metrics.json``, the confusion matrix, the curves and the
 weights. Everything goes under the run folder, each file written under a temporary name
 and renamed.
+
+Under torchrun (``torchrun --nproc_per_node=N -m baseline train ...``, WORLD_SIZE > 1) each
+process is one rank of a DistributedDataParallel run: it trains on its own part of every
+epoch (``data.rank_rows``) with ``--batch`` images a step, DDP averaging the gradients, so a
+step takes N x batch images. Rank 0 alone scores val and test, prints and writes files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, IterableDataset
 
 from pipeline.errors import InputError, PipelineError
@@ -132,17 +140,21 @@ class Batches:
 
     def __init__(self, data: D.DataSet, split: D.Split, blobs: D.Blobs | None, view: D.View, *, batch: int,
                  workers: int, device: torch.device, stats: D.Stats, shuffle: bool, decode, skip_bad: bool,
-                 bad: set[int]):
+                 bad: set[int], part: tuple[int, int] = (0, 1)):
         self.split, self.view, self.device, self.decode, self.skip_bad, self.bad = split, view, device, decode, skip_bad, bad
         raw = decode is not None
+        sampler = None
         if blobs is None:
-            dataset = D.StreamDataset(data, split, view, shuffle, raw=raw)
+            dataset = D.StreamDataset(data, split, view, shuffle, raw=raw, part=part)
         else:
             dataset = (D.RawDataset if raw else D.CropDataset)(split, blobs, view)
+            if part[1] > 1:  # under torchrun (part = rank, world): the rank's rows of the epoch, shuffled
+                rows = D.rank_rows(D.row_groups(data, split), view, *part)
+                sampler = np.random.default_rng((view.seed, view.epoch, part[0])).permutation(rows).tolist()
         generator = torch.Generator().manual_seed(view.seed * 100003 + view.epoch)
         self.loader = DataLoader(
-            dataset, batch_size=batch, shuffle=shuffle and not isinstance(dataset, IterableDataset),
-            generator=generator, num_workers=workers, pin_memory=device.type == "cuda",
+            dataset, batch_size=batch, shuffle=shuffle and sampler is None and not isinstance(dataset, IterableDataset),
+            sampler=sampler, generator=generator, num_workers=workers, pin_memory=device.type == "cuda",
             collate_fn=D.raw_collate if raw else None, drop_last=False,
             prefetch_factor=4 if workers else None, persistent_workers=False)
         self.mean = torch.tensor(stats.mean, device=device).view(1, 1, 3, 1, 1)
@@ -278,19 +290,49 @@ def finished_run(run: Path, config: Config) -> tuple[dict | None, bool]:
 # --------------------------------------------------------------------------- training
 
 def train(config: Config, log=None) -> dict:
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    """Train a run. Started by torchrun (WORLD_SIZE > 1), the process joins the run's process
+    group ("nccl" on GPUs, "gloo" on CPUs) first and leaves it at the end."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2 or dist.is_initialized():
+        return _train(config, log)
+    cuda = pick_device(config.device).type == "cuda"
+    if cuda:  # one GPU per process: LOCAL_RANK's
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise PipelineError(f"local rank {local}, but {torch.cuda.device_count()} GPUs here: one process per GPU")
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        return _train(config, log)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(config: Config, log=None) -> dict:
     if config.arch is not None and config.arch not in ARCHS:
         raise InputError(f"unknown architecture: {', '.join(ARCHS)}", field="--arch", value=config.arch)
     if config.schedule not in (None, "plateau", "cosine"):
         raise InputError("unknown schedule: plateau or cosine", field="--schedule", value=config.schedule)
+    # -- under torchrun: this process's rank of world, its GPU, and a CPU channel for small messages
+    ddp = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if ddp else 1  # processes on this machine
     device = pick_device(config.device)
     cuda = device.type == "cuda"
+    if ddp and cuda:
+        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's, set by train()
+    group = dist.new_group(backend="gloo") if ddp and cuda else None  # None: the default (gloo) group
+    rank_log = ddp and bool(os.environ.get("BASELINE_RANK_LOG"))  # each rank's rows and weights, on stderr
+    if rank:  # rank 0 alone prints and writes files
+        log, config.progress = (lambda message: None), False
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if cuda:
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
     run = run_folder(config)
     checkpoint_path = run / "checkpoint.pt"
     finished, current = finished_run(run, config)
+    if ddp:  # every rank reads the run folder: on one shared file system they decide alike
+        _agree((finished is not None, current, checkpoint_path.exists()), "the run folder", world, group)
     if finished is not None and current:
         log(f"train: {run} is up to date (the same data and settings, {finished['epochs_done']} epochs done); "
             "skipped, --force (FORCE=1) trains again")
@@ -333,26 +375,27 @@ def train(config: Config, log=None) -> dict:
         raise InputError("the train split is empty", file=train_split.sources[0])
     if checkpoint is not None and checkpoint["classes"] != classes.wnids:
         raise InputError("the dataset's classes differ from the run being resumed", file=checkpoint_path)
-    config = choose_settings(config, len(train_split), cuda, log)
+    config = choose_settings(config, -(-len(train_split) // world), cuda, log)  # a rank's part of the rows
     if config.size < smallest_input(config.arch):
         raise InputError(f"{config.arch} needs inputs of at least {smallest_input(config.arch)} px",
                          field="--size", value=config.size)
     if config.epochs < 1 or config.batch < 1 or config.lr <= 0:
         raise InputError("--epochs and --batch must be at least 1 and --lr positive")
-    workers = D.default_workers() if config.workers is None else config.workers
+    workers = D.default_workers(here) if config.workers is None else config.workers
     decode = D.gpu_decoder() if cuda and config.decode in ("auto", "gpu") else None
     if config.decode == "gpu" and decode is None:
         raise PipelineError("--decode gpu needs CUDA and torchvision")
     stats = D.Stats.from_dict(checkpoint["stats"]) if checkpoint else \
         (D.IMAGENET_STATS if config.stats == "imagenet" else D.training_stats(data, train_split))
-    cache = config.cache_gb * 2**30 if config.cache_gb is not None else _memory_bytes() / 4
+    cache = config.cache_gb * 2**30 if config.cache_gb is not None else _memory_bytes() / 4 / here
     blobs: dict[str, D.Blobs | None] = {}
     for name, split in data.splits.items():
-        blobs[name] = D.Blobs.load(data, split) if D.split_bytes(data, split) <= cache else None
+        read = rank == 0 or name == "train"  # val and test: rank 0 alone scores them
+        blobs[name] = D.Blobs.load(data, split) if read and D.split_bytes(data, split) <= cache else None
         cache -= D.split_bytes(data, split) if blobs[name] is not None else 0
     log(f"{data.origin}: {len(classes)} classes, " + ", ".join(f"{n} {len(s)}" for n, s in data.splits.items())
         + f" images; {config.arch} {config.size} px, batch {config.batch}, lr {config.lr}, {config.schedule}, "
-        f"{config.epochs} epochs on {device.type}"
+        f"{config.epochs} epochs on {device.type}" + (f" x {world} processes (batch {config.batch} each)" if ddp else "")
         + ("" if all(b is not None for b in blobs.values()) else " (streaming row groups)"))
 
     # -- model and optimiser
@@ -372,13 +415,19 @@ def train(config: Config, log=None) -> dict:
         history, start = checkpoint["history"], checkpoint["epoch"]
         bad = {name: set(checkpoint["bad"].get(name, [])) for name in data.splits}
         log(f"resuming {run} after epoch {start}")
-    forward = torch.compile(model) if config.compile else model
+    # steps go through DDP, which averages the gradients over the ranks (and starts them all
+    # from rank 0's weights); rank 0 scores val and test alone, on the bare model
+    net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if ddp else model
+    forward = torch.compile(net) if config.compile else net
+    score = forward
+    if ddp:
+        score = torch.compile(model) if config.compile else model
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
 
-    def batches(split_name: str, view: D.View, shuffle: bool, batch: int) -> Batches:
+    def batches(split_name: str, view: D.View, shuffle: bool, batch: int, part=(0, 1)) -> Batches:
         return Batches(data, data.splits[split_name], blobs[split_name], view, batch=batch, workers=workers,
                        device=device, stats=stats, shuffle=shuffle, decode=decode, skip_bad=config.skip_bad,
-                       bad=bad[split_name])
+                       bad=bad[split_name], part=part)
 
     def save_checkpoint(epoch: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -387,24 +436,27 @@ def train(config: Config, log=None) -> dict:
                  "names": classes.names, "bad": {n: sorted(b) for n, b in bad.items()}}
         atomic(checkpoint_path, lambda tmp: torch.save(state, tmp))
 
-    run.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
     resize = resize_for(config.size)
     for epoch in range(start, config.epochs):
-        # dropout and every crop of the epoch depend on (seed, epoch) alone: a resumed run
-        # repeats exactly what the uninterrupted one did
-        torch.manual_seed(config.seed * 100003 + epoch)
+        # dropout and every crop of the epoch depend on (seed, epoch) alone (and the rank): a
+        # resumed run repeats exactly what the uninterrupted one did
+        torch.manual_seed(config.seed * 100003 + epoch + 7919 * rank)
         view = D.View("train", config.size, resize, config.seed, epoch, config.lighting)
-        train_batches = batches("train", view, True, config.batch)
-        model.train()
-        bar = _bar(len(train_split), f"epoch {epoch + 1}/{config.epochs}", config.progress)
+        train_batches = batches("train", view, True, config.batch, part=(rank, world))
+        net.train()
+        bar = _bar(-(-len(train_split) // world), f"epoch {epoch + 1}/{config.epochs}", config.progress)
         seen = steps = 0
         sums = torch.zeros(3, device=device)  # loss, top-1 wrong, top-5 wrong: read once an epoch, not per step
+        rows = []  # the rank's rows, for BASELINE_RANK_LOG
         waited, began = 0.0, time.perf_counter()
         ready = time.perf_counter()
-        for x, y, _ in train_batches:
+        for x, y, indices in (_every_rank(train_batches, group) if ddp else train_batches):
             waited += time.perf_counter() - ready
-            if config.schedule == "cosine":
-                _set_lr(optimizer, _cosine(config, epoch + seen / len(train_split)))
+            if config.schedule == "cosine":  # under DDP from the steps, which every rank counts alike
+                done = min(steps * config.batch * world, len(train_split)) if ddp else seen
+                _set_lr(optimizer, _cosine(config, epoch + done / len(train_split)))
             with autocast():
                 logits = forward(x[:, 0].contiguous(memory_format=_memory_format(device)))
                 loss = F.cross_entropy(logits.float(), y)
@@ -416,6 +468,8 @@ def train(config: Config, log=None) -> dict:
                 sums += torch.stack([loss.detach() * len(y), wrong[1].sum(), wrong[5].sum()])
             seen += len(y)
             steps += 1
+            if rank_log:
+                rows += indices.tolist()
             if bar is not None:
                 bar.update(len(y))
                 if steps % 10 == 1:
@@ -425,6 +479,16 @@ def train(config: Config, log=None) -> dict:
             ready = time.perf_counter()
         if bar is not None:
             bar.close()
+        if rank_log:
+            print("rank-log " + json.dumps({"rank": rank, "world": world, "epoch": epoch + 1, "rows": rows}),
+                  file=sys.stderr, flush=True)
+        if ddp:  # the epoch over all ranks: images, loss and errors summed, and the bad rows met
+            totals = torch.cat([sums, sums.new_tensor([seen])])
+            dist.all_reduce(totals)
+            sums, seen = totals[:3], int(totals[3].item())
+            met = [None] * world
+            dist.all_gather_object(met, bad["train"], group=group)
+            bad["train"].update(*met)
         loss_sum, wrong1, wrong5 = sums.tolist()
         seconds = time.perf_counter() - began
         lr = optimizer.param_groups[0]["lr"]
@@ -435,8 +499,10 @@ def train(config: Config, log=None) -> dict:
         if cuda:
             row["gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         if val_split is not None and len(val_split):
-            val = evaluate(forward, batches("val", D.View("center", config.size, resize), False, config.batch),
-                           autocast)
+            val = evaluate(score, batches("val", D.View("center", config.size, resize), False, config.batch),
+                           autocast) if rank == 0 else None
+            if ddp:  # rank 0 scored val alone: every rank steps the schedule on its numbers
+                val = _from_rank_0(val, group)
             row.update(val_loss=val["loss"], val_top1_error=val["top1_error"], val_top5_error=val["top5_error"])
             if plateau is not None and val["top1_error"] is not None:
                 plateau.step(val["top1_error"])
@@ -444,9 +510,15 @@ def train(config: Config, log=None) -> dict:
             plateau.step(row["train_loss"])
         row["skipped"] = sum(len(b) for b in bad.values()) + sum(data.skipped.values())
         history.append(row)
-        save_checkpoint(epoch + 1)
-        write_jsonl(run / "metrics.jsonl", history)
+        if rank == 0:
+            save_checkpoint(epoch + 1)
+            write_jsonl(run / "metrics.jsonl", history)
         log(_epoch_line(row, config.epochs))
+    if rank_log:
+        print("rank-log " + json.dumps({"rank": rank, "world": world, "weights": weights_digest(model.state_dict())}),
+              file=sys.stderr, flush=True)
+    if rank:  # done: rank 0 scores val and test and writes the run's files
+        return {"rank": rank, "epochs_done": len(history), "history": history}
 
     # -- final evaluation
     result = {"dataset": str(data.root), "inputs": input_state(config), "origin": data.origin, "arch": config.arch,
@@ -462,8 +534,8 @@ def train(config: Config, log=None) -> dict:
         split = data.splits.get(name)
         if split is None or not len(split):
             continue
-        centre = evaluate(forward, batches(name, D.View("center", config.size, resize), False, config.batch), autocast)
-        ten = evaluate(forward, batches(name, D.View("tencrop", config.size, resize), False, max(1, config.batch // 4)),
+        centre = evaluate(score, batches(name, D.View("center", config.size, resize), False, config.batch), autocast)
+        ten = evaluate(score, batches(name, D.View("tencrop", config.size, resize), False, max(1, config.batch // 4)),
                        autocast)
         result[name] = {"images": ten["images"],
                         "top1_error": {"center": centre["top1_error"], "ten_crop": ten["top1_error"]},
@@ -494,6 +566,42 @@ def train(config: Config, log=None) -> dict:
     write_json(run / "metrics.json", result)
     log(_final_line(result, run))
     return result
+
+
+def _every_rank(batches, group):
+    """The rank's batches, as long as every rank has one: DDP's all-reduce in each step needs
+    them all. The parts are equal, so every rank has as many batches, but for one that bad
+    images emptied (--skip-bad) or, streaming, ranks with other worker counts."""
+    more = torch.ones(1)
+    for batch in batches:
+        dist.all_reduce(more, op=dist.ReduceOp.MIN, group=group)
+        if not more.item():
+            return
+        yield batch
+    more.zero_()
+    dist.all_reduce(more, op=dist.ReduceOp.MIN, group=group)  # tell the others this rank is out
+
+
+def _from_rank_0(value, group):
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=group)
+    return box[0]
+
+
+def _agree(value, what: str, world: int, group) -> None:
+    values = [None] * world
+    dist.all_gather_object(values, value, group=group)
+    if any(v != values[0] for v in values):
+        raise PipelineError(f"the ranks see {what} differently ({values}): put it on a file system they share")
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 of a model's weights (names, values): equal on every rank of a DDP run."""
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _sgd(model: torch.nn.Module, config: Config) -> torch.optim.SGD:
