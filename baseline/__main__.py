@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import InputError, PipelineError
+from pipeline.remote import Remote, data_location, is_url
 
 ARCHS = ("alexnet", "caffenet")
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DATA", "data")),
-                        help="data root (make: DATA, default data)")
+    parser.add_argument("--data", type=data_location, default=data_location(os.environ.get("DATA", "data")),
+                        help="data root, a folder or a filesystem URL as for the pipeline's stages "
+                             "(make: DATA, default data)")
     parser.add_argument("--subset", default=os.environ.get("SUBSET", "demo"),
                         help="the dataset: <data>/<subset> (make: SUBSET, default demo)")
     parser.add_argument("--manifests", type=Path, metavar="DIR",
@@ -100,12 +102,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .train import Config, evaluate_run, train
 
+        remote = Remote.of(args.data, args.subset) if is_url(args.data) else None
+        if remote is not None:  # work in the local mirror of <url>/<subset>, published after the run
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise InputError("under torchrun give the mirror's folder, not the URL: its processes would "
+                                 "pull it at once", field="--data", value=args.data)
+            args.data = remote.mirror.parent
+            remote.pull()
         fields = set(Config.__dataclass_fields__)
         config = Config(**{k: v for k, v in vars(args).items() if k in fields})
         if args.command == "train":
             train(config)
         else:
             evaluate_run(config, tuple(args.split or ("val", "test")))
+        if remote is not None:
+            remote.push()
         return 0
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
