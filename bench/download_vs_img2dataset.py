@@ -64,21 +64,31 @@ def politeness_cost(tmp: Path, photos: Path, args: argparse.Namespace, processes
 
 
 def compare(tmp: Path, i2d_python: Path, photos: Path, args: argparse.Namespace, processes: int) -> list:
-    """img2dataset, then ours with its retries off, then ours with its defaults; each against
-    a fresh host, so that faults (500 then 200...) start over; the paths are the same."""
-    rows = []
-    with image_host(photos) as base:
-        tmp.mkdir(parents=True)
-        pairs = url_list(base, args.photos, args.faulty, faults=args.faults)
-        (tmp / "plain.txt").write_text("".join(url + "\n" for _, url in pairs))
-        rows.append((f"img2dataset 1.47.0, {processes} proc, retries 0", run_img2dataset(
-            i2d_python, tmp / "plain.txt", tmp / "i2d", processes=processes,
-            threads=max(1, args.concurrency // processes), retries=0)))
-    for name, folder, extra in ((f"synsetforge, {processes} proc, retries 0", "ours0", ["--retries", "0"]),
-                                (f"synsetforge, {processes} proc, defaults", "ours", [])):
+    """img2dataset and ours with its retries off, taking turns ``--repeat`` times (the median
+    run of each is reported: the three processes share two cores, so single runs vary by
+    10-15%), then ours with its defaults once; each against a fresh host, so that faults (500
+    then 200...) start over; the paths are the same."""
+    tmp.mkdir(parents=True)
+
+    def peer(k: int) -> dict:
+        with image_host(photos) as base:
+            pairs = url_list(base, args.photos, args.faulty, faults=args.faults)
+            (tmp / "plain.txt").write_text("".join(url + "\n" for _, url in pairs))
+            return run_img2dataset(i2d_python, tmp / "plain.txt", tmp / f"i2d-{k}", processes=processes,
+                                   threads=max(1, args.concurrency // processes), retries=0)
+
+    def synsetforge(folder: str, extra: list[str]) -> dict:
         with image_host(photos) as base:
             urls = write_imagenet_list(tmp / f"{folder}.txt", url_list(base, args.photos, args.faulty, faults=args.faults))
-            rows.append((name, ours(tmp / folder, urls, processes, args.concurrency, extra)))
+            return ours(tmp / folder, urls, processes, args.concurrency, extra)
+
+    runs = [(peer(k), synsetforge(f"ours0-{k}", ["--retries", "0"])) for k in range(args.repeat)]
+    median = [sorted(side, key=lambda r: r["seconds"])[len(side) // 2] for side in zip(*runs)]
+    for name, side in (("img2dataset", 0), ("synsetforge", 1)):
+        print(f"  {name} runs: " + ", ".join(f"{r[side]['seconds']:.1f} s" for r in runs) + "; the median is reported")
+    rows = [(f"img2dataset 1.47.0, {processes} proc, retries 0", median[0]),
+            (f"synsetforge, {processes} proc, retries 0", median[1]),
+            (f"synsetforge, {processes} proc, defaults", synsetforge("ours", []))]
     for name, r in rows:
         r["images_per_second"] = r["success"] / r["seconds"]
         print(f"{name:40}{r['seconds']:>8.1f}{r['success']:>6}{r['failed']:>7}{r['unaccounted']:>7}"
@@ -95,6 +105,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
                         help="worker processes of each tool; one comparison per value (default 1 and one per core)")
     parser.add_argument("--concurrency", type=int, default=256, help="requests in flight, all processes together")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each tool, taking turns; the median is reported")
     parser.add_argument("--errors-only", action="store_true",
                         help="faulty URLs without the opt-outs and 429s (the download issue's list)")
     args = parser.parse_args()

@@ -25,6 +25,7 @@ from .safety import BlockedAddress, SafeConnector, url_problem
 
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 64 * 1024
+READ_BUFFER = 1024 * 1024  # a whole photo: aiohttp pauses the socket each time its buffer passes this
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ class Fetcher:
                                   ttl_dns_cache=300, allow_private=n.allow_private_hosts)
         timeout = aiohttp.ClientTimeout(total=n.total_timeout, connect=n.connect_timeout,
                                         sock_read=n.read_timeout)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
-                                             headers={"User-Agent": USER_AGENT}, raise_for_status=False)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT},
+                                             cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=READ_BUFFER,
+                                             raise_for_status=False)
         self.robots = Robots(self.session, self.pacer, self.politeness.robots_timeout, n.retries, n.backoff)
         return self
 

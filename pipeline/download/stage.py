@@ -122,8 +122,11 @@ def run(args: argparse.Namespace) -> None:
     # The limits are shared out among the workers that will run: a local run starts no more
     # workers than there are shards (one shard runs in this process).
     workers = min(processes, len(parts)) if args.executor == "local" else processes
+    # Decoding threads too: a worker whose decoder has the cores to itself spends none of its
+    # time waiting for them (two workers of two threads each on two cores ran slower than one).
     limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host),
-                    host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers))
+                    host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers),
+                    decode_threads=max(1, (os.cpu_count() or 1) // workers))
 
     def build(out: Path) -> str:
         with ExitStack() as stack:
