@@ -31,7 +31,10 @@ from .files import atomic_write_bytes
 
 INDEX = ".synsetforge-index.json"
 STAMPS = ".stages/"
-SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|" + re.escape(INDEX) + "$")  # never mirrored
+# Never mirrored: temporary folders, locks, the index itself, and the work caches (.cache/),
+# which only an interrupted run on this machine resumes from, and which hold hard links to
+# the published files (the download's shards) that would go up twice.
+SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|^\.cache/|" + re.escape(INDEX) + "$")
 
 
 def is_url(data: str | os.PathLike) -> bool:
