@@ -100,3 +100,25 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     assert result(killed) == result(straight)
     ids = [r["image_id"] for r in table(killed, "images")]
     assert len(ids) == len(set(ids))
+
+
+def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(tmp_path):
+    """make demo's first stages (the bundled demo host: faults, copies, other classes' pictures)
+    with EXECUTOR=ray against the local executor: the same ledger, images and clusters."""
+    pytest.importorskip("ray", reason="Ray is in the dev extra; without it EXECUTOR=ray cannot be tested")
+    import pyarrow.parquet as pq
+
+    outcomes = {}
+    for executor in ("local", "ray"):
+        data = tmp_path / executor
+        for stage in (["synsets"], ["candidates"], ["download", "--allow-private-hosts", "--processes", "2"],
+                      ["dedupe", "--processes", "2"]):
+            done = run_cli(*stage, "--data", data, "--subset", "demo", "--executor", executor, env={"RAY_ADDRESS": ""}) \
+                if stage[0] in ("download", "dedupe") else run_cli(*stage, "--data", data, "--subset", "demo")
+            assert done.returncode == 0, done.stderr[-2000:]
+        clusters = pq.read_table(data / "demo" / "dedupe" / "clusters.parquet").sort_by("image_id").to_pylist()
+        outcomes[executor] = (result(data / "demo"), clusters)
+    assert outcomes["ray"] == outcomes["local"]
+    (ledger, images), clusters = outcomes["local"]
+    assert len(images) > 500 and {status for _, status, _ in ledger} > {"ok"}
+    assert {c["reason"] for c in clusters} > {"unique", "representative"}

@@ -106,14 +106,16 @@ def dedupe(source: Path, is_folder: bool, out: Path, settings: Settings, referen
 
 
 def read_store(images: Path) -> pa.Table:
-    """The hashes of the download stage's images, without reading the image bytes."""
+    """The hashes of the download stage's images, without reading the image bytes, in image_id
+    order: a shard's rows are in arrival order, which differs from run to run, and the
+    cluster numbering follows the row order."""
     columns = [n for n in schemas.HASHES.names if n != "location"]
     parts = []
     for path in sorted(images.glob("shard-*.parquet")):
         table = read_table(path, schemas.IMAGES, columns=columns)
         location = pa.array([f"images/{path.name}"] * table.num_rows, pa.string())
         parts.append(table.add_column(2, "location", location))
-    return pa.concat_tables(parts).select(schemas.HASHES.names).cast(schemas.HASHES)
+    return pa.concat_tables(parts).select(schemas.HASHES.names).cast(schemas.HASHES).sort_by("image_id")
 
 
 def read_reference(path: Path) -> pa.Table:
