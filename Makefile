@@ -38,6 +38,8 @@ TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call 
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
 	$(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
+# $(call exists,PATH): PATH is there, on disk or under a DATA URL (asked through fsspec)
+exists = $(if $(findstring ://,$(1)),$(PY) -m pipeline.remote exists '$(1)',test -e '$(1)')
 # make train NPROC=N: N processes on this machine under PyTorch's launcher (DistributedDataParallel)
 TRAIN_RUN = $(if $(strip $(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(strip $(NPROC)) -m baseline,$(PY) -m baseline)
 DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
@@ -63,15 +65,15 @@ synsets: $(SETUP) ## choose the classes: SUBSET=ilsvrc1k|imagenet21k|demo, or RO
 	$(PY) -m pipeline synsets $(STAGE_ARGS) $(SYNSETS_ARGS)
 
 candidates: $(SETUP) ## candidate URLs: SOURCE=urllist URLS=<file> | commons | openverse | flickr | demo
-	test -f '$(DATA)/$(SUBSET)/synsets.parquet' || $(MAKE) --no-print-directory synsets
+	$(call exists,$(DATA)/$(SUBSET)/synsets.parquet) || $(MAKE) --no-print-directory synsets
 	$(PY) -m pipeline candidates $(STAGE_ARGS) $(CANDIDATES_ARGS)
 
 download: $(SETUP) ## fetch and verify every candidate into images/ and ledger/ (runs candidates when missing)
-	test -d '$(DATA)/$(SUBSET)/candidates' || $(MAKE) --no-print-directory candidates
+	$(call exists,$(DATA)/$(SUBSET)/candidates) || $(MAKE) --no-print-directory candidates
 	$(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
 
 dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or SRC=<folder>): dedupe/ (runs download when missing)
-	test -n '$(SRC)' || test -d '$(DATA)/$(SUBSET)/images' || $(MAKE) --no-print-directory download
+	test -n '$(SRC)' || $(call exists,$(DATA)/$(SUBSET)/images) || $(MAKE) --no-print-directory download
 	$(PY) -m pipeline dedupe $(STAGE_ARGS) $(DEDUPE_ARGS)
 
 annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (FORMAT=mturk,labelstudio,jsonl IMAGE_BASE_URL=...)
@@ -106,7 +108,7 @@ import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefo
 
 train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir> NPROC=<n>: torchrun, one process per GPU, BATCH each)
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
-	test -n '$(PACKED)' || test -f '$(DATA)/$(SUBSET)/manifests/train.parquet' || $(MAKE) --no-print-directory manifests
+	test -n '$(PACKED)' || $(call exists,$(DATA)/$(SUBSET)/manifests/train.parquet) || $(MAKE) --no-print-directory manifests
 	$(TRAIN_RUN) train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)
 
 summary: $(SETUP) ## one table of every stage's figures for SUBSET

@@ -21,6 +21,7 @@ from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.tables import read_table, write_table
+from pipeline.remote import data_location, is_url, local_copy
 
 from . import aggregate
 from .results import read_results
@@ -31,7 +32,8 @@ METHODS = ("dynamic", "majority", "dawid_skene")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, required=True, metavar="FILE", help="a results file (make: RESULTS)")
+    parser.add_argument("--results", type=data_location, required=True, metavar="FILE",
+                        help="a results file, or its URL (make: RESULTS)")
     parser.add_argument("--method", choices=METHODS, default="dynamic",
                         help="how votes become labels: ImageNet's dynamic consensus, majority vote or Dawid-Skene (make: METHOD)")
     parser.add_argument("--confidence", type=float, default=aggregate.CONFIDENCE,
@@ -56,6 +58,8 @@ def all_hits(workdir: Path) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> None:
+    if is_url(args.results):
+        args.results = local_copy(args.results)
     folder = annotation_dir(args.workdir)
     hits = all_hits(args.workdir)
     digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def data_location(value: str) -> Path | str:
 
 def cache_root() -> Path:
     return Path(os.environ.get("DATA_CACHE") or Path.home() / ".cache" / "synsetforge")
+
+
+def local_copy(url: str) -> Path:
+    """A file given as a URL (a results file in the bucket, say), downloaded under DATA_CACHE;
+    the local copy is reused while the file's size and time at the URL are unchanged."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        info = fs.info(path)
+        key = f"{info.get('size')}-{info.get('LastModified') or info.get('mtime') or info.get('ETag')}"
+        target = cache_root() / "files" / re.sub(r"[^A-Za-z0-9._-]", "_", f"{url}-{key}")
+        if not target.exists():
+            atomic_write_bytes(target, fs.cat_file(path))
+    except (ImportError, ValueError, OSError) as e:  # FileNotFoundError is an OSError
+        raise PipelineError(f"cannot read {url}: {e}") from None
+    return target
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,23 @@ class Remote:
 
     def pull(self) -> int:
         """Bring the mirror to the URL's state; returns the number of files downloaded."""
+        return self._speaking("read", self._pull)
+
+    def push(self) -> int:
+        """Publish the mirror's changes to the URL; returns the number of files uploaded."""
+        return self._speaking("write to", self._push)
+
+    def _speaking(self, verb: str, work) -> int:
+        """``work()``, with a storage client's own errors (no credentials, no such bucket,
+        access denied: each library has its own classes) said in one line."""
+        try:
+            return work()
+        except PipelineError:
+            raise
+        except Exception as e:
+            raise PipelineError(f"cannot {verb} {self.url}: {type(e).__name__}: {e}") from None
+
+    def _pull(self) -> int:
         fs, root = self._fs()
         wanted = self._remote_index(fs, root)
         if wanted is None:
@@ -116,20 +151,36 @@ class Remote:
             os.utime(target, ns=(mtime_ns, mtime_ns))
         return len(missing)
 
-    def push(self) -> int:
-        """Publish the mirror's changes to the URL; returns the number of files uploaded."""
+    def _push(self) -> int:
         fs, root = self._fs()
         before = self._remote_index(fs, root) or {}
         now = self.local_index()
         changed = sorted((rel for rel, state in now.items() if before.get(rel) != state),
                          key=lambda rel: (rel.startswith(STAMPS), rel))  # stamps after the data
-        try:
-            for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
-                fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)
-                fs.put_file(str(self.mirror / rel), f"{root}/{rel}")
-            for rel in sorted(set(before) - set(now)):
-                fs.rm_file(f"{root}/{rel}")
-            fs.pipe_file(f"{root}/{INDEX}", json.dumps(now, indent=0, sort_keys=True).encode())
-        except OSError as e:
-            raise PipelineError(f"cannot write to {self.url}: {e}") from None
+        for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
+            fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)
+            fs.put_file(str(self.mirror / rel), f"{root}/{rel}")
+        for rel in sorted(set(before) - set(now)):
+            fs.rm_file(f"{root}/{rel}")
+        fs.pipe_file(f"{root}/{INDEX}", json.dumps(now, indent=0, sort_keys=True).encode())
         return len(changed)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m pipeline.remote exists URL``: exit 0 when something is at URL (the Makefile's
+    "run the stage before when its output is missing", for DATA URLs)."""
+    if len(argv) != 2 or argv[0] != "exists":
+        print("usage: python -m pipeline.remote exists URL", file=sys.stderr)
+        return 2
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(argv[1])
+        return 0 if fs.exists(path) else 1
+    except Exception as e:  # "missing": the stage that runs next says why (no credentials...)
+        print(f"cannot look at {argv[1]}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

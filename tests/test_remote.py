@@ -4,7 +4,10 @@ subset up from the bucket with every finished stage skipped."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +73,22 @@ def test_an_unknown_protocol_is_a_clear_error(tmp_path):
     done = run_cli("synsets", "--data", "nosuchfs://bucket/x", "--subset", "demo", env={"DATA_CACHE": str(tmp_path)})
     assert done.returncode != 0
     assert "nosuchfs" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_results_file_in_the_bucket_and_the_makefile_probe(s3, tmp_path):
+    """annotate-import RESULTS=s3://... reads a local copy; `make` asks `pipeline.remote exists`
+    whether a stage's output is there before running the stage that makes it."""
+    env, fs = s3
+    fs.pipe_file(f"{BUCKET}/files/results.csv", b"HITId,WorkerId\n")
+    probe = [sys.executable, "-m", "pipeline.remote", "exists"]
+    base = {**os.environ, **env, "DATA_CACHE": str(tmp_path)}
+    assert subprocess.run([*probe, f"s3://{BUCKET}/files/results.csv"], env=base).returncode == 0
+    assert subprocess.run([*probe, f"s3://{BUCKET}/files/absent.csv"], env=base).returncode == 1
+    copy = subprocess.run([sys.executable, "-c", "import sys; from pipeline.remote import local_copy; "
+                           "print(local_copy(sys.argv[1]).read_bytes())", f"s3://{BUCKET}/files/results.csv"],
+                          env=base, capture_output=True, text=True)
+    assert copy.stdout.strip() == "b'HITId,WorkerId\\n'", copy.stderr
+    gone = subprocess.run([sys.executable, "-c", "import sys; from pipeline.remote import local_copy; "
+                           "local_copy(sys.argv[1])", f"s3://{BUCKET}/files/absent.csv"],
+                          env=base, capture_output=True, text=True)
+    assert gone.returncode != 0 and "cannot read s3://" in gone.stderr
