@@ -63,8 +63,8 @@ def local_copy(url: str) -> Path:
         target = cache_root() / "files" / re.sub(r"[^A-Za-z0-9._-]", "_", f"{url}-{key}")
         if not target.exists():
             atomic_write_bytes(target, fs.cat_file(path))
-    except (ImportError, ValueError, OSError) as e:  # FileNotFoundError is an OSError
-        raise PipelineError(f"cannot read {url}: {e}") from None
+    except Exception as e:  # not found, no credentials...: each storage library has its own classes
+        raise PipelineError(f"cannot read {url}: {type(e).__name__}: {e}") from None
     return target
 
 
