@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import InputError, PipelineError
-from pipeline.remote import Remote, data_location, is_url
+from pipeline.remote import Remote, data_location
 
 ARCHS = ("alexnet", "caffenet")
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .train import Config, evaluate_run, train
 
-        remote = Remote.of(args.data, args.subset) if is_url(args.data) else None
+        remote = Remote.of(args.data, args.subset)
         if remote is not None:  # work in the local mirror of <url>/<subset>, published after the run
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise InputError("under torchrun give the mirror's folder, not the URL: its processes would "

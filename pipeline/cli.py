@@ -14,7 +14,7 @@ import os
 import sys
 
 from .errors import PipelineError
-from .remote import Remote, data_location, is_url
+from .remote import Remote, data_location
 
 # name -> module; the order is the order of the pipeline.
 STAGES = {
@@ -72,7 +72,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    remote = Remote.of(args.data, args.subset) if is_url(getattr(args, "data", "")) else None
+    remote = Remote.of(args.data, args.subset) if hasattr(args, "data") else None
     if remote is not None:
         args.data = remote.mirror.parent
     if args.command in STAGES:

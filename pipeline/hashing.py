@@ -41,7 +41,7 @@ _DCT = 2 * np.cos(np.pi * np.outer(np.arange(BITS), 2 * np.arange(SIZE) + 1) / (
 
 def bits_to_int64(bits: np.ndarray) -> int:
     """A boolean 8x8 hash, row-major with the first bit most significant, as a signed 64-bit int."""
-    return int.from_bytes(np.packbits(np.asarray(bits, dtype=bool).flatten()).tobytes(), "big", signed=True)
+    return _ints(np.asarray(bits, dtype=bool).reshape(1, -1))[0]
 
 
 class Hashes(NamedTuple):
@@ -76,6 +76,7 @@ def _dhash_pixels(pixels: np.ndarray) -> list[int]:
 
 
 def _ints(bits: np.ndarray) -> list[int]:
+    """Each row of a boolean (n, 64) array as a signed 64-bit int (``bits_to_int64``, n at once)."""
     return [int.from_bytes(row.tobytes(), "big", signed=True) for row in np.packbits(bits, axis=1)]
 
 

@@ -76,8 +76,11 @@ class Remote:
     mirror: Path
 
     @classmethod
-    def of(cls, data: str, subset: str) -> "Remote":
-        url = f"{data.rstrip('/')}/{subset}"
+    def of(cls, data: str | os.PathLike, subset: str) -> "Remote | None":
+        """The mirror of ``<data>/<subset>`` when ``data`` is a URL; None for a local data root."""
+        if not is_url(data):
+            return None
+        url = f"{str(data).rstrip('/')}/{subset}"
         protocol, _, rest = url.partition("://")
         return cls(url, cache_root() / protocol / re.sub(r"[^A-Za-z0-9._/-]", "_", rest).strip("/"))
 
