@@ -29,12 +29,13 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from .lanczos import resize_many
+from .lanczos import resize_many, resize_sums, round_sums
 from .pixels import to_rgb, upright
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
 INNER_BORDER = 0.05  # the inner view leaves out this fraction of the width (height) on each side
+_HASH_SIZES = [(SIZE, SIZE), (BITS + 1, BITS)] * 2  # (width, height): the whole, then the inner view
 # Rows 0..7 of the unnormalised DCT-II matrix (scipy.fftpack.dct's convention): 2 cos(pi k (2n+1) / 2N).
 _DCT = 2 * np.cos(np.pi * np.outer(np.arange(BITS), 2 * np.arange(SIZE) + 1) / (2 * SIZE))
 
@@ -58,38 +59,40 @@ class Hashes(NamedTuple):
 VIEWS = ("", "_mirror", "_inner")  # column suffixes: the whole image, its mirror image, its inner part
 
 
-def _grey_pixels(image: Image.Image) -> np.ndarray:
+def grey_pixels(image: Image.Image) -> np.ndarray:
+    """The 8-bit greyscale array the hashes start from (Pillow's "L" conversion)."""
     return np.asarray(image if image.mode == "L" else image.convert("L"))
 
 
-def _phash_pixels(pixels: np.ndarray) -> list[int]:
-    """pHashes of a stack of 32x32 greyscale inputs."""
+def _phash_bits(pixels: np.ndarray) -> np.ndarray:
+    """pHash bits, (n, 64), of a stack of 32x32 greyscale inputs."""
     # Rounding removes the matrix product's last-bit noise, which would otherwise decide
     # ties that scipy's DCT computes exactly (a flat image's zero AC coefficients).
     low = np.round(_DCT @ pixels @ _DCT.T, 6).reshape(len(pixels), -1)
-    return _ints(low > np.median(low, axis=1, keepdims=True))
+    middle = np.partition(low, (31, 32), axis=1)  # np.median's two middle values, and its mean of them
+    return low > (middle[:, 31:32] + middle[:, 32:33]) / 2
 
 
-def _dhash_pixels(pixels: np.ndarray) -> list[int]:
-    """dHashes of a stack of 8-row, 9-column greyscale inputs."""
-    return _ints((pixels[:, :, 1:] > pixels[:, :, :-1]).reshape(len(pixels), -1))
+def _dhash_bits(pixels: np.ndarray) -> np.ndarray:
+    """dHash bits, (n, 64), of a stack of 8-row, 9-column greyscale inputs."""
+    return (pixels[:, :, 1:] > pixels[:, :, :-1]).reshape(len(pixels), -1)
 
 
 def _ints(bits: np.ndarray) -> list[int]:
     """Each row of a boolean (n, 64) array as a signed 64-bit int (``bits_to_int64``, n at once)."""
-    return [int.from_bytes(row.tobytes(), "big", signed=True) for row in np.packbits(bits, axis=1)]
+    return np.packbits(bits, axis=1).view(">i8").ravel().tolist()
 
 
 def phash64(image: Image.Image) -> int:
     """imagehash.phash of ``image`` exactly as given (no decoding rule applied)."""
-    pixels = _grey_pixels(image)
-    return _phash_pixels(np.stack(resize_many(pixels, [(SIZE, SIZE)], [(0, 0, *image.size)])))[0]
+    pixels = grey_pixels(image)
+    return _ints(_phash_bits(np.stack(resize_many(pixels, [(SIZE, SIZE)], [(0, 0, *image.size)]))))[0]
 
 
 def dhash64(image: Image.Image) -> int:
     """imagehash.dhash of ``image`` exactly as given."""
-    pixels = _grey_pixels(image)
-    return _dhash_pixels(np.stack(resize_many(pixels, [(BITS + 1, BITS)], [(0, 0, *image.size)])))[0]
+    pixels = grey_pixels(image)
+    return _ints(_dhash_bits(np.stack(resize_many(pixels, [(BITS + 1, BITS)], [(0, 0, *image.size)]))))[0]
 
 
 def inner_box(width: int, height: int) -> tuple[int, int, int, int]:
@@ -100,13 +103,26 @@ def inner_box(width: int, height: int) -> tuple[int, int, int, int]:
 
 def hashes_of(image: Image.Image) -> Hashes:
     """The six hashes of an image decoded by the hashing rule (``decode_for_hash``)."""
-    pixels = _grey_pixels(image)
-    whole, middle = (0, 0, image.width, image.height), inner_box(*image.size)
-    big, small, big_inner, small_inner = resize_many(
-        pixels, [(SIZE, SIZE), (BITS + 1, BITS)] * 2, [whole, whole, middle, middle])
-    phash, phash_mirror, phash_inner = _phash_pixels(np.stack([big, big[:, ::-1], big_inner]))
-    dhash, dhash_mirror, dhash_inner = _dhash_pixels(np.stack([small, small[:, ::-1], small_inner]))
-    return Hashes(phash, phash_mirror, phash_inner, dhash, dhash_mirror, dhash_inner)
+    return hashes_of_pixels([grey_pixels(image)])[0]
+
+
+def hashes_of_pixels(images: list[np.ndarray]) -> list[Hashes]:
+    """``hashes_of`` for many images at once, given as ``grey_pixels`` arrays: each image
+    costs its resizes, and the rounding, mirroring, DCTs and bit packing are done once for all
+    (about half the numpy calls when a folder is hashed 32 files at a time)."""
+    n = len(images)
+    big, small = np.empty((n, 3, SIZE, SIZE)), np.empty((n, 3, BITS, BITS + 1))
+    for k, pixels in enumerate(images):
+        height, width = pixels.shape
+        whole, middle = (0, 0, width, height), inner_box(width, height)
+        resize_sums(pixels, _HASH_SIZES, [whole, whole, middle, middle], [big[k, 0], small[k, 0], big[k, 2], small[k, 2]])
+    for views in (big, small):
+        round_sums(views[:, 0::2])
+        views[:, 1] = views[:, 0, :, ::-1]  # the mirror image's hash input is the mirrored input
+    bits = np.concatenate([_phash_bits(big.reshape(-1, SIZE, SIZE)).reshape(n, 3, -1),
+                           _dhash_bits(small.reshape(-1, BITS, BITS + 1)).reshape(n, 3, -1)], axis=1)
+    ints = _ints(bits.reshape(-1, BITS * BITS))
+    return [Hashes(*ints[6 * k:6 * k + 6]) for k in range(n)]
 
 
 def decode_for_hash(image: Image.Image) -> Image.Image:

@@ -17,13 +17,13 @@ matrix products compute them exactly in any order. tests/test_lanczos.py compare
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from PIL import __version__ as _pillow_version
 
 PRECISION_BITS = 22  # 32 - 8 - 2, as Resample.c
 SUPPORT = 3.0        # LANCZOS: sinc windowed by sinc(x/3) on [-3, 3)
-_HALF = float(1 << (PRECISION_BITS - 1))
 _UNIT = 1.0 / (1 << PRECISION_BITS)
 _PILLOW_13 = int(_pillow_version.split(".")[0]) >= 13
 
@@ -64,8 +64,12 @@ def coefficients(in_size: int, out_size: int, start: int = 0, length: int | None
     return matrix
 
 
-def _round(sums: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor((sums + _HALF) * _UNIT), 0.0, 255.0)
+def round_sums(sums: np.ndarray) -> np.ndarray:
+    """Resample.c's ``clip8((sum + half) >> 22)``, in place, on sums already scaled by 2**-22."""
+    np.add(sums, 0.5, out=sums)
+    np.floor(sums, out=sums)
+    np.maximum(sums, 0.0, out=sums)
+    return np.minimum(sums, 255.0, out=sums)
 
 
 def vertical_first(width: int, height: int, out_width: int, out_height: int) -> bool:
@@ -74,31 +78,66 @@ def vertical_first(width: int, height: int, out_width: int, out_height: int) -> 
     return _PILLOW_13 and out_height < height and height - out_height > 2 * (width - out_width)
 
 
+class _Plan(NamedTuple):
+    """The cached products of ``resize_sums`` for one image size, sizes and boxes: for each
+    pass order, the first pass's matrices side by side (so one product serves every output)
+    and, per output, its slice of that product and its second matrix."""
+
+    across: np.ndarray | None  # (width, sum of out widths): image @ across
+    across_outputs: tuple[tuple[int, slice, np.ndarray], ...]  # second pass: matrix @ rows[:, part]
+    down: np.ndarray | None    # (sum of out heights, height): down @ image
+    down_outputs: tuple[tuple[int, slice, np.ndarray], ...]  # second pass: columns[part] @ matrix
+
+
+def _parts(lengths: list[int]) -> list[slice]:
+    ends = np.cumsum(lengths, dtype=np.int64).tolist()
+    return [slice(end - n, end) for n, end in zip(lengths, ends)]
+
+
+@lru_cache(maxsize=1024)
+def _plan(width: int, height: int, sizes: tuple, boxes: tuple) -> _Plan:
+    # Scaled by 2**-22, the fixed-point matrices stay exact (a power of two), and each pass
+    # ends in one add, floor and clip.
+    across_first, down_first = [], []
+    for i, ((out_w, out_h), (left, top, right, bottom)) in enumerate(zip(sizes, boxes)):
+        across = coefficients(width, out_w, left, right - left) * _UNIT
+        down = coefficients(height, out_h, top, bottom - top) * _UNIT
+        if vertical_first(right - left, bottom - top, out_w, out_h):
+            down_first.append((i, down, np.ascontiguousarray(across.T)))
+        else:
+            across_first.append((i, across, down))
+    across = down = None
+    if across_first:
+        across = np.ascontiguousarray(np.concatenate([a for _, a, _ in across_first]).T)
+    if down_first:
+        down = np.concatenate([d for _, d, _ in down_first])
+    return _Plan(
+        across, tuple((i, part, d) for (i, a, d), part in zip(across_first, _parts([len(a) for _, a, _ in across_first]))),
+        down, tuple((i, part, a) for (i, d, a), part in zip(down_first, _parts([len(d) for _, d, _ in down_first]))))
+
+
+def resize_sums(pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]],
+                out: list[np.ndarray]) -> None:
+    """``resize_many`` into ``out`` (float64 arrays of the sizes, (height, width)), all but the
+    last rounding: ``round_sums`` finishes them, so a caller with many images rounds once."""
+    height, width = pixels.shape
+    plan = _plan(width, height, tuple(sizes), tuple(boxes))
+    image = pixels.astype(np.float64)
+    if plan.across is not None:
+        rows = round_sums(image @ plan.across)
+        for i, part, down in plan.across_outputs:
+            np.matmul(down, rows[:, part], out=out[i])
+    if plan.down is not None:
+        columns = round_sums(plan.down @ image)
+        for i, part, across in plan.down_outputs:
+            np.matmul(columns[part], across, out=out[i])
+
+
 def resize_many(pixels: np.ndarray, sizes: list[tuple[int, int]],
                 boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
     """``Image.fromarray(pixels).crop(box).resize(size, LANCZOS)`` for each size and box,
     as float64 arrays; ``pixels`` is a 2-D uint8 (greyscale) array. The outputs whose
     horizontal pass comes first share one product over the image, the others another."""
-    height, width = pixels.shape
-    image = pixels.astype(np.float64)
-    jobs = [(size, box, coefficients(width, size[0], box[0], box[2] - box[0]),
-             coefficients(height, size[1], box[1], box[3] - box[1])) for size, box in zip(sizes, boxes)]
-    first = [vertical_first(box[2] - box[0], box[3] - box[1], *size) for size, box, _, _ in jobs]
-    out: list[np.ndarray | None] = [None] * len(jobs)
-    across_first = [i for i, v in enumerate(first) if not v]
-    if across_first:
-        rows = _round(image @ np.concatenate([jobs[i][2] for i in across_first]).T)
-        column = 0
-        for i in across_first:
-            (w, _), _, _, down = jobs[i]
-            out[i] = _round(down @ rows[:, column:column + w])
-            column += w
-    down_first = [i for i, v in enumerate(first) if v]
-    if down_first:
-        columns = _round(np.concatenate([jobs[i][3] for i in down_first]) @ image)
-        row = 0
-        for i in down_first:
-            (_, h), _, across, _ = jobs[i]
-            out[i] = _round(columns[row:row + h] @ across.T)
-            row += h
-    return out
+    out = [np.empty((h, w)) for w, h in sizes]
+    resize_sums(pixels, sizes, boxes, out)
+    return [round_sums(o) for o in out]

@@ -7,6 +7,7 @@ top have none. A file Pillow cannot read is listed as a failure, not hashed.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -17,11 +18,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline import schemas
-from pipeline.hashing import Hashes, decode_for_hash, hashes_of
+from pipeline.hashing import Hashes, decode_for_hash, grey_pixels, hashes_of_pixels
 from pipeline.pixels import upright_size
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-CHUNK = 32  # files per task sent to a local worker
+CHUNK = 32  # files per task sent to a local worker, hashed together
 RAY_CHUNK = 512  # files per Ray task
 
 
@@ -31,20 +32,26 @@ def image_files(folder: Path) -> list[str]:
                   if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith("."))
 
 
-def hash_file(path: Path) -> tuple | str:
-    """(sha256, width, height, Hashes) of an image file, or why it could not be read."""
-    try:
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = upright_size(image)
-            hashes = hashes_of(decode_for_hash(image))
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
-        return f"{type(e).__name__}: {e}"
-    return hashlib.sha256(data).hexdigest(), width, height, hashes
-
-
 def hash_files(paths: list[Path]) -> list[tuple | str]:
-    return [hash_file(p) for p in paths]
+    """For each image file, (sha256, width, height, Hashes), or why it could not be read.
+    The files are decoded one by one, then hashed together (``hashes_of_pixels``)."""
+    read: list[tuple | str] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = upright_size(image)
+                pixels = grey_pixels(decode_for_hash(image))
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+            read.append(f"{type(e).__name__}: {e}")
+            continue
+        read.append((hashlib.sha256(data).hexdigest(), width, height, pixels))
+    hashes = iter(hashes_of_pixels([r[3] for r in read if not isinstance(r, str)]))
+    return [r if isinstance(r, str) else (*r[:3], next(hashes)) for r in read]
+
+
+def hash_file(path: Path) -> tuple | str:
+    return hash_files([path])[0]
 
 
 def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
@@ -73,15 +80,16 @@ def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[
     try:
         if executor == "ray":
             results = _hash_on_ray(paths, bar)
-        elif processes <= 1 or len(files) <= CHUNK:
-            for path in paths:
-                results.append(hash_file(path))
-                bar.update()
         else:
-            with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                for result in pool.imap(hash_file, paths, chunksize=CHUNK):
-                    results.append(result)
-                    bar.update()
+            chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            with contextlib.ExitStack() as stack:
+                if processes > 1 and len(chunks) > 1:
+                    mapped = stack.enter_context(multiprocessing.get_context("spawn").Pool(processes)).imap(hash_files, chunks)
+                else:
+                    mapped = map(hash_files, chunks)
+                for chunk in mapped:
+                    results.extend(chunk)
+                    bar.update(len(chunk))
     finally:
         bar.close()
     rows = {name: [] for name in schemas.HASHES.names}
