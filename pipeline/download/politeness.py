@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import urllib.robotparser
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class _Bucket:
         self.burst = burst
         self.tat = 0.0          # theoretical arrival time of the next request (GCRA)
         self.paused_until = 0.0
+        self.queue: collections.deque[asyncio.Future] = collections.deque()  # waiters, in turn
 
 
 class HostPacer:
@@ -116,19 +118,30 @@ class HostPacer:
         return self.buckets[host]
 
     async def wait(self, host: str) -> None:
-        """Return when a request to ``host`` may be sent. Each caller reserves its own slot,
-        so many waiters on one host wake one at a time."""
+        """Return when a request to ``host`` may be sent. Waiters on one host take turns:
+        only the first sleeps, so many waiters wake one at a time, and its slot follows the
+        rate and pause as they are when its turn comes. (Slots reserved on arrival kept the
+        halved rate of a 429 for every request queued behind it, however fast the host
+        recovered: a tail of seconds per slowed host.)"""
         if self.rate <= 0:
             return
         bucket = self._bucket(host)
-        while True:
-            now = time.monotonic()
-            slot = max(bucket.tat, now - (bucket.burst - 1) / bucket.rate, bucket.paused_until)
-            bucket.tat = slot + 1 / bucket.rate
-            if slot > now:
+        turn = asyncio.get_running_loop().create_future()
+        bucket.queue.append(turn)
+        try:
+            if len(bucket.queue) > 1:
+                await turn
+            while True:
+                now = time.monotonic()
+                slot = max(bucket.tat, now - (bucket.burst - 1) / bucket.rate, bucket.paused_until)
+                if slot <= now:
+                    bucket.tat = slot + 1 / bucket.rate
+                    return
                 await asyncio.sleep(slot - now)
-            if bucket.paused_until <= time.monotonic():
-                return
+        finally:
+            bucket.queue.remove(turn)
+            if bucket.queue and not bucket.queue[0].done():
+                bucket.queue[0].set_result(None)
 
     def slow_down(self, host: str, pause: float | None) -> None:
         """The host said too many (429, 503): halve its rate, send nothing for ``pause`` s."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import itertools
 import json
 import time
@@ -105,6 +106,7 @@ def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress 
     starts as soon as the last URL of the current one is handed out, so a shard's slowest
     URLs (retry waits, timeouts) never leave the worker idle. All jobs share one settings."""
     _lean_allocators()
+    _calm_collector()
     asyncio.run(_download(next_job, progress or (lambda *a: None), done))
 
 
@@ -118,6 +120,16 @@ def _lean_allocators() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def _calm_collector() -> None:
+    """Python's cycle collector ran every 700 allocations and, as a shard's outcomes piled
+    up, walked every object of the process again and again: 9% of the event loop's time
+    (py-spy). What exists now is frozen out of its sight, and it runs ten times less often;
+    a download makes few cycles (freed by reference counts), so memory stays as it was."""
+    gc.freeze()
+    threshold, *older = gc.get_threshold()
+    gc.set_threshold(threshold * 10, *older)
 
 
 class _Shard:
