@@ -21,7 +21,7 @@ from pipeline.candidates.search import retry_after
 
 from . import status
 from .politeness import Blocklist, HostPacer, Politeness, Robots, optout_signal
-from .safety import BlockedAddress, SafeConnector, url_problem
+from .safety import BlockedAddress, SafeConnector, parse_url
 
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 64 * 1024
@@ -84,11 +84,10 @@ class Fetcher:
         await self.session.close()
 
     async def fetch(self, url: str) -> Fetched:
-        problem = url_problem(url)
-        if problem:
-            return Fetched(status.BAD_URL, error=problem)
+        target = parse_url(url)
+        if isinstance(target, str):
+            return Fetched(status.BAD_URL, error=target)
         result = Fetched(status.CONNECTION_ERROR)
-        target = URL(url)
         redirects = retries = 0
         while True:
             stop = await self._rules(target)
@@ -181,10 +180,10 @@ class Fetcher:
             following = target.join(URL(location))
         except ValueError as e:
             return _final(result, status.BAD_URL, f"redirect to {location!r}: {e}")
-        problem = url_problem(str(following))
-        if problem:
-            return _final(result, status.BAD_URL, f"redirect to {following}: {problem}")
-        return following
+        checked = parse_url(following)
+        if isinstance(checked, str):
+            return _final(result, status.BAD_URL, f"redirect to {following}: {checked}")
+        return checked
 
 
 def _final(result: Fetched, status_: str, error: str | None) -> Fetched:

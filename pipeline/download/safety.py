@@ -21,19 +21,21 @@ class BlockedAddress(OSError):
     """The host resolves to an address we refuse to contact."""
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be fetched at all, or None when it is a well-formed http(s) URL."""
-    if len(url) > MAX_URL_LENGTH:
+def parse_url(url: str | URL) -> URL | str:
+    """``url`` as a yarl URL when it is a well-formed http(s) URL, else why it cannot be
+    fetched at all (parsed once: the request is sent with the URL checked here)."""
+    if len(url if isinstance(url, str) else str(url)) > MAX_URL_LENGTH:
         return f"longer than {MAX_URL_LENGTH} characters"
-    try:
-        parsed = URL(url)
-    except (ValueError, TypeError) as e:
-        return f"not a URL ({e})"
-    if parsed.scheme not in SCHEMES:
-        return f"scheme {parsed.scheme or '(none)'!r} is not http or https"
-    if not parsed.host:
+    if isinstance(url, str):
+        try:
+            url = URL(url)
+        except (ValueError, TypeError) as e:
+            return f"not a URL ({e})"
+    if url.scheme not in SCHEMES:
+        return f"scheme {url.scheme or '(none)'!r} is not http or https"
+    if not url.host:
         return "no host"
-    return None
+    return url
 
 
 def host_of(url: str) -> str:
