@@ -152,13 +152,18 @@ class Fetcher:
                 if response.content_length is not None and response.content_length > n.max_bytes:
                     return _final(result, status.TOO_LARGE,
                                   f"Content-Length {response.content_length} is over {n.max_bytes} bytes")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    body += chunk
-                    result.nbytes = len(body)
-                    if len(body) > n.max_bytes:
-                        return _final(result, status.TOO_LARGE, f"body is over {n.max_bytes} bytes")
-                result.body = bytes(body)
+                try:
+                    if response.content_length is not None:  # within max_bytes: read it in one go
+                        result.body = await response.content.read()
+                    else:
+                        body = bytearray()
+                        async for chunk in response.content.iter_chunked(CHUNK):
+                            body += chunk
+                            if len(body) > n.max_bytes:
+                                return _final(result, status.TOO_LARGE, f"body is over {n.max_bytes} bytes")
+                        result.body = bytes(body)
+                finally:
+                    result.nbytes = response.content.total_bytes
                 return _final(result, status.OK, None)
         except aiohttp.ClientConnectorDNSError as e:
             if isinstance(e.os_error, BlockedAddress):
