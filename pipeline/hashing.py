@@ -113,6 +113,8 @@ def hashes_of_pixels(images: list[np.ndarray]) -> list[Hashes]:
     costs its resizes, and the rounding, mirroring, DCTs and bit packing are done once for all
     (about half the numpy calls when a folder is hashed 32 files at a time)."""
     n = len(images)
+    if not n:
+        return []
     big, small = np.empty((n, 3, SIZE, SIZE)), np.empty((n, 3, BITS, BITS + 1))
     for k, pixels in enumerate(images):
         height, width = pixels.shape

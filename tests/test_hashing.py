@@ -7,7 +7,9 @@ import io
 import imagehash
 from PIL import Image, ImageOps
 
-from pipeline.hashing import bits_to_int64, decode_for_hash, dhash64, hashes_of, hashes_of_bytes, hex_of, inner_box, phash64
+from pipeline.dedupe.folder import hash_files
+from pipeline.hashing import (bits_to_int64, decode_for_hash, dhash64, grey_pixels, hashes_of, hashes_of_bytes,
+                              hashes_of_pixels, hex_of, inner_box, phash64)
 from pipeline.imagehost.pictures import picture_jpeg
 
 
@@ -37,6 +39,22 @@ def check(image: Image.Image) -> None:
 def test_phash64_and_dhash64_are_imagehash_on_pictures():
     for image in pictures():
         check(image)
+
+
+def test_hashing_many_images_at_once_gives_each_its_own_hashes(tmp_path):
+    """A folder is hashed a chunk at a time: images of many sizes and both pass orders
+    together, and a chunk whose files all fail, give what each image alone gives."""
+    images = pictures()
+    assert hashes_of_pixels([grey_pixels(i) for i in images]) == [hashes_of(i) for i in images]
+    assert hashes_of_pixels([]) == []
+    for n, image in enumerate(images[:3]):
+        image.convert("RGB").save(tmp_path / f"{n}.jpg", quality=90)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG after all")
+    paths = [tmp_path / "broken.jpg", tmp_path / "0.jpg", tmp_path / "broken.jpg", tmp_path / "1.jpg", tmp_path / "2.jpg"]
+    together = hash_files(paths)
+    assert together == [hash_files([path])[0] for path in paths]
+    assert isinstance(together[0], str) and isinstance(together[2], str)
+    assert hash_files([tmp_path / "broken.jpg"] * 2) == [together[0]] * 2
 
 
 def test_phash64_and_dhash64_are_imagehash_on_real_photos(shared):
