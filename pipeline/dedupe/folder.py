@@ -51,6 +51,7 @@ def hash_files(paths: list[Path]) -> list[tuple | str]:
 
 
 def hash_file(path: Path) -> tuple | str:
+    """``hash_files`` of one file."""
     return hash_files([path])[0]
 
 

@@ -24,7 +24,7 @@ from pipeline.cluster import ray_module
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_bytes
 
-from .shard import ShardJob, download_shard, download_shards, finished
+from .shard import ShardJob, calm_collector, download_shard, download_shards, finished
 
 EXECUTORS = ("local", "ray")
 REPORT_EVERY = 0.25  # seconds between a worker's progress messages
@@ -108,6 +108,7 @@ def _worker(jobs, channel) -> None:
         reporter.flush()
         channel.put(("done", stats))
 
+    calm_collector()
     try:
         download_shards(next_job, reporter, done)
     except BaseException as e:

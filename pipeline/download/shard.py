@@ -35,6 +35,7 @@ CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
 ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
 WAITERS = 4      # worker coroutines per connection
 M_ARENA_MAX = -8  # glibc's mallopt parameter
+GC_THRESHOLD = 7_000  # allocations between the cycle collector's young passes (Python's default: 700)
 
 # progress(urls_done, ok, bytes_received): called often, must be cheap.
 Progress = Callable[[int, int, int], None]
@@ -106,7 +107,6 @@ def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress 
     starts as soon as the last URL of the current one is handed out, so a shard's slowest
     URLs (retry waits, timeouts) never leave the worker idle. All jobs share one settings."""
     _lean_allocators()
-    _calm_collector()
     asyncio.run(_download(next_job, progress or (lambda *a: None), done))
 
 
@@ -122,14 +122,16 @@ def _lean_allocators() -> None:
         pass
 
 
-def _calm_collector() -> None:
-    """Python's cycle collector ran every 700 allocations and, as a shard's outcomes piled
-    up, walked every object of the process again and again: 9% of the event loop's time
-    (py-spy). What exists now is frozen out of its sight, and it runs ten times less often;
-    a download makes few cycles (freed by reference counts), so memory stays as it was."""
+def calm_collector() -> None:
+    """For a worker process, before it downloads. Python's cycle collector ran every 700
+    allocations and, as a shard's outcomes piled up, walked every object of the process again
+    and again: 9% of the event loop's time (py-spy). What exists now (imports, settings) is
+    collected once and frozen out of its sight, and it runs ten times less often; a download
+    makes few cycles (freed by reference counts), so memory stays as it was. Not for a
+    process that goes on to other work: frozen objects are never collected."""
+    gc.collect()
     gc.freeze()
-    threshold, *older = gc.get_threshold()
-    gc.set_threshold(threshold * 10, *older)
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 class _Shard:
