@@ -91,9 +91,16 @@ class _Plan(NamedTuple):
     down_outputs: tuple[tuple[int, slice, np.ndarray], ...]  # second pass: columns[part] @ matrix
 
 
-def _parts(lengths: list[int]) -> list[slice]:
-    ends = np.cumsum(lengths, dtype=np.int64).tolist()
-    return [slice(end - n, end) for n, end in zip(lengths, ends)]
+def _stacked(jobs: list[tuple[int, np.ndarray, np.ndarray]]) -> tuple[np.ndarray | None, tuple]:
+    """The first-pass matrices of ``jobs`` (output index, first, second) one above the other,
+    and for each job its output index, its rows of that stack and its second matrix."""
+    if not jobs:
+        return None, ()
+    outputs, start = [], 0
+    for i, first, second in jobs:
+        outputs.append((i, slice(start, start + len(first)), second))
+        start += len(first)
+    return np.concatenate([first for _, first, _ in jobs]), tuple(outputs)
 
 
 @lru_cache(maxsize=1024)
@@ -108,14 +115,9 @@ def _plan(width: int, height: int, sizes: tuple, boxes: tuple) -> _Plan:
             down_first.append((i, down, np.ascontiguousarray(across.T)))
         else:
             across_first.append((i, across, down))
-    across = down = None
-    if across_first:
-        across = np.ascontiguousarray(np.concatenate([a for _, a, _ in across_first]).T)
-    if down_first:
-        down = np.concatenate([d for _, d, _ in down_first])
-    return _Plan(
-        across, tuple((i, part, d) for (i, a, d), part in zip(across_first, _parts([len(a) for _, a, _ in across_first]))),
-        down, tuple((i, part, a) for (i, d, a), part in zip(down_first, _parts([len(d) for _, d, _ in down_first]))))
+    across, across_outputs = _stacked(across_first)
+    down, down_outputs = _stacked(down_first)
+    return _Plan(None if across is None else np.ascontiguousarray(across.T), across_outputs, down, down_outputs)
 
 
 def resize_sums(pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]],
