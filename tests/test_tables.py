@@ -1,13 +1,16 @@
 """Tables are written with, and checked against, the one schema of pipeline.schemas."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas
 from pipeline.errors import InputError
-from pipeline.tables import read_table, write_table
+from pipeline.tables import _array, read_table, write_table
 
 ROW = {"wnid": ["n01440764"], "class_index": [0], "name": ["tench"], "lemmas": [["tench", "Tinca tinca"]],
        "gloss": ["a fish"], "lexname": ["noun.animal"], "depth": [16], "parents": [["n01439121"]],
@@ -57,3 +60,28 @@ def test_not_parquet_at_all(tmp_path):
     path.write_bytes(b"PK\x03\x04 this is a zip, not parquet")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         read_table(path, schemas.SYNSETS)
+
+
+def test_ledger_and_image_columns_are_built_as_pa_array_builds_them_without_pandas(tmp_path):
+    """Text, bytes and integers (the download workers' columns) skip pa.array, which imports
+    pandas; the values, nulls and errors are pa.array's."""
+    script = """
+import sys
+import pyarrow as pa
+from pipeline import schemas
+from pipeline.tables import read_table, write_table
+rows = {"candidate_id": ["a", "b"], "wnid": ["n1", "n2"], "url": ["http://x/ü", "http://y/"], "host": ["x", "y"],
+        "status": ["ok", "timeout"], "http_status": [200, None], "error": [None, "no answer"],
+        "bytes": [2**40, 0], "attempts": [1, 3], "elapsed_ms": [5, 10000]}
+write_table(rows, sys.argv[1], schemas.LEDGER)
+assert "pandas" not in sys.modules
+assert read_table(sys.argv[1], schemas.LEDGER).to_pydict() == rows
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ledger.parquet")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for values, type_ in ((["a", None, "ü"], pa.string()), ([b"\xff", None, b""], pa.binary()), ([], pa.string()),
+                          ([1, None, -3], pa.int16()), ([None, None], pa.int64()), ([], pa.int32())):
+        assert _array(values, type_).equals(pa.array(values, type=type_))
+    for values, type_ in (([40000], pa.int16()), (["x"], pa.int64()), ([True], pa.int32()), ([1], pa.string())):
+        with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+            _array(values, type_)
