@@ -138,9 +138,14 @@ def decode_for_hash(image: Image.Image) -> Image.Image:
     return image if image.mode in ("L", "RGB") else to_rgb(image)
 
 
-def hashes_of_bytes(data: bytes) -> Hashes:
+def grey_of_bytes(data: bytes) -> np.ndarray:
+    """The ``grey_pixels`` of encoded image bytes, decoded by the hashing rule."""
     with Image.open(io.BytesIO(data)) as image:
-        return hashes_of(decode_for_hash(image))
+        return grey_pixels(decode_for_hash(image))
+
+
+def hashes_of_bytes(data: bytes) -> Hashes:
+    return hashes_of_pixels([grey_of_bytes(data)])[0]
 
 
 def hex_of(value: int) -> str:

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from pipeline import schemas
 from pipeline.files import atomic_write_text
+from pipeline.hashing import Hashes, hashes_of_pixels
 from pipeline.tables import TableWriter, read_table, write_table
 
 from . import status
@@ -148,7 +149,7 @@ class _Shard:
         self.todo = iter(enumerate(self.candidates))
         self.outcomes: list[tuple | None] = [None] * len(self.candidates)  # (Fetched, elapsed_ms)
         self.left = len(self.candidates)
-        self.images = _empty(schemas.IMAGES)
+        self.images = _empty_images()
         self.ok = self.bytes_stored = 0
         self.writer: TableWriter | None = None  # opened and used on the writer thread only
 
@@ -161,11 +162,15 @@ class _Shard:
             self.ok += 1
             self.bytes_stored += len(stored.data)
         if len(self.images["image_id"]) >= ROW_GROUP or (self.left == 0 and self.images["image_id"]):
-            rows, self.images = self.images, _empty(schemas.IMAGES)
+            rows, self.images = self.images, _empty_images()
             return rows
         return None
 
     def write_images(self, rows: dict[str, list]) -> None:
+        """Hash a row group's images together (``hashes_of_pixels``), then write it."""
+        hashes = hashes_of_pixels(rows.pop("grey"))
+        for k, name in enumerate(Hashes._fields):
+            rows[name] = [h[k] for h in hashes]
         if self.writer is None:
             self.writer = TableWriter(self.job.path("images"), schemas.IMAGES)
         self.writer.write(rows)
@@ -173,6 +178,11 @@ class _Shard:
 
 def _empty(schema) -> dict[str, list]:
     return {name: [] for name in schema.names}
+
+
+def _empty_images() -> dict[str, list]:
+    """Image rows in the making: the hashes' input (``grey``) instead of the hashes."""
+    return {name: [] for name in ["grey", *schemas.IMAGES.names] if name not in Hashes._fields}
 
 
 class _Feed:
@@ -261,7 +271,7 @@ def _finish(shard: _Shard) -> dict:
     """The shard's last files, the stats record last: it marks the shard finished."""
     job = shard.job
     if shard.writer is None:
-        shard.write_images(_empty(schemas.IMAGES))
+        shard.write_images(_empty_images())
     shard.writer.close()
     ledger = _empty(schemas.LEDGER)
     for candidate, (fetched, elapsed_ms) in zip(shard.candidates, shard.outcomes):
@@ -308,7 +318,7 @@ def _add_image_row(images: dict[str, list], candidate: dict, stored: Stored) -> 
         "width": stored.width,
         "height": stored.height,
         "format": stored.format,
-        **stored.hashes._asdict(),
+        "grey": stored.grey,
         "original_width": stored.original_width,
         "original_height": stored.original_height,
         "original_format": stored.original_format,
