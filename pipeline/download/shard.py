@@ -64,7 +64,7 @@ class Limits:
     per_host: int = 16         # connections to one host from this worker
     host_rate: float = 5.0     # requests a second to one host from this worker (0: unpaced)
     host_burst: float = 10.0   # requests to one host that may go at once
-    decode_threads: int = 2    # Pillow releases the GIL while decoding; 0: decode on the event loop's thread
+    decode_threads: int = 2    # Pillow releases the GIL while decoding
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
     jobs = itertools.chain([first], iter(next_job, None))
     rule, limits = first.settings.normalise, first.limits
     writes: list[asyncio.Future] = []  # on one writer thread, so in the order submitted
-    with ThreadPoolExecutor(max(1, limits.decode_threads), thread_name_prefix="decode") as decoders, \
+    with ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode") as decoders, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
 
         def finish(shard: _Shard) -> None:
@@ -246,10 +246,7 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
                     stored = None
                     if fetched.status == status.OK:
                         try:
-                            if limits.decode_threads:
-                                stored = await loop.run_in_executor(decoders, normalise, fetched.body, rule)
-                            else:
-                                stored = normalise(fetched.body, rule)
+                            stored = await loop.run_in_executor(decoders, normalise, fetched.body, rule)
                         except Rejected as rejected:
                             fetched.status, fetched.error = rejected.status, str(rejected)
                         fetched.body = None

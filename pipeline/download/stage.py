@@ -124,12 +124,9 @@ def run(args: argparse.Namespace) -> None:
     workers = min(processes, len(parts)) if args.executor == "local" else processes
     # Decoding threads too: a worker whose decoder has the cores to itself spends none of its
     # time waiting for them (two workers of two threads each on two cores ran slower than one).
-    # A worker with one core decodes on its event loop's thread: a decoding thread there only
-    # adds hand-offs, each waking the loop (2% of images/s, two workers on two cores).
-    cores_each = (os.cpu_count() or 1) // workers
     limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host),
                     host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers),
-                    decode_threads=cores_each if cores_each > 1 else 0)
+                    decode_threads=max(1, (os.cpu_count() or 1) // workers))
 
     def build(out: Path) -> str:
         with ExitStack() as stack:
