@@ -82,7 +82,7 @@ def _array(values: list, type_: pa.DataType) -> pa.Array:
     if pa.types.is_binary(type_) or pa.types.is_string(type_):
         array = _variable_width(values, type_)
     elif type_ in _INTEGERS:
-        array = _integers(values, _INTEGERS[type_], type_)
+        array = _integers(values, type_)
     else:
         array = None
     return pa.array(values, type=type_) if array is None else array
@@ -115,7 +115,8 @@ def _variable_width(values: list, type_: pa.DataType) -> pa.Array | None:
                                                       pa.py_buffer(b"".join(items))])
 
 
-def _integers(values: list, dtype: type, type_: pa.DataType) -> pa.Array | None:
+def _integers(values: list, type_: pa.DataType) -> pa.Array | None:
+    dtype = _INTEGERS[type_]
     validity, nulls = _validity(values)
     if validity is not None:
         values = [0 if null else v for v, null in zip(values, nulls)]
