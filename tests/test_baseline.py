@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -159,7 +160,8 @@ def runs(tmp_path_factory):
         train(config(root, name="parts"), log=interrupt_after_epoch_2)
     assert len((root / "tiny" / "runs" / "parts" / "metrics.jsonl").read_text().splitlines()) == 2
     parts = train(config(root, name="parts", resume=True), log=lambda message: None)
-    return root, whole, parts
+    yield root, whole, parts
+    shutil.rmtree(root)  # two AlexNet runs' weights and checkpoints: 1.3 GB
 
 
 def test_training_learns_and_writes_its_outputs(runs):
