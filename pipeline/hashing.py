@@ -11,7 +11,11 @@ The decoding rule (``decode_for_hash``): a JPEG is decoded at the smallest DCT s
 keeps both sides at least 64 px (Pillow's draft mode: a quarter of the work for a photo,
 and the 32x32 hash input barely changes), greyscale, upright. Every stage hashes through
 it, so a hash made by the download stage and one made from a folder of the same files are
-equal; dedupe compares them with XOR and popcount.
+equal; dedupe compares them with XOR and popcount. ``hash_input`` applies it to encoded bytes:
+a plain JPEG (the common case) goes straight to libjpeg-turbo through simplejpeg, the same
+scaled decode without Pillow's parsing and buffering (about 40 us of a photo's 950 in
+bench/dedupe_speed.py, bit for bit the same pixels: tests/test_hashing.py); anything else, or
+anything libjpeg warns about, goes through Pillow, which decides.
 
 ``hashes_of`` gives the six hashes dedupe compares (``Hashes``): pHash and dHash of three
 views of the image. The mirror view catches flipped copies, which pHash alone never matches
@@ -27,10 +31,11 @@ import io
 from typing import NamedTuple
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 from .lanczos import resize_many, resize_sums, round_sums
-from .pixels import to_rgb, upright
+from .pixels import to_rgb, upright, upright_size
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
@@ -138,10 +143,61 @@ def decode_for_hash(image: Image.Image) -> Image.Image:
     return image if image.mode in ("L", "RGB") else to_rgb(image)
 
 
+def draft_scale(width: int, height: int) -> int:
+    """The DCT scale denominator of the hashing rule: Pillow's ``draft`` for DRAFT_SIDE."""
+    fits = min(width // DRAFT_SIDE, height // DRAFT_SIDE)
+    return next((scale for scale in (8, 4, 2) if fits >= scale), 1)
+
+
+def _has_app1(data: bytes) -> bool:
+    """Whether a JPEG's header segments hold an APP1 (EXIF or XMP, which may carry an
+    orientation); True too where the segments cannot be walked to the scan."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xDA:  # start of scan: no more header segments
+            return False
+        if marker == 0xE1:
+            return True
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return True
+
+
+def _plain_jpeg_input(data: bytes) -> tuple[tuple[int, int], np.ndarray] | None:
+    """``hash_input`` of a JPEG that needs nothing but the scaled decode: greyscale or YCbCr,
+    no APP1 (so upright as stored), within Pillow's pixel limit, and decoded by libjpeg
+    without a warning. None for anything else."""
+    if not data.startswith(b"\xff\xd8") or _has_app1(data):
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        limit = Image.MAX_IMAGE_PIXELS
+        if colorspace not in ("Gray", "YCbCr") or (limit and width * height > limit):
+            return None
+        scale = draft_scale(width, height)
+        size = (-(-width // scale), -(-height // scale))
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=size[0], min_height=size[1],
+                                        min_factor=scale, strict=True)
+    except ValueError:  # libjpeg's errors and warnings (a truncated file): Pillow's path decides
+        return None
+    if pixels.shape[:2] != size[::-1]:
+        return None
+    return (width, height), pixels.reshape(size[1], size[0])
+
+
+def hash_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
+    """The upright (width, height) of encoded image bytes and their ``grey_pixels`` by the
+    hashing rule. Raises what Pillow raises for bytes it cannot read."""
+    plain = _plain_jpeg_input(data)
+    if plain is not None:
+        return plain
+    with Image.open(io.BytesIO(data)) as image:
+        return upright_size(image), grey_pixels(decode_for_hash(image))
+
+
 def grey_of_bytes(data: bytes) -> np.ndarray:
     """The ``grey_pixels`` of encoded image bytes, decoded by the hashing rule."""
-    with Image.open(io.BytesIO(data)) as image:
-        return grey_pixels(decode_for_hash(image))
+    return hash_input(data)[1]
 
 
 def hashes_of_bytes(data: bytes) -> Hashes:

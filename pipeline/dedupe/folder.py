@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import multiprocessing
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline import schemas
-from pipeline.hashing import Hashes, decode_for_hash, grey_pixels, hashes_of_pixels
-from pipeline.pixels import upright_size
+from pipeline.hashing import Hashes, hash_input, hashes_of_pixels
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 CHUNK = 32  # files per task sent to a local worker, hashed together
@@ -39,9 +37,7 @@ def hash_files(paths: list[Path]) -> list[tuple | str]:
     for path in paths:
         try:
             data = path.read_bytes()
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = upright_size(image)
-                pixels = grey_pixels(decode_for_hash(image))
+            (width, height), pixels = hash_input(data)
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
             read.append(f"{type(e).__name__}: {e}")
             continue

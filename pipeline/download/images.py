@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from pipeline.hashing import decode_for_hash, grey_of_bytes, grey_pixels
+from pipeline.hashing import grey_of_bytes
 from pipeline.pixels import orientation, to_rgb, upright, upright_size
 
 from . import status
@@ -93,7 +93,6 @@ def normalise(data: bytes, rule: Normalise) -> Stored:
             if rule.keep_original or (fmt == "JPEG" and image.mode == "RGB" and orientation(image) == 1 and not resize):
                 # The stored bytes are the fetched ones: the hashing decode is the verification.
                 stored, stored_fmt, stored_size = data, fmt, size
-                grey = grey_pixels(decode_for_hash(image))
             else:
                 pixels = _decode_rgb(image, rule.max_side * 2 if resize else 0)
                 if resize:
@@ -103,7 +102,7 @@ def normalise(data: bytes, rule: Normalise) -> Stored:
                 buffer = io.BytesIO()
                 pixels.save(buffer, "JPEG", quality=rule.quality)
                 stored, stored_fmt, stored_size = buffer.getvalue(), "JPEG", pixels.size
-                grey = grey_of_bytes(stored)
+            grey = grey_of_bytes(stored)
     except Image.DecompressionBombError as e:
         raise Rejected(status.DECOMPRESSION_BOMB, str(e)) from None
     except Rejected:
