@@ -12,10 +12,10 @@ keeps both sides at least 64 px (Pillow's draft mode: a quarter of the work for 
 and the 32x32 hash input barely changes), greyscale, upright. Every stage hashes through
 it, so a hash made by the download stage and one made from a folder of the same files are
 equal; dedupe compares them with XOR and popcount. ``hash_input`` applies it to encoded bytes:
-a plain JPEG (the common case) goes straight to libjpeg-turbo through simplejpeg, the same
-scaled decode without Pillow's parsing and buffering (about 40 us of a photo's 950 in
-bench/dedupe_speed.py, bit for bit the same pixels: tests/test_hashing.py); anything else, or
-anything libjpeg warns about, goes through Pillow, which decides.
+an upright YCbCr or greyscale JPEG (the common case) goes straight to libjpeg-turbo through
+simplejpeg, the same scaled decode without Pillow's parsing and buffering (about 40 us of a
+photo's 950 in bench/dedupe_speed.py, bit for bit the same pixels: tests/test_hashing.py);
+anything else, or anything libjpeg warns about, goes through Pillow, which decides.
 
 ``hashes_of`` gives the six hashes dedupe compares (``Hashes``): pHash and dHash of three
 views of the image. The mirror view catches flipped copies, which pHash alone never matches
@@ -35,7 +35,7 @@ import simplejpeg
 from PIL import Image
 
 from .lanczos import resize_many, resize_sums, round_sums
-from .pixels import to_rgb, upright, upright_size
+from .pixels import orientation, to_rgb, upright, upright_size
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
@@ -163,34 +163,43 @@ def _has_app1(data: bytes) -> bool:
     return True
 
 
-def _plain_jpeg_input(data: bytes) -> tuple[tuple[int, int], np.ndarray] | None:
-    """``hash_input`` of a JPEG that needs nothing but the scaled decode: greyscale or YCbCr,
-    no APP1 (so upright as stored), within Pillow's pixel limit, and decoded by libjpeg
-    without a warning. None for anything else."""
-    if not data.startswith(b"\xff\xd8") or _has_app1(data):
+def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG whose hash input libjpeg-turbo gives straight (greyscale or
+    YCbCr, within Pillow's pixel limit); None for any other bytes."""
+    if not data.startswith(b"\xff\xd8"):
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        limit = Image.MAX_IMAGE_PIXELS
-        if colorspace not in ("Gray", "YCbCr") or (limit and width * height > limit):
-            return None
-        scale = draft_scale(width, height)
-        size = (-(-width // scale), -(-height // scale))
+    except ValueError:
+        return None
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if colorspace not in ("Gray", "YCbCr") or (limit and width * height > limit) else (width, height)
+
+
+def _scaled_grey(data: bytes, width: int, height: int) -> np.ndarray | None:
+    """Pillow's draft decode of a plain JPEG (``_plain_jpeg_size``), greyscale at the rule's DCT
+    scale, by libjpeg-turbo through simplejpeg; None where libjpeg errs or warns (a truncated
+    file), for Pillow's path to decide."""
+    scale = draft_scale(width, height)
+    size = (-(-width // scale), -(-height // scale))
+    try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=size[0], min_height=size[1],
                                         min_factor=scale, strict=True)
-    except ValueError:  # libjpeg's errors and warnings (a truncated file): Pillow's path decides
+    except ValueError:
         return None
-    if pixels.shape[:2] != size[::-1]:
-        return None
-    return (width, height), pixels.reshape(size[1], size[0])
+    return pixels.reshape(size[1], size[0]) if pixels.shape[:2] == size[::-1] else None
 
 
 def hash_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
     """The upright (width, height) of encoded image bytes and their ``grey_pixels`` by the
     hashing rule. Raises what Pillow raises for bytes it cannot read."""
-    plain = _plain_jpeg_input(data)
-    if plain is not None:
-        return plain
+    size = _plain_jpeg_size(data)
+    if size is not None and _has_app1(data):  # EXIF or XMP: Pillow reads the orientation
+        with Image.open(io.BytesIO(data)) as image:
+            size = size if orientation(image) == 1 else None
+    pixels = None if size is None else _scaled_grey(data, *size)
+    if pixels is not None:
+        return size, pixels
     with Image.open(io.BytesIO(data)) as image:
         return upright_size(image), grey_pixels(decode_for_hash(image))
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from pipeline.dedupe.folder import hash_files
-from pipeline.hashing import (_plain_jpeg_input, bits_to_int64, decode_for_hash, dhash64, grey_pixels, hash_input,
-                              hashes_of, hashes_of_bytes, hashes_of_pixels, hex_of, inner_box, phash64)
+from pipeline.hashing import (_has_app1, _plain_jpeg_size, _scaled_grey, bits_to_int64, decode_for_hash, dhash64,
+                              grey_pixels, hash_input, hashes_of, hashes_of_bytes, hashes_of_pixels, hex_of, inner_box,
+                              phash64)
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.pixels import upright_size
 
@@ -80,7 +81,7 @@ def test_the_draft_decoding_rule_moves_a_photo_hash_by_a_few_bits_at_most(shared
 
 
 def pillow_input(data: bytes):
-    """``hash_input`` the way every non-plain image takes: Pillow's draft decode."""
+    """``hash_input`` the way an image libjpeg-turbo cannot give straight goes: Pillow's draft decode."""
     with Image.open(io.BytesIO(data)) as image:
         return upright_size(image), grey_pixels(decode_for_hash(image))
 
@@ -91,10 +92,15 @@ def jpeg(image: Image.Image, **options) -> bytes:
     return buffer.getvalue()
 
 
-def assert_same_input(data: bytes, plain: bool) -> None:
+def straight(data: bytes) -> bool:
+    """Whether libjpeg-turbo gives these bytes' hash input without Pillow (orientation aside)."""
+    size = _plain_jpeg_size(data)
+    return size is not None and _scaled_grey(data, *size) is not None
+
+
+def assert_same_input(data: bytes) -> None:
     size, pixels = hash_input(data)
     reference_size, reference = pillow_input(data)
-    assert (_plain_jpeg_input(data) is not None) == plain
     assert size == reference_size and pixels.dtype == reference.dtype
     assert pixels.shape == reference.shape and (pixels == reference).all()
 
@@ -102,32 +108,40 @@ def assert_same_input(data: bytes, plain: bool) -> None:
 def test_plain_jpegs_decode_straight_to_the_pixels_pillows_draft_gives():
     """A plain JPEG skips Pillow (simplejpeg's libjpeg-turbo, the same scaled decode): at every
     DCT scale (sides from under 128 px to 2,000), each chroma subsampling, greyscale and
-    progressive files, the pixels are Pillow's draft decode's, bit for bit."""
+    progressive files, with or without EXIF, the pixels are Pillow's draft decode's, bit for bit."""
     base = Image.open(io.BytesIO(picture_jpeg("n02102040", 3))).convert("RGB")
+    upright_exif = Image.Exif()
+    upright_exif[0x0112] = 1
     for width, height in [(100, 75), (127, 300), (128, 128), (255, 191), (256, 257), (500, 375), (513, 700),
                           (1023, 1024), (2000, 1500)]:
         image = base.resize((width, height))
-        for subsampling in (0, 1, 2):
-            assert_same_input(jpeg(image, quality=90, subsampling=subsampling), plain=True)
-        assert_same_input(jpeg(image, quality=75, progressive=True), plain=True)
-        assert_same_input(jpeg(image.convert("L"), quality=85), plain=True)
+        files = [jpeg(image, quality=90, subsampling=subsampling) for subsampling in (0, 1, 2)]
+        files += [jpeg(image, quality=75, progressive=True), jpeg(image.convert("L"), quality=85),
+                  jpeg(image, quality=90, exif=upright_exif)]
+        for data in files:
+            assert straight(data)
+            assert_same_input(data)
+    assert _has_app1(files[-1]) and not _has_app1(files[0])
 
 
 def test_jpegs_needing_more_than_the_scaled_decode_go_through_pillow():
-    """EXIF (an orientation may turn it), CMYK, and files libjpeg warns about take Pillow's path
-    and get Pillow's answer: a JPEG with corrupt bytes in its scan decodes (as Pillow ignores
-    libjpeg's warnings); a truncated one fails as Pillow fails."""
+    """A rotated JPEG (its EXIF orientation), CMYK, and files libjpeg warns about get Pillow's
+    answer: a JPEG with corrupt bytes in its scan decodes (as Pillow ignores libjpeg's
+    warnings); a truncated one fails as Pillow fails."""
     image = Image.open(io.BytesIO(picture_jpeg("n01440764", 1))).convert("RGB").resize((400, 300))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated: upright it is 300x400
     rotated = jpeg(image, quality=90, exif=exif)
-    assert_same_input(rotated, plain=False)
-    assert hash_input(rotated)[0] == (300, 400)
-    assert_same_input(jpeg(image.convert("CMYK"), quality=90), plain=False)
+    assert_same_input(rotated)
+    assert hash_input(rotated)[0] == (300, 400) and hash_input(rotated)[1].shape == (100, 75)
+    cmyk = jpeg(image.convert("CMYK"), quality=90)
+    assert not straight(cmyk)
+    assert_same_input(cmyk)
     data = jpeg(image, quality=90)
     middle = len(data) // 2
     corrupt = data[:middle] + bytes(range(7, 47)) + data[middle + 40:]  # libjpeg warns, decodes on
-    assert_same_input(corrupt, plain=False)
+    assert straight(data) and not straight(corrupt)
+    assert_same_input(corrupt)
     with pytest.raises(OSError, match="truncated"):
         hash_input(data[:len(data) // 2])
     with pytest.raises(OSError):
@@ -139,6 +153,6 @@ def test_plain_real_photos_decode_to_pillows_pixels(shared):
     plain = 0
     for path in photos:
         data = path.read_bytes()
-        plain += _plain_jpeg_input(data) is not None
-        assert_same_input(data, plain=_plain_jpeg_input(data) is not None)
-    assert plain >= 150, plain  # most photos take the plain path
+        plain += straight(data)
+        assert_same_input(data)
+    assert plain >= 150, plain  # most photos are decoded straight
