@@ -198,8 +198,11 @@ def hash_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
         with Image.open(io.BytesIO(data)) as image:
             size = size if orientation(image) == 1 else None
     pixels = None if size is None else _scaled_grey(data, *size)
-    if pixels is not None:
-        return size, pixels
+    return (size, pixels) if pixels is not None else _pillow_input(data)
+
+
+def _pillow_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
+    """``hash_input`` through Pillow: any format, rotation and colour space, its errors raised."""
     with Image.open(io.BytesIO(data)) as image:
         return upright_size(image), grey_pixels(decode_for_hash(image))
 

@@ -96,6 +96,15 @@ def write_synsets(workdir: Path, wnids: list[str], queries: dict[str, list[str]]
     return write_table(columns, workdir / "synsets.parquet", schemas.SYNSETS) and workdir / "synsets.parquet"
 
 
+def jpeg(image, quality: int = 90, **options) -> bytes:
+    """A Pillow image as JPEG bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, **options)
+    return buffer.getvalue()
+
+
 def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int = 0) -> Path:
     """An image store shard as the download stage writes it, from (image_id, wnid, JPEG bytes)."""
     import hashlib

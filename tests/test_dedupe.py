@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from conftest import rows
+from conftest import jpeg, rows
 from pipeline import schemas
 from pipeline.dedupe.clusters import Settings, cluster, guard_splits
 from pipeline.dedupe.folder import hash_folder
@@ -67,12 +67,6 @@ def test_the_block_plan_keeps_the_pigeonhole_guarantee():
         # sum of (block radius + 1) over the blocks must exceed the search radius.
         assert sum(b.radius + 1 for b in blocks) > radius, (n, radius, blocks)
         assert sum(b.bits for b in blocks) <= 64
-
-
-def jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def picture(wnid: str, n: int) -> Image.Image:

@@ -8,12 +8,12 @@ import imagehash
 import pytest
 from PIL import Image, ImageOps
 
+from conftest import jpeg
 from pipeline.dedupe.folder import hash_files
-from pipeline.hashing import (_has_app1, _plain_jpeg_size, _scaled_grey, bits_to_int64, decode_for_hash, dhash64,
-                              grey_pixels, hash_input, hashes_of, hashes_of_bytes, hashes_of_pixels, hex_of, inner_box,
-                              phash64)
+from pipeline.hashing import (_has_app1, _pillow_input, _plain_jpeg_size, _scaled_grey, bits_to_int64,
+                              decode_for_hash, dhash64, grey_pixels, hash_input, hashes_of, hashes_of_bytes,
+                              hashes_of_pixels, hex_of, inner_box, phash64)
 from pipeline.imagehost.pictures import picture_jpeg
-from pipeline.pixels import upright_size
 
 
 def pictures() -> list[Image.Image]:
@@ -80,18 +80,6 @@ def test_the_draft_decoding_rule_moves_a_photo_hash_by_a_few_bits_at_most(shared
     assert max(distances) <= 4, sorted(distances)[-10:]
 
 
-def pillow_input(data: bytes):
-    """``hash_input`` the way an image libjpeg-turbo cannot give straight goes: Pillow's draft decode."""
-    with Image.open(io.BytesIO(data)) as image:
-        return upright_size(image), grey_pixels(decode_for_hash(image))
-
-
-def jpeg(image: Image.Image, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", **options)
-    return buffer.getvalue()
-
-
 def straight(data: bytes) -> bool:
     """Whether libjpeg-turbo gives these bytes' hash input without Pillow (orientation aside)."""
     size = _plain_jpeg_size(data)
@@ -100,7 +88,7 @@ def straight(data: bytes) -> bool:
 
 def assert_same_input(data: bytes) -> None:
     size, pixels = hash_input(data)
-    reference_size, reference = pillow_input(data)
+    reference_size, reference = _pillow_input(data)
     assert size == reference_size and pixels.dtype == reference.dtype
     assert pixels.shape == reference.shape and (pixels == reference).all()
 

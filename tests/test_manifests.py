@@ -11,18 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from conftest import rows, write_images, write_synsets
+from conftest import jpeg, rows, write_images, write_synsets
 from pipeline import schemas
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.tables import write_table
 
 A, B, C = "n01440764", "n02102040", "n02979186"
-
-
-def jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 @pytest.fixture
