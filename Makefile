@@ -48,7 +48,7 @@ MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--va
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import train summary demo test bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import train summary demo test test-fast lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -131,8 +131,19 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory card SUBSET=demo
 	@$(MAKE) --no-print-directory summary SUBSET=demo
 
-test: $(SETUP) ## the test suite
+test: $(SETUP) ## the test suite, every test (CI runs this)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(SETUP) ## the inner loop: every test not marked slow (AlexNet runs, DDP, browser, S3, Ray)
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: $(SETUP) ## ruff: lint and format check (make format rewrites)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(SETUP) ## ruff: fix what lint can fix and format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/synsets.py

@@ -17,6 +17,7 @@ Every aggregator takes a DataFrame of candidate votes (``image_id, wnid, worker_
 controls and excluded workers already removed by the caller) and returns a DataFrame with
 the columns of ``schemas.LABELS`` sorted by (wnid, image_id).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ PRIOR_ITEMS = 10.0  # pseudo-items from the pool added to each synset's table (5
 
 # -- shared plumbing ---------------------------------------------------------------------------
 
+
 def _checked(votes: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in NEEDED if c not in votes.columns]
     if missing:
@@ -68,13 +70,20 @@ def _items(votes: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 def _labels(items: pd.DataFrame, confidence, accepted, decided, method: str) -> pd.DataFrame:
     """The LABELS columns, in schema order and types."""
     yes, total = items["votes_yes"].to_numpy(), items["votes_total"].to_numpy()
-    out = pd.DataFrame({
-        "image_id": items["image_id"].to_numpy(), "wnid": items["wnid"].to_numpy(),
-        "accepted": np.asarray(accepted, bool), "decided": np.full(len(items), decided, bool),
-        "confidence": np.asarray(confidence, float), "votes_yes": yes.astype(np.int32),
-        "votes_total": total.astype(np.int32), "selection_frequency": yes / np.maximum(total, 1),
-        "method": method, "round": items["round"].to_numpy().astype(np.int32),
-    })
+    out = pd.DataFrame(
+        {
+            "image_id": items["image_id"].to_numpy(),
+            "wnid": items["wnid"].to_numpy(),
+            "accepted": np.asarray(accepted, bool),
+            "decided": np.full(len(items), decided, bool),
+            "confidence": np.asarray(confidence, float),
+            "votes_yes": yes.astype(np.int32),
+            "votes_total": total.astype(np.int32),
+            "selection_frequency": yes / np.maximum(total, 1),
+            "method": method,
+            "round": items["round"].to_numpy().astype(np.int32),
+        }
+    )
     return out[LABELS.names]
 
 
@@ -83,6 +92,7 @@ def _share(items: pd.DataFrame) -> np.ndarray:
 
 
 # -- majority ----------------------------------------------------------------------------------
+
 
 def majority(votes: pd.DataFrame) -> pd.DataFrame:
     """Accept an item when more than half of its votes say yes (a tie is rejected: a
@@ -93,6 +103,7 @@ def majority(votes: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- Dawid-Skene ---------------------------------------------------------------------------------
+
 
 def dawid_skene(votes: pd.DataFrame, n_iter: int = 100, tol: float = 1e-5) -> pd.DataFrame:
     """Binary Dawid-Skene, per synset, as crowd-kit's ``DawidSkene(n_iter, tol)`` run on each
@@ -111,8 +122,9 @@ def dawid_skene(votes: pd.DataFrame, n_iter: int = 100, tol: float = 1e-5) -> pd
     return _labels(items, posterior, posterior > 0.5, True, "dawid_skene")
 
 
-def _em(item: np.ndarray, cell: np.ndarray, synset: np.ndarray, start: np.ndarray,
-        n_iter: int, tol: float) -> np.ndarray:
+def _em(
+    item: np.ndarray, cell: np.ndarray, synset: np.ndarray, start: np.ndarray, n_iter: int, tol: float
+) -> np.ndarray:
     """EM over all synsets together; a synset stops (its posteriors freeze) at its own
     convergence, as if it ran alone. ``cell`` = worker * 2 + answer for each vote.
     Returns P(yes) per item."""
@@ -144,8 +156,9 @@ def _em(item: np.ndarray, cell: np.ndarray, synset: np.ndarray, start: np.ndarra
         joint = (q[item] * (np.log(errors[cell]) + np.log(priors)[vote_synset])).sum(axis=1)
         floored = np.maximum(q, EPS)
         entropy = -(np.log(floored) * floored).sum(axis=1)
-        return (np.bincount(vote_synset, joint, n_synsets) + np.bincount(synset, entropy, n_synsets)) \
-            / np.maximum(votes_per_synset, 1)
+        return (np.bincount(vote_synset, joint, n_synsets) + np.bincount(synset, entropy, n_synsets)) / np.maximum(
+            votes_per_synset, 1
+        )
 
     q = np.stack([1.0 - start, start], axis=1)
     errors, priors = m_step(q)
@@ -165,8 +178,10 @@ def _em(item: np.ndarray, cell: np.ndarray, synset: np.ndarray, start: np.ndarra
 
 # -- worker quality ------------------------------------------------------------------------------
 
-def worker_quality(control_votes: pd.DataFrame, min_accuracy: float = MIN_WORKER_ACCURACY,
-                   all_votes: pd.DataFrame | None = None) -> pd.DataFrame:
+
+def worker_quality(
+    control_votes: pd.DataFrame, min_accuracy: float = MIN_WORKER_ACCURACY, all_votes: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Each worker's accuracy on the known positives and negatives hidden in its tasks: a
     WORKERS table. A worker below ``min_accuracy`` is excluded; one without control answers
     has a null accuracy and is kept (nothing is known against it).
@@ -184,11 +199,16 @@ def worker_quality(control_votes: pd.DataFrame, min_accuracy: float = MIN_WORKER
     workers = pd.concat([assignments, controls], axis=1).fillna(0).sort_index()
     answers = workers["control_answers"].to_numpy()
     accuracy = np.where(answers > 0, workers["control_correct"].to_numpy() / np.maximum(answers, 1), np.nan)
-    out = pd.DataFrame({
-        "worker_id": workers.index.to_numpy(), "assignments": workers["assignments"].to_numpy(np.int32),
-        "control_answers": answers.astype(np.int32), "control_correct": workers["control_correct"].to_numpy(np.int32),
-        "accuracy": accuracy, "excluded": np.nan_to_num(accuracy, nan=1.0) < min_accuracy,
-    })
+    out = pd.DataFrame(
+        {
+            "worker_id": workers.index.to_numpy(),
+            "assignments": workers["assignments"].to_numpy(np.int32),
+            "control_answers": answers.astype(np.int32),
+            "control_correct": workers["control_correct"].to_numpy(np.int32),
+            "accuracy": accuracy,
+            "excluded": np.nan_to_num(accuracy, nan=1.0) < min_accuracy,
+        }
+    )
     return out[WORKERS.names]
 
 
@@ -206,6 +226,7 @@ def drop_excluded(votes: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
 
 # -- dynamic consensus ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ConsensusFit:
     """What ``fit_consensus`` learnt from the initial subsets, per synset.
@@ -219,6 +240,7 @@ class ConsensusFit:
         items, the synset uses the pooled table and model).
     initial: the initial items, ``wnid, image_id, truth`` (majority of all their votes).
     """
+
     initial_votes: int
     tables: pd.DataFrame
     models: pd.DataFrame
@@ -254,8 +276,7 @@ class ConsensusFit:
 def _posterior(model: pd.DataFrame, n: np.ndarray, k: np.ndarray) -> np.ndarray:
     """P(yes | k of n) under independent votes with the model's rates and prior."""
     prior, p1, p0 = (model[c].to_numpy(float) for c in ("prior_yes", "p_yes_given_yes", "p_yes_given_no"))
-    logit = (np.log(prior) - np.log1p(-prior) + k * (np.log(p1) - np.log(p0))
-             + (n - k) * (np.log1p(-p1) - np.log1p(-p0)))
+    logit = np.log(prior) - np.log1p(-prior) + k * (np.log(p1) - np.log(p0)) + (n - k) * (np.log1p(-p1) - np.log1p(-p0))
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -274,8 +295,13 @@ def _initial_items(votes: pd.DataFrame, initial_votes: int, initial) -> pd.Multi
     return counts.index[counts.to_numpy() >= initial_votes]
 
 
-def fit_consensus(votes: pd.DataFrame, initial_votes: int = INITIAL_VOTES, prior: float = PRIOR_ITEMS,
-                  min_items: int = MIN_INITIAL_ITEMS, initial=None) -> ConsensusFit:
+def fit_consensus(
+    votes: pd.DataFrame,
+    initial_votes: int = INITIAL_VOTES,
+    prior: float = PRIOR_ITEMS,
+    min_items: int = MIN_INITIAL_ITEMS,
+    initial=None,
+) -> ConsensusFit:
     """ImageNet's per-synset table P(item shows the synset | k yes of n votes), n <= initial_votes.
 
     The initial items' truth is the majority of all their votes. An initial item with Y yes of
@@ -306,8 +332,10 @@ def fit_consensus(votes: pd.DataFrame, initial_votes: int = INITIAL_VOTES, prior
     chosen = pd.MultiIndex.from_frame(items[ITEM]).isin(_initial_items(votes, initial_votes, initial))
     init = items[chosen].reset_index(drop=True)
     if init.empty:
-        raise ValueError(f"no initial items (>= {initial_votes} votes in the first round): "
-                         "dynamic consensus has nothing to fit its table on")
+        raise ValueError(
+            f"no initial items (>= {initial_votes} votes in the first round): "
+            "dynamic consensus has nothing to fit its table on"
+        )
     init["truth"] = _share(init) > 0.5
     wnids = pd.Index(np.append(np.unique(init["wnid"]), POOLED), name="wnid")
     pool, size = len(wnids) - 1, initial_votes + 1
@@ -335,14 +363,30 @@ def fit_consensus(votes: pd.DataFrame, initial_votes: int = INITIAL_VOTES, prior
     with np.errstate(invalid="ignore"):  # k > n: no such cell
         confidence = np.where(k <= n, yes / (yes + no), np.nan)
     last = like[:, :, initial_votes] @ np.arange(size) / initial_votes  # mean yes-rate of the last row
-    models = pd.DataFrame({
-        "initial_items": counts.sum(axis=1).astype(int), "initial_yes": counts[:, 1].astype(int),
-        "prior_yes": share, "p_yes_given_yes": last[:, 1], "p_yes_given_no": last[:, 0], "pooled": pooled,
-    }, index=wnids)
+    models = pd.DataFrame(
+        {
+            "initial_items": counts.sum(axis=1).astype(int),
+            "initial_yes": counts[:, 1].astype(int),
+            "prior_yes": share,
+            "p_yes_given_yes": last[:, 1],
+            "p_yes_given_no": last[:, 0],
+            "pooled": pooled,
+        },
+        index=wnids,
+    )
     grid = np.repeat(wnids.to_numpy(), size * size), np.tile(n.ravel(), len(wnids)), np.tile(k.ravel(), len(wnids))
-    tables = pd.DataFrame({"wnid": grid[0], "n": grid[1], "k": grid[2], "confidence": confidence.ravel(),
-                           "mass_yes": mass[:, 1].ravel(), "mass_no": mass[:, 0].ravel(),
-                           "likelihood_yes": like[:, 1].ravel(), "likelihood_no": like[:, 0].ravel()})
+    tables = pd.DataFrame(
+        {
+            "wnid": grid[0],
+            "n": grid[1],
+            "k": grid[2],
+            "confidence": confidence.ravel(),
+            "mass_yes": mass[:, 1].ravel(),
+            "mass_no": mass[:, 0].ravel(),
+            "likelihood_yes": like[:, 1].ravel(),
+            "likelihood_no": like[:, 0].ravel(),
+        }
+    )
     return ConsensusFit(initial_votes, tables, models, init[ITEM + ["truth"]])
 
 
@@ -361,9 +405,16 @@ def _hypergeometric_mass(items: pd.DataFrame, row: np.ndarray, rows: int, initia
     return (weights @ pmf.reshape(len(pairs), -1)).reshape(rows, 2, size, size)
 
 
-def dynamic_consensus(votes: pd.DataFrame, confidence: float = CONFIDENCE, initial_votes: int = INITIAL_VOTES,
-                      max_votes: int = MAX_VOTES, fit: ConsensusFit | None = None, initial=None,
-                      prior: float = PRIOR_ITEMS, min_items: int = MIN_INITIAL_ITEMS) -> pd.DataFrame:
+def dynamic_consensus(
+    votes: pd.DataFrame,
+    confidence: float = CONFIDENCE,
+    initial_votes: int = INITIAL_VOTES,
+    max_votes: int = MAX_VOTES,
+    fit: ConsensusFit | None = None,
+    initial=None,
+    prior: float = PRIOR_ITEMS,
+    min_items: int = MIN_INITIAL_ITEMS,
+) -> pd.DataFrame:
     """ImageNet's dynamic consensus over the votes so far.
 
     confidence of an item = the fitted table at (votes_total, votes_yes). An initial item is

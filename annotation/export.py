@@ -5,6 +5,7 @@ answers against) and the chosen formats (see ``annotation.formats``). Image URLs
 ``IMAGE_BASE_URL/<image_id>.jpg``: where the images are served (``make annotate-serve``
 serves them at http://127.0.0.1:8650/image) or uploaded, never a local path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,56 +31,109 @@ def round_folder(workdir: Path, round_: int) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = Packing()
     parser.add_argument("--round", type=int, default=1, help="annotation round, from 1 (make: ROUND)")
-    parser.add_argument("--format", default=",".join(formats.FORMATS), metavar="F,...",
-                        help=f"any of {', '.join(formats.FORMATS)} (make: FORMAT, default all)")
-    parser.add_argument("--image-base-url", default=DEFAULT_BASE_URL, metavar="URL",
-                        help=f"where workers' browsers fetch images (make: IMAGE_BASE_URL, default {DEFAULT_BASE_URL})")
+    parser.add_argument(
+        "--format",
+        default=",".join(formats.FORMATS),
+        metavar="F,...",
+        help=f"any of {', '.join(formats.FORMATS)} (make: FORMAT, default all)",
+    )
+    parser.add_argument(
+        "--image-base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"where workers' browsers fetch images (make: IMAGE_BASE_URL, default {DEFAULT_BASE_URL})",
+    )
     parser.add_argument("--per-hit", type=int, default=p.per_hit, help=f"candidates per HIT (default {p.per_hit})")
-    parser.add_argument("--positives", type=int, default=p.positives, help=f"known positives per HIT (default {p.positives})")
-    parser.add_argument("--negatives", type=int, default=p.negatives, help=f"known negatives per HIT (default {p.negatives})")
-    parser.add_argument("--votes", type=int, default=None,
-                        help=f"answers per image this round (make: VOTES, default {p.votes} in round 1, {p.votes_later} later)")
-    parser.add_argument("--initial", type=int, default=p.initial,
-                        help=f"round 1: images per synset in dynamic consensus's initial subset (default {p.initial})")
-    parser.add_argument("--initial-votes", type=int, default=p.initial_votes,
-                        help=f"answers per image of the initial subset (default {p.initial_votes})")
-    parser.add_argument("--controls", type=Path, metavar="FILE",
-                        help="seed controls (image_id, wnid, kind positive|negative), CSV or Parquet (make: CONTROLS)")
+    parser.add_argument(
+        "--positives", type=int, default=p.positives, help=f"known positives per HIT (default {p.positives})"
+    )
+    parser.add_argument(
+        "--negatives", type=int, default=p.negatives, help=f"known negatives per HIT (default {p.negatives})"
+    )
+    parser.add_argument(
+        "--votes",
+        type=int,
+        default=None,
+        help=f"answers per image this round (make: VOTES, default {p.votes} in round 1, {p.votes_later} later)",
+    )
+    parser.add_argument(
+        "--initial",
+        type=int,
+        default=p.initial,
+        help=f"round 1: images per synset in dynamic consensus's initial subset (default {p.initial})",
+    )
+    parser.add_argument(
+        "--initial-votes",
+        type=int,
+        default=p.initial_votes,
+        help=f"answers per image of the initial subset (default {p.initial_votes})",
+    )
+    parser.add_argument(
+        "--controls",
+        type=Path,
+        metavar="FILE",
+        help="seed controls (image_id, wnid, kind positive|negative), CSV or Parquet (make: CONTROLS)",
+    )
     parser.add_argument("--seed", type=int, default=p.seed, help="packing seed (make: SEED)")
 
 
 def packing_of(args: argparse.Namespace) -> Packing:
     votes = args.votes or None
-    return Packing(per_hit=args.per_hit, positives=args.positives, negatives=args.negatives,
-                   votes=votes or Packing.votes, votes_later=votes or Packing.votes_later,
-                   initial=args.initial, initial_votes=args.initial_votes, seed=args.seed)
+    return Packing(
+        per_hit=args.per_hit,
+        positives=args.positives,
+        negatives=args.negatives,
+        votes=votes or Packing.votes,
+        votes_later=votes or Packing.votes_later,
+        initial=args.initial,
+        initial_votes=args.initial_votes,
+        seed=args.seed,
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     chosen = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in formats.FORMATS]
     if unknown or not chosen:
-        raise InputError(f"unknown format {unknown[0] if unknown else '(none)'}; choose from {', '.join(formats.FORMATS)}")
+        raise InputError(
+            f"unknown format {unknown[0] if unknown else '(none)'}; choose from {', '.join(formats.FORMATS)}"
+        )
     if args.round < 1 or args.per_hit < 1:
         raise InputError(f"--round and --per-hit must be at least 1, got {args.round} and {args.per_hit}")
     if not args.image_base_url.startswith(("http://", "https://")):
-        raise InputError("IMAGE_BASE_URL must be an http(s) URL where the images are served, not a path",
-                         field="IMAGE_BASE_URL", value=args.image_base_url)
+        raise InputError(
+            "IMAGE_BASE_URL must be an http(s) URL where the images are served, not a path",
+            field="IMAGE_BASE_URL",
+            value=args.image_base_url,
+        )
     workdir = args.workdir
     packing = packing_of(args)
     if round_folder(workdir, args.round).exists() and not args.force:
         # A round's HITs may be published already: later labels must not repack them.
-        print(f"annotate-export: round {args.round} is exported already in {round_folder(workdir, args.round)}; "
-              "skipped, --force exports it again", file=sys.stderr)
+        print(
+            f"annotate-export: round {args.round} is exported already in {round_folder(workdir, args.round)}; "
+            "skipped, --force exports it again",
+            file=sys.stderr,
+        )
         return
     folder = round_folder(workdir, args.round).relative_to(workdir)
     inputs = [workdir / "synsets.parquet", workdir / "images"]
-    inputs += [p for p in (workdir / "dedupe" / "clusters.parquet", workdir / "annotation" / "labels.parquet",
-                           args.controls) if p is not None and p.exists()]
+    inputs += [
+        p
+        for p in (workdir / "dedupe" / "clusters.parquet", workdir / "annotation" / "labels.parquet", args.controls)
+        if p is not None and p.exists()
+    ]
     stage = runner.Stage(
-        name=f"annotate-export-{args.round}", workdir=workdir, outputs=(str(folder),), inputs=tuple(inputs),
-        settings={"packing": packing.__dict__, "formats": chosen, "base_url": args.image_base_url,
-                  "controls": str(args.controls)},
+        name=f"annotate-export-{args.round}",
+        workdir=workdir,
+        outputs=(str(folder),),
+        inputs=tuple(inputs),
+        settings={
+            "packing": packing.__dict__,
+            "formats": chosen,
+            "base_url": args.image_base_url,
+            "controls": str(args.controls),
+        },
     )
 
     def build(out: Path) -> str:
@@ -88,15 +142,26 @@ def run(args: argparse.Namespace) -> None:
     runner.run(stage, build, force=args.force)
 
 
-def export(workdir: Path, out: Path, round_: int, packing: Packing, chosen: list[str], base_url: str,
-           seed_controls: Path | None) -> str:
+def export(
+    workdir: Path,
+    out: Path,
+    round_: int,
+    packing: Packing,
+    chosen: list[str],
+    base_url: str,
+    seed_controls: Path | None,
+) -> str:
     synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS).to_pandas()
     known = controls(workdir, synsets, seed_controls)
     items = round_items(workdir, round_, packing, known=set(zip(known.image_id, known.wnid)))
     unknown = sorted(set(items.wnid) - set(synsets.wnid))
     if unknown:
-        raise InputError(f"images of {len(unknown)} classes not in synsets.parquet, e.g. {unknown[0]}",
-                         file=workdir / "synsets.parquet", field="wnid", value=unknown[0])
+        raise InputError(
+            f"images of {len(unknown)} classes not in synsets.parquet, e.g. {unknown[0]}",
+            file=workdir / "synsets.parquet",
+            field="wnid",
+            value=unknown[0],
+        )
     hits = pack(items, known, round_, packing)
     hits["url"] = [image_url(base_url, i) for i in hits.image_id]
     out.mkdir(parents=True)
@@ -117,5 +182,7 @@ def export(workdir: Path, out: Path, round_: int, packing: Packing, chosen: list
         "image_base_url": base_url,
     }
     (out / "export.json").write_text(json.dumps(report, indent=1) + "\n")
-    return (f"round {round_}: {report['hits']} HITs, {report['images']} images, {report['votes_wanted']} votes wanted, "
-            f"{report['hits_without_controls']} HITs without controls")
+    return (
+        f"round {round_}: {report['hits']} HITs, {report['images']} images, {report['votes_wanted']} votes wanted, "
+        f"{report['hits_without_controls']} HITs without controls"
+    )

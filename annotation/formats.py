@@ -10,6 +10,7 @@
   the HIT's assignments.
 - JSONL: ``tasks.jsonl``, one HIT per line, for any other tool.
 """
+
 from __future__ import annotations
 
 import csv
@@ -93,7 +94,8 @@ def describe(synsets: pd.DataFrame, words: dict[str, str] | None = None) -> dict
             "words": ", ".join(row.lemmas),
             "gloss": row.gloss,
             "parent": names.get(parent, parent).split(",")[0],
-            "wikipedia": "https://en.wikipedia.org/w/index.php?search=" + quote(row.lemmas[0] if len(row.lemmas) else row.name),
+            "wikipedia": "https://en.wikipedia.org/w/index.php?search="
+            + quote(row.lemmas[0] if len(row.lemmas) else row.name),
         }
     return about
 
@@ -103,11 +105,16 @@ def hit_records(hits: pd.DataFrame, about: dict[str, dict]) -> list[dict]:
     records = []
     for hit_id, grid in hits.sort_values(["hit_id", "position"]).groupby("hit_id", sort=True):
         first = grid.iloc[0]
-        records.append({
-            "hit_id": hit_id, "round": int(first["round"]), "wnid": first.wnid,
-            **about[first.wnid], "assignments": int(first.assignments),
-            "images": [{"id": i, "url": u} for i, u in zip(grid.image_id, grid.url)],
-        })
+        records.append(
+            {
+                "hit_id": hit_id,
+                "round": int(first["round"]),
+                "wnid": first.wnid,
+                **about[first.wnid],
+                "assignments": int(first.assignments),
+                "images": [{"id": i, "url": u} for i, u in zip(grid.image_id, grid.url)],
+            }
+        )
     return records
 
 
@@ -134,10 +141,23 @@ def write_mturk(folder: Path, records: list[dict]) -> list[Path]:
 def write_labelstudio(folder: Path, records: list[dict]) -> list[Path]:
     out = folder / "labelstudio"
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [{"data": {"image": image["url"], "image_id": image["id"], "hit_id": r["hit_id"], "wnid": r["wnid"],
-                       "words": r["words"], "gloss": r["gloss"], "parent": r["parent"], "wikipedia": r["wikipedia"],
-                       "assignments": r["assignments"]}}
-             for r in records for image in r["images"]]
+    tasks = [
+        {
+            "data": {
+                "image": image["url"],
+                "image_id": image["id"],
+                "hit_id": r["hit_id"],
+                "wnid": r["wnid"],
+                "words": r["words"],
+                "gloss": r["gloss"],
+                "parent": r["parent"],
+                "wikipedia": r["wikipedia"],
+                "assignments": r["assignments"],
+            }
+        }
+        for r in records
+        for image in r["images"]
+    ]
     atomic_write_text(out / "tasks.json", json.dumps(tasks, indent=1) + "\n")
     atomic_write_text(out / "config.xml", LABEL_STUDIO_CONFIG)
     return [out / "tasks.json", out / "config.xml"]

@@ -7,6 +7,7 @@ all votes: ``workers.parquet`` (accuracy on the controls; workers below
 candidates' votes of the workers kept) and ``report.json``. Files are replaced whole, votes
 first, and only once the import has succeeded: a failed import loses nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
-from pipeline.tables import read_table, write_table
 from pipeline.remote import data_location, is_url, local_copy
+from pipeline.tables import read_table, write_table
 
 from . import aggregate
 from .results import read_results
@@ -32,18 +33,39 @@ METHODS = ("dynamic", "majority", "dawid_skene")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=data_location, required=True, metavar="FILE",
-                        help="a results file, or its URL (make: RESULTS)")
-    parser.add_argument("--method", choices=METHODS, default="dynamic",
-                        help="how votes become labels: ImageNet's dynamic consensus, majority vote or Dawid-Skene (make: METHOD)")
-    parser.add_argument("--confidence", type=float, default=aggregate.CONFIDENCE,
-                        help="dynamic: decide an image once P(shows the synset) passes this, or 1 minus it "
-                             f"(make: CONFIDENCE, default {aggregate.CONFIDENCE}; 0.95 measured 98.9-99.4%% precision)")
-    parser.add_argument("--max-votes", type=int, default=aggregate.MAX_VOTES,
-                        help=f"dynamic: an image with this many votes is decided anyway (make: MAX_VOTES, default {aggregate.MAX_VOTES})")
-    parser.add_argument("--min-worker-accuracy", type=float, default=aggregate.MIN_WORKER_ACCURACY,
-                        help="workers below this accuracy on the controls are not counted "
-                             f"(make: MIN_WORKER_ACCURACY, default {aggregate.MIN_WORKER_ACCURACY})")
+    parser.add_argument(
+        "--results",
+        type=data_location,
+        required=True,
+        metavar="FILE",
+        help="a results file, or its URL (make: RESULTS)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="dynamic",
+        help="how votes become labels: ImageNet's dynamic consensus, majority vote or Dawid-Skene (make: METHOD)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=aggregate.CONFIDENCE,
+        help="dynamic: decide an image once P(shows the synset) passes this, or 1 minus it "
+        f"(make: CONFIDENCE, default {aggregate.CONFIDENCE}; 0.95 measured 98.9-99.4%% precision)",
+    )
+    parser.add_argument(
+        "--max-votes",
+        type=int,
+        default=aggregate.MAX_VOTES,
+        help=f"dynamic: an image with this many votes is decided anyway (make: MAX_VOTES, default {aggregate.MAX_VOTES})",
+    )
+    parser.add_argument(
+        "--min-worker-accuracy",
+        type=float,
+        default=aggregate.MIN_WORKER_ACCURACY,
+        help="workers below this accuracy on the controls are not counted "
+        f"(make: MIN_WORKER_ACCURACY, default {aggregate.MIN_WORKER_ACCURACY})",
+    )
 
 
 def annotation_dir(workdir: Path) -> Path:
@@ -65,18 +87,32 @@ def run(args: argparse.Namespace) -> None:
     digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None
     imports_path = folder / "imports.json"
     imports = json.loads(imports_path.read_text()) if imports_path.exists() else []
-    settings = {"method": args.method, "confidence": args.confidence, "max_votes": args.max_votes,
-                "min_worker_accuracy": args.min_worker_accuracy}
-    if not args.force and any(i["sha256"] == digest for i in imports) and (folder / "labels.parquet").exists() \
-            and json.loads((folder / "report.json").read_text()).get("settings") == settings:
+    settings = {
+        "method": args.method,
+        "confidence": args.confidence,
+        "max_votes": args.max_votes,
+        "min_worker_accuracy": args.min_worker_accuracy,
+    }
+    if (
+        not args.force
+        and any(i["sha256"] == digest for i in imports)
+        and (folder / "labels.parquet").exists()
+        and json.loads((folder / "report.json").read_text()).get("settings") == settings
+    ):
         print(f"annotate-import: {args.results} was imported already; skipped, --force redoes it", file=sys.stderr)
         return
     new, skipped = read_results(args.results, hits)
-    old = read_table(folder / "votes.parquet", schemas.VOTES).to_pandas() if (folder / "votes.parquet").exists() else None
+    old = (
+        read_table(folder / "votes.parquet", schemas.VOTES).to_pandas() if (folder / "votes.parquet").exists() else None
+    )
     votes = merge_votes(old, new, hits)
     workers, labels, report = aggregate_votes(votes, hits, settings)
-    report["last_import"] = {"file": str(args.results), "votes": len(new), **skipped,
-                             "new_votes": len(votes) - (0 if old is None else len(old))}
+    report["last_import"] = {
+        "file": str(args.results),
+        "votes": len(new),
+        **skipped,
+        "new_votes": len(votes) - (0 if old is None else len(old)),
+    }
     write_table({c: votes[c].tolist() for c in schemas.VOTES.names}, folder / "votes.parquet", schemas.VOTES)
     write_table({c: workers[c].tolist() for c in schemas.WORKERS.names}, folder / "workers.parquet", schemas.WORKERS)
     write_table({c: labels[c].tolist() for c in schemas.LABELS.names}, folder / "labels.parquet", schemas.LABELS)
@@ -105,8 +141,9 @@ def aggregate_votes(votes: pd.DataFrame, hits: pd.DataFrame, settings: dict):
         initial = first[["image_id", "wnid"]].drop_duplicates()
         voted = counted.set_index(["image_id", "wnid"]).index
         if voted.isin(pd.MultiIndex.from_frame(initial)).any():
-            labels = aggregate.dynamic_consensus(counted, confidence=settings["confidence"],
-                                                 max_votes=settings["max_votes"], initial=initial)
+            labels = aggregate.dynamic_consensus(
+                counted, confidence=settings["confidence"], max_votes=settings["max_votes"], initial=initial
+            )
         else:  # nothing to fit the table on yet: every image waits
             labels = aggregate.majority(counted).assign(accepted=False, decided=False)
     else:
@@ -126,16 +163,27 @@ def aggregate_votes(votes: pd.DataFrame, hits: pd.DataFrame, settings: dict):
         "rejected": int((~labels.accepted & labels.decided).sum()),
         "undecided": int((~labels.decided).sum()),
         "mean_votes_per_image": round(float(labels.votes_total.mean()), 2) if len(labels) else 0.0,
-        "per_class": {w: {"accepted": int((g.accepted & g.decided).sum()), "rejected": int((~g.accepted & g.decided).sum()),
-                          "undecided": int((~g.decided).sum())} for w, g in labels.groupby("wnid")},
+        "per_class": {
+            w: {
+                "accepted": int((g.accepted & g.decided).sum()),
+                "rejected": int((~g.accepted & g.decided).sum()),
+                "undecided": int((~g.decided).sum()),
+            }
+            for w, g in labels.groupby("wnid")
+        },
     }
     return workers, labels, report
 
 
 def print_report(report: dict) -> None:
-    print(f"annotate-import: {report['accepted']} accepted, {report['rejected']} rejected, {report['undecided']} "
-          f"undecided of {report['images_with_votes']} images ({report['mean_votes_per_image']} votes each on average); "
-          f"{report['workers']} workers, {len(report['workers_excluded'])} excluded", file=sys.stderr)
+    print(
+        f"annotate-import: {report['accepted']} accepted, {report['rejected']} rejected, {report['undecided']} "
+        f"undecided of {report['images_with_votes']} images ({report['mean_votes_per_image']} votes each on average); "
+        f"{report['workers']} workers, {len(report['workers_excluded'])} excluded",
+        file=sys.stderr,
+    )
     if report["undecided"]:
-        print("annotate-import: `make annotate-export ROUND=<next>` asks again about the undecided images",
-              file=sys.stderr)
+        print(
+            "annotate-import: `make annotate-export ROUND=<next>` asks again about the undecided images",
+            file=sys.stderr,
+        )

@@ -6,6 +6,7 @@ worker who answered the same HIT twice counts once (the first answer). Anything 
 wrong (an unknown HIT or image, an empty answer, a file of another format) stops the import
 with the file, row and field named, before anything is written.
 """
+
 from __future__ import annotations
 
 import csv
@@ -85,10 +86,14 @@ def _mturk(path: Path, text: str, grids: dict):
                 answer = json.loads(answer)
             except json.JSONDecodeError:
                 raise InputError("not JSON", file=path, row=row_number, field=answer_field, value=answer) from None
-            answer = answer[0].get("ticked") if isinstance(answer, list) and answer and isinstance(answer[0], dict) else None
+            answer = (
+                answer[0].get("ticked") if isinstance(answer, list) and answer and isinstance(answer[0], dict) else None
+            )
         ticked = _ticked_ids(path, row_number, answer_field, answer, grid)
         for image_id in grid:
-            votes.append((row["Input.hit_id"], row["AssignmentId"], row["WorkerId"], image_id, image_id in ticked, MTURK))
+            votes.append(
+                (row["Input.hit_id"], row["AssignmentId"], row["WorkerId"], image_id, image_id in ticked, MTURK)
+            )
     return votes, skipped
 
 
@@ -102,7 +107,9 @@ def _ours(path: Path, text: str, grids: dict):
         except json.JSONDecodeError:
             raise InputError("not a JSON line", file=path, row=row_number) from None
         if record.get("format") != OURS:
-            raise InputError(f"not a {OURS} line", file=path, row=row_number, field="format", value=record.get("format"))
+            raise InputError(
+                f"not a {OURS} line", file=path, row=row_number, field="format", value=record.get("format")
+            )
         if record.get("status") == "Rejected":
             skipped["rejected"] += 1
             continue
@@ -112,8 +119,16 @@ def _ours(path: Path, text: str, grids: dict):
                 raise InputError("missing", file=path, row=row_number, field=field)
         ticked = _ticked_ids(path, row_number, "ticked", record.get("ticked"), grid)
         for image_id in grid:
-            votes.append((record["hit_id"], record["assignment_id"], str(record["worker_id"]), image_id,
-                          image_id in ticked, SYNSETFORGE))
+            votes.append(
+                (
+                    record["hit_id"],
+                    record["assignment_id"],
+                    str(record["worker_id"]),
+                    image_id,
+                    image_id in ticked,
+                    SYNSETFORGE,
+                )
+            )
     return votes, skipped
 
 
@@ -135,13 +150,23 @@ def _label_studio(path: Path, text: str, grids: dict):
             if annotation.get("was_cancelled"):
                 skipped["rejected"] += 1
                 continue
-            choices = [c for r in annotation.get("result", []) if r.get("type") == "choices"
-                       for c in r.get("value", {}).get("choices", [])]
+            choices = [
+                c
+                for r in annotation.get("result", [])
+                if r.get("type") == "choices"
+                for c in r.get("value", {}).get("choices", [])
+            ]
             if len(choices) != 1 or choices[0] not in ("yes", "no"):
-                raise InputError("empty or unclear answer (one of yes, no)", file=path, row=row_number,
-                                 field="annotations.result", value=choices)
+                raise InputError(
+                    "empty or unclear answer (one of yes, no)",
+                    file=path,
+                    row=row_number,
+                    field="annotations.result",
+                    value=choices,
+                )
             worker = annotation.get("completed_by")
             worker = worker.get("email", worker.get("id")) if isinstance(worker, dict) else worker
-            votes.append((data["hit_id"], f"ls-{annotation.get('id')}", str(worker), image_id, choices[0] == "yes",
-                          LABEL_STUDIO))
+            votes.append(
+                (data["hit_id"], f"ls-{annotation.get('id')}", str(worker), image_id, choices[0] == "yes", LABEL_STUDIO)
+            )
     return votes, skipped

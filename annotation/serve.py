@@ -12,6 +12,7 @@ Routes: ``/``, ``POST /worker``, ``/hit``, ``POST /hit/<hit_id>`` (JSON ``{"tick
 ids], "seconds": s}``), ``/image/<image_id>.jpg``, ``/static/<file>``, ``/progress[.json]``.
 Pages are templates in ``page/`` whose values are all HTML-escaped; the script builds no HTML.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 HEADERS = {
     # Defence in depth behind the escaping: no inline script, no third-party anything.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -72,27 +73,37 @@ class Hit:
 def load_hits(path: Path, round_: int) -> list[Hit]:
     """The round's HITs in the order workers get them; every way the rows of one HIT can
     disagree is an InputError naming the row."""
-    rows = read_table(path, schemas.HITS, columns=["hit_id", "round", "wnid", "position", "image_id",
-                                                   "assignments"]).to_pylist()
+    rows = read_table(
+        path, schemas.HITS, columns=["hit_id", "round", "wnid", "position", "image_id", "assignments"]
+    ).to_pylist()
     if not rows:
         raise InputError("no HITs", file=path)
     grids: dict[str, dict] = {}
     for number, row in enumerate(rows):
         if row["round"] != round_:
-            raise InputError(f"a HIT of another round in round-{round_}", file=path, row=number, field="round",
-                             value=row["round"])
+            raise InputError(
+                f"a HIT of another round in round-{round_}", file=path, row=number, field="round", value=row["round"]
+            )
         if row["assignments"] < 1:
             raise InputError("must be at least 1", file=path, row=number, field="assignments", value=row["assignments"])
         grid = grids.setdefault(row["hit_id"], {"wnid": row["wnid"], "assignments": row["assignments"], "images": {}})
         if (grid["wnid"], grid["assignments"]) != (row["wnid"], row["assignments"]):
-            raise InputError("rows of one HIT disagree on wnid or assignments", file=path, row=number, field="hit_id",
-                             value=row["hit_id"])
+            raise InputError(
+                "rows of one HIT disagree on wnid or assignments",
+                file=path,
+                row=number,
+                field="hit_id",
+                value=row["hit_id"],
+            )
         if row["position"] in grid["images"]:
-            raise InputError("two images at one position of a HIT", file=path, row=number, field="position",
-                             value=row["position"])
+            raise InputError(
+                "two images at one position of a HIT", file=path, row=number, field="position", value=row["position"]
+            )
         grid["images"][row["position"]] = row["image_id"]
-    hits = [Hit(hit_id, g["wnid"], g["assignments"], tuple(g["images"][p] for p in sorted(g["images"])))
-            for hit_id, g in grids.items()]
+    hits = [
+        Hit(hit_id, g["wnid"], g["assignments"], tuple(g["images"][p] for p in sorted(g["images"])))
+        for hit_id, g in grids.items()
+    ]
     return sorted(hits, key=lambda h: (h.wnid, h.hit_id))  # one round per file: (round, wnid, hit_id)
 
 
@@ -103,8 +114,9 @@ class ImageStore:
     def __init__(self, folder: Path, wanted: set[str], hits_path: Path):
         shards = sorted(folder.glob("shard-*.parquet"))
         if not shards:
-            raise InputError("no image shards (shard-*.parquet): the page serves the HITs' images from the store",
-                             file=folder)
+            raise InputError(
+                "no image shards (shard-*.parquet): the page serves the HITs' images from the store", file=folder
+            )
         self.where: dict[str, tuple[Path, int]] = {}
         for shard in shards:
             ids = read_table(shard, schemas.IMAGES, columns=["image_id"]).column("image_id")
@@ -115,8 +127,12 @@ class ImageStore:
                 start = end
         missing = sorted(wanted - self.where.keys())
         if missing:
-            raise InputError(f"{len(missing)} images of the HITs are not in the image store ({folder}), e.g.",
-                             file=hits_path, field="image_id", value=missing[0])
+            raise InputError(
+                f"{len(missing)} images of the HITs are not in the image store ({folder}), e.g.",
+                file=hits_path,
+                field="image_id",
+                value=missing[0],
+            )
 
     def read(self, image_id: str) -> bytes:
         shard, group = self.where[image_id]
@@ -152,8 +168,12 @@ class Answers:
         if worker in self.workers[hit.hit_id]:
             raise web.HTTPConflict(text=f"you have already answered HIT {hit.hit_id}")
         record = {
-            "format": OURS, "hit_id": hit.hit_id, "assignment_id": uuid.uuid4().hex, "worker_id": worker,
-            "status": "Submitted", "ticked": [i for i in dict.fromkeys(hit.images) if i in ticked],
+            "format": OURS,
+            "hit_id": hit.hit_id,
+            "assignment_id": uuid.uuid4().hex,
+            "worker_id": worker,
+            "status": "Submitted",
+            "ticked": [i for i in dict.fromkeys(hit.images) if i in ticked],
             "shown": list(hit.images),
             "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "seconds": round(seconds, 3),
@@ -198,16 +218,29 @@ class Labelling:
 
     def open_to(self, worker: str) -> list[Hit]:
         """HITs the worker may answer: not answered by them, still short of answers."""
-        return [h for h in self.hits
-                if worker not in self.answers.workers[h.hit_id] and len(self.answers.workers[h.hit_id]) < h.assignments]
+        return [
+            h
+            for h in self.hits
+            if worker not in self.answers.workers[h.hit_id] and len(self.answers.workers[h.hit_id]) < h.assignments
+        ]
 
     def progress(self) -> dict:
         """Per synset and in all: HITs, complete HITs, answers and answers wanted, distinct workers."""
         per_synset: dict[str, dict] = {}
         for hit in self.hits:
             workers = self.answers.workers[hit.hit_id]
-            row = per_synset.setdefault(hit.wnid, {"wnid": hit.wnid, "name": self.names[hit.wnid], "hits": 0,
-                                                   "complete": 0, "answers": 0, "wanted": 0, "workers": set()})
+            row = per_synset.setdefault(
+                hit.wnid,
+                {
+                    "wnid": hit.wnid,
+                    "name": self.names[hit.wnid],
+                    "hits": 0,
+                    "complete": 0,
+                    "answers": 0,
+                    "wanted": 0,
+                    "workers": set(),
+                },
+            )
             row["hits"] += 1
             row["complete"] += len(workers) >= hit.assignments
             row["answers"] += len(workers)
@@ -232,8 +265,11 @@ def _template(name: str) -> Template:
 
 def render(template: str, /, **values: object) -> Html:
     """Template ``page/<template>`` with every value HTML-escaped, unless it is already Html."""
-    return Html(_template(template).substitute(
-        {k: v if isinstance(v, Html) else escape(str(v), quote=True) for k, v in values.items()}))
+    return Html(
+        _template(template).substitute(
+            {k: v if isinstance(v, Html) else escape(str(v), quote=True) for k, v in values.items()}
+        )
+    )
 
 
 def _page(title: str, body: Html, worker: str | None, status: int = 200) -> web.Response:
@@ -278,12 +314,23 @@ async def next_hit(request: web.Request) -> web.Response:
         return _page("Done", render("done.html"), worker)
     hit = open_hits[0]
     about = labelling.about[hit.wnid]
-    tiles = Html("\n".join(render("tile.html", image_id=image_id, src=image_url("/image", image_id), number=n)
-                           for n, image_id in enumerate(hit.images, start=1)))
-    body = render("hit.html", lemmas=about["words"] or labelling.names[hit.wnid], gloss=about["gloss"],
-                  parent=about["parent"] or "nothing more general",
-                  wikipedia=about["wikipedia"], action=f"/hit/{hit.hit_id}", tiles=tiles, hit_id=hit.hit_id,
-                  left=len(open_hits))
+    tiles = Html(
+        "\n".join(
+            render("tile.html", image_id=image_id, src=image_url("/image", image_id), number=n)
+            for n, image_id in enumerate(hit.images, start=1)
+        )
+    )
+    body = render(
+        "hit.html",
+        lemmas=about["words"] or labelling.names[hit.wnid],
+        gloss=about["gloss"],
+        parent=about["parent"] or "nothing more general",
+        wikipedia=about["wikipedia"],
+        action=f"/hit/{hit.hit_id}",
+        tiles=tiles,
+        hit_id=hit.hit_id,
+        left=len(open_hits),
+    )
     return _page(about["words"] or labelling.names[hit.wnid], body, worker)
 
 
@@ -324,8 +371,9 @@ async def image(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="not an image of this round's HITs")
     data = await asyncio.get_running_loop().run_in_executor(None, store.read, image_id)
     # An image id names one set of bytes for good: browsers may keep it.
-    return web.Response(body=data, content_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    return web.Response(
+        body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"}
+    )
 
 
 @routes.get("/static/{name}")
@@ -333,8 +381,11 @@ async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in STATIC:
         raise web.HTTPNotFound()
-    return web.Response(body=resources.files(__package__).joinpath("page", name).read_bytes(),
-                        content_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        body=resources.files(__package__).joinpath("page", name).read_bytes(),
+        content_type=STATIC[name],
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @routes.get("/progress")
@@ -394,8 +445,11 @@ def serve(workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAUL
     server = LabellingServer(workdir, round, host, port)
     try:
         with server:
-            print(f"labelling page for round {round} on {server.url('/')}; answers go to {server.results}; "
-                  "Ctrl-C stops it", flush=True)
+            print(
+                f"labelling page for round {round} on {server.url('/')}; answers go to {server.results}; "
+                "Ctrl-C stops it",
+                flush=True,
+            )
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
@@ -414,8 +468,9 @@ def latest_round(workdir: Path) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", type=int, default=None, help="annotation round (make: ROUND, default the latest)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on; 0.0.0.0 lets other machines in (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(make: PORT, default {DEFAULT_PORT})")
 
 

@@ -10,6 +10,7 @@ random clicker, the harder spammer for aggregation (an always-ticker shows up at
 the negatives and in Dawid-Skene's confusion matrix; a coin flipper only in aggregate).
 Set ``spam_tick_rate=1.0`` for workers who tick everything.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -25,6 +26,7 @@ PER_HIT = 42  # candidates per HIT (ImageNetV2: 42 candidates + 3 positives + 3 
 @dataclass(frozen=True)
 class Worker:
     """One worker: P(tick) on an image that shows the synset, and on one that does not."""
+
     worker_id: str
     kind: str
     p_yes_given_yes: float
@@ -48,6 +50,7 @@ class Worker:
 class Crowd:
     """A pool of ``size`` workers: shares of careful, noisy and spamming workers (normalised),
     with their accuracies; ``seed`` fixes who is who."""
+
     careful: float = 0.7
     careful_accuracy: float = 0.95
     noisy: float = 0.2
@@ -69,9 +72,11 @@ class Crowd:
         """The pool, ids ``w000``...; kinds in an order shuffled by ``rng`` (default: from
         ``seed``), so worker ids tell nothing."""
         rng = np.random.default_rng(self.seed) if rng is None else rng
-        rates = {CAREFUL: (self.careful_accuracy, 1 - self.careful_accuracy),
-                 NOISY: (self.noisy_accuracy, 1 - self.noisy_accuracy),
-                 SPAMMER: (self.spam_tick_rate, self.spam_tick_rate)}
+        rates = {
+            CAREFUL: (self.careful_accuracy, 1 - self.careful_accuracy),
+            NOISY: (self.noisy_accuracy, 1 - self.noisy_accuracy),
+            SPAMMER: (self.spam_tick_rate, self.spam_tick_rate),
+        }
         kinds = rng.permutation([kind for kind, n in self.counts().items() for _ in range(n)])
         return [Worker(f"w{i:03d}", str(kind), *rates[kind]) for i, kind in enumerate(kinds)]
 
@@ -87,8 +92,9 @@ def _truth_of(items: pd.DataFrame, truth) -> np.ndarray:
     return values.to_numpy(bool)
 
 
-def simulate_votes(items: pd.DataFrame, truth, votes_per_item=3, crowd: Crowd = Crowd(),
-                   seed: int = 0, per_hit: int = PER_HIT) -> pd.DataFrame:
+def simulate_votes(
+    items: pd.DataFrame, truth, votes_per_item=3, crowd: Crowd = Crowd(), seed: int = 0, per_hit: int = PER_HIT
+) -> pd.DataFrame:
     """Votes of distinct workers, drawn uniformly from the crowd's pool, on each item.
 
     items: ``image_id, wnid``; truth: (image_id, wnid) -> bool (Series or dict);
@@ -111,19 +117,24 @@ def simulate_votes(items: pd.DataFrame, truth, votes_per_item=3, crowd: Crowd = 
     p1 = np.array([w.p_yes_given_yes for w in workers])
     p0 = np.array([w.p_yes_given_no for w in workers])
     p = np.where(truth_of_item[row], p1[worker], p0[worker])
-    votes = pd.DataFrame({
-        "image_id": items["image_id"].to_numpy()[row], "wnid": items["wnid"].to_numpy()[row],
-        "worker_id": np.array([w.worker_id for w in workers])[worker], "answer": rng.random(len(row)) < p,
-        "order": order.astype(np.int32),
-    })
+    votes = pd.DataFrame(
+        {
+            "image_id": items["image_id"].to_numpy()[row],
+            "wnid": items["wnid"].to_numpy()[row],
+            "worker_id": np.array([w.worker_id for w in workers])[worker],
+            "answer": rng.random(len(row)) < p,
+            "order": order.astype(np.int32),
+        }
+    )
     rank = votes.sort_values(["order", "image_id"]).groupby(["wnid", "worker_id"]).cumcount()
     votes["assignment_id"] = votes["wnid"] + "-" + votes["worker_id"] + "-" + (rank // per_hit).astype(str)
     votes["kind"] = "candidate"
     return votes
 
 
-def simulate_controls(votes: pd.DataFrame, crowd: Crowd = Crowd(), positives: int = 3, negatives: int = 3,
-                      seed: int = 0) -> pd.DataFrame:
+def simulate_controls(
+    votes: pd.DataFrame, crowd: Crowd = Crowd(), positives: int = 3, negatives: int = 3, seed: int = 0
+) -> pd.DataFrame:
     """The known positives and negatives each assignment of ``votes`` also held (ImageNetV2:
     3 + 3 per 48-image HIT), answered by the assignment's worker: ``worker_id,
     assignment_id, wnid, kind, answer``. An assignment's answers depend only on its id and
@@ -131,8 +142,10 @@ def simulate_controls(votes: pd.DataFrame, crowd: Crowd = Crowd(), positives: in
     by_id = {w.worker_id: w for w in crowd.workers()}
     tasks = votes[["worker_id", "assignment_id", "wnid"]].drop_duplicates().sort_values("assignment_id")
     truth = np.repeat([True, False], [positives, negatives])
-    answers = [by_id[w].answer(truth, np.random.default_rng([seed, zlib.crc32(a.encode())]))
-               for w, a in zip(tasks["worker_id"], tasks["assignment_id"])]
+    answers = [
+        by_id[w].answer(truth, np.random.default_rng([seed, zlib.crc32(a.encode())]))
+        for w, a in zip(tasks["worker_id"], tasks["assignment_id"])
+    ]
     controls = tasks.loc[tasks.index.repeat(len(truth))].reset_index(drop=True)
     controls["kind"] = np.tile(np.where(truth, "positive", "negative"), len(tasks))
     controls["answer"] = np.concatenate(answers) if answers else np.array([], bool)

@@ -10,6 +10,7 @@ The truth comes from ``--truth`` (image_id, wnid, truth as CSV or Parquet) or, f
 fetched from the bundled image host (the demo), from their URL: ``/picture/<wnid>/...``
 shows ``<wnid>``; anything else shows no class.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,17 +35,37 @@ from .simulate import Crowd
 from .tasks import NEGATIVE, POSITIVE
 
 HELP = "simulated workers answer a round's HITs: annotation/round-<n>/results-simulated.csv (MTurk's format)"
-FIELDS = ("HITId", "HITTypeId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",
-          "WorkTimeInSeconds", "Input.hit_id", "Input.round", "Input.wnid", "Answer.taskAnswers", "Approve", "Reject")
+FIELDS = (
+    "HITId",
+    "HITTypeId",
+    "AssignmentId",
+    "WorkerId",
+    "AssignmentStatus",
+    "AcceptTime",
+    "SubmitTime",
+    "WorkTimeInSeconds",
+    "Input.hit_id",
+    "Input.round",
+    "Input.wnid",
+    "Answer.taskAnswers",
+    "Approve",
+    "Reject",
+)
 PICTURE = re.compile(r"/picture/(n\d{8})/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = Crowd()
     parser.add_argument("--round", type=int, default=1, help="the exported round to answer (make: ROUND)")
-    parser.add_argument("--truth", type=Path, metavar="FILE",
-                        help="image_id, wnid, truth (CSV or Parquet); default: from the demo host's URLs (make: TRUTH)")
-    parser.add_argument("--careful", type=float, default=c.careful, help=f"share of careful workers (default {c.careful})")
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="image_id, wnid, truth (CSV or Parquet); default: from the demo host's URLs (make: TRUTH)",
+    )
+    parser.add_argument(
+        "--careful", type=float, default=c.careful, help=f"share of careful workers (default {c.careful})"
+    )
     parser.add_argument("--noisy", type=float, default=c.noisy, help=f"share of noisy workers (default {c.noisy})")
     parser.add_argument("--spammers", type=float, default=c.spammers, help=f"share of spammers (default {c.spammers})")
     parser.add_argument("--workers", type=int, default=c.size, help=f"workers in the pool (default {c.size})")
@@ -54,8 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     folder = round_folder(args.workdir, args.round)
     if (folder / "results-simulated.csv").exists() and not args.force:
-        print(f"annotate-simulate: {folder / 'results-simulated.csv'} exists; skipped, --force answers again",
-              file=sys.stderr)
+        print(
+            f"annotate-simulate: {folder / 'results-simulated.csv'} exists; skipped, --force answers again",
+            file=sys.stderr,
+        )
         return
     hits = read_table(folder / "hits.parquet", schemas.HITS).to_pandas()
     truth = read_truth(args.truth) if args.truth else url_truth(args.workdir)
@@ -66,8 +89,10 @@ def run(args: argparse.Namespace) -> None:
     writer.writeheader()
     writer.writerows(results)
     atomic_write_text(folder / "results-simulated.csv", buffer.getvalue())
-    print(f"annotate-simulate: {len(results)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
-          f"{crowd.counts()} -> {folder / 'results-simulated.csv'}")
+    print(
+        f"annotate-simulate: {len(results)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
+        f"{crowd.counts()} -> {folder / 'results-simulated.csv'}"
+    )
 
 
 def answer_hits(hits: pd.DataFrame, truth: dict[tuple[str, str], bool], crowd: Crowd, seed: int) -> list[dict]:
@@ -78,26 +103,43 @@ def answer_hits(hits: pd.DataFrame, truth: dict[tuple[str, str], bool], crowd: C
         wanted = int(grid.assignments.iloc[0])
         if wanted > len(workers):
             raise InputError(f"HIT {hit_id} wants {wanted} answers but the crowd has {len(workers)} workers")
-        shows = np.array([kind == POSITIVE or (kind != NEGATIVE and truth.get((i, w), False))
-                          for i, w, kind in zip(grid.image_id, grid.wnid, grid.kind)])
+        shows = np.array(
+            [
+                kind == POSITIVE or (kind != NEGATIVE and truth.get((i, w), False))
+                for i, w, kind in zip(grid.image_id, grid.wnid, grid.kind)
+            ]
+        )
         rng = rng_for(seed, "answers", hit_id)
         for number, k in enumerate(rng.choice(len(workers), wanted, replace=False)):
             worker = workers[k]
             ticked = grid.image_id.to_numpy()[worker.answer(shows, rng)].tolist()
-            rows.append({
-                "HITId": f"SIM{hit_id}", "HITTypeId": "SIMULATED", "AssignmentId": f"{hit_id}-a{number}",
-                "WorkerId": worker.worker_id, "AssignmentStatus": "Submitted", "AcceptTime": "", "SubmitTime": "",
-                "WorkTimeInSeconds": "0", "Input.hit_id": hit_id, "Input.round": str(grid["round"].iloc[0]),
-                "Input.wnid": grid.wnid.iloc[0], "Answer.taskAnswers": json.dumps([{"ticked": json.dumps(ticked)}]),
-                "Approve": "", "Reject": "",
-            })
+            rows.append(
+                {
+                    "HITId": f"SIM{hit_id}",
+                    "HITTypeId": "SIMULATED",
+                    "AssignmentId": f"{hit_id}-a{number}",
+                    "WorkerId": worker.worker_id,
+                    "AssignmentStatus": "Submitted",
+                    "AcceptTime": "",
+                    "SubmitTime": "",
+                    "WorkTimeInSeconds": "0",
+                    "Input.hit_id": hit_id,
+                    "Input.round": str(grid["round"].iloc[0]),
+                    "Input.wnid": grid.wnid.iloc[0],
+                    "Answer.taskAnswers": json.dumps([{"ticked": json.dumps(ticked)}]),
+                    "Approve": "",
+                    "Reject": "",
+                }
+            )
     return rows
 
 
 def read_truth(path: Path) -> dict[tuple[str, str], bool]:
     if not path.exists():
         raise InputError("no such truth file", file=path)
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"image_id": str, "wnid": str})
+    table = (
+        pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"image_id": str, "wnid": str})
+    )
     for field in ("image_id", "wnid", "truth"):
         if field not in table.columns:
             raise InputError("column missing from the truth file", file=path, field=field)

@@ -10,6 +10,7 @@ annotators to settle); a random initial subset of each synset gets ``initial_vot
 so that dynamic consensus can fit its table, the rest ``votes``. Later rounds ask again
 about the images the last aggregation left undecided.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,12 +31,12 @@ CANDIDATE, POSITIVE, NEGATIVE = "candidate", "positive", "negative"
 
 @dataclass(frozen=True)
 class Packing:
-    per_hit: int = 42        # candidates per HIT
-    positives: int = 3       # known positives per HIT
-    negatives: int = 3       # known negatives per HIT
-    votes: int = 3           # answers per HIT in round 1 (later rounds: votes_later)
-    votes_later: int = 2     # answers per HIT for images asked again
-    initial: int = 20        # images per synset in the initial subset (round 1)
+    per_hit: int = 42  # candidates per HIT
+    positives: int = 3  # known positives per HIT
+    negatives: int = 3  # known negatives per HIT
+    votes: int = 3  # answers per HIT in round 1 (later rounds: votes_later)
+    votes_later: int = 2  # answers per HIT for images asked again
+    initial: int = 20  # images per synset in the initial subset (round 1)
     initial_votes: int = 10  # answers per HIT for the initial subset
     seed: int = 0
 
@@ -69,13 +70,15 @@ def round_items(workdir: Path, round_: int, packing: Packing, known: set[tuple[s
         items = items[[pair not in known for pair in zip(items.image_id, items.wnid)]].reset_index(drop=True)
         items["votes"] = packing.votes
         for wnid, group in items.groupby("wnid"):
-            chosen = rng_for(packing.seed, "initial", wnid).permutation(group.index.to_numpy())[:packing.initial]
+            chosen = rng_for(packing.seed, "initial", wnid).permutation(group.index.to_numpy())[: packing.initial]
             items.loc[chosen, "votes"] = packing.initial_votes
         return items
     labels = read_labels(workdir)
     if labels is None:
-        raise InputError(f"round {round_} asks again about undecided images, but no round has been imported yet",
-                         file=workdir / "annotation" / "labels.parquet")
+        raise InputError(
+            f"round {round_} asks again about undecided images, but no round has been imported yet",
+            file=workdir / "annotation" / "labels.parquet",
+        )
     items = labels.loc[~labels.decided, ["image_id", "wnid"]].reset_index(drop=True)
     items = items[[pair not in known for pair in zip(items.image_id, items.wnid)]].reset_index(drop=True)
     items["votes"] = packing.votes_later
@@ -99,7 +102,7 @@ def controls(workdir: Path, synsets: pd.DataFrame, seed_file: Path | None) -> pd
     parents = dict(zip(synsets.wnid, synsets.parents.map(set)))
     negatives = [known[known.kind == NEGATIVE]]
     for wnid in synsets.wnid:
-        unrelated = positives.wnid.map(lambda other: not _related(wnid, other, parents))
+        unrelated = positives.wnid.map(lambda other, wnid=wnid: not _related(wnid, other, parents))
         negatives.append(positives[unrelated].assign(wnid=wnid, kind=NEGATIVE))
     return pd.concat([positives, *negatives]).drop_duplicates(["image_id", "wnid"]).reset_index(drop=True)
 
@@ -120,8 +123,9 @@ def read_seed(path: Path) -> pd.DataFrame:
             raise InputError("column missing from the controls file", file=path, field=field)
     bad = table[~table.kind.isin([POSITIVE, NEGATIVE])]
     if len(bad):
-        raise InputError("kind must be positive or negative", file=path, row=int(bad.index[0]), field="kind",
-                         value=bad.kind.iloc[0])
+        raise InputError(
+            "kind must be positive or negative", file=path, row=int(bad.index[0]), field="kind", value=bad.kind.iloc[0]
+        )
     return table[["image_id", "wnid", "kind"]]
 
 
@@ -136,7 +140,7 @@ def pack(items: pd.DataFrame, known: pd.DataFrame, round_: int, packing: Packing
         negatives = np.setdiff1d(negatives, order)  # an image asked about here cannot also be its control
         for number, start in enumerate(range(0, len(order), packing.per_hit)):
             hit_id = f"r{round_}-{wnid}-v{votes}-{number:04d}"
-            grid = [(i, CANDIDATE) for i in order[start:start + packing.per_hit]]
+            grid = [(i, CANDIDATE) for i in order[start : start + packing.per_hit]]
             grid += [(i, POSITIVE) for i in _some(rng, positives, packing.positives)]
             grid += [(i, NEGATIVE) for i in _some(rng, negatives, packing.negatives)]
             for position, k in enumerate(rng.permutation(len(grid))):

@@ -3,6 +3,7 @@
 Errors the user can act on (a bad manifest row, a missing shard) print as one line and exit
 with status 2 (1 for other setup problems), without a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,64 +18,107 @@ ARCHS = ("alexnet", "caffenet")
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=data_location, default=data_location(os.environ.get("DATA", "data")),
-                        help="data root, a folder or a filesystem URL as for the pipeline's stages "
-                             "(make: DATA, default data)")
-    parser.add_argument("--subset", default=os.environ.get("SUBSET", "demo"),
-                        help="the dataset: <data>/<subset> (make: SUBSET, default demo)")
-    parser.add_argument("--manifests", type=Path, metavar="DIR",
-                        help="read {train,val,test,classes}.parquet from DIR (default <data>/<subset>/manifests)")
-    parser.add_argument("--packed", type=Path, metavar="DIR",
-                        help="read a packed export instead: <split>-*.parquet with image{bytes,path} and label")
+    parser.add_argument(
+        "--data",
+        type=data_location,
+        default=data_location(os.environ.get("DATA", "data")),
+        help="data root, a folder or a filesystem URL as for the pipeline's stages (make: DATA, default data)",
+    )
+    parser.add_argument(
+        "--subset",
+        default=os.environ.get("SUBSET", "demo"),
+        help="the dataset: <data>/<subset> (make: SUBSET, default demo)",
+    )
+    parser.add_argument(
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="read {train,val,test,classes}.parquet from DIR (default <data>/<subset>/manifests)",
+    )
+    parser.add_argument(
+        "--packed",
+        type=Path,
+        metavar="DIR",
+        help="read a packed export instead: <split>-*.parquet with image{bytes,path} and label",
+    )
     parser.add_argument("--name", default="alexnet", help="run name: runs/<name> (make: NAME, default alexnet)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run folder (default <data>/<subset>/runs/<name>)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (make: WORKERS)")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip bad rows (label out of range, missing shard, unreadable image) and count them "
-                             "(make: SKIP_BAD=1); default: stop at the first, naming it")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip bad rows (label out of range, missing shard, unreadable image) and count them "
+        "(make: SKIP_BAD=1); default: stop at the first, naming it",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
-                        help="JPEG decoding: gpu = nvJPEG batches through torchvision (auto with CUDA and torchvision)")
+    parser.add_argument(
+        "--decode",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="JPEG decoding: gpu = nvJPEG batches through torchvision (auto with CUDA and torchvision)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m baseline",
-                                     description="AlexNet baseline: does a dataset train the way ILSVRC did?")
+    parser = argparse.ArgumentParser(
+        prog="python -m baseline", description="AlexNet baseline: does a dataset train the way ILSVRC did?"
+    )
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
-    t = commands.add_parser("train", help="train AlexNet on a dataset; write runs/<name>/",
-                            description="Train AlexNet (or CaffeNet) with AlexNet's recipe and report ILSVRC top-1/top-5 "
-                                        "error, per-class accuracy and the confusion matrix. On several GPUs (or CPU "
-                                        "processes): torchrun --standalone --nproc_per_node=N -m baseline train ... "
-                                        "(make train NPROC=N), one process per GPU, each training on its own part "
-                                        "of every epoch.")
+    t = commands.add_parser(
+        "train",
+        help="train AlexNet on a dataset; write runs/<name>/",
+        description="Train AlexNet (or CaffeNet) with AlexNet's recipe and report ILSVRC top-1/top-5 "
+        "error, per-class accuracy and the confusion matrix. On several GPUs (or CPU "
+        "processes): torchrun --standalone --nproc_per_node=N -m baseline train ... "
+        "(make train NPROC=N), one process per GPU, each training on its own part "
+        "of every epoch.",
+    )
     _data_arguments(t)
     t.add_argument("--arch", choices=ARCHS, help="make: ARCH (default alexnet)")
     t.add_argument("--epochs", type=int, help="make: EPOCHS (default 90 with CUDA, 10 on CPU)")
-    t.add_argument("--batch", type=int, help="images a step in each process: under torchrun (make: NPROC) a step "
-                                             "takes NPROC x BATCH (make: BATCH; default 128, less for a small "
-                                             "training set)")
+    t.add_argument(
+        "--batch",
+        type=int,
+        help="images a step in each process: under torchrun (make: NPROC) a step "
+        "takes NPROC x BATCH (make: BATCH; default 128, less for a small "
+        "training set)",
+    )
     t.add_argument("--lr", type=float, help="make: LR (default 0.01)")
-    t.add_argument("--size", type=int, help="crop side in pixels, images scaled to 256/224 of it first "
-                                            "(make: SIZE; default 224, 227 for caffenet, with CUDA; 64 on CPU)")
-    t.add_argument("--schedule", choices=("plateau", "cosine"),
-                   help="plateau: lr / 10 when val top-1 error stops falling (AlexNet's; the default for 30 epochs "
-                        "or more); cosine (the default for shorter runs) (make: SCHEDULE)")
+    t.add_argument(
+        "--size",
+        type=int,
+        help="crop side in pixels, images scaled to 256/224 of it first "
+        "(make: SIZE; default 224, 227 for caffenet, with CUDA; 64 on CPU)",
+    )
+    t.add_argument(
+        "--schedule",
+        choices=("plateau", "cosine"),
+        help="plateau: lr / 10 when val top-1 error stops falling (AlexNet's; the default for 30 epochs "
+        "or more); cosine (the default for shorter runs) (make: SCHEDULE)",
+    )
     t.add_argument("--patience", type=int, default=3, help="plateau: epochs without improvement before lr / 10")
     t.add_argument("--warmup", type=int, help="cosine: epochs of linear lr warm-up (default 1)")
     t.add_argument("--weight-decay", type=float, default=5e-4)
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--dropout", type=float, default=0.5)
     t.add_argument("--no-lighting", dest="lighting", action="store_false", help="no PCA colour lighting")
-    t.add_argument("--stats", choices=("train", "imagenet"), default="train",
-                   help="mean, std and colour PCA: from the training split (default) or ImageNet's")
+    t.add_argument(
+        "--stats",
+        choices=("train", "imagenet"),
+        default="train",
+        help="mean, std and colour PCA: from the training split (default) or ImageNet's",
+    )
     t.add_argument("--seed", type=int, default=0, help="make: SEED")
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (make: RESUME=1)")
     t.add_argument("--force", action="store_true", help="start the run over (make: FORCE=1)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (make: COMPILE=1)")
-    t.add_argument("--cache-gb", type=float, help="read splits up to this size into memory, stream larger ones "
-                                                  "(default a quarter of RAM)")
+    t.add_argument(
+        "--cache-gb",
+        type=float,
+        help="read splits up to this size into memory, stream larger ones (default a quarter of RAM)",
+    )
     t.add_argument("--max-steps", type=int, help="stop each epoch after N steps (benchmarks)")
 
     s = commands.add_parser("summary", help="per-layer shapes, parameters, receptive fields, multiply-adds")
@@ -96,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
 
             size = args.size or NATIVE_SIZE[args.arch]
             if size < smallest_input(args.arch):
-                raise InputError(f"{args.arch} needs inputs of at least {smallest_input(args.arch)} px",
-                                 field="--size", value=size)
+                raise InputError(
+                    f"{args.arch} needs inputs of at least {smallest_input(args.arch)} px", field="--size", value=size
+                )
             print(format_summary(args.arch, summary(args.arch, args.classes, size), size))
             return 0
         from .train import Config, evaluate_run, train
@@ -105,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         remote = Remote.of(args.data, args.subset)
         if remote is not None:  # work in the local mirror of <url>/<subset>, published after the run
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                raise InputError("under torchrun give the mirror's folder, not the URL: its processes would "
-                                 "pull it at once", field="--data", value=args.data)
+                raise InputError(
+                    "under torchrun give the mirror's folder, not the URL: its processes would pull it at once",
+                    field="--data",
+                    value=args.data,
+                )
             args.data = remote.mirror.parent
             remote.pull()
         fields = set(Config.__dataclass_fields__)

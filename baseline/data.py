@@ -26,6 +26,7 @@ Under torchrun each process (rank) trains on its own part of each epoch (``rank_
 split's row groups in an order drawn from (seed, epoch), the same on every rank, their rows
 one after another, cut into as many equal runs as there are ranks.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,6 +62,7 @@ WINDOW = 8  # row groups shuffled together when streaming
 
 # --------------------------------------------------------------------------- classes and splits
 
+
 @dataclass
 class Classes:
     wnids: list[str]
@@ -78,10 +80,10 @@ class Shard:
     path: Path
     nested: bool  # image is struct<bytes, path> (packed) rather than binary (image store)
     group_starts: np.ndarray  # first row of each row group, plus the row count at the end
-    group_bytes: np.ndarray   # uncompressed size of the image column per row group
+    group_bytes: np.ndarray  # uncompressed size of the image column per row group
 
     @classmethod
-    def open(cls, path: Path) -> "Shard":
+    def open(cls, path: Path) -> Shard:
         meta = pq.ParquetFile(path).metadata
         schema = meta.schema.to_arrow_schema()
         if "image" not in schema.names:
@@ -91,10 +93,19 @@ class Shard:
         sizes = []
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
-            sizes.append(sum(group.column(c).total_uncompressed_size for c in range(group.num_columns)
-                             if group.column(c).path_in_schema in ("image", "image.bytes")))
-        return cls(Path(path), nested, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                   np.asarray(sizes, dtype=np.int64))
+            sizes.append(
+                sum(
+                    group.column(c).total_uncompressed_size
+                    for c in range(group.num_columns)
+                    if group.column(c).path_in_schema in ("image", "image.bytes")
+                )
+            )
+        return cls(
+            Path(path),
+            nested,
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            np.asarray(sizes, dtype=np.int64),
+        )
 
     @property
     def column(self) -> str:
@@ -114,12 +125,12 @@ class Split:
     """The samples of one split: labels, where their bytes are, and which input row each came from."""
 
     name: str
-    labels: np.ndarray        # int64
-    shard: np.ndarray         # index into Dataset.shards
-    shard_row: np.ndarray     # row in that shard
-    sources: list[Path]       # manifest or packed files the rows came from
-    source: np.ndarray        # index into sources
-    source_row: np.ndarray    # row in that file
+    labels: np.ndarray  # int64
+    shard: np.ndarray  # index into Dataset.shards
+    shard_row: np.ndarray  # row in that shard
+    sources: list[Path]  # manifest or packed files the rows came from
+    source: np.ndarray  # index into sources
+    source_row: np.ndarray  # row in that file
     image_ids: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -129,10 +140,19 @@ class Split:
     def where(self, i: int) -> tuple[Path, int]:
         return self.sources[self.source[i]], int(self.source_row[i])
 
-    def subset(self, keep: np.ndarray) -> "Split":
+    def subset(self, keep: np.ndarray) -> Split:
         ids = [self.image_ids[i] for i in np.flatnonzero(keep)]
-        return Split(self.name, self.labels[keep], self.shard[keep], self.shard_row[keep], self.sources,
-                     self.source[keep], self.source_row[keep], ids, dict(self.skipped))
+        return Split(
+            self.name,
+            self.labels[keep],
+            self.shard[keep],
+            self.shard_row[keep],
+            self.sources,
+            self.source[keep],
+            self.source_row[keep],
+            ids,
+            dict(self.skipped),
+        )
 
 
 @dataclass
@@ -164,8 +184,9 @@ class BadRows:
         counts[reason] = counts.get(reason, 0) + 1
 
 
-def load_dataset(root: Path, *, manifests: Path | None = None, packed: Path | None = None,
-                 skip_bad: bool = False, log=print) -> DataSet:
+def load_dataset(
+    root: Path, *, manifests: Path | None = None, packed: Path | None = None, skip_bad: bool = False, log=print
+) -> DataSet:
     root = Path(root)
     bad = BadRows(skip_bad)
     if packed is not None:
@@ -173,8 +194,10 @@ def load_dataset(root: Path, *, manifests: Path | None = None, packed: Path | No
     folder = Path(manifests) if manifests is not None else root / "manifests"
     if manifests is None and not folder.exists():
         if (root / "images").is_dir():
-            log(f"note: {folder} does not exist yet (make manifests): training on a provisional split "
-                "of the image store (accepted and kept images, 80% train / 20% val per class)")
+            log(
+                f"note: {folder} does not exist yet (make manifests): training on a provisional split "
+                "of the image store (accepted and kept images, 80% train / 20% val per class)"
+            )
             return _load_provisional(root, bad)
         raise InputError("no manifests (make manifests) and no image store: nothing to train on", file=folder)
     tables = {}
@@ -184,8 +207,11 @@ def load_dataset(root: Path, *, manifests: Path | None = None, packed: Path | No
             tables[name] = (_read_manifest(path), path)
     if "train" not in tables:
         raise InputError("no train.parquet manifest", file=folder)
-    classes = _read_classes(folder / "classes.parquet") if (folder / "classes.parquet").exists() else \
-        _classes_from_manifests({n: t for n, (t, _) in tables.items()}, folder)
+    classes = (
+        _read_classes(folder / "classes.parquet")
+        if (folder / "classes.parquet").exists()
+        else _classes_from_manifests({n: t for n, (t, _) in tables.items()}, folder)
+    )
     shards: list[Shard] = []
     splits = {name: _resolve(name, table, path, root, classes, shards, bad) for name, (table, path) in tables.items()}
     return DataSet(root, classes, shards, splits, "manifests")
@@ -239,8 +265,9 @@ def _classes_from_manifests(tables: dict[str, pa.Table], folder: Path) -> Classe
     return Classes(wnids, wnids, f"the labels of {folder} (no classes.parquet)")
 
 
-def _resolve(name: str, table: pa.Table, path: Path, root: Path, classes: Classes, shards: list[Shard],
-             bad: BadRows) -> Split:
+def _resolve(
+    name: str, table: pa.Table, path: Path, root: Path, classes: Classes, shards: list[Shard], bad: BadRows
+) -> Split:
     """Find each manifest row's bytes (shard and row) and check its label; errors name the row."""
     n = table.num_rows
     image_ids = table.column("image_id").to_pylist()
@@ -259,8 +286,11 @@ def _resolve(name: str, table: pa.Table, path: Path, root: Path, classes: Classe
         file = root / location
         if not file.is_file():
             for row in rows:
-                bad(counts, "missing shard", InputError(f"no such image shard: {file}", file=path, row=row,
-                                                              field="location", value=location))
+                bad(
+                    counts,
+                    "missing shard",
+                    InputError(f"no such image shard: {file}", file=path, row=row, field="location", value=location),
+                )
                 keep[row] = False
             continue
         if file not in index:
@@ -271,22 +301,47 @@ def _resolve(name: str, table: pa.Table, path: Path, root: Path, classes: Classe
         for row in rows:
             at = ids.get(image_ids[row])
             if at is None:
-                bad(counts, "missing image", InputError(f"not in its shard {location}", file=path, row=row,
-                                                              field="image_id", value=image_ids[row]))
+                bad(
+                    counts,
+                    "missing image",
+                    InputError(
+                        f"not in its shard {location}", file=path, row=row, field="image_id", value=image_ids[row]
+                    ),
+                )
                 keep[row] = False
                 continue
             shard_of[row], shard_row[row] = index[file], at
     for row in range(n):
         label = int(labels[row])
         if not 0 <= label < len(classes):
-            bad(counts, "bad label", InputError(f"outside the {len(classes)} classes of {classes.source}",
-                                                      file=path, row=row, field="label", value=label))
+            bad(
+                counts,
+                "bad label",
+                InputError(
+                    f"outside the {len(classes)} classes of {classes.source}",
+                    file=path,
+                    row=row,
+                    field="label",
+                    value=label,
+                ),
+            )
             keep[row] = False
         elif wnids is not None and wnids[row] != classes.wnids[label]:
-            bad(counts, "bad label", InputError(f"label {label} is {classes.wnids[label]} in {classes.source}",
-                                                      file=path, row=row, field="wnid", value=wnids[row]))
+            bad(
+                counts,
+                "bad label",
+                InputError(
+                    f"label {label} is {classes.wnids[label]} in {classes.source}",
+                    file=path,
+                    row=row,
+                    field="wnid",
+                    value=wnids[row],
+                ),
+            )
             keep[row] = False
-    split = Split(name, labels, shard_of, shard_row, [path], np.zeros(n, dtype=np.int64), np.arange(n), image_ids, counts)
+    split = Split(
+        name, labels, shard_of, shard_row, [path], np.zeros(n, dtype=np.int64), np.arange(n), image_ids, counts
+    )
     return split.subset(keep) if not keep.all() else split
 
 
@@ -296,7 +351,9 @@ def _shard_ids(shard: Shard) -> dict[str, int]:
     if "image_id" in names:
         ids = pq.read_table(shard.path, columns=["image_id"]).column(0).to_pylist()
     elif shard.nested:
-        ids = [Path(p).stem if p else None for p in pq.read_table(shard.path, columns=["image.path"]).column(0).to_pylist()]
+        ids = [
+            Path(p).stem if p else None for p in pq.read_table(shard.path, columns=["image.path"]).column(0).to_pylist()
+        ]
     else:
         raise InputError("shard has neither an image_id column nor image.path to find rows by", file=shard.path)
     out: dict[str, int] = {}
@@ -334,8 +391,16 @@ def _load_packed(folder: Path, bad: BadRows) -> DataSet:
             source.append(np.full(len(values), k))
             source_row.append(np.arange(len(values)))
             ids.extend(f"{file.name}:{r}" for r in range(len(values)))
-        split = Split(split_name, np.concatenate(labels), np.concatenate(shard_of), np.concatenate(shard_row), files,
-                      np.concatenate(source), np.concatenate(source_row), ids)
+        split = Split(
+            split_name,
+            np.concatenate(labels),
+            np.concatenate(shard_of),
+            np.concatenate(shard_row),
+            files,
+            np.concatenate(source),
+            np.concatenate(source_row),
+            ids,
+        )
         if split_name == "test" and (split.labels < 0).all():
             continue  # an unlabelled test split, as Hugging Face exports of ILSVRC have
         splits[split_name] = split
@@ -343,8 +408,9 @@ def _load_packed(folder: Path, bad: BadRows) -> DataSet:
         raise InputError("no train-*.parquet shards in the packed export", file=folder)
     # the manifests' classes.parquet (wnids and names), found beside the export or above it
     # (<subset>/export/hf -> <subset>/manifests), else the ClassLabel names of the shards
-    candidates = [folder / "classes.parquet"] + [up / "manifests" / "classes.parquet" for up in
-                                                 (folder, *list(folder.resolve().parents)[:3])]
+    candidates = [folder / "classes.parquet"] + [
+        up / "manifests" / "classes.parquet" for up in (folder, *list(folder.resolve().parents)[:3])
+    ]
     classes_file = next((p for p in candidates if p.exists()), None)
     if classes_file is not None:
         classes = _read_classes(classes_file)
@@ -360,8 +426,17 @@ def _load_packed(folder: Path, bad: BadRows) -> DataSet:
         out = (split.labels < 0) | (split.labels >= len(classes))
         for i in np.flatnonzero(out):
             file, row = split.where(i)
-            bad(counts, "bad label", InputError(f"outside the {len(classes)} classes of {classes.source}",
-                                                       file=file, row=row, field="label", value=int(split.labels[i])))
+            bad(
+                counts,
+                "bad label",
+                InputError(
+                    f"outside the {len(classes)} classes of {classes.source}",
+                    file=file,
+                    row=row,
+                    field="label",
+                    value=int(split.labels[i]),
+                ),
+            )
         if out.any():
             splits[name] = split.subset(~out)
         splits[name].skipped = counts
@@ -407,17 +482,23 @@ def _load_provisional(root: Path, bad: BadRows) -> DataSet:
     for row in sorted(rows, key=lambda x: hashlib.sha256(x[0].encode()).hexdigest()):
         order.setdefault(row[1], []).append(row)
     parts: dict[str, list] = {"train": [], "val": []}
-    for wnid, members in order.items():
+    for members in order.values():
         cut = max(1, round(len(members) * 0.2))
         parts["val"] += members[:cut]
         parts["train"] += members[cut:]
     splits = {}
     for name, members in parts.items():
         members.sort(key=lambda x: (x[2], x[3]))
-        splits[name] = Split(name, np.array([label_of[m[1]] for m in members], dtype=np.int64),
-                             np.array([m[2] for m in members], dtype=np.int64), np.array([m[3] for m in members], dtype=np.int64),
-                             [s.path for s in shards], np.array([m[2] for m in members], dtype=np.int64),
-                             np.array([m[3] for m in members], dtype=np.int64), [m[0] for m in members])
+        splits[name] = Split(
+            name,
+            np.array([label_of[m[1]] for m in members], dtype=np.int64),
+            np.array([m[2] for m in members], dtype=np.int64),
+            np.array([m[3] for m in members], dtype=np.int64),
+            [s.path for s in shards],
+            np.array([m[2] for m in members], dtype=np.int64),
+            np.array([m[3] for m in members], dtype=np.int64),
+            [m[0] for m in members],
+        )
     return DataSet(root, Classes(wnids, _names(root, wnids), str(root / "images")), shards, splits, "provisional")
 
 
@@ -439,6 +520,7 @@ def _names(root: Path, wnids: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- image bytes
 
+
 class Blobs:
     """The encoded images of one split in split order, held in memory (one Arrow buffer that
     forked workers share), or None per split when the split is streamed instead."""
@@ -450,7 +532,7 @@ class Blobs:
         return self.array[i].as_py()
 
     @classmethod
-    def load(cls, data: DataSet, split: Split) -> "Blobs":
+    def load(cls, data: DataSet, split: Split) -> Blobs:
         parts, order = [], []
         for s in np.unique(split.shard):
             members = np.flatnonzero(split.shard == s)
@@ -485,14 +567,15 @@ def split_bytes(data: DataSet, split: Split) -> int:
 
 # --------------------------------------------------------------------------- crops
 
+
 @dataclass(frozen=True)
 class View:
     """How a sample becomes pixels: ``train`` (random crop, flip, lighting alpha), ``center``
     or ``tencrop`` (four corners and centre; the flips are made on the batch)."""
 
     mode: str
-    size: int          # crop side
-    resize: int        # short side the image is scaled to before cropping
+    size: int  # crop side
+    resize: int  # short side the image is scaled to before cropping
     seed: int = 0
     epoch: int = 0
     lighting: bool = True
@@ -515,8 +598,9 @@ class View:
         else:
             flip, alpha = False, np.zeros(3, np.float32)
             centre = (free_x / 2, free_y / 2)
-            corners = [centre] if self.mode == "center" else \
-                [(0, 0), (free_x, 0), (0, free_y), (free_x, free_y), centre]
+            corners = (
+                [centre] if self.mode == "center" else [(0, 0), (free_x, 0), (0, free_y), (free_x, free_y), centre]
+            )
         boxes = []
         for x, y in corners:
             left, top = min(round(x), free_x), min(round(y), free_y)
@@ -584,7 +668,7 @@ def rank_part(count: int, rank: int, world: int) -> np.ndarray:
     into world equal runs. Every rank gets as many rows, hence as many steps; the runs are
     disjoint but for the world - 1 padding rows at most, and together cover the order."""
     per = -(-count // world)
-    return np.resize(np.arange(count), per * world)[rank * per:(rank + 1) * per]
+    return np.resize(np.arange(count), per * world)[rank * per : (rank + 1) * per]
 
 
 def rank_rows(groups: list[tuple[tuple[int, int], list[int]]], view: View, rank: int, world: int) -> np.ndarray:
@@ -603,8 +687,9 @@ class StreamDataset(IterableDataset):
     (``part`` = (rank, world) for training) the rank's rows (rank_rows) are cut into one run
     per worker, of equal sizes on every rank, so that every rank makes as many steps."""
 
-    def __init__(self, data: DataSet, split: Split, view: View, shuffle: bool, raw: bool = False,
-                 part: tuple[int, int] = (0, 1)):
+    def __init__(
+        self, data: DataSet, split: Split, view: View, shuffle: bool, raw: bool = False, part: tuple[int, int] = (0, 1)
+    ):
         self.data, self.split, self.view, self.shuffle, self.raw = data, split, view, shuffle, raw
         self.groups = row_groups(data, split)
         self.rank, self.world = part
@@ -620,10 +705,12 @@ class StreamDataset(IterableDataset):
             order = group_order(len(self.groups), self.view)
         mine, salt = order[worker::workers], ()
         if self.world > 1:  # this rank's rows, this worker's run of them, by row group
-            groups = self.pieces(np.array_split(rank_rows(self.groups, self.view, self.rank, self.world), workers)[worker])
+            groups = self.pieces(
+                np.array_split(rank_rows(self.groups, self.view, self.rank, self.world), workers)[worker]
+            )
             mine, salt = np.arange(len(groups)), (self.rank, worker)
         for w in range(0, len(mine), WINDOW):
-            window = [groups[g] for g in mine[w:w + WINDOW]]
+            window = [groups[g] for g in mine[w : w + WINDOW]]
             arrays = {}
             for (s, g), _ in window:
                 arrays[(s, g)] = self.data.shards[s].read_groups([g])
@@ -660,10 +747,15 @@ def sample(blob: bytes, split: Split, view: View, i: int):
 
 def _describe(e: Exception) -> str:
     text = str(e) or type(e).__name__
-    return f"unreadable image ({type(e).__name__}: {text})" if type(e).__name__ not in text else f"unreadable image ({text})"
+    return (
+        f"unreadable image ({type(e).__name__}: {text})"
+        if type(e).__name__ not in text
+        else f"unreadable image ({text})"
+    )
 
 
 # --------------------------------------------------------------------------- GPU decoding
+
 
 class RawDataset(CropDataset):
     """For GPU decoding: the worker only reads the header, to place the crops; the bytes go to
@@ -679,16 +771,34 @@ def raw_sample(blob: bytes, split: Split, view: View, i: int):
         boxes, flip, alpha = view.boxes(*image.size, i)
         error = "" if image.format == "JPEG" and image.mode in ("RGB", "L") else "cpu"
     except Exception as e:  # noqa: BLE001
-        boxes, flip, alpha, error = [(0.0, 0.0, 1.0, 1.0)] * (5 if view.mode == "tencrop" else 1), False, \
-            np.zeros(3, np.float32), _describe(e)
-    return (torch.frombuffer(bytearray(blob), dtype=torch.uint8), torch.tensor(boxes, dtype=torch.float32), flip,
-            int(split.labels[i]), i, torch.from_numpy(alpha), error)
+        boxes, flip, alpha, error = (
+            [(0.0, 0.0, 1.0, 1.0)] * (5 if view.mode == "tencrop" else 1),
+            False,
+            np.zeros(3, np.float32),
+            _describe(e),
+        )
+    return (
+        torch.frombuffer(bytearray(blob), dtype=torch.uint8),
+        torch.tensor(boxes, dtype=torch.float32),
+        flip,
+        int(split.labels[i]),
+        i,
+        torch.from_numpy(alpha),
+        error,
+    )
 
 
 def raw_collate(batch):
     blobs, boxes, flips, labels, indices, alphas, errors = zip(*batch)
-    return (list(blobs), torch.stack(boxes), torch.tensor(flips), torch.tensor(labels), torch.tensor(indices),
-            torch.stack(alphas), list(errors))
+    return (
+        list(blobs),
+        torch.stack(boxes),
+        torch.tensor(flips),
+        torch.tensor(labels),
+        torch.tensor(indices),
+        torch.stack(alphas),
+        list(errors),
+    )
 
 
 def gpu_decoder():
@@ -721,8 +831,9 @@ def crops_on_device(images: list[torch.Tensor], boxes: torch.Tensor, flips: torc
     for b, image in enumerate(images):
         for k, (left, top, right, bottom) in enumerate(boxes[b].round().long().tolist()):
             piece = image[None, :, top:bottom, left:right].float()
-            piece = torch.nn.functional.interpolate(piece, size=(size, size), mode="bilinear", antialias=True,
-                                                    align_corners=False)
+            piece = torch.nn.functional.interpolate(
+                piece, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )
             piece = piece.round_().clamp_(0, 255).to(torch.uint8)[0]
             out[b, k] = piece.flip(-1) if flips[b] else piece
     return out
@@ -758,6 +869,7 @@ def decode_batch(blobs, boxes, flips, errors, size: int, device, decode) -> tupl
 
 # --------------------------------------------------------------------------- statistics
 
+
 @dataclass
 class Stats:
     mean: tuple[float, float, float]
@@ -767,12 +879,19 @@ class Stats:
     source: str
 
     def as_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "eigval": list(self.eigval),
-                "eigvec": [list(r) for r in self.eigvec], "source": self.source}
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "eigval": list(self.eigval),
+            "eigvec": [list(r) for r in self.eigvec],
+            "source": self.source,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Stats":
-        return cls(tuple(d["mean"]), tuple(d["std"]), tuple(d["eigval"]), tuple(tuple(r) for r in d["eigvec"]), d["source"])
+    def from_dict(cls, d: dict) -> Stats:
+        return cls(
+            tuple(d["mean"]), tuple(d["std"]), tuple(d["eigval"]), tuple(tuple(r) for r in d["eigvec"]), d["source"]
+        )
 
 
 IMAGENET_STATS = Stats(IMAGENET_MEAN, IMAGENET_STD, IMAGENET_EIGVAL, IMAGENET_EIGVEC, "imagenet")
@@ -811,8 +930,13 @@ def training_stats(data: DataSet, split: Split, limit: int = 512, side: int = 64
     mean, std = values.mean(0), values.std(0) + 1e-6
     eigval, eigvec = np.linalg.eigh(np.cov(values, rowvar=False))
     order = np.argsort(eigval)[::-1]
-    return Stats(tuple(map(float, mean)), tuple(map(float, std)), tuple(float(max(v, 0)) for v in eigval[order]),
-                 tuple(tuple(map(float, row)) for row in eigvec[:, order]), f"train ({n} images)")
+    return Stats(
+        tuple(map(float, mean)),
+        tuple(map(float, std)),
+        tuple(float(max(v, 0)) for v in eigval[order]),
+        tuple(tuple(map(float, row)) for row in eigvec[:, order]),
+        f"train ({n} images)",
+    )
 
 
 def default_workers(processes: int = 1) -> int:

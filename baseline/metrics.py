@@ -3,9 +3,10 @@
 ILSVRC scores each image by a list of guesses: the error is 0 when the true label is among
 the first k guesses, 1 otherwise; top-1 and top-5 error are the means over the images.
 """
+
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -46,10 +47,21 @@ def per_class(matrix: np.ndarray, wnids: Sequence[str], names: Sequence[str]) ->
         others = row.copy()
         others[c] = -1
         worst = int(others.argmax())
-        confused = {"label": worst, "wnid": wnids[worst], "name": names[worst], "images": int(row[worst])} \
-            if images and row[worst] > 0 else None
-        out.append({"label": c, "wnid": wnids[c], "name": names[c], "images": images,
-                    "accuracy": float(row[c] / images) if images else None, "most_confused_with": confused})
+        confused = (
+            {"label": worst, "wnid": wnids[worst], "name": names[worst], "images": int(row[worst])}
+            if images and row[worst] > 0
+            else None
+        )
+        out.append(
+            {
+                "label": c,
+                "wnid": wnids[c],
+                "name": names[c],
+                "images": images,
+                "accuracy": float(row[c] / images) if images else None,
+                "most_confused_with": confused,
+            }
+        )
     return out
 
 

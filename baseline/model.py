@@ -10,6 +10,7 @@ local response normalisation, 227 inputs: 60,965,224 parameters.
 Both end in an adaptive average pool to 6x6, which is the identity at 224 (227) and lets
 smaller inputs (64 px Tiny ImageNet, a quick demo run) through the same classifier.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,9 +26,15 @@ NATIVE_SIZE = {"alexnet": 224, "caffenet": 227}
 
 
 class AlexNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.5, lrn: bool = False,
-                 widths: tuple[int, ...] = (64, 192, 384, 256, 256), groups: tuple[int, ...] = (1, 1, 1, 1, 1),
-                 conv1_padding: int = 2):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        lrn: bool = False,
+        widths: tuple[int, ...] = (64, 192, 384, 256, 256),
+        groups: tuple[int, ...] = (1, 1, 1, 1, 1),
+        conv1_padding: int = 2,
+    ):
         super().__init__()
         c1, c2, c3, c4, c5 = widths
         g1, g2, g3, g4, g5 = groups
@@ -112,8 +119,9 @@ def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
 
 def caffenet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     """The BVLC reference CaffeNet (bvlc_reference_caffenet): LRN, groups of 2, 227 inputs."""
-    return AlexNet(num_classes, dropout, lrn=True, widths=(96, 256, 384, 384, 256), groups=(1, 2, 1, 2, 2),
-                   conv1_padding=0)
+    return AlexNet(
+        num_classes, dropout, lrn=True, widths=(96, 256, 384, 384, 256), groups=(1, 2, 1, 2, 2), conv1_padding=0
+    )
 
 
 def build(arch: str, num_classes: int, dropout: float = 0.5) -> AlexNet:
@@ -122,7 +130,7 @@ def build(arch: str, num_classes: int, dropout: float = 0.5) -> AlexNet:
     return {"alexnet": alexnet, "caffenet": caffenet}[arch](num_classes, dropout)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smallest_input(arch: str) -> int:
     """The smallest input side that leaves pool5 at least 1x1 (63 for AlexNet, 67 for CaffeNet)."""
     with torch.device("meta"):
@@ -142,13 +150,13 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class Layer:
-    name: str          # state_dict prefix, e.g. features.0
-    kind: str          # conv1, pool1, norm1, relu, fc6...
-    shape: tuple       # output shape for one image (C, H, W) or (N,)
+    name: str  # state_dict prefix, e.g. features.0
+    kind: str  # conv1, pool1, norm1, relu, fc6...
+    shape: tuple  # output shape for one image (C, H, W) or (N,)
     params: int
     receptive_field: int | None  # pixels of the input one output unit sees (None: the whole image)
-    stride: int | None           # input pixels between neighbouring output units
-    macs: int                    # multiply-adds for one image
+    stride: int | None  # input pixels between neighbouring output units
+    macs: int  # multiply-adds for one image
 
 
 def summary(arch: str = "alexnet", num_classes: int = 1000, size: int | None = None) -> list[Layer]:
@@ -163,8 +171,17 @@ def summary(arch: str = "alexnet", num_classes: int = 1000, size: int | None = N
     shape = (3, size, size)
 
     def add(name: str, module: nn.Module, kind: str, out: tuple, macs: int, field: bool = True) -> None:
-        layers.append(Layer(name, kind, out, sum(p.numel() for p in module.parameters(recurse=False)),
-                            rf if field else None, jump if field else None, macs))
+        layers.append(
+            Layer(
+                name,
+                kind,
+                out,
+                sum(p.numel() for p in module.parameters(recurse=False)),
+                rf if field else None,
+                jump if field else None,
+                macs,
+            )
+        )
 
     x = torch.empty(1, *shape, device="meta")
     for index, module in enumerate(model.features):
@@ -196,8 +213,14 @@ def summary(arch: str = "alexnet", num_classes: int = 1000, size: int | None = N
         x = module(x)
         if isinstance(module, nn.Linear):
             fc += 1
-            add(f"classifier.{index}", module, f"fc{fc}", tuple(x.shape[1:]),
-                module.in_features * module.out_features, field=False)
+            add(
+                f"classifier.{index}",
+                module,
+                f"fc{fc}",
+                tuple(x.shape[1:]),
+                module.in_features * module.out_features,
+                field=False,
+            )
     return layers
 
 
@@ -216,7 +239,9 @@ def format_summary(arch: str, layers: list[Layer], size: int) -> str:
         shape = "x".join(map(str, layer.shape))
         rf = "-" if layer.receptive_field is None else str(layer.receptive_field)
         stride = "-" if layer.stride is None else str(layer.stride)
-        lines.append(f"{layer.kind:<8} {layer.name:<14} {shape:<16} {layer.params:>12,} {rf:>5} {stride:>6} {layer.macs:>14,}")
+        lines.append(
+            f"{layer.kind:<8} {layer.name:<14} {shape:<16} {layer.params:>12,} {rf:>5} {stride:>6} {layer.macs:>14,}"
+        )
     lines.append("-" * len(header))
     total_params = sum(layer.params for layer in layers)
     total_macs = sum(layer.macs for layer in layers)

@@ -1,4 +1,5 @@
 """The loss and error curves as a PNG, drawn with Pillow alone (matplotlib may be absent)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,14 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 WIDTH, HEIGHT, MARGIN = 560, 380, 52
 
 
-def panel(draw: ImageDraw.ImageDraw, left: int, title: str, series: dict[str, list[float]], epochs: list[int],
-          y_range: tuple[float, float] | None = None) -> None:
+def panel(
+    draw: ImageDraw.ImageDraw,
+    left: int,
+    title: str,
+    series: dict[str, list[float]],
+    epochs: list[int],
+    y_range: tuple[float, float] | None = None,
+) -> None:
     x0, y0, x1, y1 = left + MARGIN, MARGIN - 20, left + WIDTH - 20, HEIGHT - MARGIN
     values = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
     lo, hi = y_range or ((min(values), max(values)) if values else (0.0, 1.0))
@@ -55,6 +62,16 @@ def curves(history: list[dict], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
     column = lambda key: [row.get(key) for row in history]  # noqa: E731
     panel(draw, 0, "loss", {"train": column("train_loss"), "val": column("val_loss")}, epochs)
-    panel(draw, WIDTH, "error", {"train top-1": column("train_top1_error"), "val top-1": column("val_top1_error"),
-                                  "val top-5": column("val_top5_error")}, epochs, (0.0, 1.0))
+    panel(
+        draw,
+        WIDTH,
+        "error",
+        {
+            "train top-1": column("train_top1_error"),
+            "val top-1": column("val_top1_error"),
+            "val top-5": column("val_top5_error"),
+        },
+        epochs,
+        (0.0, 1.0),
+    )
     image.save(path, format="PNG")

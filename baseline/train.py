@@ -13,6 +13,7 @@ process is one rank of a DistributedDataParallel run: it trains on its own part 
 epoch (``data.rank_rows``) with ``--batch`` images a step, DDP averaging the gradients, so a
 step takes N x batch images. Rank 0 alone scores val and test, prints and writes files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,24 +48,24 @@ CPU_SIZE, CPU_EPOCHS, GPU_EPOCHS = 64, 10, 90
 class Config:
     data: Path = Path("data")
     subset: str = "demo"
-    arch: str | None = None       # None: alexnet (or the resumed run's)
-    epochs: int | None = None     # None: 90 with CUDA (AlexNet's), 10 on CPU
-    batch: int | None = None      # None: 128, halved for a small training set (at least 8 steps an epoch)
-    lr: float | None = None       # None: 0.01 (AlexNet's)
-    size: int | None = None       # None: 224 (227 CaffeNet) with CUDA, 64 on CPU
-    schedule: str | None = None   # plateau: lr / 10 when val error stops falling; cosine. None: plateau
-                                  # for runs of 30 epochs or more (AlexNet's), cosine for shorter ones
-    patience: int = 3             # plateau: epochs without a better val top-1 error
-    warmup: int | None = None     # epochs of linear warm-up (cosine); None: 1
+    arch: str | None = None  # None: alexnet (or the resumed run's)
+    epochs: int | None = None  # None: 90 with CUDA (AlexNet's), 10 on CPU
+    batch: int | None = None  # None: 128, halved for a small training set (at least 8 steps an epoch)
+    lr: float | None = None  # None: 0.01 (AlexNet's)
+    size: int | None = None  # None: 224 (227 CaffeNet) with CUDA, 64 on CPU
+    schedule: str | None = None  # plateau: lr / 10 when val error stops falling; cosine. None: plateau
+    # for runs of 30 epochs or more (AlexNet's), cosine for shorter ones
+    patience: int = 3  # plateau: epochs without a better val top-1 error
+    warmup: int | None = None  # epochs of linear warm-up (cosine); None: 1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     dropout: float = 0.5
-    lighting: bool = True         # AlexNet's PCA colour lighting
-    stats: str = "train"          # mean/std/PCA from the training split, or imagenet's
+    lighting: bool = True  # AlexNet's PCA colour lighting
+    stats: str = "train"  # mean/std/PCA from the training split, or imagenet's
     workers: int | None = None
     seed: int = 0
     name: str = "alexnet"
-    out: Path | None = None       # run folder; None: <data>/<subset>/runs/<name>
+    out: Path | None = None  # run folder; None: <data>/<subset>/runs/<name>
     manifests: Path | None = None
     packed: Path | None = None
     resume: bool = False
@@ -72,20 +73,47 @@ class Config:
     skip_bad: bool = False
     compile: bool = False
     device: str = "auto"
-    decode: str = "auto"          # gpu: nvJPEG through torchvision (CUDA only); cpu: Pillow in workers
+    decode: str = "auto"  # gpu: nvJPEG through torchvision (CUDA only); cpu: Pillow in workers
     cache_gb: float | None = None  # read splits up to this size into memory; None: a quarter of RAM
     max_steps: int | None = None  # stop each epoch after this many steps (benchmarks)
     progress: bool = True
 
     def settings(self) -> dict:
-        keep = ("arch", "epochs", "batch", "lr", "size", "schedule", "patience", "warmup", "momentum", "weight_decay",
-                "dropout", "lighting", "stats", "seed")
+        keep = (
+            "arch",
+            "epochs",
+            "batch",
+            "lr",
+            "size",
+            "schedule",
+            "patience",
+            "warmup",
+            "momentum",
+            "weight_decay",
+            "dropout",
+            "lighting",
+            "stats",
+            "seed",
+        )
         return {k: getattr(self, k) for k in keep}
 
 
 # Settings a resumed run must share with the run it continues (epochs may grow).
-FIXED_ON_RESUME = ("arch", "batch", "lr", "size", "schedule", "patience", "warmup", "momentum", "weight_decay",
-                   "dropout", "lighting", "stats", "seed")
+FIXED_ON_RESUME = (
+    "arch",
+    "batch",
+    "lr",
+    "size",
+    "schedule",
+    "patience",
+    "warmup",
+    "momentum",
+    "weight_decay",
+    "dropout",
+    "lighting",
+    "stats",
+    "seed",
+)
 
 
 def resize_for(size: int) -> int:
@@ -117,8 +145,10 @@ def choose_settings(config: Config, n_train: int, cuda: bool, log) -> Config:
     if config.warmup is None:
         config.warmup = 1 if config.schedule == "cosine" and config.epochs > 2 else 0
     if chosen and not cuda:
-        log(f"on a CPU, settings left open are a quick check: {', '.join(chosen)} (AlexNet's own recipe: "
-            "--size 224 --epochs 90 --batch 128 --schedule plateau)")
+        log(
+            f"on a CPU, settings left open are a quick check: {', '.join(chosen)} (AlexNet's own recipe: "
+            "--size 224 --epochs 90 --batch 128 --schedule plateau)"
+        )
     return config
 
 
@@ -132,16 +162,38 @@ def pick_device(name: str) -> torch.device:
 
 # --------------------------------------------------------------------------- batches
 
+
 class Batches:
     """A split as batches of normalised float crops on the device, for one epoch or one pass.
 
     Bad images (Pillow cannot decode them) raise an InputError naming the row, or with
     skip_bad are dropped from their batch and remembered in ``bad``."""
 
-    def __init__(self, data: D.DataSet, split: D.Split, blobs: D.Blobs | None, view: D.View, *, batch: int,
-                 workers: int, device: torch.device, stats: D.Stats, shuffle: bool, decode, skip_bad: bool,
-                 bad: set[int], part: tuple[int, int] = (0, 1)):
-        self.split, self.view, self.device, self.decode, self.skip_bad, self.bad = split, view, device, decode, skip_bad, bad
+    def __init__(
+        self,
+        data: D.DataSet,
+        split: D.Split,
+        blobs: D.Blobs | None,
+        view: D.View,
+        *,
+        batch: int,
+        workers: int,
+        device: torch.device,
+        stats: D.Stats,
+        shuffle: bool,
+        decode,
+        skip_bad: bool,
+        bad: set[int],
+        part: tuple[int, int] = (0, 1),
+    ):
+        self.split, self.view, self.device, self.decode, self.skip_bad, self.bad = (
+            split,
+            view,
+            device,
+            decode,
+            skip_bad,
+            bad,
+        )
         raw = decode is not None
         sampler = None
         if blobs is None:
@@ -153,10 +205,18 @@ class Batches:
                 sampler = np.random.default_rng((view.seed, view.epoch, part[0])).permutation(rows).tolist()
         generator = torch.Generator().manual_seed(view.seed * 100003 + view.epoch)
         self.loader = DataLoader(
-            dataset, batch_size=batch, shuffle=shuffle and sampler is None and not isinstance(dataset, IterableDataset),
-            sampler=sampler, generator=generator, num_workers=workers, pin_memory=device.type == "cuda",
-            collate_fn=D.raw_collate if raw else None, drop_last=False,
-            prefetch_factor=4 if workers else None, persistent_workers=False)
+            dataset,
+            batch_size=batch,
+            shuffle=shuffle and sampler is None and not isinstance(dataset, IterableDataset),
+            sampler=sampler,
+            generator=generator,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            collate_fn=D.raw_collate if raw else None,
+            drop_last=False,
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+        )
         self.mean = torch.tensor(stats.mean, device=device).view(1, 1, 3, 1, 1)
         self.std = torch.tensor(stats.std, device=device).view(1, 1, 3, 1, 1)
         self.eig = torch.tensor(stats.eigvec, device=device) * torch.tensor(stats.eigval, device=device)[None, :]
@@ -199,6 +259,7 @@ class Batches:
 
 # --------------------------------------------------------------------------- evaluation
 
+
 @torch.no_grad()
 def evaluate(model, batches: Batches, autocast) -> dict:
     """Loss and top-1/top-5 error over a split (averaging the softmax of the 10 crops), with
@@ -216,12 +277,24 @@ def evaluate(model, batches: Batches, autocast) -> dict:
         wrong5.append(wrong[5].sum().item())
         labels.append(y.cpu().numpy())
         guesses.append(probs.argmax(1).cpu().numpy())
-    n = sum(len(l) for l in labels)
+    n = sum(len(batch) for batch in labels)
     if not n:
-        return {"images": 0, "loss": None, "top1_error": None, "top5_error": None,
-                "labels": np.zeros(0, np.int64), "guesses": np.zeros(0, np.int64)}
-    return {"images": n, "loss": sum(losses) / n, "top1_error": sum(wrong1) / n, "top5_error": sum(wrong5) / n,
-            "labels": np.concatenate(labels), "guesses": np.concatenate(guesses)}
+        return {
+            "images": 0,
+            "loss": None,
+            "top1_error": None,
+            "top5_error": None,
+            "labels": np.zeros(0, np.int64),
+            "guesses": np.zeros(0, np.int64),
+        }
+    return {
+        "images": n,
+        "loss": sum(losses) / n,
+        "top1_error": sum(wrong1) / n,
+        "top5_error": sum(wrong5) / n,
+        "labels": np.concatenate(labels),
+        "guesses": np.concatenate(guesses),
+    }
 
 
 def _memory_format(device: torch.device):
@@ -229,6 +302,7 @@ def _memory_format(device: torch.device):
 
 
 # --------------------------------------------------------------------------- files
+
 
 def atomic(path: Path, write) -> None:
     """Write through ``write(tmp)`` and rename, so a reader (or a rerun after a kill) never sees half a file."""
@@ -255,6 +329,7 @@ def write_confusion(path: Path, matrix: np.ndarray, wnids: list[str]) -> None:
             f.write("true\\guess," + ",".join(wnids) + "\n")
             for wnid, row in zip(wnids, matrix):
                 f.write(wnid + "," + ",".join(map(str, row)) + "\n")
+
     atomic(path, write)
 
 
@@ -265,9 +340,16 @@ def run_folder(config: Config) -> Path:
 def input_state(config: Config) -> list:
     """Name, size and modification time of every file the run reads its rows from (as make does)."""
     root = Path(config.data) / config.subset
-    folders = [Path(config.packed)] if config.packed else [Path(config.manifests) if config.manifests else root / "manifests"]
-    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns]
-            for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
+    folders = (
+        [Path(config.packed)] if config.packed else [Path(config.manifests) if config.manifests else root / "manifests"]
+    )
+    return [
+        [str(p), p.stat().st_size, p.stat().st_mtime_ns]
+        for folder in folders
+        if folder.is_dir()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    ]
 
 
 def finished_run(run: Path, config: Config) -> tuple[dict | None, bool]:
@@ -288,6 +370,7 @@ def finished_run(run: Path, config: Config) -> tuple[dict | None, bool]:
 
 
 # --------------------------------------------------------------------------- training
+
 
 def train(config: Config, log=None) -> dict:
     """Train a run. Started by torchrun (WORLD_SIZE > 1), the process joins the run's process
@@ -334,8 +417,10 @@ def _train(config: Config, log=None) -> dict:
     if ddp:  # every rank reads the run folder: on one shared file system they decide alike
         _agree((finished is not None, current, checkpoint_path.exists()), "the run folder", world, group)
     if finished is not None and current:
-        log(f"train: {run} is up to date (the same data and settings, {finished['epochs_done']} epochs done); "
-            "skipped, --force (FORCE=1) trains again")
+        log(
+            f"train: {run} is up to date (the same data and settings, {finished['epochs_done']} epochs done); "
+            "skipped, --force (FORCE=1) trains again"
+        )
         return finished
     if finished is not None:
         log(f"train: the data of {run} changed since it finished; training it again with its settings")
@@ -352,23 +437,35 @@ def _train(config: Config, log=None) -> dict:
             for key in FIXED_ON_RESUME:
                 given, saved = getattr(config, key), checkpoint["settings"][key]
                 if given is not None and key in ("arch", "batch", "lr", "size") and given != saved:
-                    raise InputError(f"the run being resumed has {key} {saved!r}", file=checkpoint_path,
-                                     field=f"--{key}", value=given)
+                    raise InputError(
+                        f"the run being resumed has {key} {saved!r}",
+                        file=checkpoint_path,
+                        field=f"--{key}",
+                        value=given,
+                    )
                 setattr(config, key, saved)
             if config.epochs is None:
                 config.epochs = checkpoint["settings"]["epochs"]
         elif not config.force:
             metrics = run / "metrics.jsonl"
             epoch = len(metrics.read_text().splitlines()) if metrics.exists() else "?"
-            raise InputError(f"already holds a run ({epoch} epochs done): --resume (RESUME=1) continues it, "
-                             "--force (FORCE=1) starts it over, --name (NAME=) starts another", file=run)
+            raise InputError(
+                f"already holds a run ({epoch} epochs done): --resume (RESUME=1) continues it, "
+                "--force (FORCE=1) starts it over, --name (NAME=) starts another",
+                file=run,
+            )
     elif config.resume:
         log(f"note: no checkpoint in {run}: starting from epoch 1")
     config.arch = config.arch or "alexnet"
 
     # -- data
-    data = D.load_dataset(Path(config.data) / config.subset, manifests=config.manifests, packed=config.packed,
-                          skip_bad=config.skip_bad, log=log)
+    data = D.load_dataset(
+        Path(config.data) / config.subset,
+        manifests=config.manifests,
+        packed=config.packed,
+        skip_bad=config.skip_bad,
+        log=log,
+    )
     classes = data.classes
     train_split, val_split = data.splits["train"], data.splits.get("val")
     if not len(train_split):
@@ -377,33 +474,46 @@ def _train(config: Config, log=None) -> dict:
         raise InputError("the dataset's classes differ from the run being resumed", file=checkpoint_path)
     config = choose_settings(config, -(-len(train_split) // world), cuda, log)  # a rank's part of the rows
     if config.size < smallest_input(config.arch):
-        raise InputError(f"{config.arch} needs inputs of at least {smallest_input(config.arch)} px",
-                         field="--size", value=config.size)
+        raise InputError(
+            f"{config.arch} needs inputs of at least {smallest_input(config.arch)} px",
+            field="--size",
+            value=config.size,
+        )
     if config.epochs < 1 or config.batch < 1 or config.lr <= 0:
         raise InputError("--epochs and --batch must be at least 1 and --lr positive")
     workers = D.default_workers(here) if config.workers is None else config.workers
     decode = D.gpu_decoder() if cuda and config.decode in ("auto", "gpu") else None
     if config.decode == "gpu" and decode is None:
         raise PipelineError("--decode gpu needs CUDA and torchvision")
-    stats = D.Stats.from_dict(checkpoint["stats"]) if checkpoint else \
-        (D.IMAGENET_STATS if config.stats == "imagenet" else D.training_stats(data, train_split))
+    stats = (
+        D.Stats.from_dict(checkpoint["stats"])
+        if checkpoint
+        else (D.IMAGENET_STATS if config.stats == "imagenet" else D.training_stats(data, train_split))
+    )
     cache = config.cache_gb * 2**30 if config.cache_gb is not None else _memory_bytes() / 4 / here
     blobs: dict[str, D.Blobs | None] = {}
     for name, split in data.splits.items():
         read = rank == 0 or name == "train"  # val and test: rank 0 alone scores them
         blobs[name] = D.Blobs.load(data, split) if read and D.split_bytes(data, split) <= cache else None
         cache -= D.split_bytes(data, split) if blobs[name] is not None else 0
-    log(f"{data.origin}: {len(classes)} classes, " + ", ".join(f"{n} {len(s)}" for n, s in data.splits.items())
+    log(
+        f"{data.origin}: {len(classes)} classes, "
+        + ", ".join(f"{n} {len(s)}" for n, s in data.splits.items())
         + f" images; {config.arch} {config.size} px, batch {config.batch}, lr {config.lr}, {config.schedule}, "
-        f"{config.epochs} epochs on {device.type}" + (f" x {world} processes (batch {config.batch} each)" if ddp else "")
-        + ("" if all(b is not None for b in blobs.values()) else " (streaming row groups)"))
+        f"{config.epochs} epochs on {device.type}"
+        + (f" x {world} processes (batch {config.batch} each)" if ddp else "")
+        + ("" if all(b is not None for b in blobs.values()) else " (streaming row groups)")
+    )
 
     # -- model and optimiser
     torch.manual_seed(config.seed)
     model = build(config.arch, len(classes), config.dropout).to(device, memory_format=_memory_format(device))
     optimizer = _sgd(model, config)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=config.patience) \
-        if config.schedule == "plateau" else None
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=config.patience)
+        if config.schedule == "plateau"
+        else None
+    )
     history: list[dict] = []
     bad = {name: set() for name in data.splits}
     start = 0
@@ -425,15 +535,35 @@ def _train(config: Config, log=None) -> dict:
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
 
     def batches(split_name: str, view: D.View, shuffle: bool, batch: int, part=(0, 1)) -> Batches:
-        return Batches(data, data.splits[split_name], blobs[split_name], view, batch=batch, workers=workers,
-                       device=device, stats=stats, shuffle=shuffle, decode=decode, skip_bad=config.skip_bad,
-                       bad=bad[split_name], part=part)
+        return Batches(
+            data,
+            data.splits[split_name],
+            blobs[split_name],
+            view,
+            batch=batch,
+            workers=workers,
+            device=device,
+            stats=stats,
+            shuffle=shuffle,
+            decode=decode,
+            skip_bad=config.skip_bad,
+            bad=bad[split_name],
+            part=part,
+        )
 
     def save_checkpoint(epoch: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "plateau": plateau.state_dict() if plateau else None, "epoch": epoch, "history": history,
-                 "settings": config.settings(), "stats": stats.as_dict(), "classes": classes.wnids,
-                 "names": classes.names, "bad": {n: sorted(b) for n, b in bad.items()}}
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "plateau": plateau.state_dict() if plateau else None,
+            "epoch": epoch,
+            "history": history,
+            "settings": config.settings(),
+            "stats": stats.as_dict(),
+            "classes": classes.wnids,
+            "names": classes.names,
+            "bad": {n: sorted(b) for n, b in bad.items()},
+        }
         atomic(checkpoint_path, lambda tmp: torch.save(state, tmp))
 
     if rank == 0:
@@ -452,7 +582,7 @@ def _train(config: Config, log=None) -> dict:
         rows = []  # the rank's rows, for BASELINE_RANK_LOG
         waited, began = 0.0, time.perf_counter()
         ready = time.perf_counter()
-        for x, y, indices in (_every_rank(train_batches, group) if ddp else train_batches):
+        for x, y, indices in _every_rank(train_batches, group) if ddp else train_batches:
             waited += time.perf_counter() - ready
             if config.schedule == "cosine":  # under DDP from the steps, which every rank counts alike
                 done = min(steps * config.batch * world, len(train_split)) if ddp else seen
@@ -480,8 +610,11 @@ def _train(config: Config, log=None) -> dict:
         if bar is not None:
             bar.close()
         if rank_log:
-            print("rank-log " + json.dumps({"rank": rank, "world": world, "epoch": epoch + 1, "rows": rows}),
-                  file=sys.stderr, flush=True)
+            print(
+                "rank-log " + json.dumps({"rank": rank, "world": world, "epoch": epoch + 1, "rows": rows}),
+                file=sys.stderr,
+                flush=True,
+            )
         if ddp:  # the epoch over all ranks: images, loss and errors summed, and the bad rows met
             totals = torch.cat([sums, sums.new_tensor([seen])])
             dist.all_reduce(totals)
@@ -492,15 +625,25 @@ def _train(config: Config, log=None) -> dict:
         loss_sum, wrong1, wrong5 = sums.tolist()
         seconds = time.perf_counter() - began
         lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-               "train_top1_error": wrong1 / max(seen, 1), "train_top5_error": wrong5 / max(seen, 1),
-               "images": seen, "images_per_s": seen / seconds if seconds else None,
-               "data_wait_share": waited / seconds if seconds else None, "seconds": seconds}
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_top1_error": wrong1 / max(seen, 1),
+            "train_top5_error": wrong5 / max(seen, 1),
+            "images": seen,
+            "images_per_s": seen / seconds if seconds else None,
+            "data_wait_share": waited / seconds if seconds else None,
+            "seconds": seconds,
+        }
         if cuda:
             row["gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         if val_split is not None and len(val_split):
-            val = evaluate(score, batches("val", D.View("center", config.size, resize), False, config.batch),
-                           autocast) if rank == 0 else None
+            val = (
+                evaluate(score, batches("val", D.View("center", config.size, resize), False, config.batch), autocast)
+                if rank == 0
+                else None
+            )
             if ddp:  # rank 0 scored val alone: every rank steps the schedule on its numbers
                 val = _from_rank_0(val, group)
             row.update(val_loss=val["loss"], val_top1_error=val["top1_error"], val_top5_error=val["top5_error"])
@@ -515,32 +658,47 @@ def _train(config: Config, log=None) -> dict:
             write_jsonl(run / "metrics.jsonl", history)
         log(_epoch_line(row, config.epochs))
     if rank_log:
-        print("rank-log " + json.dumps({"rank": rank, "world": world, "weights": weights_digest(model.state_dict())}),
-              file=sys.stderr, flush=True)
+        print(
+            "rank-log " + json.dumps({"rank": rank, "world": world, "weights": weights_digest(model.state_dict())}),
+            file=sys.stderr,
+            flush=True,
+        )
     if rank:  # done: rank 0 scores val and test and writes the run's files
         return {"rank": rank, "epochs_done": len(history), "history": history}
 
     # -- final evaluation
-    result = {"dataset": str(data.root), "inputs": input_state(config), "origin": data.origin, "arch": config.arch,
-              "parameters": count_parameters(model), "classes": len(classes), "settings": config.settings(),
-              "device": device.type, "epochs_done": len(history),
-              "images": {name: len(split) for name, split in data.splits.items()},
-              "train_seconds": sum(r["seconds"] for r in history),
-              "images_per_s": _mean([r["images_per_s"] for r in history]),
-              "data_wait_share": _mean([r["data_wait_share"] for r in history]),
-              "chance_top1_error": 1 - 1 / len(classes), "reference_alexnet_ilsvrc2012": ALEXNET_ILSVRC2012}
+    result = {
+        "dataset": str(data.root),
+        "inputs": input_state(config),
+        "origin": data.origin,
+        "arch": config.arch,
+        "parameters": count_parameters(model),
+        "classes": len(classes),
+        "settings": config.settings(),
+        "device": device.type,
+        "epochs_done": len(history),
+        "images": {name: len(split) for name, split in data.splits.items()},
+        "train_seconds": sum(r["seconds"] for r in history),
+        "images_per_s": _mean([r["images_per_s"] for r in history]),
+        "data_wait_share": _mean([r["data_wait_share"] for r in history]),
+        "chance_top1_error": 1 - 1 / len(classes),
+        "reference_alexnet_ilsvrc2012": ALEXNET_ILSVRC2012,
+    }
     report_split = None
     for name in ("val", "test"):
         split = data.splits.get(name)
         if split is None or not len(split):
             continue
         centre = evaluate(score, batches(name, D.View("center", config.size, resize), False, config.batch), autocast)
-        ten = evaluate(score, batches(name, D.View("tencrop", config.size, resize), False, max(1, config.batch // 4)),
-                       autocast)
-        result[name] = {"images": ten["images"],
-                        "top1_error": {"center": centre["top1_error"], "ten_crop": ten["top1_error"]},
-                        "top5_error": {"center": centre["top5_error"], "ten_crop": ten["top5_error"]},
-                        "loss": {"center": centre["loss"], "ten_crop": ten["loss"]}}
+        ten = evaluate(
+            score, batches(name, D.View("tencrop", config.size, resize), False, max(1, config.batch // 4)), autocast
+        )
+        result[name] = {
+            "images": ten["images"],
+            "top1_error": {"center": centre["top1_error"], "ten_crop": ten["top1_error"]},
+            "top5_error": {"center": centre["top5_error"], "ten_crop": ten["top5_error"]},
+            "loss": {"center": centre["loss"], "ten_crop": ten["loss"]},
+        }
         if report_split is None:
             report_split = (name, ten)
     if report_split is not None:
@@ -548,8 +706,12 @@ def _train(config: Config, log=None) -> dict:
         matrix = confusion(ten["labels"], ten["guesses"], len(classes))
         write_confusion(run / "confusion.csv", matrix, classes.wnids)
         classes_report = per_class(matrix, classes.wnids, classes.names)
-        result.update(per_class_split=name, per_class=classes_report, worst_classes=worst(classes_report),
-                      confusion_matrix="confusion.csv")
+        result.update(
+            per_class_split=name,
+            per_class=classes_report,
+            worst_classes=worst(classes_report),
+            confusion_matrix="confusion.csv",
+        )
     skipped = dict(data.skipped)
     if any(bad.values()):
         skipped["unreadable image"] = sum(len(b) for b in bad.values())
@@ -559,9 +721,20 @@ def _train(config: Config, log=None) -> dict:
     if history:
         atomic(run / "curves.png", lambda tmp: curves(history, tmp))
         result["plot"] = "curves.png"
-    atomic(run / "model.pt", lambda tmp: torch.save({"arch": config.arch, "state_dict": model.state_dict(),
-                                                     "classes": classes.wnids, "names": classes.names,
-                                                     "size": config.size, "stats": stats.as_dict()}, tmp))
+    atomic(
+        run / "model.pt",
+        lambda tmp: torch.save(
+            {
+                "arch": config.arch,
+                "state_dict": model.state_dict(),
+                "classes": classes.wnids,
+                "names": classes.names,
+                "size": config.size,
+                "stats": stats.as_dict(),
+            },
+            tmp,
+        ),
+    )
     result["history"] = history
     write_json(run / "metrics.json", result)
     log(_final_line(result, run))
@@ -655,11 +828,15 @@ def _pct(value) -> str:
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
-    line = (f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, top-1 error {_pct(row['train_top1_error'])}, "
-            f"lr {row['lr']:.3g}, {row['images_per_s'] or 0:.0f} img/s, waiting for data {_pct(row['data_wait_share'])}")
+    line = (
+        f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, top-1 error {_pct(row['train_top1_error'])}, "
+        f"lr {row['lr']:.3g}, {row['images_per_s'] or 0:.0f} img/s, waiting for data {_pct(row['data_wait_share'])}"
+    )
     if "val_top1_error" in row:
-        line += (f"; val loss {row['val_loss']:.3f}, top-1 error {_pct(row['val_top1_error'])}, "
-                 f"top-5 error {_pct(row['val_top5_error'])}")
+        line += (
+            f"; val loss {row['val_loss']:.3f}, top-1 error {_pct(row['val_top1_error'])}, "
+            f"top-5 error {_pct(row['val_top5_error'])}"
+        )
     return line
 
 
@@ -672,14 +849,18 @@ def _final_line(result: dict, run: Path) -> str:
     for name in ("val", "test"):
         if name in result:
             r = result[name]
-            lines.append(f"{name} ({r['images']} images): top-1 error {_pct(r['top1_error']['center'])} centre, "
-                         f"{_pct(r['top1_error']['ten_crop'])} 10-crop; top-5 error {_pct(r['top5_error']['center'])} "
-                         f"centre, {_pct(r['top5_error']['ten_crop'])} 10-crop (chance {_pct(result['chance_top1_error'])})")
+            lines.append(
+                f"{name} ({r['images']} images): top-1 error {_pct(r['top1_error']['center'])} centre, "
+                f"{_pct(r['top1_error']['ten_crop'])} 10-crop; top-5 error {_pct(r['top5_error']['center'])} "
+                f"centre, {_pct(r['top5_error']['ten_crop'])} 10-crop (chance {_pct(result['chance_top1_error'])})"
+            )
     if result.get("worst_classes"):
         w = result["worst_classes"][0]
         other = w["most_confused_with"]
-        lines.append(f"worst class: {_class(w)} {_pct(w['accuracy'])}"
-                     + (f", most often taken for {_class(other)}" if other else ""))
+        lines.append(
+            f"worst class: {_class(w)} {_pct(w['accuracy'])}"
+            + (f", most often taken for {_class(other)}" if other else "")
+        )
     if result["skipped_rows"]:
         lines.append(f"skipped {result['skipped_rows']} bad rows: {result['skipped']}")
     lines.append(f"wrote {run}/metrics.json")
@@ -687,6 +868,7 @@ def _final_line(result: dict, run: Path) -> str:
 
 
 # --------------------------------------------------------------------------- evaluate a finished run
+
 
 def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=None) -> dict:
     """Score a run's last checkpoint again (centre and 10-crop), e.g. on a test split added later."""
@@ -699,11 +881,18 @@ def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=
     settings = checkpoint["settings"]
     device = pick_device(config.device)
     cuda = device.type == "cuda"
-    data = D.load_dataset(Path(config.data) / config.subset, manifests=config.manifests, packed=config.packed,
-                          skip_bad=config.skip_bad, log=log)
+    data = D.load_dataset(
+        Path(config.data) / config.subset,
+        manifests=config.manifests,
+        packed=config.packed,
+        skip_bad=config.skip_bad,
+        log=log,
+    )
     if checkpoint["classes"] != data.classes.wnids:
         raise InputError("the dataset's classes differ from the run's", file=path)
-    model = build(settings["arch"], len(data.classes), settings["dropout"]).to(device, memory_format=_memory_format(device))
+    model = build(settings["arch"], len(data.classes), settings["dropout"]).to(
+        device, memory_format=_memory_format(device)
+    )
     model.load_state_dict(checkpoint["model"])
     stats = D.Stats.from_dict(checkpoint["stats"])
     workers = D.default_workers() if config.workers is None else config.workers
@@ -719,14 +908,30 @@ def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=
         blobs = D.Blobs.load(data, split) if D.split_bytes(data, split) <= _memory_bytes() / 4 else None
         for mode, b in (("center", batch), ("ten_crop", max(1, batch // 4))):
             view = D.View("center" if mode == "center" else "tencrop", size, resize_for(size))
-            batches = Batches(data, split, blobs, view, batch=b, workers=workers, device=device, stats=stats,
-                              shuffle=False, decode=decode, skip_bad=config.skip_bad, bad=set())
+            batches = Batches(
+                data,
+                split,
+                blobs,
+                view,
+                batch=b,
+                workers=workers,
+                device=device,
+                stats=stats,
+                shuffle=False,
+                decode=decode,
+                skip_bad=config.skip_bad,
+                bad=set(),
+            )
             scores[mode] = evaluate(model, batches, autocast)
-        out[name] = {"images": scores["center"]["images"],
-                     "top1_error": {m: s["top1_error"] for m, s in scores.items()},
-                     "top5_error": {m: s["top5_error"] for m, s in scores.items()}}
-        log(f"{name} ({out[name]['images']} images): top-1 error {_pct(out[name]['top1_error']['center'])} centre, "
+        out[name] = {
+            "images": scores["center"]["images"],
+            "top1_error": {m: s["top1_error"] for m, s in scores.items()},
+            "top5_error": {m: s["top5_error"] for m, s in scores.items()},
+        }
+        log(
+            f"{name} ({out[name]['images']} images): top-1 error {_pct(out[name]['top1_error']['center'])} centre, "
             f"{_pct(out[name]['top1_error']['ten_crop'])} 10-crop; top-5 error {_pct(out[name]['top5_error']['center'])} "
-            f"centre, {_pct(out[name]['top5_error']['ten_crop'])} 10-crop")
+            f"centre, {_pct(out[name]['top5_error']['ten_crop'])} 10-crop"
+        )
     write_json(run / "evaluate.json", out)
     return out

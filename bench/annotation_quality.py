@@ -23,6 +23,7 @@ dynamic consensus the rounds it took and a fitted table. Targets (issue): dynami
 precision >= 99.5% and recall >= 95% with fewer than 10 votes per image.
 Run: ``.venv/bin/python bench/annotation_quality.py`` (about a minute).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def make_items(synsets: int, candidates: int, wrong: float, seed: int) -> tuple[
     """``synsets`` x ``candidates`` items, exactly ``wrong`` of each synset's not showing it."""
     rng = np.random.default_rng(seed)
     wnids = np.repeat([f"n{9000000 + i:08d}" for i in range(synsets)], candidates)
-    items = pd.DataFrame({"image_id": [f"{w}_{j}" for w, j in zip(wnids, np.tile(np.arange(candidates), synsets))],
-                          "wnid": wnids})
+    items = pd.DataFrame(
+        {"image_id": [f"{w}_{j}" for w, j in zip(wnids, np.tile(np.arange(candidates), synsets))], "wnid": wnids}
+    )
     bad = int(round(wrong * candidates))
     truth = np.concatenate([rng.permutation(np.arange(candidates) >= bad) for _ in range(synsets)])
     return items, pd.Series(truth, index=pd.MultiIndex.from_frame(items[ITEM]))
@@ -59,9 +61,13 @@ def score(labels: pd.DataFrame, truth: pd.Series, paid: int) -> dict:
     accepted = accepted.reindex(truth.index, fill_value=False).to_numpy(bool)
     true = truth.to_numpy(bool)
     hits = (accepted & true).sum()
-    return {"precision": hits / max(accepted.sum(), 1), "recall": hits / true.sum(),
-            "votes/image": paid / len(truth), "wrong accepted": int((accepted & ~true).sum()),
-            "right rejected": int((~accepted & true).sum())}
+    return {
+        "precision": hits / max(accepted.sum(), 1),
+        "recall": hits / true.sum(),
+        "votes/image": paid / len(truth),
+        "wrong accepted": int((accepted & ~true).sum()),
+        "right rejected": int((~accepted & true).sum()),
+    }
 
 
 class Judge:
@@ -83,9 +89,18 @@ def fixed(votes: pd.DataFrame, n: int, method, judge: Judge) -> tuple[pd.DataFra
     return method(counted), len(used)
 
 
-def dynamic_rounds(votes: pd.DataFrame, items: pd.DataFrame, initial: pd.DataFrame, judge: Judge, *,
-                   confidence: float, cap: int, first: int = 3, step: int = 2,
-                   initial_votes: int = aggregate.INITIAL_VOTES):
+def dynamic_rounds(
+    votes: pd.DataFrame,
+    items: pd.DataFrame,
+    initial: pd.DataFrame,
+    judge: Judge,
+    *,
+    confidence: float,
+    cap: int,
+    first: int = 3,
+    step: int = 2,
+    initial_votes: int = aggregate.INITIAL_VOTES,
+):
     """ImageNet's rounds: returns the last labels, votes paid, rounds, the last fit."""
     item = pd.MultiIndex.from_frame(items[ITEM]).get_indexer(pd.MultiIndex.from_frame(votes[ITEM]))
     is_initial = pd.MultiIndex.from_frame(items[ITEM]).isin(pd.MultiIndex.from_frame(initial[ITEM]))
@@ -128,30 +143,39 @@ def main() -> None:
     items, truth = make_items(args.synsets, args.candidates, args.wrong, args.seed)
     votes = simulate_votes(items, truth, crowd.size, crowd, seed=args.seed + 1)  # a full permutation per item
     initial = items.sample(frac=1.0, random_state=args.seed + 2).groupby("wnid").head(args.initial)
-    print(f"{len(items)} items ({args.synsets} synsets x {args.candidates}, {args.wrong:.0%} wrong); crowd "
-          f"{crowd.counts()} of {crowd.size}; dynamic: {args.initial} initial items per synset, confidence "
-          f"{args.confidence}, cap {args.cap}; exclusion below {args.min_accuracy} accuracy on 3+3 controls per task\n")
+    print(
+        f"{len(items)} items ({args.synsets} synsets x {args.candidates}, {args.wrong:.0%} wrong); crowd "
+        f"{crowd.counts()} of {crowd.size}; dynamic: {args.initial} initial items per synset, confidence "
+        f"{args.confidence}, cap {args.cap}; exclusion below {args.min_accuracy} accuracy on 3+3 controls per task\n"
+    )
 
     rows, fits = [], {}
     for exclusion in (False, True):
         judge = Judge(crowd, args.min_accuracy if exclusion else None)
         runs = [(f"majority, {n} votes", *fixed(votes, n, aggregate.majority, judge)) for n in (3, 5, 10)]
         runs += [(f"Dawid-Skene, {n} votes", *fixed(votes, n, aggregate.dawid_skene, judge)) for n in (3, 5)]
-        labels, paid, rounds, fit = dynamic_rounds(votes, items, initial, judge, confidence=args.confidence, cap=args.cap)
+        labels, paid, rounds, fit = dynamic_rounds(
+            votes, items, initial, judge, confidence=args.confidence, cap=args.cap
+        )
         runs.append((f"dynamic consensus ({rounds} rounds)", labels, paid))
         fits[exclusion] = fit
         for name, labels, paid in runs:
             rows.append({"method": name, "exclusion": "yes" if exclusion else "no", **score(labels, truth, paid)})
     table = pd.DataFrame(rows)
-    shown = table.assign(precision=table.precision.map("{:.2%}".format), recall=table.recall.map("{:.2%}".format),
-                         **{"votes/image": table["votes/image"].map("{:.2f}".format)})
+    shown = table.assign(
+        precision=table.precision.map("{:.2%}".format),
+        recall=table.recall.map("{:.2%}".format),
+        **{"votes/image": table["votes/image"].map("{:.2f}".format)},
+    )
     print(shown.to_string(index=False))
 
     dynamic = table[table.method.str.startswith("dynamic")]
     met = (dynamic.precision >= 0.995) & (dynamic.recall >= 0.95) & (dynamic["votes/image"] < 10)
-    print(f"\ntargets (precision >= 99.50%, recall >= 95.00%, < 10 votes/image): "
-          f"{'met' if met.all() else 'NOT met'} (without exclusion: {'met' if met.iloc[0] else 'not met'}, "
-          f"with: {'met' if met.iloc[1] else 'not met'})")
+    print(
+        f"\ntargets (precision >= 99.50%, recall >= 95.00%, < 10 votes/image): "
+        f"{'met' if met.all() else 'NOT met'} (without exclusion: {'met' if met.iloc[0] else 'not met'}, "
+        f"with: {'met' if met.iloc[1] else 'not met'})"
+    )
     fit = fits[False]
     wnid = fit.models.index[0]
     print(f"\nfitted table of {wnid} (no exclusion): P(shows the synset | k yes of n votes), rows n, columns k")

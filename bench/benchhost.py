@@ -1,5 +1,6 @@
 """What the download benchmarks share: the image host as a separate process, a folder of
 photo-sized JPEGs, and a URL list mixing those photos with faulty URLs."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY = 0.2  # seconds between memory samples of a process tree
@@ -23,9 +24,18 @@ WNIDS = (REPO / "wordnet" / "data" / "demo.txt").read_text().split()
 HOSTS = 250  # the photos are spread over 127.0.0.1 and its aliases, as a real list spans hosts
 # Faults for the mixed list, as host paths; {i} makes each URL unique. No slow bodies: both
 # downloaders would just wait out the same timeout.
-ERRORS = ("/fault/404/{i}", "/fault/html/{i}", "/fault/truncated/{i}", "/fault/reset/{i}",
-          "/fault/flaky/{i}", "/fault/redirect/2/{i}", "/fault/empty/{i}", "/format/tiny/{i}",
-          "/fault/wrongtype/{i}", "/format/cmyk/{i}")
+ERRORS = (
+    "/fault/404/{i}",
+    "/fault/html/{i}",
+    "/fault/truncated/{i}",
+    "/fault/reset/{i}",
+    "/fault/flaky/{i}",
+    "/fault/redirect/2/{i}",
+    "/fault/empty/{i}",
+    "/format/tiny/{i}",
+    "/fault/wrongtype/{i}",
+    "/format/cmyk/{i}",
+)
 # The politeness issue's additions: opt-outs and hosts that answer 429.
 FAULTS = ERRORS + ("/optout/noai/{i}", "/optout/tdm/{i}", "/fault/ratelimit/{i}", "/limited/{i}?rate=2")
 # The host draws a picture per token, about 6 ms of CPU taken from the tool under test on
@@ -69,8 +79,9 @@ def photo_folder(count: int) -> Path:
     return PHOTOS
 
 
-def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: int = HOSTS,
-             faults: tuple[str, ...] = FAULTS) -> list[tuple[str, str]]:
+def url_list(
+    base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: int = HOSTS, faults: tuple[str, ...] = FAULTS
+) -> list[tuple[str, str]]:
     """(wnid, url) pairs: ``count`` photos of the folder, plus ``faulty`` of that many faults,
     spread over ``hosts`` hosts, shuffled."""
     port = base.rsplit(":", 1)[1]
@@ -79,8 +90,9 @@ def url_list(base: str, count: int, faulty: float = 0.1, seed: int = 0, hosts: i
         return f"http://127.0.0.{1 + i % hosts}:{port}"
 
     pairs = [(WNIDS[i % len(WNIDS)], f"{host(i)}/files/{i:06d}.jpg") for i in range(count)]
-    pairs += [(WNIDS[i % len(WNIDS)], host(i) + _fault_path(faults[i % len(faults)], i))
-              for i in range(int(count * faulty))]
+    pairs += [
+        (WNIDS[i % len(WNIDS)], host(i) + _fault_path(faults[i % len(faults)], i)) for i in range(int(count * faulty))
+    ]
     random.Random(seed).shuffle(pairs)
     return pairs
 
@@ -107,7 +119,7 @@ def _tree(root: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
     tree, todo = [], [root]
     while todo:
@@ -161,8 +173,15 @@ class Measured:
 def measure(command: list[str], *, env: dict | None = None, output=None, cwd: Path = REPO) -> Measured:
     """Run ``command`` in its own session; wall time and the peak memory of its process tree."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT if output else None,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     sampler = MemorySampler(process.pid)
     sampler.start()
     try:
@@ -189,8 +208,11 @@ def peer_venv(root: Path, name: str, version: str) -> Path:
         root.parent.mkdir(parents=True, exist_ok=True)
         base = getattr(sys, "_base_executable", None) or sys.executable
         subprocess.run([base, "-m", "venv", "--clear", str(root)], check=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                           "--quiet", f"{name}=={version}"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", f"{name}=={version}"],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0 or not _peer_installed(root, name, version):
         raise RuntimeError(f"pip install {name}=={version} into {root} failed:\n{done.stderr[-4000:]}")
     return python

@@ -13,6 +13,7 @@ Labels go over as "yes"/"no", so crowd-kit's tie rule (``idxmax`` takes the firs
 simulated set (20 synsets x 500 candidates, 3 and 5 votes each) and prints the share of
 items whose labels agree (target for Dawid-Skene: >= 99%).
 """
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,14 @@ def run_crowdkit(python: Path, votes: pd.DataFrame, n_iter: int = 100, tol: floa
     sorted by (wnid, image_id); ``attrs["seconds"]`` = crowd-kit's own time, imports aside."""
     with tempfile.TemporaryDirectory(prefix="crowdkit-peer-") as tmp:
         source, target = Path(tmp) / "votes.csv", Path(tmp) / "labels.csv"
-        pd.DataFrame({"task": votes["image_id"], "worker": votes["worker_id"],
-                      "label": np.where(votes["answer"].to_numpy(bool), "yes", "no"),
-                      "group": votes["wnid"]}).to_csv(source, index=False)
+        pd.DataFrame(
+            {
+                "task": votes["image_id"],
+                "worker": votes["worker_id"],
+                "label": np.where(votes["answer"].to_numpy(bool), "yes", "no"),
+                "group": votes["wnid"],
+            }
+        ).to_csv(source, index=False)
         arguments = {"votes": str(source), "out": str(target), "n_iter": n_iter, "tol": tol}
         done = subprocess.run([str(python), "-c", DRIVER, json.dumps(arguments)], capture_output=True, text=True)
         if done.returncode != 0:
@@ -110,8 +116,9 @@ def toy_votes() -> pd.DataFrame:
 def simulated_votes(votes_per_item: int, synsets: int = 20, candidates: int = 500, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     wnids = np.repeat([f"n{9000000 + i:08d}" for i in range(synsets)], candidates)
-    items = pd.DataFrame({"image_id": [f"{w}_{j}" for w, j in zip(wnids, np.tile(np.arange(candidates), synsets))],
-                          "wnid": wnids})
+    items = pd.DataFrame(
+        {"image_id": [f"{w}_{j}" for w, j in zip(wnids, np.tile(np.arange(candidates), synsets))], "wnid": wnids}
+    )
     truth = pd.Series(rng.random(len(items)) >= 0.4, index=pd.MultiIndex.from_frame(items[["image_id", "wnid"]]))
     return simulate_votes(items, truth, votes_per_item, Crowd(seed=seed), seed=seed + 1)
 
@@ -121,13 +128,19 @@ def main() -> None:
     toy = compare(python, toy_votes())
     sides = toy.pop("labels")
     print("crowd-kit toy set (5 workers x 5 tasks):")
-    print(pd.DataFrame({"task": sides["crowd-kit"]["image_id"],
-                        "ours: majority": sides["ours"]["majority"]["accepted"].map({True: "yes", False: "no"}),
-                        "crowd-kit: majority": sides["crowd-kit"]["majority"].map({True: "yes", False: "no"}),
-                        "ours: DS": sides["ours"]["dawid_skene"]["accepted"].map({True: "yes", False: "no"}),
-                        "crowd-kit: DS": sides["crowd-kit"]["dawid_skene"].map({True: "yes", False: "no"}),
-                        "ours: DS P(yes)": sides["ours"]["dawid_skene"]["confidence"].round(4),
-                        "crowd-kit: DS P(yes)": sides["crowd-kit"]["dawid_skene_p"].round(4)}).to_string(index=False))
+    print(
+        pd.DataFrame(
+            {
+                "task": sides["crowd-kit"]["image_id"],
+                "ours: majority": sides["ours"]["majority"]["accepted"].map({True: "yes", False: "no"}),
+                "crowd-kit: majority": sides["crowd-kit"]["majority"].map({True: "yes", False: "no"}),
+                "ours: DS": sides["ours"]["dawid_skene"]["accepted"].map({True: "yes", False: "no"}),
+                "crowd-kit: DS": sides["crowd-kit"]["dawid_skene"].map({True: "yes", False: "no"}),
+                "ours: DS P(yes)": sides["ours"]["dawid_skene"]["confidence"].round(4),
+                "crowd-kit: DS P(yes)": sides["crowd-kit"]["dawid_skene_p"].round(4),
+            }
+        ).to_string(index=False)
+    )
     rows = [{"set": "toy", **toy}]
     for n in (3, 5):
         result = compare(python, simulated_votes(n))
@@ -135,9 +148,18 @@ def main() -> None:
         rows.append({"set": f"simulated, {n} votes", **result})
     table = pd.DataFrame(rows)
     print("\nshare of items where our label equals crowd-kit's (per synset):")
-    print(table.to_string(index=False, formatters={"majority": "{:.2%}".format, "dawid_skene": "{:.2%}".format,
-                                                   "crowd-kit s": "{:.2f}".format, "ours s": "{:.2f}".format,
-                                                   "max |P(yes) gap|": "{:.2e}".format}))
+    print(
+        table.to_string(
+            index=False,
+            formatters={
+                "majority": "{:.2%}".format,
+                "dawid_skene": "{:.2%}".format,
+                "crowd-kit s": "{:.2f}".format,
+                "ours s": "{:.2f}".format,
+                "max |P(yes) gap|": "{:.2e}".format,
+            },
+        )
+    )
     worst = table["dawid_skene"].min()
     print(f"\nDawid-Skene agreement {worst:.2%} at worst: target >= 99% {'met' if worst >= 0.99 else 'NOT met'}")
 

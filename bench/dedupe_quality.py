@@ -18,6 +18,7 @@ Extra rows measure crops of 2% and 8% a side, which the 5% inner view is not tun
 
     python bench/dedupe_quality.py [--tiny] [--radius 6,8,10,12] [--verify 10,12,14,16,64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,7 @@ def build(tiny: bool):
     return images
 
 
-def measure(table: pa.Table, photo: np.ndarray, transform: np.ndarray, settings: Settings,
-            matches=MATCHES) -> dict:
+def measure(table: pa.Table, photo: np.ndarray, transform: np.ndarray, settings: Settings, matches=MATCHES) -> dict:
     pairs = find_pairs(table, settings, matches=matches)
     a, b = pairs.left, pairs.right
     extra = np.isin(transform[a], list(EXTRA)) | np.isin(transform[b], list(EXTRA))
@@ -93,7 +93,9 @@ def measure(table: pa.Table, photo: np.ndarray, transform: np.ndarray, settings:
     distractor = (photo[a] < 0) | (photo[b] < 0)
     same = (photo[a] == photo[b]) & ~distractor
     result = {"found": len(a), "false": int((~same & ~distractor).sum()), "tiny": int(distractor.sum())}
-    result["precision"] = (result["found"] - result["false"] - result["tiny"]) / max(1, result["found"] - result["tiny"])
+    result["precision"] = (result["found"] - result["false"] - result["tiny"]) / max(
+        1, result["found"] - result["tiny"]
+    )
     originals = np.flatnonzero((transform == "") & (photo >= 0))
     recalls = []
     for name in [*TRANSFORMS, *EXTRA]:
@@ -135,8 +137,10 @@ def main() -> None:
     peer = [MATCHES[0]]
 
     def row(label, result):
-        print(f"{label:<26}{result['precision']:>10.4f}{result['false']:>6}{result['tiny']:>5}{result['recall']:>8.3f}"
-              + "".join(f"{result[n]:>12.3f}" for n in names))
+        print(
+            f"{label:<26}{result['precision']:>10.4f}{result['false']:>6}{result['tiny']:>5}{result['recall']:>8.3f}"
+            + "".join(f"{result[n]:>12.3f}" for n in names)
+        )
 
     for radius in (int(r) for r in args.radius.split(",")):
         row(f"pHash alone, radius {radius}", measure(table, photo, transform, Settings(radius, 64), peer))

@@ -19,6 +19,7 @@
 
     python bench/dedupe_speed.py [--n 100000] [--peer-n 100000] [--large] [--skip-peer]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,7 +105,7 @@ def hashing() -> None:
 
     def ours(files):  # as hash_folder's workers do: CHUNK files at a time
         for i in range(0, len(files), CHUNK):
-            hash_files(files[i:i + CHUNK])
+            hash_files(files[i : i + CHUNK])
 
     print(f"1. hashing, one process (best of {ROUNDS} rounds, taking turns)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,20 +115,29 @@ def hashing() -> None:
             start = time.perf_counter()
             ours(files)
             cold = len(files) / (time.perf_counter() - start)
-            rate = best_rates({"peer": lambda fs: [imagehash.phash(Image.open(f)) for f in fs],
-                               "alone": lambda fs: [phash64(decode_for_hash(Image.open(f))) for f in fs],
-                               "ours": ours}, files)
+            rate = best_rates(
+                {
+                    "peer": lambda fs: [imagehash.phash(Image.open(f)) for f in fs],
+                    "alone": lambda fs: [phash64(decode_for_hash(Image.open(f))) for f in fs],
+                    "ours": ours,
+                },
+                files,
+            )
             peer = rate["peer"]
-            print(f"   {label:<16} {len(files)} files: imagehash.phash {peer:6.0f} img/s; "
-                  f"ours, the same pHash by Pillow's draft decode {rate['alone']:6.0f} img/s "
-                  f"({rate['alone'] / peer:.2f}x per core); ours, all six hashes and sha256 "
-                  f"{rate['ours']:6.0f} img/s ({rate['ours'] / peer:.2f}x); its first pass, every resize matrix still "
-                  f"to compute, {cold:6.0f} img/s ({cold / peer:.2f}x)")
+            print(
+                f"   {label:<16} {len(files)} files: imagehash.phash {peer:6.0f} img/s; "
+                f"ours, the same pHash by Pillow's draft decode {rate['alone']:6.0f} img/s "
+                f"({rate['alone'] / peer:.2f}x per core); ours, all six hashes and sha256 "
+                f"{rate['ours']:6.0f} img/s ({rate['ours'] / peer:.2f}x); its first pass, every resize matrix still "
+                f"to compute, {cold:6.0f} img/s ({cold / peer:.2f}x)"
+            )
             processes = os.cpu_count() or 1
             start = time.perf_counter()
             hash_folder(files[0].parent, processes)
-            print(f"   {'':<16} hash_folder on {processes} processes: "
-                  f"{len(files) / (time.perf_counter() - start):.0f} img/s (pool start included)")
+            print(
+                f"   {'':<16} hash_folder on {processes} processes: "
+                f"{len(files) / (time.perf_counter() - start):.0f} img/s (pool start included)"
+            )
 
 
 def search_against_peer(n: int, peer_n: int, skip_peer: bool) -> None:
@@ -151,21 +161,27 @@ def search_against_peer(n: int, peer_n: int, skip_peer: bool) -> None:
         print(f"   on the first {peer_n:,} hashes: ours {len(ours):,} pairs in {seconds:.2f} s")
     peer = find_duplicates(hashes, 10)
     same = peer["pairs"] == ours.as_set()
-    print(f"   imagededup find_duplicates (brute_force_cython, 2 processes) on {peer_n:,}: {len(peer['pairs']):,} "
-          f"pairs in {peer['seconds']:.1f} s (peak {peer['peak_rss_mb']:.0f} MB); pair sets identical: {same}")
+    print(
+        f"   imagededup find_duplicates (brute_force_cython, 2 processes) on {peer_n:,}: {len(peer['pairs']):,} "
+        f"pairs in {peer['seconds']:.1f} s (peak {peer['peak_rss_mb']:.0f} MB); pair sets identical: {same}"
+    )
     print(f"   at {peer_n:,}: ours is {peer['seconds'] / seconds:.0f}x faster")
     if peer_n < n:
         estimate = peer["seconds"] * (n / peer_n) ** 2
-        print(f"   at {n:,}: imagededup about {estimate:.0f} s (quadratic), ours {full_seconds:.2f} s: "
-              f"about {estimate / full_seconds:.0f}x faster")
+        print(
+            f"   at {n:,}: imagededup about {estimate:.0f} s (quadratic), ours {full_seconds:.2f} s: "
+            f"about {estimate / full_seconds:.0f}x faster"
+        )
 
 
 def search_in_child(n: int, radius: int) -> None:
     from benchhost import measure
 
     measured = measure([sys.executable, __file__, "--search-only", str(n), str(radius)])
-    print(f"   {n:,} hashes at radius {radius}: {measured.seconds:.1f} s with hash generation, "
-          f"peak {measured.peak_rss_mb:.0f} MB RSS")
+    print(
+        f"   {n:,} hashes at radius {radius}: {measured.seconds:.1f} s with hash generation, "
+        f"peak {measured.peak_rss_mb:.0f} MB RSS"
+    )
 
 
 def search_only(n: int, radius: int) -> None:

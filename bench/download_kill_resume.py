@@ -4,6 +4,7 @@ per candidate. Prints the counts of both runs.
 
     .venv/bin/python bench/download_kill_resume.py [--urls 1200] [--kills 4] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,23 @@ def pipeline(data: Path, *args: str) -> list[str]:
 
 
 def run_download(data: Path) -> subprocess.Popen:
-    return subprocess.Popen(pipeline(data, "download", "--allow-private-hosts", "--timeout", "5"),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TQDM_DISABLE": "1"})
+    return subprocess.Popen(
+        pipeline(data, "download", "--allow-private-hosts", "--timeout", "5"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
 
 
 def outcome(data: Path) -> dict:
     workdir = data / "demo"
-    ok = [i for p in sorted((workdir / "images").glob("*.parquet")) for i in pq.read_table(p, columns=["image_id"]).column(0).to_pylist()]
+    ok = [
+        i
+        for p in sorted((workdir / "images").glob("*.parquet"))
+        for i in pq.read_table(p, columns=["image_id"]).column(0).to_pylist()
+    ]
     ledger = sum(pq.read_metadata(p).num_rows for p in (workdir / "ledger").glob("*.parquet"))
     candidates = sum(pq.read_metadata(p).num_rows for p in (workdir / "candidates").glob("*.parquet"))
     return {"ok": len(ok), "distinct_ok": len(set(ok)), "ids": set(ok), "ledger_rows": ledger, "candidates": candidates}
@@ -55,7 +65,10 @@ def main() -> int:
         with image_host(photos) as base:
             urls = write_imagenet_list(data / "urls.txt", url_list(base, args.urls, faulty=0.1, seed=args.seed))
             for run in ("straight", "killed"):
-                for stage in (["synsets"], ["candidates", "--source", "urllist", "--urls", str(urls), "--shard-size", "100"]):
+                for stage in (
+                    ["synsets"],
+                    ["candidates", "--source", "urllist", "--urls", str(urls), "--shard-size", "100"],
+                ):
                     subprocess.run(pipeline(data / run, *stage), cwd=REPO, check=True, stderr=subprocess.DEVNULL)
 
             start = time.monotonic()

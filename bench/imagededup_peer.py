@@ -51,6 +51,7 @@ The subprocess adds about 4.5 s (interpreter, torch import) to each call's wall 
 
     .venv/bin/python bench/imagededup_peer.py --n 5000 --radius 10 [--method all] [--workers W]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,6 +67,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchhost import REPO, measure, peer_venv  # noqa: E402
+
 from pipeline.dedupe.search import as_uint64  # noqa: E402
 from pipeline.hashing import hex_of  # noqa: E402
 
@@ -103,8 +105,14 @@ def ensure_venv(root: Path = REPO / ".bench" / "imagededup") -> Path:
     return peer_venv(root, "imagededup", VERSION)
 
 
-def find_duplicates(hashes, radius: int, search_method: str = DEFAULT_METHOD, *,
-                    num_dist_workers: int | None = None, python: Path | None = None) -> dict:
+def find_duplicates(
+    hashes,
+    radius: int,
+    search_method: str = DEFAULT_METHOD,
+    *,
+    num_dist_workers: int | None = None,
+    python: Path | None = None,
+) -> dict:
     """Every pair of ``hashes`` within ``radius`` bits, as imagededup finds them:
     ``PHash().find_duplicates(encoding_map={str(i): hex_of(hashes[i])}, max_distance_threshold=radius,
     scores=True, search_method=search_method)`` in the peer's venv, in a subprocess.
@@ -132,20 +140,29 @@ def find_duplicates(hashes, radius: int, search_method: str = DEFAULT_METHOD, *,
         hex_path, out, log_path = tmp / "hashes.txt", tmp / "result.json", tmp / "log"
         hex_path.write_text("".join(hex_of(h) + "\n" for h in values.tolist()))
         with open(log_path, "wb") as log:
-            run = measure([str(python), "-c", DRIVER, str(hex_path), str(int(radius)), search_method, workers,
-                           str(out)], output=log)
+            run = measure(
+                [str(python), "-c", DRIVER, str(hex_path), str(int(radius)), search_method, workers, str(out)],
+                output=log,
+            )
         if run.returncode != 0:
-            raise RuntimeError(f"imagededup exited with {run.returncode}:\n"
-                               f"{log_path.read_text(errors='replace')[-4000:]}")
+            raise RuntimeError(
+                f"imagededup exited with {run.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
         result = json.loads(out.read_text())
-    directed = {(int(query), int(match)): distance
-                for query, found in result["duplicates"].items() for match, distance in found}
+    directed = {
+        (int(query), int(match)): distance for query, found in result["duplicates"].items() for match, distance in found
+    }
     distances = {(min(i, j), max(i, j)): d for (i, j), d in directed.items()}
     return {
-        "pairs": set(distances), "seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"],
+        "pairs": set(distances),
+        "seconds": result["seconds"],
+        "cpu_seconds": result["cpu_seconds"],
         "wall_seconds": run.seconds,
-        "peak_rss_mb": run.peak_rss_mb, "peak_pss_mb": run.peak_pss_mb, "processes": run.processes,
-        "distances": distances, "matches": len(directed),
+        "peak_rss_mb": run.peak_rss_mb,
+        "peak_pss_mb": run.peak_pss_mb,
+        "processes": run.processes,
+        "distances": distances,
+        "matches": len(directed),
         "one_sided": sum((j, i) not in directed for i, j in directed),
     }
 
@@ -156,7 +173,7 @@ def reference_pairs(hashes, radius: int) -> set[tuple[int, int]]:
     step = max(1, 4_000_000 // max(len(values), 1))
     pairs: set[tuple[int, int]] = set()
     for start in range(0, len(values), step):
-        d = np.bitwise_count(values[start:start + step, None] ^ values[None, :])
+        d = np.bitwise_count(values[start : start + step, None] ^ values[None, :])
         i, j = np.nonzero(d <= radius)
         i += start
         keep = i < j
@@ -188,7 +205,7 @@ def growth(sizes: list[int], seconds: list[float], target: int) -> tuple[float, 
     """Least-squares exponent b of seconds ~ a * n**b, and the seconds it predicts at ``target``."""
     x, y = np.log(sizes), np.log(seconds)
     b, log_a = np.polyfit(x, y, 1)
-    return float(b), float(math.exp(log_a) * target ** b)
+    return float(b), float(math.exp(log_a) * target**b)
 
 
 def main() -> None:
@@ -196,8 +213,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[5000], help="hash counts, one run each")
     parser.add_argument("--radius", type=int, default=10)
     parser.add_argument("--method", nargs="+", default=[DEFAULT_METHOD], choices=METHODS + ("all",))
-    parser.add_argument("--workers", type=int, default=None,
-                        help="num_dist_workers (default: imagededup's, cpu_count())")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="num_dist_workers (default: imagededup's, cpu_count())"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extrapolate", type=int, default=100_000, help="n to extrapolate the time to")
     args = parser.parse_args()
@@ -213,19 +231,24 @@ def main() -> None:
             reference_seconds = time.perf_counter() - start
             found = find_duplicates(hashes, args.radius, method, num_dist_workers=args.workers, python=python)
             same = found["pairs"] == reference
-            wrong_distance = sum(d != int(np.bitwise_count(as_uint64(hashes[i]) ^ as_uint64(hashes[j])))
-                                 for (i, j), d in found["distances"].items())
+            wrong_distance = sum(
+                d != int(np.bitwise_count(as_uint64(hashes[i]) ^ as_uint64(hashes[j])))
+                for (i, j), d in found["distances"].items()
+            )
             ok &= same and not wrong_distance
             times.append(found["seconds"])
-            print(f"{method} n={n} radius={args.radius}: {len(found['pairs'])} pairs "
-                  f"({found['matches']} entries, {found['one_sided']} one-sided), reference {len(reference)} "
-                  f"(planted {len(planted)}, {len(planted & reference)} of them found), "
-                  f"{'equal' if same else 'DIFFERENT'}: {len(found['pairs'] - reference)} extra, "
-                  f"{len(reference - found['pairs'])} missing, {wrong_distance} wrong distances; "
-                  f"find_duplicates {found['seconds']:.2f} s (CPU {found['cpu_seconds']:.2f} s), "
-                  f"wall {found['wall_seconds']:.2f} s, "
-                  f"peak RSS {found['peak_rss_mb']:.0f} MB (PSS {found['peak_pss_mb']:.0f} MB, "
-                  f"{found['processes']} processes); reference {reference_seconds:.2f} s", flush=True)
+            print(
+                f"{method} n={n} radius={args.radius}: {len(found['pairs'])} pairs "
+                f"({found['matches']} entries, {found['one_sided']} one-sided), reference {len(reference)} "
+                f"(planted {len(planted)}, {len(planted & reference)} of them found), "
+                f"{'equal' if same else 'DIFFERENT'}: {len(found['pairs'] - reference)} extra, "
+                f"{len(reference - found['pairs'])} missing, {wrong_distance} wrong distances; "
+                f"find_duplicates {found['seconds']:.2f} s (CPU {found['cpu_seconds']:.2f} s), "
+                f"wall {found['wall_seconds']:.2f} s, "
+                f"peak RSS {found['peak_rss_mb']:.0f} MB (PSS {found['peak_pss_mb']:.0f} MB, "
+                f"{found['processes']} processes); reference {reference_seconds:.2f} s",
+                flush=True,
+            )
         if len(args.n) > 1:
             exponent, predicted = growth(args.n, times, args.extrapolate)
             print(f"{method}: time ~ n^{exponent:.2f}; n={args.extrapolate:,} would take about {predicted:,.0f} s")

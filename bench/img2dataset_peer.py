@@ -40,6 +40,7 @@ Equivalent command line: ``img2dataset --url_list=urls.txt --output_folder=out
 --resize_only_if_bigger=True --encode_quality=90 --output_format=parquet --timeout=10
 --retries=0 --number_sample_per_shard=N``.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,8 +86,11 @@ def _sum_stats(output: Path) -> dict:
         start, end = min(start, stats["start_time"]), max(end, stats["end_time"])
         totals["shards"] += 1
     statuses.pop("success", None)
-    return {**totals, "failures": dict(statuses.most_common()),
-            "shard_seconds": end - start if totals["shards"] else 0.0}
+    return {
+        **totals,
+        "failures": dict(statuses.most_common()),
+        "shard_seconds": end - start if totals["shards"] else 0.0,
+    }
 
 
 def shard_size(urls: int, processes: int) -> int:
@@ -94,12 +98,24 @@ def shard_size(urls: int, processes: int) -> int:
     return max(1, min(MAX_SHARD, math.ceil(urls / processes)))
 
 
-def run_img2dataset(python: Path, url_list: Path, output: Path, *, processes: int = 2, threads: int = 64,
-                    image_size: int = 500, resize_mode: str = "keep_ratio_largest",
-                    resize_only_if_bigger: bool = True, encode_quality: int = 90, timeout: int = 10,
-                    retries: int = 0, output_format: str = "parquet", skip_reencode: bool = False,
-                    number_sample_per_shard: int | None = None,
-                    disallowed_header_directives: list[str] | None = None) -> dict:
+def run_img2dataset(
+    python: Path,
+    url_list: Path,
+    output: Path,
+    *,
+    processes: int = 2,
+    threads: int = 64,
+    image_size: int = 500,
+    resize_mode: str = "keep_ratio_largest",
+    resize_only_if_bigger: bool = True,
+    encode_quality: int = 90,
+    timeout: int = 10,
+    retries: int = 0,
+    output_format: str = "parquet",
+    skip_reencode: bool = False,
+    number_sample_per_shard: int | None = None,
+    disallowed_header_directives: list[str] | None = None,
+) -> dict:
     """Run img2dataset on ``url_list`` (one URL a line) into ``output``, which is deleted first
     (else img2dataset's incremental mode would skip the shards already there).
 
@@ -117,13 +133,24 @@ def run_img2dataset(python: Path, url_list: Path, output: Path, *, processes: in
     if number_sample_per_shard is None:
         number_sample_per_shard = shard_size(count, processes)
     arguments = {
-        "url_list": str(url_list), "input_format": "txt", "output_folder": str(output),
-        "output_format": output_format, "image_size": image_size, "resize_mode": resize_mode,
-        "resize_only_if_bigger": resize_only_if_bigger, "encode_format": "jpg",
-        "encode_quality": encode_quality, "skip_reencode": skip_reencode,
-        "distributor": "multiprocessing", "processes_count": processes, "thread_count": threads,
-        "number_sample_per_shard": number_sample_per_shard, "timeout": timeout, "retries": retries,
-        "enable_wandb": False, "disallowed_header_directives": disallowed_header_directives,
+        "url_list": str(url_list),
+        "input_format": "txt",
+        "output_folder": str(output),
+        "output_format": output_format,
+        "image_size": image_size,
+        "resize_mode": resize_mode,
+        "resize_only_if_bigger": resize_only_if_bigger,
+        "encode_format": "jpg",
+        "encode_quality": encode_quality,
+        "skip_reencode": skip_reencode,
+        "distributor": "multiprocessing",
+        "processes_count": processes,
+        "thread_count": threads,
+        "number_sample_per_shard": number_sample_per_shard,
+        "timeout": timeout,
+        "retries": retries,
+        "enable_wandb": False,
+        "disallowed_header_directives": disallowed_header_directives,
     }
     shutil.rmtree(output, ignore_errors=True)
     log = output.with_name(output.name + ".log")
@@ -133,16 +160,24 @@ def run_img2dataset(python: Path, url_list: Path, output: Path, *, processes: in
         run = measure([str(python), "-c", DRIVER, json.dumps(arguments)], env=env, output=out)
     seconds, returncode = run.seconds, run.returncode
     if returncode != 0:
-        raise RuntimeError(f"img2dataset exited with {returncode}; see {log}:\n"
-                           f"{log.read_text(errors='replace')[-4000:]}")
+        raise RuntimeError(
+            f"img2dataset exited with {returncode}; see {log}:\n{log.read_text(errors='replace')[-4000:]}"
+        )
     stats = _sum_stats(output)
     return {
-        "seconds": seconds, "count": count, "success": stats.get("successes", 0),
+        "seconds": seconds,
+        "count": count,
+        "success": stats.get("successes", 0),
         "failed": stats.get("failed_to_download", 0) + stats.get("failed_to_resize", 0),
-        "failures": stats["failures"], "peak_rss_mb": run.peak_rss_mb,
-        "peak_pss_mb": run.peak_pss_mb, "processes_seen": run.processes,
+        "failures": stats["failures"],
+        "peak_rss_mb": run.peak_rss_mb,
+        "peak_pss_mb": run.peak_pss_mb,
+        "processes_seen": run.processes,
         "failed_to_download": stats.get("failed_to_download", 0),
         "failed_to_resize": stats.get("failed_to_resize", 0),
-        "shard_seconds": stats["shard_seconds"], "shards": stats.get("shards", 0),
-        "unaccounted": count - stats.get("count", 0), "arguments": arguments, "log": str(log),
+        "shard_seconds": stats["shard_seconds"],
+        "shards": stats.get("shards", 0),
+        "unaccounted": count - stats.get("count", 0),
+        "arguments": arguments,
+        "log": str(log),
     }

@@ -15,6 +15,7 @@
 
     python bench/manifests_speed.py [--images 1281167] [--classes 1000] [--export-gb 1] [--import-n 2000] [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from benchhost import REPO, WNIDS, measure, photo_folder  # noqa: E402
+
 from pipeline import schemas  # noqa: E402
 from pipeline.tables import write_table  # noqa: E402
 
@@ -43,9 +45,13 @@ ROW_GROUP = 128  # as the download stage writes them
 PHOTO_BYTES = 110_000
 ROUNDS = 3
 TARGET_SECONDS, TARGET_GIB = 30, 4
-STAGE = [sys.executable, "-c", "import sys; from pipeline import cli; "
-         "cli.STAGES.setdefault('export', 'manifests.export'); cli.STAGES.setdefault('import', 'manifests.importer'); "
-         "sys.exit(cli.main(sys.argv[1:]))"]
+STAGE = [
+    sys.executable,
+    "-c",
+    "import sys; from pipeline import cli; "
+    "cli.STAGES.setdefault('export', 'manifests.export'); cli.STAGES.setdefault('import', 'manifests.importer'); "
+    "sys.exit(cli.main(sys.argv[1:]))",
+]
 
 
 def wnids(classes: int) -> list[str]:
@@ -61,10 +67,19 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
     """synsets, an image store, dedupe clusters and annotation labels, as the stages write them."""
     rng = np.random.default_rng(seed)
     names = wnids(classes)
-    columns = {"wnid": names, "class_index": list(range(classes)), "name": names, "lemmas": [[w] for w in names],
-               "gloss": [""] * classes, "lexname": ["noun.artifact"] * classes, "depth": [9] * classes,
-               "parents": [["n00021939"]] * classes, "num_hyponyms": [0] * classes, "is_leaf": [True] * classes,
-               "queries": [[w] for w in names]}
+    columns = {
+        "wnid": names,
+        "class_index": list(range(classes)),
+        "name": names,
+        "lemmas": [[w] for w in names],
+        "gloss": [""] * classes,
+        "lexname": ["noun.artifact"] * classes,
+        "depth": [9] * classes,
+        "parents": [["n00021939"]] * classes,
+        "num_hyponyms": [0] * classes,
+        "is_leaf": [True] * classes,
+        "queries": [[w] for w in names],
+    }
     write_table(columns, workdir / "synsets.parquet", schemas.SYNSETS)
     ids = np.array(sorted(hex_ids(rng, n, 16)), object)  # shards are cut in candidate_id order
     label = rng.integers(0, classes, n)
@@ -72,24 +87,54 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
     start = time.perf_counter()
     for number, first in enumerate(range(0, n, SHARD)):
         part = slice(first, min(first + SHARD, n))
-        write_table(store_shard(rng, ids[part], wnid[part], image_bytes), workdir / "images" / f"shard-{number:05d}.parquet",
-                    schemas.IMAGES, row_group_size=ROW_GROUP)
+        write_table(
+            store_shard(rng, ids[part], wnid[part], image_bytes),
+            workdir / "images" / f"shard-{number:05d}.parquet",
+            schemas.IMAGES,
+            row_group_size=ROW_GROUP,
+        )
     copies = rng.random(n) < 0.02
     cluster = np.arange(n)
     cluster[copies] = np.maximum(cluster[copies] - 1, 0)  # a copy joins its neighbour's cluster
-    write_table(pa.table({"image_id": ids, "wnid": wnid, "cluster_id": cluster,
-                          "representative": ids[cluster], "distance": np.where(copies, 3, 0).astype(np.int16),
-                          "reason": np.where(copies, "near", "unique"), "keep": ~copies}),
-                workdir / "dedupe" / "clusters.parquet", schemas.CLUSTERS)
+    write_table(
+        pa.table(
+            {
+                "image_id": ids,
+                "wnid": wnid,
+                "cluster_id": cluster,
+                "representative": ids[cluster],
+                "distance": np.where(copies, 3, 0).astype(np.int16),
+                "reason": np.where(copies, "near", "unique"),
+                "keep": ~copies,
+            }
+        ),
+        workdir / "dedupe" / "clusters.parquet",
+        schemas.CLUSTERS,
+    )
     votes = rng.integers(3, 11, n).astype(np.int32)
     yes = np.minimum(votes, rng.binomial(votes, 0.85)).astype(np.int32)
-    write_table(pa.table({"image_id": ids, "wnid": wnid, "accepted": rng.random(n) < 0.9, "decided": np.ones(n, bool),
-                          "confidence": rng.random(n), "votes_yes": yes, "votes_total": votes,
-                          "selection_frequency": yes / votes, "method": np.full(n, "dynamic"),
-                          "round": np.ones(n, np.int32)}),
-                workdir / "annotation" / "labels.parquet", schemas.LABELS)
-    print(f"  synthetic dataset: {n:,} images of {classes} classes in {-(-n // SHARD)} shards "
-          f"({time.perf_counter() - start:.0f} s to write)")
+    write_table(
+        pa.table(
+            {
+                "image_id": ids,
+                "wnid": wnid,
+                "accepted": rng.random(n) < 0.9,
+                "decided": np.ones(n, bool),
+                "confidence": rng.random(n),
+                "votes_yes": yes,
+                "votes_total": votes,
+                "selection_frequency": yes / votes,
+                "method": np.full(n, "dynamic"),
+                "round": np.ones(n, np.int32),
+            }
+        ),
+        workdir / "annotation" / "labels.parquet",
+        schemas.LABELS,
+    )
+    print(
+        f"  synthetic dataset: {n:,} images of {classes} classes in {-(-n // SHARD)} shards "
+        f"({time.perf_counter() - start:.0f} s to write)"
+    )
 
 
 def store_shard(rng: np.random.Generator, ids: np.ndarray, wnid: np.ndarray, image_bytes: int) -> pa.Table:
@@ -103,12 +148,26 @@ def store_shard(rng: np.random.Generator, ids: np.ndarray, wnid: np.ndarray, ima
     else:
         image = pa.array([b""] * n, pa.binary())
     side = np.full(n, 500, np.int32)
-    hashes = {f.name: rng.integers(-2**63, 2**63 - 1, n, dtype=np.int64) for f in schemas.HASH_FIELDS}
-    return pa.table({"image_id": ids, "wnid": wnid, "image": image, "sha256": hex_ids(rng, n, 64), "width": side,
-                     "height": side * 3 // 4, "format": np.full(n, "JPEG"), **hashes, "original_width": side,
-                     "original_height": side * 3 // 4, "original_format": np.full(n, "JPEG"),
-                     "source": np.full(n, "urllist"), "url": [f"http://images.example/{i}.jpg" for i in ids],
-                     "rank": np.zeros(n, np.int32), "license": pa.nulls(n, pa.string())})
+    hashes = {f.name: rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64) for f in schemas.HASH_FIELDS}
+    return pa.table(
+        {
+            "image_id": ids,
+            "wnid": wnid,
+            "image": image,
+            "sha256": hex_ids(rng, n, 64),
+            "width": side,
+            "height": side * 3 // 4,
+            "format": np.full(n, "JPEG"),
+            **hashes,
+            "original_width": side,
+            "original_height": side * 3 // 4,
+            "original_format": np.full(n, "JPEG"),
+            "source": np.full(n, "urllist"),
+            "url": [f"http://images.example/{i}.jpg" for i in ids],
+            "rank": np.zeros(n, np.int32),
+            "license": pa.nulls(n, pa.string()),
+        }
+    )
 
 
 def manifests_at_scale(root: Path, n: int, classes: int, profile: bool) -> None:
@@ -122,14 +181,35 @@ def manifests_at_scale(root: Path, n: int, classes: int, profile: bool) -> None:
         raise SystemExit(f"manifests failed: see {root / 'manifests.log'}")
     gib = run.peak_rss_mb / 1024
     verdict = "meets" if run.seconds < TARGET_SECONDS and gib < TARGET_GIB else "MISSES"
-    print(f"  {run.seconds:.1f} s, peak RSS {gib:.2f} GiB (PSS {run.peak_pss_mb / 1024:.2f} GiB): {verdict} the target "
-          f"of {TARGET_SECONDS} s and {TARGET_GIB} GiB ({run.seconds / TARGET_SECONDS:.2f} of the time, "
-          f"{gib / TARGET_GIB:.2f} of the memory)")
+    print(
+        f"  {run.seconds:.1f} s, peak RSS {gib:.2f} GiB (PSS {run.peak_pss_mb / 1024:.2f} GiB): {verdict} the target "
+        f"of {TARGET_SECONDS} s and {TARGET_GIB} GiB ({run.seconds / TARGET_SECONDS:.2f} of the time, "
+        f"{gib / TARGET_GIB:.2f} of the memory)"
+    )
     if profile:
         stats = root / "manifests.prof"
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "pipeline", "manifests", "--data",
-                        str(root), "--subset", "scale", "--force"], cwd=REPO, check=True, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(stats),
+                "-m",
+                "pipeline",
+                "manifests",
+                "--data",
+                str(root),
+                "--subset",
+                "scale",
+                "--force",
+            ],
+            cwd=REPO,
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
         import pstats
+
         pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(25)
 
 
@@ -156,6 +236,7 @@ def exports_against_cp(root: Path, gigabytes: float) -> None:
     subprocess.run([*STAGE, "manifests", *where, "--unverified"], cwd=REPO, check=True, stderr=subprocess.DEVNULL)
     size = sum(p.stat().st_size for p in (workdir / "images").iterdir())
     subprocess.run(["cat", *map(str, sorted((workdir / "images").iterdir()))], stdout=subprocess.DEVNULL, check=True)
+
     def best(command: list[str], name: str, after) -> tuple[float, float, float | None]:
         """The fastest of ROUNDS runs: the machine's other load only ever slows a run down."""
         runs = []
@@ -164,16 +245,27 @@ def exports_against_cp(root: Path, gigabytes: float) -> None:
             after()
         return min(runs, key=lambda r: r[0])
 
-    cp, _, _ = best(["cp", "-r", str(workdir / "images"), str(root / "copy")], "cp", lambda: shutil.rmtree(root / "copy"))
-    print(f"  cp -r images/ + sync     {size / 1e6:7,.0f} MB in {cp:6.2f} s = {size / 1e6 / cp:6,.0f} MB/s (best of {ROUNDS})")
+    cp, _, _ = best(
+        ["cp", "-r", str(workdir / "images"), str(root / "copy")], "cp", lambda: shutil.rmtree(root / "copy")
+    )
+    print(
+        f"  cp -r images/ + sync     {size / 1e6:7,.0f} MB in {cp:6.2f} s = {size / 1e6 / cp:6,.0f} MB/s (best of {ROUNDS})"
+    )
     for name in ("hf", "wds", "ilsvrc"):
         out = workdir / "export" / name
         written = []
-        seconds, rss, stage = best([*STAGE, "export", *where, "--format", name, "--force"], name,
-                                   lambda: written.append(sum(p.stat().st_size for p in out.rglob("*") if p.is_file())))
-        print(f"  export {name:<6} + sync     {written[-1] / 1e6:7,.0f} MB in {seconds:6.2f} s = {size / 1e6 / seconds:6,.0f} MB/s, "
-              f"{cp / seconds:.2f} of cp's speed; the stage alone {stage:.1f} s = {size / 1e6 / stage:,.0f} MB/s "
-              f"({cp / stage:.2f} of cp); peak RSS {rss:,.0f} MB")
+        seconds, rss, stage = best(
+            [*STAGE, "export", *where, "--format", name, "--force"],
+            name,
+            lambda written=written, out=out: written.append(
+                sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+            ),
+        )
+        print(
+            f"  export {name:<6} + sync     {written[-1] / 1e6:7,.0f} MB in {seconds:6.2f} s = {size / 1e6 / seconds:6,.0f} MB/s, "
+            f"{cp / seconds:.2f} of cp's speed; the stage alone {stage:.1f} s = {size / 1e6 / stage:,.0f} MB/s "
+            f"({cp / stage:.2f} of cp); peak RSS {rss:,.0f} MB"
+        )
         shutil.rmtree(out)
 
 
@@ -186,10 +278,13 @@ def import_photos(root: Path, n: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.link(photo, path)
     size = sum(p.stat().st_size for p in photos)
-    seconds, rss, stage = timed([*STAGE, "import", "--data", str(root), "--subset", "imported", "--src", str(src)],
-                                root / "import.log")
-    print(f"  {size / 1e6:,.0f} MB in {seconds:.1f} s, the stage alone {stage:.1f} s = {n / stage:,.0f} images/s, "
-          f"{size / 1e6 / stage:,.0f} MB/s; peak RSS of the process tree {rss:,.0f} MB")
+    seconds, rss, stage = timed(
+        [*STAGE, "import", "--data", str(root), "--subset", "imported", "--src", str(src)], root / "import.log"
+    )
+    print(
+        f"  {size / 1e6:,.0f} MB in {seconds:.1f} s, the stage alone {stage:.1f} s = {n / stage:,.0f} images/s, "
+        f"{size / 1e6 / stage:,.0f} MB/s; peak RSS of the process tree {rss:,.0f} MB"
+    )
 
 
 def main() -> None:
@@ -202,7 +297,9 @@ def main() -> None:
     parser.add_argument("--skip-manifests", action="store_true")
     parser.add_argument("--skip-export", action="store_true")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="manifests-bench-", dir=REPO / ".bench" if (REPO / ".bench").is_dir() else None))
+    root = Path(
+        tempfile.mkdtemp(prefix="manifests-bench-", dir=REPO / ".bench" if (REPO / ".bench").is_dir() else None)
+    )
     try:
         if not args.skip_manifests:
             manifests_at_scale(root, args.images, args.classes, args.profile)

@@ -8,6 +8,7 @@
 
 Usage: python bench/synsets.py [--repeat N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,14 @@ for wnid in wnids:
 
 def seconds(cmd: list[str], env: dict | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -64,8 +71,10 @@ def main() -> None:
 
     ours = median([py, "-c", OUR_LOAD], args.repeat)
     stock = median([py, "-c", NLTK_LOAD], args.repeat, nltk_env)
-    print(f"WordNet load, fresh process: synsetforge {ours:.2f} s (verifies version and noun count), "
-          f"stock nltk {stock:.2f} s; ratio {stock / ours:.2f}x")
+    print(
+        f"WordNet load, fresh process: synsetforge {ours:.2f} s (verifies version and noun count), "
+        f"stock nltk {stock:.2f} s; ratio {stock / ours:.2f}x"
+    )
 
     with tempfile.TemporaryDirectory() as data:
         make = ["make", "--no-print-directory", "synsets", "SUBSET=imagenet21k", f"DATA={data}", "FORCE=1"]
@@ -73,9 +82,11 @@ def main() -> None:
         skip = seconds(make[:-1])
     peer_21k = median([py, "-c", NLTK_21K], args.repeat, nltk_env)
     verdict = "meets" if ours_21k < TARGET_21K else "MISSES"
-    print(f"make synsets SUBSET=imagenet21k: {ours_21k:.2f} s ({verdict} the {TARGET_21K:.0f} s target); "
-          f"stock nltk facts for the same 21,841 synsets (no queries, no is-a file): {peer_21k:.2f} s; "
-          f"ratio {peer_21k / ours_21k:.2f}x")
+    print(
+        f"make synsets SUBSET=imagenet21k: {ours_21k:.2f} s ({verdict} the {TARGET_21K:.0f} s target); "
+        f"stock nltk facts for the same 21,841 synsets (no queries, no is-a file): {peer_21k:.2f} s; "
+        f"ratio {peer_21k / ours_21k:.2f}x"
+    )
     print(f"make synsets SUBSET=imagenet21k, rerun with nothing changed: {skip:.2f} s")
     print(f"({os.cpu_count()} CPUs, median of {args.repeat} runs, Python {sys.version.split()[0]})")
 

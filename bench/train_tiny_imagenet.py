@@ -14,6 +14,7 @@ run and stays a clean held-out figure. The architecture is the default torchvisi
 
     python bench/train_tiny_imagenet.py [--epochs 24] [--minutes 30] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,24 +58,59 @@ def build_dataset(folder: Path) -> dict[str, int]:
         hashes = hashes_of_bytes(data)._asdict()
         sha = hashlib.sha256(data).hexdigest()
         url = f"file://tiny-imagenet-10/{path.relative_to(TINY)}"
-        row = {"image_id": image_id, "wnid": wnid, "image": data, "sha256": sha, "width": width, "height": height,
-               "format": "JPEG", **hashes, "original_width": width, "original_height": height,
-               "original_format": "JPEG", "source": "urllist", "url": url, "rank": rank, "license": None}
+        row = {
+            "image_id": image_id,
+            "wnid": wnid,
+            "image": data,
+            "sha256": sha,
+            "width": width,
+            "height": height,
+            "format": "JPEG",
+            **hashes,
+            "original_width": width,
+            "original_height": height,
+            "original_format": "JPEG",
+            "source": "urllist",
+            "url": url,
+            "rank": rank,
+            "license": None,
+        }
         for name, value in row.items():
             image_columns[name].append(value)
-        entry = {"image_id": image_id, "label": wnids.index(wnid), "wnid": wnid, "location": "images/shard-00000.parquet",
-                 "width": width, "height": height, "sha256": sha, "phash": hashes["phash"], "source": "urllist",
-                 "source_url": url, "license": None, "confidence": None, "votes": None}
+        entry = {
+            "image_id": image_id,
+            "label": wnids.index(wnid),
+            "wnid": wnid,
+            "location": "images/shard-00000.parquet",
+            "width": width,
+            "height": height,
+            "sha256": sha,
+            "phash": hashes["phash"],
+            "source": "urllist",
+            "source_url": url,
+            "license": None,
+            "confidence": None,
+            "votes": None,
+        }
         for name, value in entry.items():
             manifests[split][name].append(value)
     write_table(image_columns, folder / "images" / "shard-00000.parquet", schemas.IMAGES, row_group_size=128)
     for split, columns in manifests.items():
         write_table(columns, folder / "manifests" / f"{split}.parquet", schemas.MANIFEST)
     counts = {split: {w: manifests[split]["wnid"].count(w) for w in wnids} for split in manifests}
-    write_table({"label": list(range(len(wnids))), "wnid": wnids, "name": [names.get(w, w) for w in wnids],
-                 "gloss": [""] * len(wnids), "train": [counts["train"][w] for w in wnids],
-                 "val": [counts["val"][w] for w in wnids], "test": [0] * len(wnids)},
-                folder / "manifests" / "classes.parquet", schemas.CLASSES)
+    write_table(
+        {
+            "label": list(range(len(wnids))),
+            "wnid": wnids,
+            "name": [names.get(w, w) for w in wnids],
+            "gloss": [""] * len(wnids),
+            "train": [counts["train"][w] for w in wnids],
+            "val": [counts["val"][w] for w in wnids],
+            "test": [0] * len(wnids),
+        },
+        folder / "manifests" / "classes.parquet",
+        schemas.CLASSES,
+    )
     return {split: len(columns["image_id"]) for split, columns in manifests.items()}
 
 
@@ -103,25 +139,53 @@ def main() -> int:
         began = time.perf_counter()
         counts = build_dataset(root / "tiny")
         built = time.perf_counter() - began
-        print(f"built {root / 'tiny'}: {counts} images in {built:.0f} s; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads", file=sys.stderr)
-        config = Config(data=root, subset="tiny", epochs=args.epochs, size=args.size, batch=args.batch, lr=args.lr,
-                        schedule=args.schedule, warmup=args.warmup, dropout=args.dropout, workers=args.workers,
-                        seed=args.seed, device="cpu", force=True, progress=sys.stderr.isatty())
+        print(
+            f"built {root / 'tiny'}: {counts} images in {built:.0f} s; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads",
+            file=sys.stderr,
+        )
+        config = Config(
+            data=root,
+            subset="tiny",
+            epochs=args.epochs,
+            size=args.size,
+            batch=args.batch,
+            lr=args.lr,
+            schedule=args.schedule,
+            warmup=args.warmup,
+            dropout=args.dropout,
+            workers=args.workers,
+            seed=args.seed,
+            device="cpu",
+            force=True,
+            progress=sys.stderr.isatty(),
+        )
         began = time.perf_counter()
         result = train(config)
         seconds = time.perf_counter() - began
     val = result["val"]
-    summary = {"top1_accuracy_center": 1 - val["top1_error"]["center"], "top1_accuracy_ten_crop": 1 - val["top1_error"]["ten_crop"],
-               "top5_accuracy_ten_crop": 1 - val["top5_error"]["ten_crop"], "val_images": val["images"],
-               "train_seconds": round(result["train_seconds"]), "wall_seconds_with_evaluation": round(seconds),
-               "build_seconds": round(built), "images_per_s": round(result["images_per_s"] or 0),
-               "epochs": args.epochs, "size": args.size, "batch": args.batch, "lr": args.lr, "schedule": args.schedule,
-               "worst_class": result["worst_classes"][0] if result.get("worst_classes") else None}
+    summary = {
+        "top1_accuracy_center": 1 - val["top1_error"]["center"],
+        "top1_accuracy_ten_crop": 1 - val["top1_error"]["ten_crop"],
+        "top5_accuracy_ten_crop": 1 - val["top5_error"]["ten_crop"],
+        "val_images": val["images"],
+        "train_seconds": round(result["train_seconds"]),
+        "wall_seconds_with_evaluation": round(seconds),
+        "build_seconds": round(built),
+        "images_per_s": round(result["images_per_s"] or 0),
+        "epochs": args.epochs,
+        "size": args.size,
+        "batch": args.batch,
+        "lr": args.lr,
+        "schedule": args.schedule,
+        "worst_class": result["worst_classes"][0] if result.get("worst_classes") else None,
+    }
     print(json.dumps(summary, indent=2))
-    print(f"Tiny ImageNet 10 classes, AlexNet {args.size} px on CPU: top-1 accuracy "
-          f"{100 * summary['top1_accuracy_center']:.1f}% centre, {100 * summary['top1_accuracy_ten_crop']:.1f}% 10-crop "
-          f"(chance 10%, target 70%), {seconds / 60:.1f} min")
+    print(
+        f"Tiny ImageNet 10 classes, AlexNet {args.size} px on CPU: top-1 accuracy "
+        f"{100 * summary['top1_accuracy_center']:.1f}% centre, {100 * summary['top1_accuracy_ten_crop']:.1f}% 10-crop "
+        f"(chance 10%, target 70%), {seconds / 60:.1f} min"
+    )
     return 0
 
 

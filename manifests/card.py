@@ -7,6 +7,7 @@ required: a section whose stage left nothing (a dataset imported from a folder h
 stats, an unverified build no annotation) says that its facts are unknown. Figures are drawn
 with Pillow, which the pipeline already needs, so the card adds no dependency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,15 +36,35 @@ FIGURES = "card"
 MANIFESTS = "manifests"
 # What the card reads when a stage left it; all but the manifests may be absent.
 OPTIONAL_INPUTS = (
-    "synsets.parquet", "synsets_report.json", "candidates_report.json", "download_stats.json",
-    "dedupe/report.json", "annotation/report.json", "annotation/labels.parquet", "annotation/workers.parquet",
-    "annotation/votes.parquet", "images", "validation.json",
+    "synsets.parquet",
+    "synsets_report.json",
+    "candidates_report.json",
+    "download_stats.json",
+    "dedupe/report.json",
+    "annotation/report.json",
+    "annotation/labels.parquet",
+    "annotation/workers.parquet",
+    "annotation/votes.parquet",
+    "images",
+    "validation.json",
 )
 # Earlier stages' recorded settings (the runner's stamps): the resize and HIT rules live only there.
 STAMPED = ("synsets", "candidates", "download", "dedupe", "annotate-export-1")
 STORE_COLUMNS = ["image_id", "format", "original_format", "width", "height", "original_width", "original_height"]
-MANIFEST_COLUMNS = ["image_id", "label", "wnid", "location", "width", "height", "sha256", "phash", "source",
-                    "license", "confidence", "votes"]
+MANIFEST_COLUMNS = [
+    "image_id",
+    "label",
+    "wnid",
+    "location",
+    "width",
+    "height",
+    "sha256",
+    "phash",
+    "source",
+    "license",
+    "confidence",
+    "votes",
+]
 SAMPLES_PER_CLASS = 8
 SAMPLE_CLASSES = 50
 CLASSES_PER_PAGE = 10
@@ -60,18 +81,26 @@ SOURCE_NOTES = {
 }
 METHODS = {
     "dynamic": "ImageNet's dynamic consensus: per synset, a table P(shows the synset | k yes of n votes) is "
-               "fitted on an initial subset of images with many votes; an image is decided once its confidence "
-               "passes the threshold (or falls below one minus it), or at the vote cap",
+    "fitted on an initial subset of images with many votes; an image is decided once its confidence "
+    "passes the threshold (or falls below one minus it), or at the vote cap",
     "majority": "the majority of the counted votes",
     "dawid_skene": "Dawid-Skene EM per synset, weighting each worker by their estimated error rates",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples-per-class", type=int, default=SAMPLES_PER_CLASS,
-                        help=f"thumbnails per class in the sample grid (default {SAMPLES_PER_CLASS})")
-    parser.add_argument("--sample-classes", type=int, default=SAMPLE_CLASSES,
-                        help=f"classes shown in the sample grid at most, spread over the labels (default {SAMPLE_CLASSES})")
+    parser.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=SAMPLES_PER_CLASS,
+        help=f"thumbnails per class in the sample grid (default {SAMPLES_PER_CLASS})",
+    )
+    parser.add_argument(
+        "--sample-classes",
+        type=int,
+        default=SAMPLE_CLASSES,
+        help=f"classes shown in the sample grid at most, spread over the labels (default {SAMPLE_CLASSES})",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -81,13 +110,17 @@ def run(args: argparse.Namespace) -> None:
     manifests = workdir / MANIFESTS
     for split in (*SPLITS, "classes"):
         if not (manifests / f"{split}.parquet").exists():
-            raise InputError("no manifests: the card describes a built dataset, run `make manifests` first",
-                             file=manifests / f"{split}.parquet")
-    inputs = [manifests, *(workdir / rel for rel in OPTIONAL_INPUTS if (workdir / rel).exists()),
-              *(p for p in map(lambda name: stamp(workdir, name), STAMPED) if p.exists())]
+            raise InputError(
+                "no manifests: the card describes a built dataset, run `make manifests` first",
+                file=manifests / f"{split}.parquet",
+            )
+    inputs = [
+        manifests,
+        *(workdir / rel for rel in OPTIONAL_INPUTS if (workdir / rel).exists()),
+        *(p for p in map(lambda name: stamp(workdir, name), STAMPED) if p.exists()),
+    ]
     settings = {"samples_per_class": args.samples_per_class, "sample_classes": args.sample_classes}
-    stage = runner.Stage(name="card", workdir=workdir, outputs=(CARD, FIGURES), inputs=tuple(inputs),
-                         settings=settings)
+    stage = runner.Stage(name="card", workdir=workdir, outputs=(CARD, FIGURES), inputs=tuple(inputs), settings=settings)
 
     def build(out: Path) -> str:
         facts = load_facts(workdir)
@@ -148,8 +181,11 @@ class Facts:
         """The card's line for a section whose inputs are absent; remembered for the summary."""
         self.unknown.append(section)
         names = " and ".join(f"`{f}`" for f in files)
-        return [f"_Unknown: {names} {'is' if len(files) == 1 else 'are'} absent from the dataset folder, "
-                f"so the card cannot say this section's facts._", ""]
+        return [
+            f"_Unknown: {names} {'is' if len(files) == 1 else 'are'} absent from the dataset folder, "
+            f"so the card cannot say this section's facts._",
+            "",
+        ]
 
 
 def _json(path: Path) -> dict | None:
@@ -167,8 +203,10 @@ def _frame(path: Path, schema, columns: list[str] | None = None) -> pd.DataFrame
 
 def load_facts(workdir: Path) -> Facts:
     manifests = workdir / MANIFESTS
-    splits = {s: read_table(manifests / f"{s}.parquet", schemas.MANIFEST, columns=MANIFEST_COLUMNS).to_pandas()
-              for s in SPLITS}
+    splits = {
+        s: read_table(manifests / f"{s}.parquet", schemas.MANIFEST, columns=MANIFEST_COLUMNS).to_pandas()
+        for s in SPLITS
+    }
     metadata = pq.read_schema(manifests / "classes.parquet").metadata or {}
     meta = {k.decode(): v.decode() for k, v in metadata.items()}
     annotation = workdir / "annotation"
@@ -186,7 +224,9 @@ def load_facts(workdir: Path) -> Facts:
         annotation=_json(annotation / "report.json"),
         labels=_frame(annotation / "labels.parquet", schemas.LABELS),
         workers=_frame(annotation / "workers.parquet", schemas.WORKERS),
-        votes=_frame(annotation / "votes.parquet", schemas.VOTES, ["round", "worker_id", "image_id", "wnid", "kind", "answer"]),
+        votes=_frame(
+            annotation / "votes.parquet", schemas.VOTES, ["round", "worker_id", "image_id", "wnid", "kind", "answer"]
+        ),
         store=store_facts(workdir, set().union(*(set(df.image_id) for df in splits.values()))),
         validation=_json(workdir / "validation.json"),
         stamps={name: _json(stamp(workdir, name)) or {} for name in STAMPED},
@@ -204,17 +244,26 @@ def store_facts(workdir: Path, image_ids: set[str]) -> dict | None:
     store = store[store.image_id.isin(image_ids)]
     resized = (store.width != store.original_width) | (store.height != store.original_height)
     converted = store.format != store.original_format
-    return {"images": len(store), "formats": Counter(store.format), "original_formats": Counter(store.original_format),
-            "resized": int(resized.sum()), "converted": int(converted.sum()),
-            "original_longer_side": _spread(np.maximum(store.original_width, store.original_height))}
+    return {
+        "images": len(store),
+        "formats": Counter(store.format),
+        "original_formats": Counter(store.original_format),
+        "resized": int(resized.sum()),
+        "converted": int(converted.sum()),
+        "original_longer_side": _spread(np.maximum(store.original_width, store.original_height)),
+    }
 
 
 def _spread(values) -> dict | None:
     values = pd.Series(values).dropna()
     if values.empty:
         return None
-    return {"min": float(values.min()), "median": float(values.median()), "mean": float(values.mean()),
-            "max": float(values.max())}
+    return {
+        "min": float(values.min()),
+        "median": float(values.median()),
+        "mean": float(values.mean()),
+        "max": float(values.max()),
+    }
 
 
 def agreement(votes: pd.DataFrame, workers: pd.DataFrame | None) -> dict | None:
@@ -236,10 +285,15 @@ def agreement(votes: pd.DataFrame, workers: pd.DataFrame | None) -> dict | None:
     agreeing = k * (k - 1) / 2 + (n - k) * (n - k - 1) / 2
     observed = agreeing.sum() / pairs.sum()
     yes = k.sum() / n.sum()
-    chance = yes ** 2 + (1 - yes) ** 2
-    return {"images": int(several.sum()), "observed": observed, "chance": chance, "yes_share": yes,
-            "kappa": (observed - chance) / (1 - chance) if chance < 1 else float("nan"),
-            "unanimous": float(((k == 0) | (k == n)).mean())}
+    chance = yes**2 + (1 - yes) ** 2
+    return {
+        "images": int(several.sum()),
+        "observed": observed,
+        "chance": chance,
+        "yes_share": yes,
+        "kappa": (observed - chance) / (1 - chance) if chance < 1 else float("nan"),
+        "unanimous": float(((k == 0) | (k == n)).mean()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +352,16 @@ def _others(rows: list[tuple[str, list[float]]], limit: int = MAX_BARS) -> list[
     if len(rows) <= limit:
         return rows
     rows = sorted(rows, key=lambda r: -sum(r[1]))
-    rest = rows[limit - 1:]
-    return rows[:limit - 1] + [(f"{len(rest)} others", list(np.sum([r[1] for r in rest], axis=0)))]
+    rest = rows[limit - 1 :]
+    return rows[: limit - 1] + [(f"{len(rest)} others", list(np.sum([r[1] for r in rest], axis=0)))]
 
 
-def bars(title: str, rows: list[tuple[str, list[float]]], series: tuple[str, ...] = ("images",),
-         colours: tuple[str, ...] = (BAR,)) -> Image.Image:
+def bars(
+    title: str,
+    rows: list[tuple[str, list[float]]],
+    series: tuple[str, ...] = ("images",),
+    colours: tuple[str, ...] = (BAR,),
+) -> Image.Image:
     """Horizontal bars, one per label, segments stacked: long labels stay readable."""
     legend = len(series) > 1
     label_width = min(max((LABEL_FONT.getlength(label) for label, _ in rows), default=0) + 12, 380)
@@ -332,8 +390,9 @@ def bars(title: str, rows: list[tuple[str, list[float]]], series: tuple[str, ...
     return image
 
 
-def columns(title: str, labels: list[str], counts: list[float], caption: str,
-            marker: tuple[float, str] | None = None) -> Image.Image:
+def columns(
+    title: str, labels: list[str], counts: list[float], caption: str, marker: tuple[float, str] | None = None
+) -> Image.Image:
     """Vertical bars over ordered bins (a histogram), counts on top and bin names below;
     ``marker`` (a position in bins, a text) draws a threshold line."""
     image, draw, top = _canvas(MARGIN + 34 + 20 + PLOT_HEIGHT + 56 + MARGIN, title)
@@ -349,8 +408,9 @@ def columns(title: str, labels: list[str], counts: list[float], caption: str,
         draw.rectangle((x + 2, base - height, x + step - 2, base), fill=BAR)
         if count:
             text = f"{count:,.0f}"
-            draw.text((x + step / 2 - SMALL_FONT.getlength(text) / 2, base - height - 17), text, fill=MUTED,
-                      font=SMALL_FONT)
+            draw.text(
+                (x + step / 2 - SMALL_FONT.getlength(text) / 2, base - height - 17), text, fill=MUTED, font=SMALL_FONT
+            )
         if i % every == 0:
             draw.text((x + step / 2 - SMALL_FONT.getlength(label) / 2, base + 6), label, fill=INK, font=SMALL_FONT)
     draw.line((left, base, right, base), fill=INK)
@@ -445,7 +505,7 @@ def _wrap(text: str, font, width: float, lines: int) -> list[str]:
             line = f"{line} {word}".strip()
     out.append(line)
     if len(out) > lines:
-        out = out[:lines - 1] + [" ".join(out[lines - 1:])]
+        out = out[: lines - 1] + [" ".join(out[lines - 1 :])]
     return [_fit(line, font, width) for line in out]
 
 
@@ -454,9 +514,14 @@ def _wrap(text: str, font, width: float, lines: int) -> list[str]:
 
 
 def draw_figures(facts: Facts, out: Path, per_class: int, sample_classes: int) -> dict[str, list[str]]:
-    figures = {"splits": figure_splits(facts, out), "sources": figure_sources(facts, out),
-               "download": figure_download(facts, out), "dedupe": figure_dedupe(facts, out),
-               "annotation": figure_annotation(facts, out), "samples": figure_samples(facts, out, per_class, sample_classes)}
+    figures = {
+        "splits": figure_splits(facts, out),
+        "sources": figure_sources(facts, out),
+        "download": figure_download(facts, out),
+        "dedupe": figure_dedupe(facts, out),
+        "annotation": figure_annotation(facts, out),
+        "samples": figure_samples(facts, out, per_class, sample_classes),
+    }
     return {name: paths for name, paths in figures.items() if paths}
 
 
@@ -481,8 +546,11 @@ def figure_sources(facts: Facts, out: Path) -> list[str]:
     rows = facts.rows
     sources = _others([(s, [n]) for s, n in rows.source.value_counts().items()])
     licences = _others([(s, [n]) for s, n in rows.license.fillna("(no licence given)").value_counts().items()])
-    return _save(stack([bars("Images by source", sources), bars("Images by licence, as the source gives it", licences)]),
-                 out, "sources_licences")
+    return _save(
+        stack([bars("Images by source", sources), bars("Images by licence, as the source gives it", licences)]),
+        out,
+        "sources_licences",
+    )
 
 
 def figure_download(facts: Facts, out: Path) -> list[str]:
@@ -507,20 +575,38 @@ def figure_annotation(facts: Facts, out: Path) -> list[str]:
     if facts.labels is not None and len(facts.labels):
         votes = facts.labels.votes_total.value_counts().sort_index()
         span = range(int(votes.index.min()), int(votes.index.max()) + 1)
-        panels.append(columns("Votes counted per image", [str(v) for v in span], [votes.get(v, 0) for v in span],
-                              "votes from workers not excluded"))
+        panels.append(
+            columns(
+                "Votes counted per image",
+                [str(v) for v in span],
+                [votes.get(v, 0) for v in span],
+                "votes from workers not excluded",
+            )
+        )
         edges = np.linspace(0, 1, 11)
         counts, _ = np.histogram(facts.labels.selection_frequency, bins=edges)
-        panels.append(columns("Selection frequency per image (share of votes that ticked it)",
-                              [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:])], list(counts), "selection frequency"))
+        panels.append(
+            columns(
+                "Selection frequency per image (share of votes that ticked it)",
+                [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:])],
+                list(counts),
+                "selection frequency",
+            )
+        )
     if facts.workers is not None and facts.workers.accuracy.notna().any():
         edges = np.linspace(0, 1, 11)
         counts, _ = np.histogram(facts.workers.accuracy.dropna(), bins=edges)
         threshold = (facts.annotation or {}).get("settings", {}).get("min_worker_accuracy")
         marker = (threshold * 10, f"exclusion below {threshold:g}") if threshold is not None else None
-        panels.append(columns("Worker accuracy on control images", [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:])],
-                              list(counts), f"accuracy ({facts.workers.accuracy.notna().sum()} workers who saw controls)",
-                              marker))
+        panels.append(
+            columns(
+                "Worker accuracy on control images",
+                [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:])],
+                list(counts),
+                f"accuracy ({facts.workers.accuracy.notna().sum()} workers who saw controls)",
+                marker,
+            )
+        )
     return _save(stack(panels), out, "annotation") if panels else []
 
 
@@ -565,10 +651,12 @@ def figure_samples(facts: Facts, out: Path, per_class: int, sample_classes: int)
         return []
     wanted = pd.concat([images for *_, images in chosen], ignore_index=True)
     data = read_images(facts.workdir, wanted[["image_id", "location"]]) if len(wanted) else {}
-    pages = [chosen[i:i + CLASSES_PER_PAGE] for i in range(0, len(chosen), CLASSES_PER_PAGE)]
+    pages = [chosen[i : i + CLASSES_PER_PAGE] for i in range(0, len(chosen), CLASSES_PER_PAGE)]
     paths = []
     for number, page in enumerate(pages, 1):
-        rows = [(f"{label}  {wnid}", name, [data.get(i) for i in images.image_id]) for label, wnid, name, images in page]
+        rows = [
+            (f"{label}  {wnid}", name, [data.get(i) for i in images.image_id]) for label, wnid, name, images in page
+        ]
         title = f"Samples {number} of {len(pages)}: labels {page[0][0]} to {page[-1][0]}"
         paths += _save(sample_page(title, rows, per_class), out, f"samples-{number}")
     return paths
@@ -581,8 +669,12 @@ def figure_samples(facts: Facts, out: Path, per_class: int, sample_classes: int)
 def _table(header: list[str], rows: list[list]) -> list[str]:
     def cell(v):
         return f"{v:,}" if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else str(v)
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
+
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
+    ]
 
 
 def _pct(part: float, whole: float) -> str:
@@ -595,61 +687,103 @@ def _embed(figures: dict[str, list[str]], name: str, alt: str) -> list[str]:
 
 def _settings(values: dict) -> str:
     """``key=value`` pairs of the values that were set."""
-    return ", ".join(f"`{k}={v}`" for k, v in values.items()
-                     if v not in (None, "None") and (not isinstance(v, (dict, list)) or v))
+    return ", ".join(
+        f"`{k}={v}`" for k, v in values.items() if v not in (None, "None") and (not isinstance(v, (dict, list)) or v)
+    )
 
 
 def section_header(facts: Facts, figures) -> list[str]:
     name = facts.meta.get("synsetforge.dataset", facts.workdir.name)
-    lines = [f"# Dataset card: {name}", "",
-             f"Generated by synsetforge {__version__} (`python -m pipeline card`) from the files the stages left in "
-             "this folder; every number below comes from them. Parts a person must complete say so.", ""]
+    lines = [
+        f"# Dataset card: {name}",
+        "",
+        f"Generated by synsetforge {__version__} (`python -m pipeline card`) from the files the stages left in "
+        "this folder; every number below comes from them. Parts a person must complete say so.",
+        "",
+    ]
     verified = facts.verified
     if verified == "no":
-        lines += ["> **Warning: the labels are UNVERIFIED.** The manifests were built from candidate labels "
-                  "(`--unverified`): each image carries the class it was searched or listed for, and no annotator "
-                  "checked it. Expect wrong labels; do not report accuracy on this dataset as if it were verified.", ""]
+        lines += [
+            "> **Warning: the labels are UNVERIFIED.** The manifests were built from candidate labels "
+            "(`--unverified`): each image carries the class it was searched or listed for, and no annotator "
+            "checked it. Expect wrong labels; do not report accuracy on this dataset as if it were verified.",
+            "",
+        ]
     elif verified == "imported":
-        lines += ["> **Note: the labels are imported** from an existing dataset's layout; this pipeline's "
-                  "annotation did not verify them.", ""]
+        lines += [
+            "> **Note: the labels are imported** from an existing dataset's layout; this pipeline's "
+            "annotation did not verify them.",
+            "",
+        ]
     elif verified != "yes":
-        lines += ["> **Note: whether the labels were verified is unknown** (the manifests carry no "
-                  "`synsetforge.verified` metadata).", ""]
+        lines += [
+            "> **Note: whether the labels were verified is unknown** (the manifests carry no "
+            "`synsetforge.verified` metadata).",
+            "",
+        ]
     rules = (facts.download or {}).get("politeness") or {}
     if rules.get("respect_optouts") is False:
-        lines += ["> **Warning: opt-outs were NOT respected** during download (`RESPECT_OPTOUTS=0`): images whose "
-                  "owners opted out of AI use (X-Robots-Tag, tdm-reservation) may be in this dataset.", ""]
+        lines += [
+            "> **Warning: opt-outs were NOT respected** during download (`RESPECT_OPTOUTS=0`): images whose "
+            "owners opted out of AI use (X-Robots-Tag, tdm-reservation) may be in this dataset.",
+            "",
+        ]
     if rules.get("respect_robots") is False:
-        lines += ["> **Warning: robots.txt was NOT respected** during download (`RESPECT_ROBOTS=0`): images from "
-                  "URLs that sites disallow for crawlers may be in this dataset.", ""]
+        lines += [
+            "> **Warning: robots.txt was NOT respected** during download (`RESPECT_ROBOTS=0`): images from "
+            "URLs that sites disallow for crawlers may be in this dataset.",
+            "",
+        ]
     return lines
 
 
 def section_summary(facts: Facts, figures) -> list[str]:
     counts = {s: len(df) for s, df in facts.splits.items()}
     total = sum(counts.values())
-    verified = {"yes": "yes, by crowd annotation", "no": "**no** (candidate labels)",
-                "imported": "imported, not verified here"}.get(facts.verified, "unknown")
-    rows = [["classes", len(facts.classes)], *([f"{s} images", n] for s, n in counts.items()),
-            ["images in all splits", total], ["labels verified", verified],
-            ["built", facts.meta.get("synsetforge.built_at", "unknown")],
-            ["manifests fingerprint", f"`{facts.meta.get('synsetforge.fingerprint', 'unknown')[:16]}`"]]
+    verified = {
+        "yes": "yes, by crowd annotation",
+        "no": "**no** (candidate labels)",
+        "imported": "imported, not verified here",
+    }.get(facts.verified, "unknown")
+    rows = [
+        ["classes", len(facts.classes)],
+        *([f"{s} images", n] for s, n in counts.items()),
+        ["images in all splits", total],
+        ["labels verified", verified],
+        ["built", facts.meta.get("synsetforge.built_at", "unknown")],
+        ["manifests fingerprint", f"`{facts.meta.get('synsetforge.fingerprint', 'unknown')[:16]}`"],
+    ]
     return ["## At a glance", "", *_table(["", "value"], rows), ""]
 
 
 def section_motivation(facts: Facts, figures) -> list[str]:
-    ran = [stage for stage, record in (("synsets", facts.synsets_report), ("candidates", facts.candidates),
-                                       ("download", facts.download), ("dedupe", facts.dedupe),
-                                       ("annotation", facts.annotation)) if record] + ["manifests"]
-    lines = ["## Motivation", "",
-             f"An ImageNet-style image classification dataset of {len(facts.classes):,} WordNet 3.0 noun synsets, "
-             "built with synsetforge after ImageNet's recipe (candidate images per synset, downloaded, deduplicated, "
-             f"verified by crowd workers, split ILSVRC-style). Stages that left their records here: {', '.join(ran)}.", ""]
+    ran = [
+        stage
+        for stage, record in (
+            ("synsets", facts.synsets_report),
+            ("candidates", facts.candidates),
+            ("download", facts.download),
+            ("dedupe", facts.dedupe),
+            ("annotation", facts.annotation),
+        )
+        if record
+    ] + ["manifests"]
+    lines = [
+        "## Motivation",
+        "",
+        f"An ImageNet-style image classification dataset of {len(facts.classes):,} WordNet 3.0 noun synsets, "
+        "built with synsetforge after ImageNet's recipe (candidate images per synset, downloaded, deduplicated, "
+        f"verified by crowd workers, split ILSVRC-style). Stages that left their records here: {', '.join(ran)}.",
+        "",
+    ]
     chosen = facts.settings("synsets")
     if chosen:
         lines += [f"Classes chosen with: {_settings(chosen)} (subset `{facts.workdir.name}`).", ""]
-    lines += ["**To complete by the dataset's maintainers** (the pipeline does not record it): who created the "
-              "dataset and for which task or gap, on whose behalf, and who funded it.", ""]
+    lines += [
+        "**To complete by the dataset's maintainers** (the pipeline does not record it): who created the "
+        "dataset and for which task or gap, on whose behalf, and who funded it.",
+        "",
+    ]
     return lines
 
 
@@ -659,46 +793,85 @@ def _class_rows(classes: pd.DataFrame) -> list[list]:
 
 def section_composition(facts: Facts, figures) -> list[str]:
     classes = facts.classes.sort_values("label")
-    lines = ["## Composition", "",
-             f"Each instance is one image (RGB, in the image store `images/`) with one class label. Labels are "
-             f"0-based and number the {len(classes):,} kept classes in sorted-wnid order (as torchvision, Kaggle "
-             f"and Hugging Face number ILSVRC), so label 0 is `{classes.wnid.iloc[0] if len(classes) else '-'}`; "
-             "`manifests/classes.parquet` maps label, wnid, name and gloss.", ""]
+    lines = [
+        "## Composition",
+        "",
+        f"Each instance is one image (RGB, in the image store `images/`) with one class label. Labels are "
+        f"0-based and number the {len(classes):,} kept classes in sorted-wnid order (as torchvision, Kaggle "
+        f"and Hugging Face number ILSVRC), so label 0 is `{classes.wnid.iloc[0] if len(classes) else '-'}`; "
+        "`manifests/classes.parquet` maps label, wnid, name and gloss.",
+        "",
+    ]
     split_rows = []
     for s in SPLITS:
         per_class = classes[s]
-        split_rows.append([s, len(facts.splits[s]), int((per_class > 0).sum()), int(per_class.min()) if len(per_class) else 0,
-                           f"{per_class.median():g}" if len(per_class) else 0, int(per_class.max()) if len(per_class) else 0])
+        split_rows.append(
+            [
+                s,
+                len(facts.splits[s]),
+                int((per_class > 0).sum()),
+                int(per_class.min()) if len(per_class) else 0,
+                f"{per_class.median():g}" if len(per_class) else 0,
+                int(per_class.max()) if len(per_class) else 0,
+            ]
+        )
     lines += _table(["split", "images", "classes with images", "min per class", "median", "max"], split_rows) + [""]
     lines += _embed(figures, "splits", "images per class and split")
     report = facts.manifests_report or {}
     plan = report.get("plan")
     if plan:
-        lines += [f"Split rules: {_settings(plan)}. Val and test take their images first, then train takes up to "
-                  "`train_max` of the rest; every cluster of near copies lies in one split.", ""]
+        lines += [
+            f"Split rules: {_settings(plan)}. Val and test take their images first, then train takes up to "
+            "`train_max` of the rest; every cluster of near copies lies in one split.",
+            "",
+        ]
     small, dropped = report.get("classes_below_min_train") or [], report.get("classes_dropped") or []
     if small:
-        lines += [f"{len(small):,} classes have fewer than {plan.get('min_train') if plan else '?'} training images "
-                  f"(ILSVRC-2012's smallest class has 732): {', '.join(f'`{w}`' for w in small[:SHOWN])}"
-                  f"{' ...' if len(small) > SHOWN else ''}.", ""]
+        lines += [
+            f"{len(small):,} classes have fewer than {plan.get('min_train') if plan else '?'} training images "
+            f"(ILSVRC-2012's smallest class has 732): {', '.join(f'`{w}`' for w in small[:SHOWN])}"
+            f"{' ...' if len(small) > SHOWN else ''}.",
+            "",
+        ]
     if dropped:
-        lines += [f"{len(dropped):,} chosen synsets are not in the dataset (no eligible images, or dropped as too "
-                  f"small): {', '.join(f'`{w}`' for w in dropped[:SHOWN])}{' ...' if len(dropped) > SHOWN else ''}.", ""]
+        lines += [
+            f"{len(dropped):,} chosen synsets are not in the dataset (no eligible images, or dropped as too "
+            f"small): {', '.join(f'`{w}`' for w in dropped[:SHOWN])}{' ...' if len(dropped) > SHOWN else ''}.",
+            "",
+        ]
     if len(classes) <= LISTED_CLASSES:
-        lines += ["### Classes", "", *_table(["label", "wnid", "name", "train", "val", "test"], _class_rows(classes)), ""]
+        lines += [
+            "### Classes",
+            "",
+            *_table(["label", "wnid", "name", "train", "val", "test"], _class_rows(classes)),
+            "",
+        ]
     else:
         by_train = classes.sort_values(["train", "label"])
-        lines += [f"### Smallest and largest classes (by training images; all {len(classes):,} in `classes.parquet`)", "",
-                  *_table(["label", "wnid", "name", "train", "val", "test"],
-                          _class_rows(by_train.head(SHOWN)) + [["...", "", "", "", "", ""]] + _class_rows(by_train.tail(SHOWN))), ""]
+        lines += [
+            f"### Smallest and largest classes (by training images; all {len(classes):,} in `classes.parquet`)",
+            "",
+            *_table(
+                ["label", "wnid", "name", "train", "val", "test"],
+                _class_rows(by_train.head(SHOWN)) + [["...", "", "", "", "", ""]] + _class_rows(by_train.tail(SHOWN)),
+            ),
+            "",
+        ]
     lines += _composition_facts(facts)
-    lines += ["### Samples", "",
-              "Thumbnails per class, the first images of each class in sha256 order (a fixed, arbitrary draw from "
-              "all splits)" + (f", for {facts.sampled} classes spread over the labels"
-                               if len(classes) > facts.sampled else "") + ":", ""]
+    lines += [
+        "### Samples",
+        "",
+        "Thumbnails per class, the first images of each class in sha256 order (a fixed, arbitrary draw from "
+        "all splits)"
+        + (f", for {facts.sampled} classes spread over the labels" if len(classes) > facts.sampled else "")
+        + ":",
+        "",
+    ]
     if facts.store is None and "samples" in figures:
         lines += ["The image store `images/` is absent: the thumbnails are placeholders.", ""]
-    lines += _embed(figures, "samples", "sample images per class") if "samples" in figures else ["_No samples drawn._", ""]
+    lines += (
+        _embed(figures, "samples", "sample images per class") if "samples" in figures else ["_No samples drawn._", ""]
+    )
     return lines
 
 
@@ -708,12 +881,16 @@ def _composition_facts(facts: Facts) -> list[str]:
     lines = []
     if len(rows):
         longer = np.maximum(rows.width, rows.height)
-        lines.append(f"- Stored image size: longer side {longer.min():,} to {longer.max():,} px (median "
-                     f"{longer.median():g}); shorter side from {np.minimum(rows.width, rows.height).min():,} px.")
+        lines.append(
+            f"- Stored image size: longer side {longer.min():,} to {longer.max():,} px (median "
+            f"{longer.median():g}); shorter side from {np.minimum(rows.width, rows.height).min():,} px."
+        )
         shared = rows.groupby("sha256").split.nunique()
         near = rows.groupby("phash").split.nunique()
-        lines.append(f"- Copies across splits, checked from the manifests: {int((shared > 1).sum()):,} identical files "
-                     f"(sha256) and {int((near > 1).sum()):,} identical pHashes appear in more than one split.")
+        lines.append(
+            f"- Copies across splits, checked from the manifests: {int((shared > 1).sum()):,} identical files "
+            f"(sha256) and {int((near > 1).sum()):,} identical pHashes appear in more than one split."
+        )
         several = rows.groupby("image_id").wnid.nunique()
         lines.append(f"- Images under more than one class: {int((several > 1).sum()):,}.")
     report = facts.synsets_report
@@ -721,8 +898,10 @@ def _composition_facts(facts: Facts) -> list[str]:
         lexnames = ", ".join(f"{k} {v:,}" for k, v in sorted(report.get("lexnames", {}).items(), key=lambda kv: -kv[1]))
         lines.append(f"- WordNet lexicographer files of the chosen synsets: {lexnames}.")
         pairs = report.get("num_ancestor_pairs", 0)
-        lines.append(f"- Pairs of classes where one is an ancestor of the other: {pairs:,}"
-                     + (" (an image of the child is also an image of the parent: labels overlap)." if pairs else "."))
+        lines.append(
+            f"- Pairs of classes where one is an ancestor of the other: {pairs:,}"
+            + (" (an image of the child is also an image of the parent: labels overlap)." if pairs else ".")
+        )
         names = report.get("duplicate_names") or {}
         if names:
             shown = "; ".join(f"{n} ({', '.join(ws)})" for n, ws in list(names.items())[:SHOWN])
@@ -732,8 +911,10 @@ def _composition_facts(facts: Facts) -> list[str]:
     if facts.synsets is not None:
         kept = facts.synsets[facts.synsets.wnid.isin(facts.classes.wnid)]
         people = int((kept.lexname == "noun.person").sum())
-        lines.append(f"- Classes of people (`noun.person`): {people:,}"
-                     + (". Their images show identifiable people: see Uses and the licences." if people else "."))
+        lines.append(
+            f"- Classes of people (`noun.person`): {people:,}"
+            + (". Their images show identifiable people: see Uses and the licences." if people else ".")
+        )
     return lines + [""]
 
 
@@ -741,12 +922,16 @@ def section_collection(facts: Facts, figures) -> list[str]:
     lines = ["## Collection process", "", "### Sources and queries", ""]
     rows = facts.rows
     sources = rows.source.value_counts()
-    lines += _table(["source", "images in the dataset", "what it is"],
-                    [[s, int(n), SOURCE_NOTES.get(s, "")] for s, n in sources.items()]) + [""]
+    lines += _table(
+        ["source", "images in the dataset", "what it is"],
+        [[s, int(n), SOURCE_NOTES.get(s, "")] for s, n in sources.items()],
+    ) + [""]
     if facts.candidates:
         c = facts.candidates
-        lines.append(f"The candidates stage gathered {c.get('candidates', 0):,} candidate URLs from `{c.get('source', '?')}` "
-                     f"for {c.get('classes', 0):,} classes ({len(c.get('classes_without_candidates', [])):,} without any).")
+        lines.append(
+            f"The candidates stage gathered {c.get('candidates', 0):,} candidate URLs from `{c.get('source', '?')}` "
+            f"for {c.get('classes', 0):,} classes ({len(c.get('classes_without_candidates', [])):,} without any)."
+        )
         settings = facts.settings("candidates")
         if settings:
             lines.append(f"Settings: {_settings(settings)}.")
@@ -757,16 +942,22 @@ def section_collection(facts: Facts, figures) -> list[str]:
         queries = facts.synsets[facts.synsets.wnid.isin(facts.classes.wnid)]
         counts = queries.queries.map(len)
         examples = "; ".join(f"`{r.wnid}`: {', '.join(r.queries[:4])}" for r in queries.head(3).itertuples())
-        lines += [f"Search phrases (used by the search sources): {int(counts.sum()):,} over the classes, "
-                  f"{counts.min()} to {counts.max()} per class, every lemma plus ImageNet's expansion with words of "
-                  f"ancestor synsets found in the gloss. For example {examples}.", ""]
+        lines += [
+            f"Search phrases (used by the search sources): {int(counts.sum()):,} over the classes, "
+            f"{counts.min()} to {counts.max()} per class, every lemma plus ImageNet's expansion with words of "
+            f"ancestor synsets found in the gloss. For example {examples}.",
+            "",
+        ]
     else:
         lines += ["The search phrases are unknown (`synsets.parquet` is absent).", ""]
     lines += _embed(figures, "sources", "images by source and by licence")
     lines += ["### Download", ""]
     if not facts.download:
-        return lines + facts.missing("download", "download_stats.json") + [
-            "The politeness rules in force when the images were fetched are therefore unknown as well.", ""]
+        return (
+            lines
+            + facts.missing("download", "download_stats.json")
+            + ["The politeness rules in force when the images were fetched are therefore unknown as well.", ""]
+        )
     return lines + _download_lines(facts, figures) + _politeness_lines(facts.download.get("politeness"))
 
 
@@ -774,16 +965,25 @@ def _download_lines(facts: Facts, figures) -> list[str]:
     d = facts.download
     candidates = d.get("candidates", 0)
     meaning = d.get("status_meaning", {})
-    lines = [f"{candidates:,} candidate URLs were tried; {d.get('ok', 0):,} ({_pct(d.get('ok', 0), candidates)}) were "
-             f"fetched, decoded and stored ({d.get('bytes_received', 0) / 1e6:,.1f} MB received, "
-             f"{d.get('bytes_stored', 0) / 1e6:,.1f} MB stored).", ""]
-    lines += _table(["status", "URLs", "share", "meaning"],
-                    [[s, n, _pct(n, candidates), meaning.get(s, "")] for s, n in d.get("statuses", {}).items()]) + [""]
+    lines = [
+        f"{candidates:,} candidate URLs were tried; {d.get('ok', 0):,} ({_pct(d.get('ok', 0), candidates)}) were "
+        f"fetched, decoded and stored ({d.get('bytes_received', 0) / 1e6:,.1f} MB received, "
+        f"{d.get('bytes_stored', 0) / 1e6:,.1f} MB stored).",
+        "",
+    ]
+    lines += _table(
+        ["status", "URLs", "share", "meaning"],
+        [[s, n, _pct(n, candidates), meaning.get(s, "")] for s, n in d.get("statuses", {}).items()],
+    ) + [""]
     lines += _embed(figures, "download", "download outcomes by status")
     hosts = list(d.get("top_hosts", {}).items())[:SHOWN]
     if hosts:
-        lines += [f"Hosts that served the most candidates (top {len(hosts)}):", "",
-                  *_table(["host", "URLs", "ok"], [[h, sum(c.values()), c.get("ok", 0)] for h, c in hosts]), ""]
+        lines += [
+            f"Hosts that served the most candidates (top {len(hosts)}):",
+            "",
+            *_table(["host", "URLs", "ok"], [[h, sum(c.values()), c.get("ok", 0)] for h, c in hosts]),
+            "",
+        ]
     below = d.get("classes_below_min", [])
     if below:
         lines += [f"{len(below):,} classes got fewer than {d.get('min_per_class')} images.", ""]
@@ -796,38 +996,58 @@ def _download_lines(facts: Facts, figures) -> list[str]:
 def _politeness_lines(rules: dict | None) -> list[str]:
     lines = ["### Politeness", ""]
     if not rules:
-        return lines + ["_Unknown: `download_stats.json` has no politeness section, so the rules in force are "
-                        "unknown._", ""]
+        return lines + [
+            "_Unknown: `download_stats.json` has no politeness section, so the rules in force are unknown._",
+            "",
+        ]
     stopped = rules.get("stopped", {})
     directives = ", ".join(rules.get("optout_directives", []))
     if rules.get("respect_optouts"):
-        lines.append(f"- **Opt-outs respected**: an answer whose `X-Robots-Tag` carried {directives} (for every "
-                     "crawler or for synsetforge), or whose `tdm-reservation` header was 1, was neither read nor stored: "
-                     f"{stopped.get('opted_out', 0):,} URLs.")
+        lines.append(
+            f"- **Opt-outs respected**: an answer whose `X-Robots-Tag` carried {directives} (for every "
+            "crawler or for synsetforge), or whose `tdm-reservation` header was 1, was neither read nor stored: "
+            f"{stopped.get('opted_out', 0):,} URLs."
+        )
     else:
-        lines.append("- **Opt-outs were NOT respected** (`RESPECT_OPTOUTS=0`): `X-Robots-Tag` and `tdm-reservation` "
-                     "opt-outs were ignored, so images whose owners opted out may be in this dataset.")
+        lines.append(
+            "- **Opt-outs were NOT respected** (`RESPECT_OPTOUTS=0`): `X-Robots-Tag` and `tdm-reservation` "
+            "opt-outs were ignored, so images whose owners opted out may be in this dataset."
+        )
     if rules.get("respect_robots"):
-        lines.append("- **robots.txt respected** for the `synsetforge` token: "
-                     f"{stopped.get('disallowed_by_robots', 0):,} disallowed URLs were never requested, and "
-                     f"{stopped.get('robots_unavailable', 0):,} URLs of hosts whose robots.txt failed every try were skipped.")
+        lines.append(
+            "- **robots.txt respected** for the `synsetforge` token: "
+            f"{stopped.get('disallowed_by_robots', 0):,} disallowed URLs were never requested, and "
+            f"{stopped.get('robots_unavailable', 0):,} URLs of hosts whose robots.txt failed every try were skipped."
+        )
     else:
-        lines.append("- **robots.txt was NOT respected** (`RESPECT_ROBOTS=0`): URLs that sites disallow for crawlers "
-                     "were fetched.")
+        lines.append(
+            "- **robots.txt was NOT respected** (`RESPECT_ROBOTS=0`): URLs that sites disallow for crawlers "
+            "were fetched."
+        )
     blocklisted = rules.get("blocklisted_domains", 0)
-    lines.append(f"- Domains blocklist: {blocklisted:,} domains, never contacted"
-                 + (f": {stopped.get('blocked_domain', 0):,} URLs." if blocklisted else " (no blocklist given)."))
+    lines.append(
+        f"- Domains blocklist: {blocklisted:,} domains, never contacted"
+        + (f": {stopped.get('blocked_domain', 0):,} URLs." if blocklisted else " (no blocklist given).")
+    )
     rate = rules.get("host_rate")
     if rate:
-        lines.append(f"- Pacing: at most {rate:g} requests a second per host, in bursts of up to "
-                     f"{rules.get('host_burst', 0):g}; a 429 or 503 halved the host's rate and paused it.")
+        lines.append(
+            f"- Pacing: at most {rate:g} requests a second per host, in bursts of up to "
+            f"{rules.get('host_burst', 0):g}; a 429 or 503 halved the host's rate and paused it."
+        )
     elif rate is not None:
         lines.append("- Pacing: none (`HOST_RATE=0`, or the images came from the local demo host, which is not paced).")
     per_host = rules.get("stopped_per_top_host") or {}
     if per_host:
-        lines += ["", "URLs stopped by a rule, per host:", "",
-                  *_table(["host", "stopped"], [[h, ", ".join(f"{s} {n:,}" for s, n in c.items())]
-                                                for h, c in list(per_host.items())[:SHOWN]])]
+        lines += [
+            "",
+            "URLs stopped by a rule, per host:",
+            "",
+            *_table(
+                ["host", "stopped"],
+                [[h, ", ".join(f"{s} {n:,}" for s, n in c.items())] for h, c in list(per_host.items())[:SHOWN]],
+            ),
+        ]
     return lines + [""]
 
 
@@ -836,12 +1056,20 @@ def section_preprocessing(facts: Facts, figures) -> list[str]:
     normalise = facts.settings("download").get("normalise")
     if normalise:
         side = normalise.get("max_side")
-        lines.append(f"- Rule: EXIF orientation applied, converted to 8-bit RGB, the longer side brought down to "
-                     f"{side} px" if side else "- Rule: EXIF orientation applied, converted to 8-bit RGB, size kept")
-        lines[-1] += (f", re-encoded as JPEG quality {normalise.get('quality')}; images under "
-                      f"{normalise.get('min_side')} px on the shorter side were refused"
-                      + ("; every original was kept byte for byte." if normalise.get("keep_original") else
-                         "; an upright RGB JPEG needing no change was stored byte for byte."))
+        lines.append(
+            f"- Rule: EXIF orientation applied, converted to 8-bit RGB, the longer side brought down to {side} px"
+            if side
+            else "- Rule: EXIF orientation applied, converted to 8-bit RGB, size kept"
+        )
+        lines[-1] += (
+            f", re-encoded as JPEG quality {normalise.get('quality')}; images under "
+            f"{normalise.get('min_side')} px on the shorter side were refused"
+            + (
+                "; every original was kept byte for byte."
+                if normalise.get("keep_original")
+                else "; an upright RGB JPEG needing no change was stored byte for byte."
+            )
+        )
     else:
         lines.append("- Rule: unknown (the download stage's settings are not in `.stages/download.json`).")
     store = facts.store
@@ -849,10 +1077,19 @@ def section_preprocessing(facts: Facts, figures) -> list[str]:
         formats = ", ".join(f"{f} {n:,}" for f, n in store["formats"].most_common())
         originals = ", ".join(f"{f} {n:,}" for f, n in store["original_formats"].most_common())
         spread = store["original_longer_side"]
-        lines += [f"- The dataset's {store['images']:,} images: stored as {formats}; fetched as {originals}; "
-                  f"{store['resized']:,} resized and {store['converted']:,} converted to another format.",
-                  *([f"- Longer side as fetched: {spread['min']:,.0f} to {spread['max']:,.0f} px, median "
-                     f"{spread['median']:,.0f}."] if spread else []), ""]
+        lines += [
+            f"- The dataset's {store['images']:,} images: stored as {formats}; fetched as {originals}; "
+            f"{store['resized']:,} resized and {store['converted']:,} converted to another format.",
+            *(
+                [
+                    f"- Longer side as fetched: {spread['min']:,.0f} to {spread['max']:,.0f} px, median "
+                    f"{spread['median']:,.0f}."
+                ]
+                if spread
+                else []
+            ),
+            "",
+        ]
     else:
         lines += ["- What was resized or converted: unknown (no image store `images/shard-*.parquet`).", ""]
     lines += ["### Duplicates", ""]
@@ -864,23 +1101,44 @@ def section_preprocessing(facts: Facts, figures) -> list[str]:
 def _dedupe_lines(d: dict, figures) -> list[str]:
     meaning = d.get("reason_meaning", {})
     dropped = d.get("dropped", {})
-    lines = [f"{d.get('images', 0):,} images hashed (pHash and dHash of the image, its mirror and its inner part); "
-             f"{d.get('kept', 0):,} kept, {sum(dropped.values()):,} dropped. Settings: {_settings(d.get('settings', {}))} "
-             "(pHash bits for a pair, dHash bits to verify it). "
-             f"{d.get('clusters_with_copies', 0):,} clusters hold copies; the largest has {d.get('largest_cluster', 0)} images.", ""]
-    lines += _table(["reason", "images", "kept", "meaning"],
-                    [[r, n, "no" if r in dropped else "yes", meaning.get(r, "")] for r, n in d.get("reasons", {}).items()])
+    lines = [
+        f"{d.get('images', 0):,} images hashed (pHash and dHash of the image, its mirror and its inner part); "
+        f"{d.get('kept', 0):,} kept, {sum(dropped.values()):,} dropped. Settings: {_settings(d.get('settings', {}))} "
+        "(pHash bits for a pair, dHash bits to verify it). "
+        f"{d.get('clusters_with_copies', 0):,} clusters hold copies; the largest has {d.get('largest_cluster', 0)} images.",
+        "",
+    ]
+    lines += _table(
+        ["reason", "images", "kept", "meaning"],
+        [[r, n, "no" if r in dropped else "yes", meaning.get(r, "")] for r, n in d.get("reasons", {}).items()],
+    )
     lines += [""] + _embed(figures, "dedupe", "dedupe counts by reason")
     conflicts = d.get("conflicts", [])
     settled = [c for c in conflicts if c.get("settled_in")]
-    lines.append(f"Conflicts, clusters of copies under two or more classes: {len(conflicts):,}; {len(settled):,} settled "
-                 "by annotation labels, the rest dropped from every class.")
+    lines.append(
+        f"Conflicts, clusters of copies under two or more classes: {len(conflicts):,}; {len(settled):,} settled "
+        "by annotation labels, the rest dropped from every class."
+    )
     if conflicts:
-        lines += ["", *_table(["cluster", "classes", "images", "settled in"],
-                              [[c.get("cluster_id"), ", ".join(c.get("wnids", [])), len(c.get("image_ids", [])),
-                                c.get("settled_in") or "-"] for c in conflicts[:SHOWN]])]
+        lines += [
+            "",
+            *_table(
+                ["cluster", "classes", "images", "settled in"],
+                [
+                    [
+                        c.get("cluster_id"),
+                        ", ".join(c.get("wnids", [])),
+                        len(c.get("image_ids", [])),
+                        c.get("settled_in") or "-",
+                    ]
+                    for c in conflicts[:SHOWN]
+                ],
+            ),
+        ]
         if len(conflicts) > SHOWN:
-            lines.append(f"\n... and {len(conflicts) - SHOWN:,} more in `dedupe/report.json` and `dedupe/contact_sheet.html`.")
+            lines.append(
+                f"\n... and {len(conflicts) - SHOWN:,} more in `dedupe/report.json` and `dedupe/contact_sheet.html`."
+            )
     unreadable = d.get("unreadable_files", [])
     if unreadable:
         lines.append(f"\n{len(unreadable):,} files could not be read and are not in the dataset.")
@@ -890,33 +1148,45 @@ def _dedupe_lines(d: dict, figures) -> list[str]:
 def section_labelling(facts: Facts, figures) -> list[str]:
     lines = ["## Labelling", ""]
     if facts.verified == "no":
-        lines += ["The manifests use **unverified candidate labels**: whatever annotation exists below did not "
-                  "decide which images entered the splits.", ""]
+        lines += [
+            "The manifests use **unverified candidate labels**: whatever annotation exists below did not "
+            "decide which images entered the splits.",
+            "",
+        ]
     a = facts.annotation
     if not a:
         return lines + facts.missing("labelling", "annotation/report.json")
     settings = a.get("settings", {})
     method = settings.get("method", "unknown")
-    lines += [f"Crowd verification, ImageNet's way: workers saw one synset (lemmas, gloss, parent) and a grid of "
-              f"candidate images, and ticked those that show it. Aggregation: `{method}`, {METHODS.get(method, '')}. "
-              f"Settings: {_settings(settings)}.", ""]
+    lines += [
+        f"Crowd verification, ImageNet's way: workers saw one synset (lemmas, gloss, parent) and a grid of "
+        f"candidate images, and ticked those that show it. Aggregation: `{method}`, {METHODS.get(method, '')}. "
+        f"Settings: {_settings(settings)}.",
+        "",
+    ]
     packing = facts.settings("annotate-export-1").get("packing")
     if packing:
-        lines += [f"HITs (round 1): {packing['per_hit']} candidates plus {packing['positives']} known positives and "
-                  f"{packing['negatives']} known negatives, shuffled; {packing['votes']} votes per image "
-                  f"({packing['initial_votes']} for an initial {packing['initial']} images per synset); later rounds "
-                  f"ask {packing['votes_later']} more about the images still undecided.", ""]
+        lines += [
+            f"HITs (round 1): {packing['per_hit']} candidates plus {packing['positives']} known positives and "
+            f"{packing['negatives']} known negatives, shuffled; {packing['votes']} votes per image "
+            f"({packing['initial_votes']} for an initial {packing['initial']} images per synset); later rounds "
+            f"ask {packing['votes_later']} more about the images still undecided.",
+            "",
+        ]
     asked = a.get("images_asked", 0)
-    lines += _table(["", ""], [
-        ["rounds", ", ".join(map(str, a.get("rounds", [])))],
-        ["votes imported", a.get("votes", 0)],
-        ["votes on candidates counted", a.get("candidate_votes_counted", 0)],
-        ["images asked about", asked],
-        ["accepted", f"{a.get('accepted', 0):,} ({_pct(a.get('accepted', 0), asked)})"],
-        ["rejected", f"{a.get('rejected', 0):,} ({_pct(a.get('rejected', 0), asked)})"],
-        ["undecided", f"{a.get('undecided', 0):,} ({_pct(a.get('undecided', 0), asked)})"],
-        ["mean votes per image", a.get("mean_votes_per_image", "unknown")],
-    ]) + [""]
+    lines += _table(
+        ["", ""],
+        [
+            ["rounds", ", ".join(map(str, a.get("rounds", [])))],
+            ["votes imported", a.get("votes", 0)],
+            ["votes on candidates counted", a.get("candidate_votes_counted", 0)],
+            ["images asked about", asked],
+            ["accepted", f"{a.get('accepted', 0):,} ({_pct(a.get('accepted', 0), asked)})"],
+            ["rejected", f"{a.get('rejected', 0):,} ({_pct(a.get('rejected', 0), asked)})"],
+            ["undecided", f"{a.get('undecided', 0):,} ({_pct(a.get('undecided', 0), asked)})"],
+            ["mean votes per image", a.get("mean_votes_per_image", "unknown")],
+        ],
+    ) + [""]
     lines += _round_lines(facts) + _agreement_lines(facts) + _worker_lines(facts)
     lines += _embed(figures, "annotation", "votes per image, selection frequency and worker accuracy")
     return lines
@@ -925,10 +1195,18 @@ def section_labelling(facts: Facts, figures) -> list[str]:
 def _round_lines(facts: Facts) -> list[str]:
     if facts.votes is None:
         return ["Votes per round: unknown (`annotation/votes.parquet` is absent).", ""]
-    per_round = facts.votes.groupby("round").agg(votes=("answer", "size"), workers=("worker_id", "nunique"),
-                                                 images=("image_id", "nunique"))
-    return ["Per round:", "", *_table(["round", "votes", "images", "workers"],
-                                      [[int(r), int(v.votes), int(v.images), int(v.workers)] for r, v in per_round.iterrows()]), ""]
+    per_round = facts.votes.groupby("round").agg(
+        votes=("answer", "size"), workers=("worker_id", "nunique"), images=("image_id", "nunique")
+    )
+    return [
+        "Per round:",
+        "",
+        *_table(
+            ["round", "votes", "images", "workers"],
+            [[int(r), int(v.votes), int(v.images), int(v.workers)] for r, v in per_round.iterrows()],
+        ),
+        "",
+    ]
 
 
 def _agreement_lines(facts: Facts) -> list[str]:
@@ -936,25 +1214,36 @@ def _agreement_lines(facts: Facts) -> list[str]:
     if facts.labels is not None and len(facts.labels):
         labels = facts.labels
         accepted = labels[labels.accepted]
-        lines.append(f"- Mean selection frequency (share of votes that ticked an image, ImageNetV2's measure): "
-                     f"{labels.selection_frequency.mean():.3f} over all {len(labels):,} images, "
-                     f"{accepted.selection_frequency.mean() if len(accepted) else float('nan'):.3f} over the accepted ones.")
-        lines.append(f"- Votes per image: median {labels.votes_total.median():g}, from {labels.votes_total.min()} to "
-                     f"{labels.votes_total.max()}.")
+        lines.append(
+            f"- Mean selection frequency (share of votes that ticked an image, ImageNetV2's measure): "
+            f"{labels.selection_frequency.mean():.3f} over all {len(labels):,} images, "
+            f"{accepted.selection_frequency.mean() if len(accepted) else float('nan'):.3f} over the accepted ones."
+        )
+        lines.append(
+            f"- Votes per image: median {labels.votes_total.median():g}, from {labels.votes_total.min()} to "
+            f"{labels.votes_total.max()}."
+        )
         in_set = facts.rows
         if in_set.confidence.notna().any():
-            lines.append(f"- Confidence of the images in the splits: median {in_set.confidence.median():.4f}, lowest "
-                         f"{in_set.confidence.min():.4f}.")
+            lines.append(
+                f"- Confidence of the images in the splits: median {in_set.confidence.median():.4f}, lowest "
+                f"{in_set.confidence.min():.4f}."
+            )
     else:
         lines.append("- Selection frequencies: unknown (`annotation/labels.parquet` is absent).")
     stats = agreement(facts.votes, facts.workers) if facts.votes is not None else None
     if stats:
-        lines.append(f"- Over the {stats['images']:,} images with two or more counted votes: "
-                     f"{stats['unanimous']:.1%} unanimous; {stats['observed']:.1%} of pairs of votes on one image agree "
-                     f"(chance alone, with {stats['yes_share']:.1%} yes votes: {stats['chance']:.1%}); "
-                     + (f"Fleiss' kappa {stats['kappa']:.3f}" if not math.isnan(stats["kappa"]) else
-                        "Fleiss' kappa undefined (the votes are all one answer)")
-                     + " (images weighted by their pairs of votes, as votes per image vary).")
+        lines.append(
+            f"- Over the {stats['images']:,} images with two or more counted votes: "
+            f"{stats['unanimous']:.1%} unanimous; {stats['observed']:.1%} of pairs of votes on one image agree "
+            f"(chance alone, with {stats['yes_share']:.1%} yes votes: {stats['chance']:.1%}); "
+            + (
+                f"Fleiss' kappa {stats['kappa']:.3f}"
+                if not math.isnan(stats["kappa"])
+                else "Fleiss' kappa undefined (the votes are all one answer)"
+            )
+            + " (images weighted by their pairs of votes, as votes per image vary)."
+        )
     elif facts.votes is None:
         lines.append("- Agreement between workers: unknown (`annotation/votes.parquet` is absent).")
     return lines + [""]
@@ -967,13 +1256,17 @@ def _worker_lines(facts: Facts) -> list[str]:
         return lines + ["Unknown: `annotation/workers.parquet` is absent.", ""]
     accuracy = w.accuracy.dropna()
     answers, correct = int(w.control_answers.sum()), int(w.control_correct.sum())
-    lines.append(f"- {len(w):,} workers answered {int(w.assignments.sum()):,} HITs (median {w.assignments.median():g} each); "
-                 f"{int(w.excluded.sum()):,} were excluded for accuracy on the controls below the threshold, and "
-                 "their votes are not counted.")
+    lines.append(
+        f"- {len(w):,} workers answered {int(w.assignments.sum()):,} HITs (median {w.assignments.median():g} each); "
+        f"{int(w.excluded.sum()):,} were excluded for accuracy on the controls below the threshold, and "
+        "their votes are not counted."
+    )
     if len(accuracy):
-        lines.append(f"- Accuracy on control images, {len(accuracy):,} workers who saw any: min {accuracy.min():.2f}, "
-                     f"median {accuracy.median():.2f}, mean {accuracy.mean():.2f}, max {accuracy.max():.2f}; "
-                     f"{correct:,} of {answers:,} control answers right ({_pct(correct, answers)}).")
+        lines.append(
+            f"- Accuracy on control images, {len(accuracy):,} workers who saw any: min {accuracy.min():.2f}, "
+            f"median {accuracy.median():.2f}, mean {accuracy.mean():.2f}, max {accuracy.max():.2f}; "
+            f"{correct:,} of {answers:,} control answers right ({_pct(correct, answers)})."
+        )
     no_controls = int(w.accuracy.isna().sum())
     if no_controls:
         lines.append(f"- {no_controls:,} workers saw no controls: their accuracy is unknown and their votes count.")
@@ -982,71 +1275,110 @@ def _worker_lines(facts: Facts) -> list[str]:
 
 def section_uses(facts: Facts, figures) -> list[str]:
     test = len(facts.splits["test"])
-    lines = ["## Uses", "",
-             f"- Intended: training and evaluating image classifiers over these {len(facts.classes):,} classes, "
-             "ILSVRC-style (train to fit, val to tune, test to report once).",
-             ]
+    lines = [
+        "## Uses",
+        "",
+        f"- Intended: training and evaluating image classifiers over these {len(facts.classes):,} classes, "
+        "ILSVRC-style (train to fit, val to tune, test to report once).",
+    ]
     if test:
         half = 1.96 * math.sqrt(0.25 / test) * 100
-        lines.append(f"- The test split has {test:,} images: a top-1 accuracy near 50% measured on it is known to "
-                     f"about ±{half:.1f} percentage points (95% binomial interval).")
+        lines.append(
+            f"- The test split has {test:,} images: a top-1 accuracy near 50% measured on it is known to "
+            f"about ±{half:.1f} percentage points (95% binomial interval)."
+        )
     else:
         lines.append("- The test split is empty: report results on val, and say so.")
     if facts.verified == "no":
         lines.append("- **Not for reporting accuracy** as if on verified labels: no person checked them.")
-    lines += ["- Out of scope: identifying, tracking or profiling people; inferring attributes of people from "
-              "images; any use that treats the classes as a sample of the world: images come from what the sources "
-              "index and what their hosts still serve.",
-              "- Biases to expect: the sources' coverage (language of the queries, popular hosts), the WordNet "
-              "synsets chosen, and the annotators' judgement of each gloss.", ""]
+    lines += [
+        "- Out of scope: identifying, tracking or profiling people; inferring attributes of people from "
+        "images; any use that treats the classes as a sample of the world: images come from what the sources "
+        "index and what their hosts still serve.",
+        "- Biases to expect: the sources' coverage (language of the queries, popular hosts), the WordNet "
+        "synsets chosen, and the annotators' judgement of each gloss.",
+        "",
+    ]
     return lines
 
 
 def section_licences(facts: Facts, figures) -> list[str]:
     rows = facts.rows
     licences = rows.license.fillna("(no licence given)").value_counts()
-    lines = ["## Licences", "",
-             "The images keep their own licences and owners: the dataset's manifests and metadata do not relicense "
-             "them. Each manifest row has the image's `source_url` and the `license` its source gave.", "",
-             *_table(["licence", "images", "share"], [[name, int(n), _pct(n, len(rows))] for name, n in licences.head(SHOWN * 2).items()]), ""]
+    lines = [
+        "## Licences",
+        "",
+        "The images keep their own licences and owners: the dataset's manifests and metadata do not relicense "
+        "them. Each manifest row has the image's `source_url` and the `license` its source gave.",
+        "",
+        *_table(
+            ["licence", "images", "share"],
+            [[name, int(n), _pct(n, len(rows))] for name, n in licences.head(SHOWN * 2).items()],
+        ),
+        "",
+    ]
     if len(licences) > SHOWN * 2:
         lines += [f"... and {len(licences) - SHOWN * 2:,} more licences in the manifests.", ""]
     unlicensed = int(rows.license.isna().sum())
     if unlicensed:
-        lines += [f"{unlicensed:,} images ({_pct(unlicensed, len(rows))}) carry no licence from their source: their "
-                  "terms are unknown, so treat them as all rights reserved.", ""]
+        lines += [
+            f"{unlicensed:,} images ({_pct(unlicensed, len(rows))}) carry no licence from their source: their "
+            "terms are unknown, so treat them as all rights reserved.",
+            "",
+        ]
     if "urllist" in set(rows.source):
-        lines += ["Images from a URL list: where the list is ImageNet's, ImageNet's terms of access apply (use for "
-                  "non-commercial research and education; the images belong to their owners, and ImageNet does not "
-                  "own their copyright).", ""]
+        lines += [
+            "Images from a URL list: where the list is ImageNet's, ImageNet's terms of access apply (use for "
+            "non-commercial research and education; the images belong to their owners, and ImageNet does not "
+            "own their copyright).",
+            "",
+        ]
     return lines
 
 
 def section_maintenance(facts: Facts, figures) -> list[str]:
     name = facts.meta.get("synsetforge.dataset", facts.workdir.name)
-    lines = ["## Maintenance", "",
-             f"- Built {facts.meta.get('synsetforge.built_at', 'at an unknown time')} with synsetforge "
-             f"{facts.meta.get('synsetforge.version', '(version unknown)')}; manifests fingerprint "
-             f"`{facts.meta.get('synsetforge.fingerprint', 'unknown')}`.",
-             f"- Rebuild: run the stages again with `SUBSET={name}` (`make synsets candidates download dedupe`, the "
-             "annotation rounds, `make manifests`), then `python -m pipeline card`; each stage's settings are in "
-             "`.stages/<stage>.json`. Source URLs go dead over time; the image store keeps the bytes."]
+    lines = [
+        "## Maintenance",
+        "",
+        f"- Built {facts.meta.get('synsetforge.built_at', 'at an unknown time')} with synsetforge "
+        f"{facts.meta.get('synsetforge.version', '(version unknown)')}; manifests fingerprint "
+        f"`{facts.meta.get('synsetforge.fingerprint', 'unknown')}`.",
+        f"- Rebuild: run the stages again with `SUBSET={name}` (`make synsets candidates download dedupe`, the "
+        "annotation rounds, `make manifests`), then `python -m pipeline card`; each stage's settings are in "
+        "`.stages/<stage>.json`. Source URLs go dead over time; the image store keeps the bytes.",
+    ]
     checks = (facts.validation or {}).get("checks")
     if checks:
         failed = [n for n, c in checks.items() if not c.get("ok")]
-        lines.append(f"- Validation (`validation.json`): {len(checks) - len(failed)} of {len(checks)} checks passed"
-                     + (f"; failed: {', '.join(failed)}." if failed else "."))
+        lines.append(
+            f"- Validation (`validation.json`): {len(checks) - len(failed)} of {len(checks)} checks passed"
+            + (f"; failed: {', '.join(failed)}." if failed else ".")
+        )
     else:
         lines.append("- Validation: not run (`python -m pipeline validate` writes `validation.json`).")
     if facts.unknown:
         lines.append(f"- Sections with unknown facts: {', '.join(facts.unknown)}.")
-    lines += ["- **To complete by the maintainers**: who maintains the dataset, how to reach them, how errors and "
-              "takedown requests are handled, and whether it will be updated.", ""]
+    lines += [
+        "- **To complete by the maintainers**: who maintains the dataset, how to reach them, how errors and "
+        "takedown requests are handled, and whether it will be updated.",
+        "",
+    ]
     return lines
 
 
-SECTIONS = (section_header, section_summary, section_motivation, section_composition, section_collection,
-            section_preprocessing, section_labelling, section_uses, section_licences, section_maintenance)
+SECTIONS = (
+    section_header,
+    section_summary,
+    section_motivation,
+    section_composition,
+    section_collection,
+    section_preprocessing,
+    section_labelling,
+    section_uses,
+    section_licences,
+    section_maintenance,
+)
 
 
 def render(facts: Facts, figures: dict[str, list[str]]) -> str:

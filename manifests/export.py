@@ -24,6 +24,7 @@ and writes every file. A later export (the manifests changed, or ``--force``) ha
 file whose image (image_id and sha256, from the previous ``files.csv``) the previous export
 already wrote, instead of writing it again; where the filesystem refuses, it writes the file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,10 @@ import re
 import shutil
 import tarfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -65,14 +67,28 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", required=True, choices=FORMATS,
-                        help="hf: Hugging Face Parquet shards; ilsvrc: ILSVRC-2012 / Kaggle folders; wds: WebDataset tars (make: FORMAT)")
-    parser.add_argument("--link", action="store_true",
-                        help="ilsvrc: hard-link files the previous export already wrote instead of writing them again (make: LINK=1)")
-    parser.add_argument("--prefix", default="ILSVRC2012",
-                        help="val and test file names: <PREFIX>_val_00000001.JPEG (make: PREFIX, default ILSVRC2012)")
-    parser.add_argument("--shard-mb", type=float, default=500,
-                        help="hf and wds: megabytes of images per shard at most (make: SHARD_MB, default 500)")
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="hf: Hugging Face Parquet shards; ilsvrc: ILSVRC-2012 / Kaggle folders; wds: WebDataset tars (make: FORMAT)",
+    )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        help="ilsvrc: hard-link files the previous export already wrote instead of writing them again (make: LINK=1)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="ILSVRC2012",
+        help="val and test file names: <PREFIX>_val_00000001.JPEG (make: PREFIX, default ILSVRC2012)",
+    )
+    parser.add_argument(
+        "--shard-mb",
+        type=float,
+        default=500,
+        help="hf and wds: megabytes of images per shard at most (make: SHARD_MB, default 500)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -86,12 +102,18 @@ def run(args: argparse.Namespace) -> None:
     manifests = workdir / "manifests"
     for name in (*SPLITS, "classes"):
         if not (manifests / f"{name}.parquet").exists():
-            raise InputError("no manifests to export: run `make manifests` (or `make import`) first",
-                             file=manifests / f"{name}.parquet")
+            raise InputError(
+                "no manifests to export: run `make manifests` (or `make import`) first",
+                file=manifests / f"{name}.parquet",
+            )
     output = f"{OUTPUT}/{args.format}"
-    stage = runner.Stage(name=f"export-{args.format}", workdir=workdir, outputs=(output,),
-                         inputs=(manifests, workdir / "synsets.parquet", workdir / "images"),
-                         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb})
+    stage = runner.Stage(
+        name=f"export-{args.format}",
+        workdir=workdir,
+        outputs=(output,),
+        inputs=(manifests, workdir / "synsets.parquet", workdir / "images"),
+        settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
+    )
     shard_bytes = int(args.shard_mb * 1e6)
 
     def build(out: Path) -> str:
@@ -126,8 +148,13 @@ def read_dataset(workdir: Path, prefix: str) -> Dataset:
         bad = rows.label.map(dict(zip(classes.label, classes.wnid))) != rows.wnid
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"label and wnid {rows.wnid.iloc[row]} disagree with classes.parquet", file=path,
-                             row=row, field="label", value=int(rows.label.iloc[row]))
+            raise InputError(
+                f"label and wnid {rows.wnid.iloc[row]} disagree with classes.parquet",
+                file=path,
+                row=row,
+                field="label",
+                value=int(rows.label.iloc[row]),
+            )
         parts.append(rows.assign(split=split, file=file_names(split, rows, prefix)))
     return Dataset(workdir, classes, pd.concat(parts, ignore_index=True))
 
@@ -152,9 +179,13 @@ def _store_shard(path: Path) -> pq.ParquetFile:
     except pa.ArrowException as e:
         raise InputError(f"not a readable Parquet file ({e})", file=path) from None
     for name in ("image_id", "image", "format"):
-        if name not in shard.schema_arrow.names or shard.schema_arrow.field(name).type != schemas.IMAGES.field(name).type:
-            raise InputError(f"not an image store shard: needs {name} ({schemas.IMAGES.field(name).type})",
-                             file=path, field=name)
+        if (
+            name not in shard.schema_arrow.names
+            or shard.schema_arrow.field(name).type != schemas.IMAGES.field(name).type
+        ):
+            raise InputError(
+                f"not an image store shard: needs {name} ({schemas.IMAGES.field(name).type})", file=path, field=name
+            )
     return shard
 
 
@@ -168,23 +199,31 @@ def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[n
             shard = _store_shard(path)
             wanted = pd.Index(group.image_id.to_numpy())
             if not wanted.is_unique:
-                raise InputError("an image is listed twice in the manifests", file=path, field="image_id",
-                                 value=wanted[wanted.duplicated()][0])
+                raise InputError(
+                    "an image is listed twice in the manifests",
+                    file=path,
+                    field="image_id",
+                    value=wanted[wanted.duplicated()][0],
+                )
             ids = shard.read(columns=["image_id"]).column(0).to_numpy(zero_copy_only=False)
             hit = wanted.get_indexer(ids)
             if (hit >= 0).sum() < len(wanted):
                 missing = wanted.difference(pd.Index(ids))[0]
-                raise InputError("an image of the manifests is not in its store shard", file=path,
-                                 field="image_id", value=missing)
+                raise InputError(
+                    "an image of the manifests is not in its store shard", file=path, field="image_id", value=missing
+                )
             positions, start = group.index.to_numpy(), 0
             for number in range(shard.num_row_groups):
                 size = shard.metadata.row_group(number).num_rows
-                keep = np.flatnonzero(hit[start:start + size] >= 0)
+                keep = np.flatnonzero(hit[start : start + size] >= 0)
                 if len(keep):
                     table = shard.read_row_group(number, columns=["image", "format"])
                     take = pa.array(keep)
-                    yield (positions[hit[start + keep]], table.column("image").take(take).combine_chunks(),
-                           table.column("format").take(take).combine_chunks())
+                    yield (
+                        positions[hit[start + keep]],
+                        table.column("image").take(take).combine_chunks(),
+                        table.column("format").take(take).combine_chunks(),
+                    )
                     bar.update(len(keep))
                 start += size
     finally:
@@ -193,7 +232,7 @@ def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[n
 
 def _views(images: pa.Array) -> Iterator[memoryview]:
     """Each value of a binary array, without copying."""
-    offsets = np.frombuffer(images.buffers()[1], np.int32)[images.offset:images.offset + len(images) + 1]
+    offsets = np.frombuffer(images.buffers()[1], np.int32)[images.offset : images.offset + len(images) + 1]
     data = memoryview(images.buffers()[2] or b"")
     for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
         yield data[start:end]
@@ -248,7 +287,7 @@ class Spill:
             path.unlink(missing_ok=True)
             self.loaded = bucket
         start = int(self.offset[position])
-        return self.data[start:start + int(self.length[position])]
+        return self.data[start : start + int(self.length[position])]
 
 
 def spill(data: Dataset, rows: pd.DataFrame, folder: Path) -> Spill:
@@ -295,9 +334,13 @@ def class_names(classes: pd.DataFrame) -> list[str]:
 
 def hf_schema(classes: pd.DataFrame) -> pa.Schema:
     features = {"image": {"_type": "Image"}, "label": {"names": class_names(classes), "_type": "ClassLabel"}}
-    return pa.schema([pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
-                      pa.field("label", pa.int64())],
-                     metadata={"huggingface": json.dumps({"info": {"features": features}})})
+    return pa.schema(
+        [
+            pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
+            pa.field("label", pa.int64()),
+        ],
+        metadata={"huggingface": json.dumps({"info": {"features": features}})},
+    )
 
 
 def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
@@ -319,14 +362,19 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
         for shard in range(count):
             path = out / "data" / f"{HF_SPLITS[split]}-{shard:05d}-of-{count:05d}.parquet"
             members = part[shard_of == shard]
-            with pq.ParquetWriter(path, schema, compression={"image.bytes": "none", "image.path": "snappy",
-                                                             "label": "snappy"},
-                                  use_dictionary=["label"], write_statistics=["label"]) as writer:
+            with pq.ParquetWriter(
+                path,
+                schema,
+                compression={"image.bytes": "none", "image.path": "snappy", "label": "snappy"},
+                use_dictionary=["label"],
+                write_statistics=["label"],
+            ) as writer:
                 for start in range(0, len(members), HF_ROW_GROUP):
-                    chunk = members[start:start + HF_ROW_GROUP]
+                    chunk = members[start : start + HF_ROW_GROUP]
                     image = pa.StructArray.from_arrays(
                         [binary([store.get(p) for p in chunk]), pa.array(names[chunk], pa.string())],
-                        fields=list(schema.field("image").type))
+                        fields=list(schema.field("image").type),
+                    )
                     writer.write_table(pa.Table.from_arrays([image, pa.array(labels[chunk])], schema=schema))
                     bar.update(len(chunk))
         files += count
@@ -339,13 +387,15 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
 def hf_card(data: Dataset, splits: list[str]) -> str:
     """The card's ``configs`` tell ``load_dataset(<folder>)`` which files hold which split."""
     configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
-    return (f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}---\n"
-            f"# {data.workdir.name}\n\nExported by synsetforge {__version__} in the layout of the Hugging Face "
-            "imagenet-1k dataset: `image` (bytes and file name) and `label`, a ClassLabel over "
-            f"{len(data.classes)} classes in sorted-wnid order (the 0-based numbering of torchvision, Kaggle and "
-            "imagenet-1k). Class names are the WordNet lemmas, the wnid added where two classes share them. "
-            "Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels.\n\n"
-            "```python\nimport datasets\nds = datasets.load_dataset(\"<this folder>\")\n```\n")
+    return (
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}---\n"
+        f"# {data.workdir.name}\n\nExported by synsetforge {__version__} in the layout of the Hugging Face "
+        "imagenet-1k dataset: `image` (bytes and file name) and `label`, a ClassLabel over "
+        f"{len(data.classes)} classes in sorted-wnid order (the 0-based numbering of torchvision, Kaggle and "
+        "imagenet-1k). Class names are the WordNet lemmas, the wnid added where two classes share them. "
+        "Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels.\n\n"
+        '```python\nimport datasets\nds = datasets.load_dataset("<this folder>")\n```\n'
+    )
 
 
 def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
@@ -429,12 +479,15 @@ def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: 
     (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {t}\n" for w, t in zip(classes.wnid, classes.lemmas)))
     for split, name in DEVKIT_SPLITS.items():
         held = rows[rows.split == split].sort_values("file")
-        boxes = [f"{f.rsplit('.', 1)[0]},{w} 0 0 {x - 1} {y - 1}\n"
-                 for f, w, x, y in zip(held.file, held.wnid, held.width, held.height)]
+        boxes = [
+            f"{f.rsplit('.', 1)[0]},{w} 0 0 {x - 1} {y - 1}\n"
+            for f, w, x, y in zip(held.file, held.wnid, held.width, held.height)
+        ]
         (out / f"LOC_{split}_solution.csv").write_text("ImageId,PredictionString\n" + "".join(boxes))
         (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{label + 1}\n" for label in held.label))
     rows[["path", "image_id", "label", "wnid", "sha256"]].rename(columns={"path": "file"}).to_csv(
-        out / "files.csv", index=False)
+        out / "files.csv", index=False
+    )
     (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix, other_formats))
 
 
@@ -466,7 +519,9 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, other_formats:
     if other_formats:
         shown = ", ".join(f"{n} {k}" for k, n in sorted(other_formats.items()))
         lines.append(f"Of the files this export wrote (not hard-linked), not JPEG despite the .JPEG name: {shown}")
-        lines.append("(ILSVRC-2012 itself has a PNG named .JPEG); readers that look at the content, like Pillow, open them.")
+        lines.append(
+            "(ILSVRC-2012 itself has a PNG named .JPEG); readers that look at the content, like Pillow, open them."
+        )
     if no_train:
         lines.append(f"Classes with no training image (their train/ folder is empty): {', '.join(no_train)}.")
     return "\n".join(lines) + "\n"
@@ -474,5 +529,7 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, other_formats:
 
 def _summary(name: str, rows: pd.DataFrame, size: int, files: int) -> str:
     counts = rows.split.value_counts()
-    return (f"{name}: train {counts.get('train', 0)}, val {counts.get('val', 0)}, test {counts.get('test', 0)} images, "
-            f"{size / 1e6:.1f} MB in {files} files")
+    return (
+        f"{name}: train {counts.get('train', 0)}, val {counts.get('val', 0)}, test {counts.get('test', 0)} images, "
+        f"{size / 1e6:.1f} MB in {files} files"
+    )

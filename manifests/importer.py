@@ -23,6 +23,7 @@ in image_id order as the download's are. Nothing is dropped silently: folders no
 wnid (or not in ``--wnids``), unreadable images, flat files without a label, files that are not
 images and classes left without an image are reported on stderr and in ``import_report.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -64,13 +65,25 @@ SHOWN = 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", type=Path, required=True, metavar="DIR", help="the dataset's folder (make: SRC)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="imagefolder",
-                        help="imagefolder: <split>/<wnid>/...; ilsvrc: also flat val/ and test/ labelled by "
-                             "LOC_<split>_solution.csv (make: LAYOUT, default imagefolder)")
-    parser.add_argument("--wnids", type=Path, metavar="FILE",
-                        help="accept only these wnids, one per line, first on the line; other class folders are reported (make: WNIDS)")
-    parser.add_argument("--processes", type=int, default=None,
-                        help="processes reading and hashing images (make: PROCESSES, default one per core)")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="imagefolder",
+        help="imagefolder: <split>/<wnid>/...; ilsvrc: also flat val/ and test/ labelled by "
+        "LOC_<split>_solution.csv (make: LAYOUT, default imagefolder)",
+    )
+    parser.add_argument(
+        "--wnids",
+        type=Path,
+        metavar="FILE",
+        help="accept only these wnids, one per line, first on the line; other class folders are reported (make: WNIDS)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes reading and hashing images (make: PROCESSES, default one per core)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -79,21 +92,37 @@ def run(args: argparse.Namespace) -> None:
         raise InputError("no such folder to import", file=src)
     if args.wnids is not None and not args.wnids.is_file():
         raise InputError("no such wnid list", file=args.wnids)
-    stage = runner.Stage(name="import", workdir=workdir, outputs=OUTPUTS,
-                         inputs=tuple(p for p in (src, args.wnids) if p is not None),
-                         settings={"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)})
+    stage = runner.Stage(
+        name="import",
+        workdir=workdir,
+        outputs=OUTPUTS,
+        inputs=tuple(p for p in (src, args.wnids) if p is not None),
+        settings={"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)},
+    )
     taken = [name for name in OUTPUTS if (workdir / name).exists()]
     if taken and runner.read_stamp(stage) is None and not args.force:
-        raise InputError(f"holds {', '.join(taken)} that no import wrote: import into a new SUBSET, "
-                         "or FORCE=1 to replace them", file=workdir)
+        raise InputError(
+            f"holds {', '.join(taken)} that no import wrote: import into a new SUBSET, or FORCE=1 to replace them",
+            file=workdir,
+        )
     allowed = read_wnids(args.wnids) if args.wnids is not None else None
     fingerprint = runner.fingerprint(stage)
 
     def build(out: Path) -> str:
-        return import_dataset(src, args.layout, allowed, out, args.processes or os.cpu_count() or 1,
-                              {"synsetforge.dataset": workdir.name, "synsetforge.version": __version__,
-                               "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                               "synsetforge.fingerprint": fingerprint, "synsetforge.verified": "imported"})
+        return import_dataset(
+            src,
+            args.layout,
+            allowed,
+            out,
+            args.processes or os.cpu_count() or 1,
+            {
+                "synsetforge.dataset": workdir.name,
+                "synsetforge.version": __version__,
+                "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "synsetforge.fingerprint": fingerprint,
+                "synsetforge.verified": "imported",
+            },
+        )
 
     runner.run(stage, build, force=args.force)
 
@@ -105,7 +134,9 @@ def read_wnids(path: Path) -> set[str]:
         if text.strip() and not text.lstrip().startswith("#"):
             wnid = text.split()[0]
             if not NOUN_WNID.fullmatch(wnid):
-                raise InputError("expected a noun wnid: 'n' and 8 digits", file=path, line=number, field="wnid", value=wnid)
+                raise InputError(
+                    "expected a noun wnid: 'n' and 8 digits", file=path, line=number, field="wnid", value=wnid
+                )
             wnids.add(wnid)
     if not wnids:
         raise InputError("the list holds no wnid", file=path)
@@ -162,13 +193,22 @@ def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
                 rows.append((split, solution[entry.stem], relative(entry)))
             else:
                 labelled[solution[entry.stem]] = labelled.get(solution[entry.stem], 0) + 1
-        unknown += [{"where": f"{split}/ labelled {w} by LOC_{split}_solution.csv", "files": n}
-                    for w, n in sorted(labelled.items())]
+        unknown += [
+            {"where": f"{split}/ labelled {w} by LOC_{split}_solution.csv", "files": n}
+            for w, n in sorted(labelled.items())
+        ]
     images = pd.DataFrame(rows, columns=["split", "wnid", "path"])
     images["image_id"] = [candidate_id(w, p) for w, p in zip(images.wnid, images.path)]
     names_file = next((p for p in (_first(src, root, n) for n in NAME_FILES) if p is not None), None)
-    return Found(images, classes | (allowed or set()), unknown, unlabelled, ignored,
-                 read_names(names_file) if names_file else {}, relative(names_file) if names_file else None)
+    return Found(
+        images,
+        classes | (allowed or set()),
+        unknown,
+        unlabelled,
+        ignored,
+        read_names(names_file) if names_file else {},
+        relative(names_file) if names_file else None,
+    )
 
 
 def _first(src: Path, root: Path, name: str) -> Path | None:
@@ -199,8 +239,13 @@ def read_solution(path: Path | None) -> dict[str, str]:
             if not row:
                 continue
             if len(row) != 2 or not row[1].split():
-                raise InputError("expected ImageId,<wnid> <xmin> <ymin> <xmax> <ymax> ...", file=path, line=number,
-                                 field="PredictionString", value=",".join(row))
+                raise InputError(
+                    "expected ImageId,<wnid> <xmin> <ymin> <xmax> <ymax> ...",
+                    file=path,
+                    line=number,
+                    field="PredictionString",
+                    value=",".join(row),
+                )
             labels[row[0]] = row[1].split()[0]
     return labels
 
@@ -254,16 +299,29 @@ def write_store(src: Path, images: pd.DataFrame, folder: Path, processes: int) -
     failures = []
     for number, start in enumerate(range(0, len(images), SHARD_SIZE)):
         path, writer, rows = folder / f"shard-{number:05d}.parquet", None, _empty_images()
-        for image in images.iloc[start:start + SHARD_SIZE].itertuples():
+        for image in images.iloc[start : start + SHARD_SIZE].itertuples():
             result = next(results)
             if isinstance(result, str):
                 failures.append({"file": image.path, "error": result})
                 continue
             data, kind, sha, width, height, hashes = result
-            row = {"image_id": image.image_id, "wnid": image.wnid, "image": data, "sha256": sha, "width": width,
-                   "height": height, "format": kind, **hashes._asdict(), "original_width": width,
-                   "original_height": height, "original_format": kind, "source": "import", "url": image.path,
-                   "rank": 0, "license": None}
+            row = {
+                "image_id": image.image_id,
+                "wnid": image.wnid,
+                "image": data,
+                "sha256": sha,
+                "width": width,
+                "height": height,
+                "format": kind,
+                **hashes._asdict(),
+                "original_width": width,
+                "original_height": height,
+                "original_format": kind,
+                "source": "import",
+                "url": image.path,
+                "rank": 0,
+                "license": None,
+            }
             for name, value in row.items():
                 rows[name].append(value)
             if len(rows["image_id"]) == ROW_GROUP:
@@ -289,13 +347,16 @@ def _write(writer: TableWriter | None, path: Path, rows: dict[str, list]) -> Tab
 def read_store(folder: Path) -> pd.DataFrame:
     """What the manifests need of the store just written (not the bytes)."""
     columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "url"]
-    parts = [read_table(p, schemas.IMAGES, columns=columns).to_pandas().assign(location=f"images/{p.name}")
-             for p in sorted(folder.glob("shard-*.parquet"))]
+    parts = [
+        read_table(p, schemas.IMAGES, columns=columns).to_pandas().assign(location=f"images/{p.name}")
+        for p in sorted(folder.glob("shard-*.parquet"))
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*columns, "location"])
 
 
-def import_dataset(src: Path, layout: str, allowed: set[str] | None, out: Path, processes: int,
-                   metadata: dict[str, str]) -> str:
+def import_dataset(
+    src: Path, layout: str, allowed: set[str] | None, out: Path, processes: int, metadata: dict[str, str]
+) -> str:
     found = find(src, layout, allowed)
     if found.images.empty:
         raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
@@ -303,13 +364,20 @@ def import_dataset(src: Path, layout: str, allowed: set[str] | None, out: Path, 
     failures = write_store(src, images, out / "images", processes)
     store = read_store(out / "images").merge(images[["image_id", "split"]], on="image_id")
     kept = sorted(store.wnid.unique())
-    counts = store.groupby(["wnid", "split"]).size().unstack(fill_value=0).reindex(
-        index=kept, columns=list(SPLITS), fill_value=0)
+    counts = (
+        store.groupby(["wnid", "split"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=kept, columns=list(SPLITS), fill_value=0)
+    )
     write_synsets(sorted(found.classes), found.names, out / "synsets.parquet")
     write_manifests(store, kept, counts, found.names, out / "manifests", metadata)
     report = {
-        "src": str(src), "layout": layout, "names_from": found.names_from,
-        "images": {s: int(counts[s].sum()) for s in SPLITS}, "classes": len(kept),
+        "src": str(src),
+        "layout": layout,
+        "names_from": found.names_from,
+        "images": {s: int(counts[s].sum()) for s in SPLITS},
+        "classes": len(kept),
         "unknown_wnids": found.unknown,
         "unreadable": failures,
         "unlabelled": found.unlabelled,
@@ -319,42 +387,85 @@ def import_dataset(src: Path, layout: str, allowed: set[str] | None, out: Path, 
     }
     (out / "import_report.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report)
-    return (f"{len(store)} images of {len(kept)} classes imported from {src} ({layout}): "
-            + ", ".join(f"{s} {n}" for s, n in report["images"].items())
-            + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
-            f"{len(report['empty_classes'])} empty classes")
+    return (
+        f"{len(store)} images of {len(kept)} classes imported from {src} ({layout}): "
+        + ", ".join(f"{s} {n}" for s, n in report["images"].items())
+        + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
+        f"{len(report['empty_classes'])} empty classes"
+    )
 
 
 def write_synsets(wnids: list[str], names: dict[str, list[str]], path: Path) -> None:
     lemmas = [names.get(w) or [w] for w in wnids]
-    write_table({"wnid": wnids, "class_index": list(range(len(wnids))), "name": [ls[0] for ls in lemmas],
-                 "lemmas": lemmas, "gloss": [""] * len(wnids), "lexname": [""] * len(wnids),
-                 "depth": [-1] * len(wnids), "parents": [[]] * len(wnids), "num_hyponyms": [0] * len(wnids),
-                 "is_leaf": [True] * len(wnids), "queries": lemmas}, path, schemas.SYNSETS)
+    write_table(
+        {
+            "wnid": wnids,
+            "class_index": list(range(len(wnids))),
+            "name": [ls[0] for ls in lemmas],
+            "lemmas": lemmas,
+            "gloss": [""] * len(wnids),
+            "lexname": [""] * len(wnids),
+            "depth": [-1] * len(wnids),
+            "parents": [[]] * len(wnids),
+            "num_hyponyms": [0] * len(wnids),
+            "is_leaf": [True] * len(wnids),
+            "queries": lemmas,
+        },
+        path,
+        schemas.SYNSETS,
+    )
 
 
-def write_manifests(store: pd.DataFrame, kept: list[str], counts: pd.DataFrame, names: dict[str, list[str]],
-                    out: Path, metadata: dict[str, str]) -> None:
+def write_manifests(
+    store: pd.DataFrame,
+    kept: list[str],
+    counts: pd.DataFrame,
+    names: dict[str, list[str]],
+    out: Path,
+    metadata: dict[str, str],
+) -> None:
     """The manifests as the manifests stage writes them, with the splits SRC gave."""
     out.mkdir(parents=True)
     label_of = {w: k for k, w in enumerate(kept)}
-    store = store.assign(label=store.wnid.map(label_of).astype("int64"), source="import", source_url=store.url,
-                         license=None, confidence=None, votes=None)
+    store = store.assign(
+        label=store.wnid.map(label_of).astype("int64"),
+        source="import",
+        source_url=store.url,
+        license=None,
+        confidence=None,
+        votes=None,
+    )
     for split in SPLITS:
         rows = store[store.split == split].sort_values(["label", "image_id"])
         table = pa.Table.from_pandas(rows[list(schemas.MANIFEST.names)], preserve_index=False)
         write_table(table.cast(schemas.MANIFEST), out / f"{split}.parquet", schemas.MANIFEST, metadata=metadata)
-    write_table({"label": list(range(len(kept))), "wnid": kept, "name": [(names.get(w) or [w])[0] for w in kept],
-                 "gloss": [""] * len(kept), **{s: counts[s].astype(int).tolist() for s in SPLITS}},
-                out / "classes.parquet", schemas.CLASSES, metadata=metadata)
-    report = {"verified": "imported", "classes": len(kept), "images": {s: int(counts[s].sum()) for s in SPLITS},
-              "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
-              "fingerprint": metadata["synsetforge.fingerprint"]}
+    write_table(
+        {
+            "label": list(range(len(kept))),
+            "wnid": kept,
+            "name": [(names.get(w) or [w])[0] for w in kept],
+            "gloss": [""] * len(kept),
+            **{s: counts[s].astype(int).tolist() for s in SPLITS},
+        },
+        out / "classes.parquet",
+        schemas.CLASSES,
+        metadata=metadata,
+    )
+    report = {
+        "verified": "imported",
+        "classes": len(kept),
+        "images": {s: int(counts[s].sum()) for s in SPLITS},
+        "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
+        "fingerprint": metadata["synsetforge.fingerprint"],
+    }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
 def print_report(report: dict) -> None:
-    lines = [f"import: {u['files']} images under an unknown wnid, skipped: {u['where']}" for u in report["unknown_wnids"][:SHOWN]]
+    lines = [
+        f"import: {u['files']} images under an unknown wnid, skipped: {u['where']}"
+        for u in report["unknown_wnids"][:SHOWN]
+    ]
     lines += [f"import: unreadable, skipped: {f['file']}: {f['error']}" for f in report["unreadable"][:SHOWN]]
     lines += [f"import: no label in LOC_<split>_solution.csv, skipped: {f}" for f in report["unlabelled"][:SHOWN]]
     lines += [f"import: not an image, skipped: {f}" for f in report["ignored_files"][:SHOWN]]
@@ -362,8 +473,10 @@ def print_report(report: dict) -> None:
         if len(report[key]) > SHOWN:
             lines.append(f"import: and {len(report[key]) - SHOWN} more {key.replace('_', ' ')} (import_report.json)")
     if report["empty_classes"]:
-        lines.append(f"import: {len(report['empty_classes'])} classes have no image, left out of the manifests: "
-                     f"{', '.join(report['empty_classes'][:SHOWN])}")
+        lines.append(
+            f"import: {len(report['empty_classes'])} classes have no image, left out of the manifests: "
+            f"{', '.join(report['empty_classes'][:SHOWN])}"
+        )
     for split, wnids in report["classes_missing_from"].items():
         if wnids:
             lines.append(f"import: {len(wnids)} classes have no {split} image: {', '.join(wnids[:SHOWN])}")

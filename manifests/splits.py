@@ -15,6 +15,7 @@ who ticked an image):
 - ``matched``: at random, matching the class's histogram of selection frequency over the
   bins 0, .2, .4, .6, .8, 1, so held-out images are as hard as the class's images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,13 +75,14 @@ def assign(images: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         rng = rng_for(plan.seed, "split", wnid)
         rows = group.index.to_numpy()
         order = held_out_order(group, plan, rng)
-        test = rows[order[:plan.test_n]]
-        val = rows[order[plan.test_n:plan.test_n + plan.val_n]]
+        test = rows[order[: plan.test_n]]
+        val = rows[order[plan.test_n : plan.test_n + plan.val_n]]
         rest = np.setdiff1d(rows, np.concatenate([test, val]))
-        train = rng.permutation(rest)[:plan.train_max]
+        train = rng.permutation(rest)[: plan.train_max]
         split[images.index.get_indexer(test)] = "test"
         split[images.index.get_indexer(val)] = "val"
         split[images.index.get_indexer(train)] = "train"
-    guarded = guard_splits(images.cluster_id.to_numpy(), images.representative.to_numpy(),
-                           images.image_id.to_numpy(), split)
+    guarded = guard_splits(
+        images.cluster_id.to_numpy(), images.representative.to_numpy(), images.image_id.to_numpy(), split
+    )
     return images.assign(split=guarded)

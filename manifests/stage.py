@@ -5,6 +5,7 @@ Every manifest row points at its image in the store (``location``, ``image_id``)
 manifest is a few hundred bytes per image. Each file's schema metadata says which dataset,
 version and build it is, the settings' fingerprint and whether the labels were verified.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,37 +32,75 @@ SHOWN_CLASSES = 10
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = Plan()
-    parser.add_argument("--train-max", type=int, default=p.train_max, help=f"training images per class at most (make: TRAIN_MAX, default {p.train_max})")
-    parser.add_argument("--val-n", type=int, default=p.val_n, help=f"validation images per class (make: VAL_N, default {p.val_n})")
-    parser.add_argument("--test-n", type=int, default=p.test_n, help=f"test images per class (make: TEST_N, default {p.test_n})")
-    parser.add_argument("--sampling", choices=SAMPLINGS, default=p.sampling,
-                        help="how val and test choose their images (make: SAMPLING, default confidence)")
-    parser.add_argument("--threshold", type=float, default=p.threshold,
-                        help=f"sampling threshold: least selection frequency (default {p.threshold})")
-    parser.add_argument("--min-train", type=int, default=p.min_train,
-                        help=f"report classes with fewer training images (make: MIN_TRAIN, default {p.min_train}, ILSVRC's smallest)")
-    parser.add_argument("--drop-small", action="store_true", help="drop the classes below MIN_TRAIN (make: DROP_SMALL=1)")
-    parser.add_argument("--unverified", action="store_true",
-                        help="build from candidate labels when annotation has not run; every file says so (make: UNVERIFIED=1)")
+    parser.add_argument(
+        "--train-max",
+        type=int,
+        default=p.train_max,
+        help=f"training images per class at most (make: TRAIN_MAX, default {p.train_max})",
+    )
+    parser.add_argument(
+        "--val-n", type=int, default=p.val_n, help=f"validation images per class (make: VAL_N, default {p.val_n})"
+    )
+    parser.add_argument(
+        "--test-n", type=int, default=p.test_n, help=f"test images per class (make: TEST_N, default {p.test_n})"
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default=p.sampling,
+        help="how val and test choose their images (make: SAMPLING, default confidence)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=p.threshold,
+        help=f"sampling threshold: least selection frequency (default {p.threshold})",
+    )
+    parser.add_argument(
+        "--min-train",
+        type=int,
+        default=p.min_train,
+        help=f"report classes with fewer training images (make: MIN_TRAIN, default {p.min_train}, ILSVRC's smallest)",
+    )
+    parser.add_argument(
+        "--drop-small", action="store_true", help="drop the classes below MIN_TRAIN (make: DROP_SMALL=1)"
+    )
+    parser.add_argument(
+        "--unverified",
+        action="store_true",
+        help="build from candidate labels when annotation has not run; every file says so (make: UNVERIFIED=1)",
+    )
     parser.add_argument("--seed", type=int, default=p.seed, help="split seed (make: SEED)")
 
 
 def run(args: argparse.Namespace) -> None:
     if args.val_n < 0 or args.test_n < 0 or args.train_max < 0:
         raise InputError("TRAIN_MAX, VAL_N and TEST_N must not be negative")
-    plan = Plan(train_max=args.train_max, val_n=args.val_n, test_n=args.test_n, sampling=args.sampling,
-                threshold=args.threshold, min_train=args.min_train, drop_small=args.drop_small, seed=args.seed)
+    plan = Plan(
+        train_max=args.train_max,
+        val_n=args.val_n,
+        test_n=args.test_n,
+        sampling=args.sampling,
+        threshold=args.threshold,
+        min_train=args.min_train,
+        drop_small=args.drop_small,
+        seed=args.seed,
+    )
     workdir = args.workdir
     labels = workdir / "annotation" / "labels.parquet"
     if not args.unverified and not labels.exists():
-        raise InputError("no verified labels: run the annotation rounds (make annotate-import), "
-                         "or build from candidate labels with UNVERIFIED=1", file=labels)
+        raise InputError(
+            "no verified labels: run the annotation rounds (make annotate-import), "
+            "or build from candidate labels with UNVERIFIED=1",
+            file=labels,
+        )
     inputs = [workdir / "synsets.parquet", workdir / "images", workdir / "dedupe" / "clusters.parquet"]
     if not args.unverified:
         inputs.append(labels)
     settings = {**plan.__dict__, "unverified": args.unverified}
-    stage = runner.Stage(name="manifests", workdir=workdir, outputs=(OUTPUT,), inputs=tuple(inputs), settings=settings,
-                         version=2)  # 2: splits seeded by a digest of the wnid
+    stage = runner.Stage(
+        name="manifests", workdir=workdir, outputs=(OUTPUT,), inputs=tuple(inputs), settings=settings, version=2
+    )  # 2: splits seeded by a digest of the wnid
     fingerprint = runner.fingerprint(stage)
 
     def build(out: Path) -> str:
@@ -83,18 +122,24 @@ def eligible_images(workdir: Path, unverified: bool) -> pd.DataFrame:
     images = table.to_pandas()
     images["location"] = np.repeat([f"images/{p.name}" for p in parts], counts)
     images = images.rename(columns={"url": "source_url"})
-    clusters = read_table(workdir / "dedupe" / "clusters.parquet", schemas.CLUSTERS,
-                          columns=["image_id", "cluster_id", "representative", "keep"]).to_pandas()
+    clusters = read_table(
+        workdir / "dedupe" / "clusters.parquet",
+        schemas.CLUSTERS,
+        columns=["image_id", "cluster_id", "representative", "keep"],
+    ).to_pandas()
     images = images.merge(clusters, on="image_id", how="left")
     if images.keep.isna().any():
-        raise InputError(f"{int(images.keep.isna().sum())} images are not in dedupe's clusters: run `make dedupe` again",
-                         file=workdir / "dedupe" / "clusters.parquet")
+        raise InputError(
+            f"{int(images.keep.isna().sum())} images are not in dedupe's clusters: run `make dedupe` again",
+            file=workdir / "dedupe" / "clusters.parquet",
+        )
     images = images[images.keep.astype(bool)]
     if unverified:
         return images.assign(confidence=None, votes=None, selection_frequency=None).reset_index(drop=True)
     labels = read_table(workdir / "annotation" / "labels.parquet", schemas.LABELS).to_pandas()
-    accepted = labels[labels.accepted & labels.decided][["image_id", "wnid", "confidence", "votes_total",
-                                                          "selection_frequency"]]
+    accepted = labels[labels.accepted & labels.decided][
+        ["image_id", "wnid", "confidence", "votes_total", "selection_frequency"]
+    ]
     images = images.merge(accepted, on=["image_id", "wnid"], how="inner").rename(columns={"votes_total": "votes"})
     return images.reset_index(drop=True)
 
@@ -102,15 +147,23 @@ def eligible_images(workdir: Path, unverified: bool) -> pd.DataFrame:
 def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fingerprint: str) -> str:
     synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
     images = assign(eligible_images(workdir, unverified), plan)
-    counts = images.groupby(["wnid", "split"]).size().unstack(fill_value=0).reindex(
-        index=synsets.wnid, columns=list(SPLITS), fill_value=0)
+    counts = (
+        images.groupby(["wnid", "split"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=synsets.wnid, columns=list(SPLITS), fill_value=0)
+    )
     small = counts.index[counts.train < plan.min_train].tolist()
     empty = counts.index[counts.sum(axis=1) == 0].tolist()
     kept = [w for w in sorted(synsets.wnid) if w not in empty and not (plan.drop_small and w in small)]
     label_of = {w: k for k, w in enumerate(kept)}
-    metadata = {"synsetforge.dataset": workdir.name, "synsetforge.version": __version__,
-                "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "synsetforge.fingerprint": fingerprint, "synsetforge.verified": "no" if unverified else "yes"}
+    metadata = {
+        "synsetforge.dataset": workdir.name,
+        "synsetforge.version": __version__,
+        "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "synsetforge.fingerprint": fingerprint,
+        "synsetforge.verified": "no" if unverified else "yes",
+    }
     out.mkdir(parents=True)
     images = images[images.split.notna() & images.wnid.isin(label_of)]
     images = images.assign(label=images.wnid.map(label_of).astype("int64"))
@@ -121,9 +174,18 @@ def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fing
         write_table(table.cast(schemas.MANIFEST), out / f"{split}.parquet", schemas.MANIFEST, metadata=metadata)
     names = dict(zip(synsets.wnid, synsets.name))
     glosses = dict(zip(synsets.wnid, synsets.gloss))
-    write_table({"label": list(range(len(kept))), "wnid": kept, "name": [names[w] for w in kept],
-                 "gloss": [glosses[w] for w in kept], **{s: [int(counts.at[w, s]) for w in kept] for s in SPLITS}},
-                out / "classes.parquet", schemas.CLASSES, metadata=metadata)
+    write_table(
+        {
+            "label": list(range(len(kept))),
+            "wnid": kept,
+            "name": [names[w] for w in kept],
+            "gloss": [glosses[w] for w in kept],
+            **{s: [int(counts.at[w, s]) for w in kept] for s in SPLITS},
+        },
+        out / "classes.parquet",
+        schemas.CLASSES,
+        metadata=metadata,
+    )
     report = {
         "verified": not unverified,
         "plan": plan.__dict__,
@@ -137,9 +199,13 @@ def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fing
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     if small:
         shown = ", ".join(f"{w} ({counts.at[w, 'train']})" for w in small[:SHOWN_CLASSES])
-        print(f"manifests: {len(small)} classes below {plan.min_train} training images"
-              f"{' (dropped)' if plan.drop_small else ''}: {shown}{' ...' if len(small) > SHOWN_CLASSES else ''}",
-              file=sys.stderr)
+        print(
+            f"manifests: {len(small)} classes below {plan.min_train} training images"
+            f"{' (dropped)' if plan.drop_small else ''}: {shown}{' ...' if len(small) > SHOWN_CLASSES else ''}",
+            file=sys.stderr,
+        )
     verified = "unverified candidate labels" if unverified else "verified labels"
-    return (f"{len(kept)} classes from {verified}: train {report['images']['train']}, val {report['images']['val']}, "
-            f"test {report['images']['test']}")
+    return (
+        f"{len(kept)} classes from {verified}: train {report['images']['train']}, val {report['images']['val']}, "
+        f"test {report['images']['test']}"
+    )

@@ -6,6 +6,7 @@ counts equal to classes.parquet's; no exact or near copy across splits (recomput
 images' hashes with dedupe's own search, not trusted from the build); no image under two
 classes. Writes ``validation.json`` beside the manifests and exits non-zero on any failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,16 +53,19 @@ def run(args: argparse.Namespace) -> None:
         for problem in check.get("problems", [])[:SHOWN]:
             print(f"validate:        {problem}", file=sys.stderr)
     if failed:
-        raise Failed(f"{len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)}); "
-                     f"details in {args.workdir / 'validation.json'}")
+        raise Failed(
+            f"{len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)}); "
+            f"details in {args.workdir / 'validation.json'}"
+        )
 
 
 def _read(path: Path, schema: pa.Schema) -> pd.DataFrame:
     try:
         return read_table(path, schema).to_pandas()
     except (pa.ArrowException, OSError) as e:  # a truncated or corrupted file
-        raise InputError(f"cannot read the {schema.metadata[b'synsetforge.table'].decode()} table ({e})",
-                         file=path) from None
+        raise InputError(
+            f"cannot read the {schema.metadata[b'synsetforge.table'].decode()} table ({e})", file=path
+        ) from None
 
 
 def validate(workdir: Path, decode: bool = True) -> dict:
@@ -79,13 +83,20 @@ def validate(workdir: Path, decode: bool = True) -> dict:
     }
     if decode:
         checks["images_decode"] = check_images(workdir, rows)
-    return {"dataset": str(workdir), "images": {s: len(m) for s, m in splits.items()}, "classes": len(classes),
-            "checks": checks}
+    return {
+        "dataset": str(workdir),
+        "images": {s: len(m) for s, m in splits.items()},
+        "classes": len(classes),
+        "checks": checks,
+    }
 
 
 def _result(problems: list[str], summary_ok: str) -> dict:
-    return {"ok": not problems, "summary": summary_ok if not problems else f"{len(problems)} problems",
-            "problems": problems[:1000]}
+    return {
+        "ok": not problems,
+        "summary": summary_ok if not problems else f"{len(problems)} problems",
+        "problems": problems[:1000],
+    }
 
 
 def check_labels(classes: pd.DataFrame, rows: pd.DataFrame) -> dict:
@@ -99,8 +110,10 @@ def check_labels(classes: pd.DataFrame, rows: pd.DataFrame) -> dict:
         problems.append(f"{row.split}.parquet: image {row.image_id}: label {row.label} outside 0..{len(classes) - 1}")
     wrong = rows[rows.wnid.map(label_of).ne(rows.label)]
     for row in wrong.head(SHOWN).itertuples():
-        problems.append(f"{row.split}.parquet: image {row.image_id}: label {row.label} but class {row.wnid} "
-                        f"is label {label_of.get(row.wnid)}")
+        problems.append(
+            f"{row.split}.parquet: image {row.image_id}: label {row.label} but class {row.wnid} "
+            f"is label {label_of.get(row.wnid)}"
+        )
     return _result(problems, f"{len(rows)} labels match {len(classes)} classes in sorted-wnid order")
 
 
@@ -110,8 +123,10 @@ def check_counts(classes: pd.DataFrame, splits: dict[str, pd.DataFrame]) -> dict
         counted = manifest.groupby("wnid").size()
         for row in classes.itertuples():
             if int(counted.get(row.wnid, 0)) != int(getattr(row, split)):
-                problems.append(f"{split}: class {row.wnid} has {int(counted.get(row.wnid, 0))} images, "
-                                f"classes.parquet says {getattr(row, split)}")
+                problems.append(
+                    f"{split}: class {row.wnid} has {int(counted.get(row.wnid, 0))} images, "
+                    f"classes.parquet says {getattr(row, split)}"
+                )
     return _result(problems, ", ".join(f"{s} {len(m)}" for s, m in splits.items()) + " as classes.parquet says")
 
 
@@ -141,7 +156,7 @@ def store_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:
 
 def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
     problems = []
-    for sha, group in rows[rows.sha256.duplicated(keep=False)].groupby("sha256"):
+    for _, group in rows[rows.sha256.duplicated(keep=False)].groupby("sha256"):
         if group.split.nunique() > 1:
             problems.append(f"exact copy across {', '.join(sorted(set(group.split)))}: {', '.join(group.image_id)}")
     settings = Settings()
@@ -151,7 +166,9 @@ def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
     across = split[pairs.left] != split[pairs.right]
     for a, b, d in zip(pairs.left[across], pairs.right[across], pairs.distance[across]):
         problems.append(f"near copy across {split[a]} and {split[b]}: {image_id[a]}, {image_id[b]} ({d} bits)")
-    return _result(problems, f"no copy across splits (radius {settings.radius}, {len(pairs.left)} near pairs within splits)")
+    return _result(
+        problems, f"no copy across splits (radius {settings.radius}, {len(pairs.left)} near pairs within splits)"
+    )
 
 
 def check_images(workdir: Path, rows: pd.DataFrame) -> dict:

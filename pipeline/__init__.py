@@ -1,5 +1,6 @@
 """synsetforge's pipeline: the command line, the stage runner, table schemas and the stages
 that fetch and clean images (candidates, download, dedupe)."""
+
 import os
 
 # Parallel stages run one process per core. A BLAS thread pool in each would oversubscribe

@@ -3,6 +3,7 @@
 A subclass says what to serve in ``make_app()`` and where in ``sites(runner)``; ``with``
 starts it on its own event loop and thread and stops it, answers in flight cancelled.
 """
+
 from __future__ import annotations
 
 import asyncio

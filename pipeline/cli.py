@@ -6,6 +6,7 @@ when a command names one (importing every stage costs about a second: scipy, pan
 all of them for the overall help or an unknown name. Each stage keeps its heaviest imports
 (nltk, torch...) inside its functions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,19 @@ TOOLS = {
 
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data", type=data_location, default=data_location(os.environ.get("DATA", "data")),
-                        help="data root, a folder or a filesystem URL (s3://bucket/prefix: the stages work in a "
-                             "local mirror, see pipeline/remote.py); a stage writes under DATA/SUBSET "
-                             "(make: DATA, default data)")
-    common.add_argument("--subset", default=os.environ.get("SUBSET", "demo"),
-                        help="the dataset's name: a bundled subset or a new one (make: SUBSET, default demo)")
+    common.add_argument(
+        "--data",
+        type=data_location,
+        default=data_location(os.environ.get("DATA", "data")),
+        help="data root, a folder or a filesystem URL (s3://bucket/prefix: the stages work in a "
+        "local mirror, see pipeline/remote.py); a stage writes under DATA/SUBSET "
+        "(make: DATA, default data)",
+    )
+    common.add_argument(
+        "--subset",
+        default=os.environ.get("SUBSET", "demo"),
+        help="the dataset's name: a bundled subset or a new one (make: SUBSET, default demo)",
+    )
     common.add_argument("--force", action="store_true", help="rerun even when up to date (make: FORCE=1)")
     return common
 
@@ -62,8 +70,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     chosen = {command: everything[command]} if command in everything else everything
     for name, module_name in chosen.items():
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
-                                  parents=[common] if name in STAGES else [])
+        sub = commands.add_parser(
+            name, help=module.HELP, description=module.HELP, parents=[common] if name in STAGES else []
+        )
         module.add_arguments(sub)
         sub.set_defaults(module=module)
     return parser

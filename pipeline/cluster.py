@@ -1,4 +1,5 @@
 """Ray, for the stages whose work outgrows one machine (download shards, hashing a folder)."""
+
 from __future__ import annotations
 
 import os
@@ -13,6 +14,10 @@ def ray_module():
     except ImportError:
         raise PipelineError("EXECUTOR=ray needs Ray: pip install 'synsetforge[ray]'") from None
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
     return ray

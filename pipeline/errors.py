@@ -1,4 +1,5 @@
 """Errors a user can act on: the command line prints them without a traceback."""
+
 from __future__ import annotations
 
 from pathlib import Path

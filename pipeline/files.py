@@ -1,11 +1,12 @@
 """Writing files so that no reader, and no rerun after a kill, ever sees half of one."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def temporary_beside(path: Path) -> Path:

@@ -25,6 +25,7 @@ catches cropped copies and steadies rotated ones (corners move most). dHash (ima
 dedupe verifies a pHash match with. The mirror hashes come from the mirrored hash inputs
 (32x32 and 9x8), so the three views cost one decode and four small resizes, done together.
 """
+
 from __future__ import annotations
 
 import io
@@ -124,14 +125,21 @@ def hashes_of_pixels(images: list[np.ndarray]) -> list[Hashes]:
     for k, pixels in enumerate(images):
         height, width = pixels.shape
         whole, middle = (0, 0, width, height), inner_box(width, height)
-        resize_sums(pixels, _HASH_SIZES, [whole, whole, middle, middle], [big[k, 0], small[k, 0], big[k, 2], small[k, 2]])
+        resize_sums(
+            pixels, _HASH_SIZES, [whole, whole, middle, middle], [big[k, 0], small[k, 0], big[k, 2], small[k, 2]]
+        )
     for views in (big, small):
         round_sums(views[:, 0::2])
         views[:, 1] = views[:, 0, :, ::-1]  # the mirror image's hash input is the mirrored input
-    bits = np.concatenate([_phash_bits(big.reshape(-1, SIZE, SIZE)).reshape(n, 3, -1),
-                           _dhash_bits(small.reshape(-1, BITS, BITS + 1)).reshape(n, 3, -1)], axis=1)
+    bits = np.concatenate(
+        [
+            _phash_bits(big.reshape(-1, SIZE, SIZE)).reshape(n, 3, -1),
+            _dhash_bits(small.reshape(-1, BITS, BITS + 1)).reshape(n, 3, -1),
+        ],
+        axis=1,
+    )
     ints = _ints(bits.reshape(-1, BITS * BITS))
-    return [Hashes(*ints[6 * k:6 * k + 6]) for k in range(n)]
+    return [Hashes(*ints[6 * k : 6 * k + 6]) for k in range(n)]
 
 
 def decode_for_hash(image: Image.Image) -> Image.Image:
@@ -159,7 +167,7 @@ def _has_app1(data: bytes) -> bool:
             return False
         if marker == 0xE1:
             return True
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return True
 
 
@@ -183,8 +191,9 @@ def _scaled_grey(data: bytes, width: int, height: int) -> np.ndarray | None:
     scale = draft_scale(width, height)
     size = (-(-width // scale), -(-height // scale))
     try:
-        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=size[0], min_height=size[1],
-                                        min_factor=scale, strict=True)
+        pixels = simplejpeg.decode_jpeg(
+            data, colorspace="GRAY", min_width=size[0], min_height=size[1], min_factor=scale, strict=True
+        )
     except ValueError:
         return None
     return pixels.reshape(size[1], size[0]) if pixels.shape[:2] == size[::-1] else None

@@ -16,6 +16,7 @@ two), so every product is a multiple of 2**-22 below 2**31, which float64 holds 
 whatever the order of the sums. tests/test_lanczos.py compares with ``Image.resize`` on
 hundreds of sizes and crops, both pass orders.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import __version__ as _pillow_version
 
 PRECISION_BITS = 22  # 32 - 8 - 2, as Resample.c
-SUPPORT = 3.0        # LANCZOS: sinc windowed by sinc(x/3) on [-3, 3)
+SUPPORT = 3.0  # LANCZOS: sinc windowed by sinc(x/3) on [-3, 3)
 _UNIT = 1.0 / (1 << PRECISION_BITS)
 _PILLOW_13 = int(_pillow_version.split(".")[0]) >= 13
 
@@ -87,7 +88,7 @@ class _Plan(NamedTuple):
 
     across: np.ndarray | None  # (width, sum of out widths): image @ across
     across_outputs: tuple[tuple[int, slice, np.ndarray], ...]  # second pass: matrix @ rows[:, part]
-    down: np.ndarray | None    # (sum of out heights, height): down @ image
+    down: np.ndarray | None  # (sum of out heights, height): down @ image
     down_outputs: tuple[tuple[int, slice, np.ndarray], ...]  # second pass: columns[part] @ matrix
 
 
@@ -120,8 +121,9 @@ def _plan(width: int, height: int, sizes: tuple, boxes: tuple) -> _Plan:
     return _Plan(None if across is None else np.ascontiguousarray(across.T), across_outputs, down, down_outputs)
 
 
-def resize_sums(pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]],
-                out: list[np.ndarray]) -> None:
+def resize_sums(
+    pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]], out: list[np.ndarray]
+) -> None:
     """``resize_many`` into ``out`` (float64 arrays of the sizes, (height, width)), all but the
     last rounding: ``round_sums`` finishes them, so a caller with many images rounds once."""
     height, width = pixels.shape
@@ -137,8 +139,9 @@ def resize_sums(pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tu
             np.matmul(columns[part], across, out=out[i])
 
 
-def resize_many(pixels: np.ndarray, sizes: list[tuple[int, int]],
-                boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+def resize_many(
+    pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]]
+) -> list[np.ndarray]:
     """``Image.fromarray(pixels).crop(box).resize(size, LANCZOS)`` for each size and box,
     as float64 arrays; ``pixels`` is a 2-D uint8 (greyscale) array. The outputs whose
     horizontal pass comes first share one product over the image, the others another."""

@@ -1,4 +1,5 @@
 """The pixel conventions every stage shares: upright (EXIF orientation applied), 8-bit RGB."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -16,6 +16,7 @@ do not keep: a mirror pulled on another machine gets the same times back, so the
 fingerprints still match and finished stages skip there too. One writer at a time per
 subset: two machines pushing the same subset at once would interleave their files.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,7 +77,7 @@ class Remote:
     mirror: Path
 
     @classmethod
-    def of(cls, data: str | os.PathLike, subset: str) -> "Remote | None":
+    def of(cls, data: str | os.PathLike, subset: str) -> Remote | None:
         """The mirror of ``<data>/<subset>`` when ``data`` is a URL; None for a local data root."""
         if not is_url(data):
             return None
@@ -148,8 +149,10 @@ class Remote:
             except (OSError, FileNotFoundError) as e:
                 raise PipelineError(f"{self.url}/{rel} is in {INDEX} but cannot be read: {e}") from None
             if len(data) != size:
-                raise PipelineError(f"{self.url}/{rel} has {len(data)} bytes, {INDEX} says {size}: "
-                                    "another machine is writing this subset")
+                raise PipelineError(
+                    f"{self.url}/{rel} has {len(data)} bytes, {INDEX} says {size}: "
+                    "another machine is writing this subset"
+                )
             atomic_write_bytes(target, data)
             os.utime(target, ns=(mtime_ns, mtime_ns))
         return len(missing)
@@ -158,8 +161,10 @@ class Remote:
         fs, root = self._fs()
         before = self._remote_index(fs, root) or {}
         now = self.local_index()
-        changed = sorted((rel for rel, state in now.items() if before.get(rel) != state),
-                         key=lambda rel: (rel.startswith(STAMPS), rel))  # stamps after the data
+        changed = sorted(
+            (rel for rel, state in now.items() if before.get(rel) != state),
+            key=lambda rel: (rel.startswith(STAMPS), rel),
+        )  # stamps after the data
         for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
             fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)
             fs.put_file(str(self.mirror / rel), f"{root}/{rel}")

@@ -11,6 +11,7 @@ Inputs are identified the way ``make`` does it, by each file's size and modifica
 time, which costs nothing at any scale and never misses a rewrite. A stage that reruns
 therefore makes every later stage that reads its outputs rerun too.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -21,9 +22,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import InputError, PipelineError
 from .files import atomic_write_text
@@ -149,9 +151,7 @@ class _Lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise PipelineError(
-                f"another run of stage {self.stage.name} is writing to {self.stage.workdir}"
-            ) from None
+            raise PipelineError(f"another run of stage {self.stage.name} is writing to {self.stage.workdir}") from None
         return self
 
     def __exit__(self, *exc):
@@ -184,8 +184,9 @@ def run(
         raise
 
 
-def _run_locked(stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool,
-                log: Callable[[str], None]) -> Result:
+def _run_locked(
+    stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool, log: Callable[[str], None]
+) -> Result:
     with _Lock(stage):
         if not force and is_current(stage, fp):
             summary = read_stamp(stage).get("summary", "")

@@ -3,6 +3,7 @@
 Each schema carries ``synsetforge.table`` in its metadata so a reader can tell which
 table a Parquet file holds.
 """
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -57,7 +58,11 @@ CANDIDATES = _table(
 
 # pipeline.hashing.Hashes, stored by the download stage and by dedupe.
 HASH_FIELDS = tuple(
-    _required(f"{kind}{view}", pa.int64(), f"imagehash.{kind} of the {what}, by pipeline.hashing's decoding rule; 64 bits as a signed integer")
+    _required(
+        f"{kind}{view}",
+        pa.int64(),
+        f"imagehash.{kind} of the {what}, by pipeline.hashing's decoding rule; 64 bits as a signed integer",
+    )
     for kind in ("phash", "dhash")
     for view, what in (("", "image"), ("_mirror", "mirror image"), ("_inner", "image less a 5% border"))
 )
@@ -99,7 +104,9 @@ HASHES = _table(
     "hashes",
     _required("image_id", pa.string(), "the image store's image_id, or the file's path below the hashed folder"),
     _required("wnid", pa.string(), "class of the image ('' when a hashed folder has no class folders)"),
-    _required("location", pa.string(), "where the bytes are: images/shard-N.parquet, or the file's path below the folder"),
+    _required(
+        "location", pa.string(), "where the bytes are: images/shard-N.parquet, or the file's path below the folder"
+    ),
     _required("sha256", pa.string(), "hex digest of the image's bytes: equal digests are exact copies"),
     _required("width", pa.int32(), "pixels"),
     _required("height", pa.int32(), "pixels"),
@@ -112,9 +119,15 @@ CLUSTERS = _table(
     _required("image_id", pa.string(), "one row per hashed image"),
     _required("wnid", pa.string(), "class of the image"),
     _required("cluster_id", pa.int64(), "images that are copies of each other share it; a unique image has its own"),
-    _required("representative", pa.string(), "image_id of the copy the cluster keeps: largest pixel area, then best rank"),
+    _required(
+        "representative", pa.string(), "image_id of the copy the cluster keeps: largest pixel area, then best rank"
+    ),
     _required("distance", pa.int16(), "pHash bits between this image and the representative, over the matched views"),
-    _required("reason", pa.string(), "unique, representative, exact, near, mirror, crop, conflict or reference: see pipeline.dedupe.clusters"),
+    _required(
+        "reason",
+        pa.string(),
+        "unique, representative, exact, near, mirror, crop, conflict or reference: see pipeline.dedupe.clusters",
+    ),
     _required("keep", pa.bool_(), "the image stays in the dataset"),
 )
 
@@ -148,7 +161,11 @@ LABELS = _table(
     _required("image_id", pa.string(), "the image annotators judged"),
     _required("wnid", pa.string(), "the class they judged it for"),
     _required("accepted", pa.bool_(), "the votes accept the image as a member of the class"),
-    _required("decided", pa.bool_(), "confidence passed the threshold (or the vote cap was reached); else the next round asks again"),
+    _required(
+        "decided",
+        pa.bool_(),
+        "confidence passed the threshold (or the vote cap was reached); else the next round asks again",
+    ),
     _required("confidence", pa.float64(), "P(the image shows the synset | its votes) under the method"),
     _required("votes_yes", pa.int32(), "votes that ticked it, from workers not excluded"),
     _required("votes_total", pa.int32(), "votes on it, from workers not excluded"),
@@ -172,7 +189,11 @@ MANIFEST = _table(
     _required("image_id", pa.string(), "the image store's image_id"),
     _required("label", pa.int64(), "0-based class index in sorted-wnid order (torchvision, Kaggle, Hugging Face)"),
     _required("wnid", pa.string(), "the class"),
-    _required("location", pa.string(), "the image store shard holding the bytes, relative to the dataset folder: images/shard-N.parquet"),
+    _required(
+        "location",
+        pa.string(),
+        "the image store shard holding the bytes, relative to the dataset folder: images/shard-N.parquet",
+    ),
     _required("width", pa.int32(), "pixels"),
     _required("height", pa.int32(), "pixels"),
     _required("sha256", pa.string(), "hex digest of the stored bytes"),

@@ -1,4 +1,5 @@
 """Seeded random choices that are the same in every process and on every machine."""
+
 from __future__ import annotations
 
 import hashlib

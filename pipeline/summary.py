@@ -2,6 +2,7 @@
 
 The last step of ``make demo``; useful after any run. A stage that has not run shows a dash.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,20 +48,47 @@ def rows(workdir: Path) -> list[tuple[str, str]]:
     table = [
         ("synsets", f"{synsets['num_synsets']} classes of WordNet {synsets['wordnet']['version']}" if synsets else "-"),
         ("candidates", f"{candidates['candidates']} from {candidates['source']}" if candidates else "-"),
-        ("download", f"{download['ok']} of {download['candidates']} ok ({download['ok_percent']}%); failures: "
-                     + _counts({k: v for k, v in download['statuses'].items() if k != 'ok'}) if download else "-"),
-        ("dedupe", f"{dedupe['kept']} of {dedupe['images']} kept; dropped: {_counts(dedupe['dropped'])}; "
-                   f"{len(dedupe['conflicts'])} conflicts" if dedupe else "-"),
-        ("annotation", f"{annotation['accepted']} accepted, {annotation['rejected']} rejected, "
-                       f"{annotation['undecided']} undecided in {len(annotation['rounds'])} rounds, "
-                       f"{annotation['mean_votes_per_image']} votes per image, "
-                       f"{len(annotation['workers_excluded'])} of {annotation['workers']} workers excluded"
-         if annotation else "-"),
-        ("manifests", f"{manifests['classes']} classes: " + _counts(manifests["images"])
-         + ("" if manifests.get("verified") else " (UNVERIFIED labels)") if manifests else "-"),
-        ("validate", ("all checks ok" if all(c["ok"] for c in validation["checks"].values()) else
-                      "FAILED: " + ", ".join(k for k, c in validation["checks"].items() if not c["ok"]))
-         if validation else "-"),
+        (
+            "download",
+            f"{download['ok']} of {download['candidates']} ok ({download['ok_percent']}%); failures: "
+            + _counts({k: v for k, v in download["statuses"].items() if k != "ok"})
+            if download
+            else "-",
+        ),
+        (
+            "dedupe",
+            f"{dedupe['kept']} of {dedupe['images']} kept; dropped: {_counts(dedupe['dropped'])}; "
+            f"{len(dedupe['conflicts'])} conflicts"
+            if dedupe
+            else "-",
+        ),
+        (
+            "annotation",
+            f"{annotation['accepted']} accepted, {annotation['rejected']} rejected, "
+            f"{annotation['undecided']} undecided in {len(annotation['rounds'])} rounds, "
+            f"{annotation['mean_votes_per_image']} votes per image, "
+            f"{len(annotation['workers_excluded'])} of {annotation['workers']} workers excluded"
+            if annotation
+            else "-",
+        ),
+        (
+            "manifests",
+            f"{manifests['classes']} classes: "
+            + _counts(manifests["images"])
+            + ("" if manifests.get("verified") else " (UNVERIFIED labels)")
+            if manifests
+            else "-",
+        ),
+        (
+            "validate",
+            (
+                "all checks ok"
+                if all(c["ok"] for c in validation["checks"].values())
+                else "FAILED: " + ", ".join(k for k, c in validation["checks"].items() if not c["ok"])
+            )
+            if validation
+            else "-",
+        ),
         ("baseline", _baseline(run) if run else "-"),
         ("dataset card", str(workdir / "DATASET_CARD.md") if (workdir / "DATASET_CARD.md").exists() else "-"),
     ]
@@ -76,8 +104,10 @@ def _baseline(run: dict) -> str:
         value = errors.get(kind, {})
         return " / ".join(f"{100 * value[c]:.1f}%" for c in ("center", "ten_crop") if value.get(c) is not None) or "?"
 
-    return (f"{split}: top-1 error {pct('top1_error')}, top-5 error {pct('top5_error')} (centre / 10-crop; "
-            f"chance {100 * run.get('chance_top1_error', 0):.0f}%), {run.get('arch', '?')} in {run['path']}")
+    return (
+        f"{split}: top-1 error {pct('top1_error')}, top-5 error {pct('top5_error')} (centre / 10-crop; "
+        f"chance {100 * run.get('chance_top1_error', 0):.0f}%), {run.get('arch', '?')} in {run['path']}"
+    )
 
 
 def run(args: argparse.Namespace) -> None:

@@ -1,8 +1,9 @@
 """Reading and writing the pipeline's Parquet tables against their schemas (``pipeline.schemas``)."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +17,13 @@ def table_name(schema: pa.Schema) -> str:
     return schema.metadata[b"synsetforge.table"].decode()
 
 
-def write_table(rows: Mapping[str, list] | pa.Table, path: Path, schema: pa.Schema,
-                metadata: Mapping[str, str] | None = None, row_group_size: int | None = None) -> pa.Table:
+def write_table(
+    rows: Mapping[str, list] | pa.Table,
+    path: Path,
+    schema: pa.Schema,
+    metadata: Mapping[str, str] | None = None,
+    row_group_size: int | None = None,
+) -> pa.Table:
     """Write ``rows`` (columns by name, or a table) as ``path`` with exactly ``schema``.
 
     Extra ``metadata`` (dataset name, settings...) is added to the schema's own. The file is
@@ -111,8 +117,9 @@ def _variable_width(values: list, type_: pa.DataType) -> pa.Array | None:
     np.cumsum([len(v) for v in items], out=offsets[1:])
     if offsets[-1] >= 2**31:
         return None
-    return pa.Array.from_buffers(type_, len(items), [validity, pa.py_buffer(offsets.astype(np.int32)),
-                                                      pa.py_buffer(b"".join(items))])
+    return pa.Array.from_buffers(
+        type_, len(items), [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(items))]
+    )
 
 
 def _integers(values: list, type_: pa.DataType) -> pa.Array | None:

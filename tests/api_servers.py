@@ -8,6 +8,7 @@ parameters, headers and the ``time.monotonic()`` it arrived) in ``requests``.
 ``fake.app()`` is the ``aiohttp.web.Application``; ``serve(fake)`` runs it on 127.0.0.1 at
 an ephemeral port and yields the base URL to give an adapter as ``api``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,9 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
 from urllib.parse import quote
 
 from aiohttp import web
@@ -44,8 +45,8 @@ class FakeApi:
 
     def __init__(self, total: int = 120, too_many: int = 0, retry_after: str | None = "1"):
         self.total = total
-        self.too_many = too_many              # answer this many requests first with HTTP 429
-        self.retry_after = retry_after        # their Retry-After header (None: none sent)
+        self.too_many = too_many  # answer this many requests first with HTTP 429
+        self.retry_after = retry_after  # their Retry-After header (None: none sent)
         self.requests: list[Recorded] = []
 
     def app(self) -> web.Application:
@@ -94,6 +95,7 @@ def _seed(query: str) -> int:
 
 # --- Wikimedia Commons: MediaWiki Action API, formatversion=2 ---------------------------------
 
+
 class FakeCommons(FakeApi):
     """``/w/api.php?action=query&generator=search&prop=imageinfo``.
 
@@ -106,12 +108,19 @@ class FakeCommons(FakeApi):
     path = "/w/api.php"
     MAX_LIMIT = 50
 
-    def __init__(self, total: int = 120, too_many: int = 0, retry_after: str | None = "1",
-                 error: tuple[str, str] | None = None, throttle: int = 0, throttle_code: str = "maxlag",
-                 split_imageinfo: bool = False):
+    def __init__(
+        self,
+        total: int = 120,
+        too_many: int = 0,
+        retry_after: str | None = "1",
+        error: tuple[str, str] | None = None,
+        throttle: int = 0,
+        throttle_code: str = "maxlag",
+        split_imageinfo: bool = False,
+    ):
         super().__init__(total, too_many, retry_after)
-        self.error = error                     # (code, info): every request answers this error
-        self.throttle = throttle               # answer this many requests with a maxlag/ratelimited error
+        self.error = error  # (code, info): every request answers this error
+        self.throttle = throttle  # answer this many requests with a maxlag/ratelimited error
         self.throttle_code = throttle_code
         self.split_imageinfo = split_imageinfo  # each batch's imageinfo comes in two answers
 
@@ -135,36 +144,60 @@ class FakeCommons(FakeApi):
             thumb, tw, th, tmime = url, width, height, mime
         else:
             suffix = {"jpg": "", "tif": ".jpg", "svg": ".png"}[kind]
-            thumb = (f"https://upload.wikimedia.org/wikipedia/commons/thumb/{h[0]}/{h[:2]}/{quote(key)}"
-                     f"/640px-{quote(key)}{suffix}")
+            thumb = (
+                f"https://upload.wikimedia.org/wikipedia/commons/thumb/{h[0]}/{h[:2]}/{quote(key)}"
+                f"/640px-{quote(key)}{suffix}"
+            )
             tw, th = 640, round(height * 640 / width)
             tmime = {"jpg": "image/jpeg", "tif": "image/jpeg", "svg": "image/png"}[kind]
         public_domain = i % 4 == 0
         extmetadata = {
             "DateTime": {"value": "2021-05-01 10:00:00", "source": "mediawiki-metadata", "hidden": ""},
             "ObjectName": {"value": name.rsplit(".", 1)[0], "source": "mediawiki-metadata", "hidden": ""},
-            "Artist": {"value": f'<a href="//commons.wikimedia.org/wiki/User:Ann_Example{i}" '
-                                f'title="User:Ann Example{i}">Ann &amp; Bo\n Example{i}</a>',
-                       "source": "commons-desc-page"},
-            "LicenseShortName": {"value": "Public domain" if public_domain else "CC BY-SA 4.0",
-                                 "source": "commons-desc-page", "hidden": ""},
-            "UsageTerms": {"value": "Public domain" if public_domain
-                           else "Creative Commons Attribution-Share Alike 4.0",
-                           "source": "commons-desc-page", "hidden": ""},
+            "Artist": {
+                "value": f'<a href="//commons.wikimedia.org/wiki/User:Ann_Example{i}" '
+                f'title="User:Ann Example{i}">Ann &amp; Bo\n Example{i}</a>',
+                "source": "commons-desc-page",
+            },
+            "LicenseShortName": {
+                "value": "Public domain" if public_domain else "CC BY-SA 4.0",
+                "source": "commons-desc-page",
+                "hidden": "",
+            },
+            "UsageTerms": {
+                "value": "Public domain" if public_domain else "Creative Commons Attribution-Share Alike 4.0",
+                "source": "commons-desc-page",
+                "hidden": "",
+            },
         }
         if not public_domain:
-            extmetadata["LicenseUrl"] = {"value": "https://creativecommons.org/licenses/by-sa/4.0",
-                                         "source": "commons-desc-page", "hidden": ""}
+            extmetadata["LicenseUrl"] = {
+                "value": "https://creativecommons.org/licenses/by-sa/4.0",
+                "source": "commons-desc-page",
+                "hidden": "",
+            }
         info = {
-            "size": 1_000_000 + i, "width": width, "height": height,
-            "thumburl": thumb, "thumbwidth": tw, "thumbheight": th, "thumbmime": tmime,
+            "size": 1_000_000 + i,
+            "width": width,
+            "height": height,
+            "thumburl": thumb,
+            "thumbwidth": tw,
+            "thumbheight": th,
+            "thumbmime": tmime,
             "url": url,
             "descriptionurl": f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'))}",
             "descriptionshorturl": f"https://commons.wikimedia.org/w/index.php?curid={100000 + i}",
-            "sha1": f"{_seed(title):040x}"[-40:], "mime": mime, "extmetadata": extmetadata,
+            "sha1": f"{_seed(title):040x}"[-40:],
+            "mime": mime,
+            "extmetadata": extmetadata,
         }
-        return {"pageid": 1000 + (_seed(title) % 900_000), "ns": 6, "title": title,
-                "imagerepository": "local", "imageinfo": [info]}
+        return {
+            "pageid": 1000 + (_seed(title) % 900_000),
+            "ns": 6,
+            "title": title,
+            "imagerepository": "local",
+            "imageinfo": [info],
+        }
 
     def index(self, gsrsearch: str) -> list[dict]:
         text, bitmap = self.text_of(gsrsearch)
@@ -175,22 +208,40 @@ class FakeCommons(FakeApi):
         q = request.query
         if self.error:
             code, info = self.error
-            return _json({"error": {"code": code, "info": info,
-                                    "docref": "See https://commons.wikimedia.org/w/api.php for API usage."},
-                          "servedby": "mw-api-ext.eqiad.main-1"})
+            return _json(
+                {
+                    "error": {
+                        "code": code,
+                        "info": info,
+                        "docref": "See https://commons.wikimedia.org/w/api.php for API usage.",
+                    },
+                    "servedby": "mw-api-ext.eqiad.main-1",
+                }
+            )
         if self.throttle > 0:
             self.throttle -= 1
             if self.throttle_code == "maxlag":
-                body = {"error": {"code": "maxlag", "info": "Waiting for 10.64.16.22: 6 seconds lagged.",
-                                  "host": "10.64.16.22", "lag": 6, "type": "db",
-                                  "docref": "See https://commons.wikimedia.org/w/api.php for API usage."},
-                        "servedby": "mw-api-ext.eqiad.main-1"}
+                body = {
+                    "error": {
+                        "code": "maxlag",
+                        "info": "Waiting for 10.64.16.22: 6 seconds lagged.",
+                        "host": "10.64.16.22",
+                        "lag": 6,
+                        "type": "db",
+                        "docref": "See https://commons.wikimedia.org/w/api.php for API usage.",
+                    },
+                    "servedby": "mw-api-ext.eqiad.main-1",
+                }
                 headers = {"X-Database-Lag": "6"}
             else:
-                body = {"error": {"code": "ratelimited",
-                                  "info": "As an anti-abuse measure, you are limited from performing this "
-                                          "action too many times in a short space of time.",
-                                  "docref": "See https://commons.wikimedia.org/w/api.php for API usage."}}
+                body = {
+                    "error": {
+                        "code": "ratelimited",
+                        "info": "As an anti-abuse measure, you are limited from performing this "
+                        "action too many times in a short space of time.",
+                        "docref": "See https://commons.wikimedia.org/w/api.php for API usage.",
+                    }
+                }
                 headers = {}
             if self.retry_after is not None:
                 headers["Retry-After"] = self.retry_after
@@ -203,11 +254,13 @@ class FakeCommons(FakeApi):
         asked = int(q.get("gsrlimit", "10"))
         limit = min(asked, self.MAX_LIMIT)
         if asked > self.MAX_LIMIT:
-            body["warnings"] = {"search": {"warnings": f"gsrlimit may not be over {self.MAX_LIMIT} (set to {asked}) for users"}}
+            body["warnings"] = {
+                "search": {"warnings": f"gsrlimit may not be over {self.MAX_LIMIT} (set to {asked}) for users"}
+            }
         offset = int(q.get("gsroffset", "0"))
         files = self.index(q["gsrsearch"])
         batch = []
-        for position, page in enumerate(files[offset:offset + limit]):
+        for position, page in enumerate(files[offset : offset + limit]):
             batch.append({**page, "index": offset + position + 1})
         batch.sort(key=lambda p: p["pageid"])
         more = offset + limit < len(files)
@@ -219,8 +272,10 @@ class FakeCommons(FakeApi):
             cut = titles[len(titles) // 2]
             if "iicontinue" not in q:
                 pages = [p if p["title"] < cut else {k: v for k, v in p.items() if k != "imageinfo"} for p in batch]
-                cont = {"iicontinue": f"{cut.removeprefix('File:').replace(' ', '_')}|20210501100000",
-                        "continue": "gsroffset||"}
+                cont = {
+                    "iicontinue": f"{cut.removeprefix('File:').replace(' ', '_')}|20210501100000",
+                    "continue": "gsroffset||",
+                }
                 if offset:
                     cont["gsroffset"] = offset
                 return _json({**body, "continue": cont, "query": {"pages": pages}})
@@ -235,6 +290,7 @@ class FakeCommons(FakeApi):
 
 # --- Openverse: /v1/images/ -------------------------------------------------------------------
 
+
 class FakeOpenverse(FakeApi):
     """``/v1/images/?q=&page=&page_size=&license_type=``.
 
@@ -248,22 +304,33 @@ class FakeOpenverse(FakeApi):
     ANONYMOUS_PAGE_SIZE = 20
     TOKEN_PAGE_SIZE = 500
     MAX_PAGE = 20
-    LICENSES = [("by", "4.0", "https://creativecommons.org/licenses/by/4.0/"),
-                ("by-sa", "2.0", "https://creativecommons.org/licenses/by-sa/2.0/"),
-                ("cc0", "1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
-                ("pdm", "1.0", "https://creativecommons.org/publicdomain/mark/1.0/"),
-                ("by-nc", "3.0", "https://creativecommons.org/licenses/by-nc/3.0/")]
+    LICENSES = [
+        ("by", "4.0", "https://creativecommons.org/licenses/by/4.0/"),
+        ("by-sa", "2.0", "https://creativecommons.org/licenses/by-sa/2.0/"),
+        ("cc0", "1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+        ("pdm", "1.0", "https://creativecommons.org/publicdomain/mark/1.0/"),
+        ("by-nc", "3.0", "https://creativecommons.org/licenses/by-nc/3.0/"),
+    ]
 
-    def __init__(self, total: int = 120, too_many: int = 0, retry_after: str | None = "1",
-                 error: tuple[int, str] | None = None, token: str = "good-token"):
+    def __init__(
+        self,
+        total: int = 120,
+        too_many: int = 0,
+        retry_after: str | None = "1",
+        error: tuple[int, str] | None = None,
+        token: str = "good-token",
+    ):
         super().__init__(total, too_many, retry_after)
-        self.error = error      # (status, detail): every request answers this
-        self.token = token      # the one bearer token this server accepts
+        self.error = error  # (status, detail): every request answers this
+        self.token = token  # the one bearer token this server accepts
 
     def throttled(self) -> web.Response:
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
-        return _json({"detail": f"Request was throttled. Expected available in {self.retry_after or 60} seconds."},
-                     status=429, headers=headers)
+        return _json(
+            {"detail": f"Request was throttled. Expected available in {self.retry_after or 60} seconds."},
+            status=429,
+            headers=headers,
+        )
 
     def result(self, query: str, i: int) -> dict:
         ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"openverse/{query}/{i}"))
@@ -272,18 +339,27 @@ class FakeOpenverse(FakeApi):
         ext = filetype or "jpg"
         provider = ["flickr", "wikimedia", "smithsonian"][i % 3]
         return {
-            "id": ident, "title": f"{query} number {i}", "indexed_on": "2023-03-01T10:00:00Z",
+            "id": ident,
+            "title": f"{query} number {i}",
+            "indexed_on": "2023-03-01T10:00:00Z",
             "foreign_landing_url": f"https://www.{provider}.example/photos/{ident}",
             "url": f"https://images.{provider}.example/{quote(query)}/{i}.{ext}",
             "creator": None if i % 10 == 9 else f"creator {i}",
             "creator_url": f"https://www.{provider}.example/people/{i}",
-            "license": code, "license_version": version, "license_url": deed,
-            "provider": provider, "source": provider, "category": "photograph",
-            "filesize": None if i % 2 else 200_000 + i, "filetype": filetype,
+            "license": code,
+            "license_version": version,
+            "license_url": deed,
+            "provider": provider,
+            "source": provider,
+            "category": "photograph",
+            "filesize": None if i % 2 else 200_000 + i,
+            "filetype": filetype,
             "tags": [{"name": query, "accuracy": None}],
             "attribution": f'"{query} number {i}" by creator {i} is licensed under CC {code.upper()} {version}.',
-            "fields_matched": ["title"], "mature": False,
-            "height": 480 + i, "width": 640 + i,
+            "fields_matched": ["title"],
+            "mature": False,
+            "height": 480 + i,
+            "width": 640 + i,
             "thumbnail": f"https://api.openverse.org/v1/images/{ident}/thumb/",
             "detail_url": f"https://api.openverse.org/v1/images/{ident}/",
             "related_url": f"https://api.openverse.org/v1/images/{ident}/related/",
@@ -310,23 +386,30 @@ class FakeOpenverse(FakeApi):
             return _json({"detail": {"page": ["A valid integer is required."]}}, status=400)
         max_size = self.TOKEN_PAGE_SIZE if auth else self.ANONYMOUS_PAGE_SIZE
         if size > max_size or size < 1:
-            return _json({"detail": f"Page size must be between 1 and {max_size}"
-                                    f"{'' if auth else ' for anonymous requests'}."}, status=401 if not auth else 400)
+            return _json(
+                {"detail": f"Page size must be between 1 and {max_size}{'' if auth else ' for anonymous requests'}."},
+                status=401 if not auth else 400,
+            )
         if page > self.MAX_PAGE or page < 1:
-            return _json({"detail": f"Pagination depth exceeded: page must be between 1 and {self.MAX_PAGE}."},
-                         status=400)
+            return _json(
+                {"detail": f"Pagination depth exceeded: page must be between 1 and {self.MAX_PAGE}."}, status=400
+            )
         results = self.index(q.get("q", ""), q.get("license_type"))
         count = min(len(results), 10_000)
-        return _json({
-            "result_count": count,
-            "page_count": min(math.ceil(count / size), self.MAX_PAGE),
-            "page_size": size, "page": page,
-            "results": results[(page - 1) * size:page * size],
-            "warnings": [],
-        })
+        return _json(
+            {
+                "result_count": count,
+                "page_count": min(math.ceil(count / size), self.MAX_PAGE),
+                "page_size": size,
+                "page": page,
+                "results": results[(page - 1) * size : page * size],
+                "warnings": [],
+            }
+        )
 
 
 # --- Flickr: /services/rest/?method=flickr.photos.search --------------------------------------
+
 
 class FakeFlickr(FakeApi):
     """``flickr.photos.search`` with ``format=json&nojsoncallback=1``.
@@ -341,10 +424,16 @@ class FakeFlickr(FakeApi):
     MAX_PER_PAGE = 500
     MAX_RESULTS = 4000
 
-    def __init__(self, total: int = 120, too_many: int = 0, retry_after: str | None = "1",
-                 api_key: str = "good-key", unavailable: int = 0):
+    def __init__(
+        self,
+        total: int = 120,
+        too_many: int = 0,
+        retry_after: str | None = "1",
+        api_key: str = "good-key",
+        unavailable: int = 0,
+    ):
         super().__init__(total, too_many, retry_after)
-        self.api_key = api_key        # the one key this server accepts
+        self.api_key = api_key  # the one key this server accepts
         self.unavailable = unavailable  # answer this many requests with code 105
 
     @staticmethod
@@ -354,10 +443,19 @@ class FakeFlickr(FakeApi):
     def photo(self, query: str, i: int) -> dict:
         ident = str(52_000_000_000 + (_seed(query) % 100_000) * 100_000 + i)
         secret, osecret, server = f"{_seed(ident + 's'):08x}"[:10], f"{_seed(ident + 'o'):08x}", "65535"
-        photo: dict = {"id": ident, "owner": f"{10_000_000 + i}@N0{i % 8}", "secret": secret, "server": server,
-                       "farm": 66, "title": f"{query} photo {i}" if i % 7 else "",
-                       "ispublic": 1, "isfriend": 0, "isfamily": 0,
-                       "license": str(i % 17), "ownername": f"owner {i}" if i % 5 != 3 else ""}
+        photo: dict = {
+            "id": ident,
+            "owner": f"{10_000_000 + i}@N0{i % 8}",
+            "secret": secret,
+            "server": server,
+            "farm": 66,
+            "title": f"{query} photo {i}" if i % 7 else "",
+            "ispublic": 1,
+            "isfriend": 0,
+            "isfamily": 0,
+            "license": str(i % 17),
+            "ownername": f"owner {i}" if i % 5 != 3 else "",
+        }
         base = f"https://live.staticflickr.com/{server}/{ident}"
         landscape = i % 2 == 0
         ow, oh = (4000, 3000) if landscape else (3000, 4000)
@@ -365,10 +463,12 @@ class FakeFlickr(FakeApi):
         if i % 11 == 5:
             return photo
         if i % 6 != 1:
-            photo.update(url_c=f"{base}_{secret}_c.jpg", height_c=600 if landscape else 800,
-                         width_c=800 if landscape else 600)
-        photo.update(url_z=f"{base}_{secret}_z.jpg", height_z=480 if landscape else 640,
-                     width_z=640 if landscape else 480)
+            photo.update(
+                url_c=f"{base}_{secret}_c.jpg", height_c=600 if landscape else 800, width_c=800 if landscape else 600
+            )
+        photo.update(
+            url_z=f"{base}_{secret}_z.jpg", height_z=480 if landscape else 640, width_z=640 if landscape else 480
+        )
         if i % 6 != 2:
             fmt = "png" if i % 5 == 0 else "jpg"
             photo.update(url_o=f"{base}_{osecret}_o.{fmt}", height_o=oh, width_o=ow)
@@ -385,21 +485,31 @@ class FakeFlickr(FakeApi):
         if q.get("api_key") != self.api_key:
             return self.fail(100, "Invalid API Key (Key has invalid format)")
         if q.get("method") != "flickr.photos.search":
-            return self.fail(112, f"Method \"{q.get('method')}\" not found")
+            return self.fail(112, f'Method "{q.get("method")}" not found')
         if self.unavailable > 0:
             self.unavailable -= 1
             return self.fail(105, "Service currently unavailable")
         if not q.get("text"):
-            return self.fail(3, "Parameterless searches have been disabled. Please use flickr.photos.getRecent instead.")
+            return self.fail(
+                3, "Parameterless searches have been disabled. Please use flickr.photos.getRecent instead."
+            )
         licenses = {int(x) for x in q["license"].split(",")} if q.get("license") else None
         photos = self.index(q["text"], licenses)
         per_page = min(int(q.get("per_page", "100")), self.MAX_PER_PAGE)
         page = max(1, int(q.get("page", "1")))
         start = ((page - 1) * per_page) % self.MAX_RESULTS if photos else 0
-        return _json({"photos": {"page": page, "pages": math.ceil(len(photos) / per_page),
-                                 "perpage": per_page, "total": len(photos),
-                                 "photo": photos[start:start + per_page]},
-                      "stat": "ok"})
+        return _json(
+            {
+                "photos": {
+                    "page": page,
+                    "pages": math.ceil(len(photos) / per_page),
+                    "perpage": per_page,
+                    "total": len(photos),
+                    "photo": photos[start : start + per_page],
+                },
+                "stat": "ok",
+            }
+        )
 
 
 @contextlib.contextmanager

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from wordnet_facts import REPO, Facts, data_noun_path
 
 from pipeline.cli import main
-from wordnet_facts import REPO, Facts, data_noun_path
 
 SHARED = REPO.parent / "shared"
 
@@ -66,8 +66,13 @@ def run_cli(*args: str | Path, env: dict | None = None, unset: tuple[str, ...] =
     """``python -m pipeline ARGS`` as a separate process, as a user runs it, with ``env`` added
     to this process's environment and the variables in ``unset`` removed."""
     base = {k: v for k, v in os.environ.items() if k not in unset}
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO,
-                          env={**base, **(env or {})}, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)],
+        cwd=REPO,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
 
 
 def rows(path: Path) -> list[dict]:
@@ -119,10 +124,23 @@ def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int
     columns = {name: [] for name in schemas.IMAGES.names}
     for rank, (image_id, wnid, data) in enumerate(images):
         width, height = Image.open(io.BytesIO(data)).size
-        row = {"image_id": image_id, "wnid": wnid, "image": data, "sha256": hashlib.sha256(data).hexdigest(),
-               "width": width, "height": height, "format": "JPEG", **hashes_of_bytes(data)._asdict(),
-               "original_width": width, "original_height": height, "original_format": "JPEG",
-               "source": "urllist", "url": f"http://images.example/{image_id}.jpg", "rank": rank, "license": None}
+        row = {
+            "image_id": image_id,
+            "wnid": wnid,
+            "image": data,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "width": width,
+            "height": height,
+            "format": "JPEG",
+            **hashes_of_bytes(data)._asdict(),
+            "original_width": width,
+            "original_height": height,
+            "original_format": "JPEG",
+            "source": "urllist",
+            "url": f"http://images.example/{image_id}.jpg",
+            "rank": rank,
+            "license": None,
+        }
         for name, value in row.items():
             columns[name].append(value)
     path = workdir / "images" / f"shard-{shard:05d}.parquet"

@@ -1,4 +1,5 @@
 """Crowd label aggregation: majority, Dawid-Skene, worker quality and dynamic consensus."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from annotation.aggregate import (POOLED, dawid_skene, drop_excluded, dynamic_consensus, fit_consensus,
-                                  majority, worker_quality)
+from annotation.aggregate import (
+    POOLED,
+    dawid_skene,
+    drop_excluded,
+    dynamic_consensus,
+    fit_consensus,
+    majority,
+    worker_quality,
+)
 from annotation.simulate import Crowd, Worker, simulate_controls, simulate_votes
 from pipeline.schemas import LABELS, WORKERS
 
@@ -22,11 +30,13 @@ TOY_P_YES_AFTER_ONE_ITERATION = [0.65, 0.74, 0.13, 1.00, 0.05]
 
 
 def toy_votes(wnid: str = "n00000001", flip: bool = False) -> pd.DataFrame:
-    rows = [(f"t{t + 1}", wnid, w, (a == "y") != flip) for w, line in TOY.items() for t, a in enumerate(line) if a != "-"]
+    rows = [
+        (f"t{t + 1}", wnid, w, (a == "y") != flip) for w, line in TOY.items() for t, a in enumerate(line) if a != "-"
+    ]
     return pd.DataFrame(rows, columns=["image_id", "wnid", "worker_id", "answer"])
 
 
-def simulated(synsets=8, per_synset=200, votes=5, crowd=Crowd(), seed=0, share_true=0.6):
+def simulated(synsets=8, per_synset=200, votes=5, crowd=Crowd(), seed=0, share_true=0.6):  # noqa: B008 (a frozen value)
     """items, truth (Series on (image_id, wnid)) and votes of a simulated crowd."""
     rng = np.random.default_rng(seed)
     items = pd.DataFrame({"wnid": np.repeat([f"n{9000000 + i:08d}" for i in range(synsets)], per_synset)})
@@ -42,6 +52,7 @@ def precision_recall(labels: pd.DataFrame, truth: pd.Series) -> tuple[float, flo
 
 
 # -- majority and Dawid-Skene ------------------------------------------------------------------
+
 
 def test_toy_majority_and_dawid_skene_agree_with_crowdkit():
     votes = toy_votes()
@@ -74,8 +85,14 @@ def test_dawid_skene_runs_each_synset_alone():
 
 
 def test_dawid_skene_survives_unanimous_and_single_vote_synsets():
-    votes = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "wnid": ["n1", "n1", "n2", "n3"],
-                          "worker_id": ["w1", "w2", "w1", "w1"], "answer": [True, True, False, True]})
+    votes = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "wnid": ["n1", "n1", "n2", "n3"],
+            "worker_id": ["w1", "w2", "w1", "w1"],
+            "answer": [True, True, False, True],
+        }
+    )
     labels = dawid_skene(votes)
     assert np.isfinite(labels["confidence"]).all()
     assert labels["accepted"].tolist() == [True, True, False, True]
@@ -100,6 +117,7 @@ def test_dawid_skene_sees_through_workers_who_tick_everything():
 
 # -- worker quality ------------------------------------------------------------------------------
 
+
 def test_worker_quality_excludes_the_spammers():
     crowd = Crowd(size=20, seed=4)
     items, truth, votes = simulated(synsets=4, votes=5, crowd=crowd)
@@ -118,9 +136,14 @@ def test_worker_quality_excludes_the_spammers():
 
 
 def test_worker_quality_counts_and_keeps_workers_without_controls():
-    controls = pd.DataFrame({"worker_id": ["a", "a", "a", "a", "b", "b"], "assignment_id": ["a1"] * 4 + ["b1"] * 2,
-                             "kind": ["positive", "positive", "negative", "negative", "positive", "negative"],
-                             "answer": [True, True, False, True, False, True]})
+    controls = pd.DataFrame(
+        {
+            "worker_id": ["a", "a", "a", "a", "b", "b"],
+            "assignment_id": ["a1"] * 4 + ["b1"] * 2,
+            "kind": ["positive", "positive", "negative", "negative", "positive", "negative"],
+            "answer": [True, True, False, True, False, True],
+        }
+    )
     candidates = pd.DataFrame({"worker_id": ["a", "c", "c"], "assignment_id": ["a2", "c1", "c2"]})
     workers = worker_quality(controls, 0.7, all_votes=candidates).set_index("worker_id")
     assert workers.loc["a", ["assignments", "control_answers", "control_correct"]].tolist() == [2, 4, 3]
@@ -131,6 +154,7 @@ def test_worker_quality_counts_and_keeps_workers_without_controls():
 
 
 # -- dynamic consensus ---------------------------------------------------------------------------
+
 
 def consensus_votes(seed=0):
     """Two synsets: 30 initial items with 10 votes each, 300 items with 3 votes, from the
@@ -145,14 +169,25 @@ def consensus_votes(seed=0):
 
 
 def made(image_id: str, yes: int, no: int, wnid: str = "n9000000") -> pd.DataFrame:
-    return pd.DataFrame({"image_id": image_id, "wnid": wnid, "worker_id": [f"m{i}" for i in range(yes + no)],
-                         "answer": [True] * yes + [False] * no})
+    return pd.DataFrame(
+        {
+            "image_id": image_id,
+            "wnid": wnid,
+            "worker_id": [f"m{i}" for i in range(yes + no)],
+            "answer": [True] * yes + [False] * no,
+        }
+    )
 
 
 def test_dynamic_consensus_decides_easy_items_and_asks_again_about_ambiguous_ones():
     items, truth, votes = consensus_votes()
-    extra = [made("easy-yes", 3, 0), made("easy-no", 0, 3), made("split", 2, 1), made("even", 2, 2),
-             made("capped", 8, 7)]
+    extra = [
+        made("easy-yes", 3, 0),
+        made("easy-no", 0, 3),
+        made("split", 2, 1),
+        made("even", 2, 2),
+        made("capped", 8, 7),
+    ]
     labels = dynamic_consensus(pd.concat([votes, *extra]), confidence=0.99, max_votes=15).set_index("image_id")
     assert labels.loc["easy-yes", ["decided", "accepted"]].tolist() == [True, True]
     assert labels.loc["easy-yes", "confidence"] >= 0.99
@@ -231,13 +266,16 @@ def test_initial_subset_comes_from_the_first_round_or_is_given():
 
 # -- simulation ----------------------------------------------------------------------------------
 
+
 def test_simulated_votes_come_from_distinct_workers_of_the_stated_accuracy():
     crowd = Crowd(careful=1.0, noisy=0.0, spammers=0.0, careful_accuracy=0.9, size=30)
     items, truth, votes = simulated(synsets=2, per_synset=500, votes=np.tile([3, 7], 500), crowd=crowd)
     counts = votes.groupby("image_id").size()
     assert set(counts) == {3, 7}
     assert not votes.duplicated(["image_id", "worker_id"]).any()
-    right = votes["answer"].to_numpy() == truth.reindex(pd.MultiIndex.from_frame(votes[["image_id", "wnid"]])).to_numpy()
+    right = (
+        votes["answer"].to_numpy() == truth.reindex(pd.MultiIndex.from_frame(votes[["image_id", "wnid"]])).to_numpy()
+    )
     assert 0.88 < right.mean() < 0.92
     again = simulated(synsets=2, per_synset=500, votes=np.tile([3, 7], 500), crowd=crowd)[2]
     pd.testing.assert_frame_equal(votes, again)

@@ -1,5 +1,6 @@
 """Annotation: HIT export in every format, results import with its checks, and the loop of
 export, simulated crowd, import and consensus on a set whose truth is known."""
+
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import rows, write_images, write_synsets
+
 from pipeline.imagehost.pictures import picture_jpeg
 
 A, B, C = "n01440764", "n02102040", "n02979186"
@@ -87,7 +88,9 @@ def test_mturk_labelstudio_and_jsonl_exports_escape_what_they_show(pipeline, sto
     assert placeholders == set(header)
     batch = list(csv.DictReader(io.StringIO((folder / "mturk" / "batch.csv").read_text())))
     evil = next(r for r in batch if r["wnid"] == A)
-    assert "<script>" not in evil["gloss"] and "&lt;script&gt;" in evil["gloss"] and "&quot;quoted&quot;" in evil["gloss"]
+    assert (
+        "<script>" not in evil["gloss"] and "&lt;script&gt;" in evil["gloss"] and "&quot;quoted&quot;" in evil["gloss"]
+    )
     images = json.loads(evil["images"].replace("&quot;", '"').replace("&amp;", "&"))
     assert images[0]["url"].startswith("https://cdn.example/img/") and images[0]["url"].endswith(".jpg")
     assert evil["wikipedia"] == "https://en.wikipedia.org/w/index.php?search=class%20n01440764"
@@ -116,18 +119,43 @@ def test_bad_export_settings_are_clear_errors(pipeline, store, tmp_path):
 
 def mturk_results(path: Path, answers: list[dict]) -> Path:
     """An MTurk results CSV: answers are dicts of hit_id, worker, ticked (list) and optional status."""
-    fields = ["HITId", "HITTypeId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",
-              "WorkTimeInSeconds", "Input.hit_id", "Input.wnid", "Answer.taskAnswers", "Approve", "Reject"]
+    fields = [
+        "HITId",
+        "HITTypeId",
+        "AssignmentId",
+        "WorkerId",
+        "AssignmentStatus",
+        "AcceptTime",
+        "SubmitTime",
+        "WorkTimeInSeconds",
+        "Input.hit_id",
+        "Input.wnid",
+        "Answer.taskAnswers",
+        "Approve",
+        "Reject",
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for k, a in enumerate(answers):
             ticked = a["ticked"] if isinstance(a["ticked"], str) else json.dumps(a["ticked"])
-            writer.writerow({"HITId": f"3X{k}", "HITTypeId": "T", "AssignmentId": a.get("assignment", f"A{k}"),
-                             "WorkerId": a["worker"], "AssignmentStatus": a.get("status", "Submitted"),
-                             "AcceptTime": "", "SubmitTime": "", "WorkTimeInSeconds": "30",
-                             "Input.hit_id": a["hit_id"], "Input.wnid": "",
-                             "Answer.taskAnswers": json.dumps([{"ticked": ticked}]), "Approve": "", "Reject": ""})
+            writer.writerow(
+                {
+                    "HITId": f"3X{k}",
+                    "HITTypeId": "T",
+                    "AssignmentId": a.get("assignment", f"A{k}"),
+                    "WorkerId": a["worker"],
+                    "AssignmentStatus": a.get("status", "Submitted"),
+                    "AcceptTime": "",
+                    "SubmitTime": "",
+                    "WorkTimeInSeconds": "30",
+                    "Input.hit_id": a["hit_id"],
+                    "Input.wnid": "",
+                    "Answer.taskAnswers": json.dumps([{"ticked": ticked}]),
+                    "Approve": "",
+                    "Reject": "",
+                }
+            )
     return path
 
 
@@ -140,12 +168,15 @@ def test_mturk_results_import_skips_rejected_and_repeated_answers_and_stops_on_b
     hits = pd.DataFrame(rows(store / "annotation" / "round-1" / "hits.parquet"))
     hit = hits[hits.hit_id == hits.hit_id.iloc[0]]
     grid = list(hit.sort_values("position").image_id)
-    good = mturk_results(tmp_path / "good.csv", [
-        {"hit_id": hit.hit_id.iloc[0], "worker": "W1", "ticked": grid[:5]},
-        {"hit_id": hit.hit_id.iloc[0], "worker": "W1", "ticked": grid[:1], "assignment": "again"},
-        {"hit_id": hit.hit_id.iloc[0], "worker": "W2", "ticked": grid, "status": "Rejected"},
-        {"hit_id": hit.hit_id.iloc[0], "worker": "W3", "ticked": []},
-    ])
+    good = mturk_results(
+        tmp_path / "good.csv",
+        [
+            {"hit_id": hit.hit_id.iloc[0], "worker": "W1", "ticked": grid[:5]},
+            {"hit_id": hit.hit_id.iloc[0], "worker": "W1", "ticked": grid[:1], "assignment": "again"},
+            {"hit_id": hit.hit_id.iloc[0], "worker": "W2", "ticked": grid, "status": "Rejected"},
+            {"hit_id": hit.hit_id.iloc[0], "worker": "W3", "ticked": []},
+        ],
+    )
     outcome = import_results(pipeline, store, good)
     assert outcome.status == 0, outcome.err
     votes = pd.DataFrame(rows(store / "annotation" / "votes.parquet"))
@@ -180,16 +211,40 @@ def test_label_studio_and_our_own_results_are_read(pipeline, store, tmp_path):
     hits = pd.DataFrame(rows(store / "annotation" / "round-1" / "hits.parquet"))
     hit_id = hits.hit_id.iloc[0]
     grid = list(hits[hits.hit_id == hit_id].sort_values("position").image_id)
-    ls = [{"id": k, "data": {"image": "u", "image_id": image_id, "hit_id": hit_id},
-           "annotations": [{"id": 100 + k, "completed_by": {"id": 7, "email": "ann@example.org"}, "was_cancelled": False,
-                            "result": [{"from_name": "choice", "to_name": "image", "type": "choices",
-                                        "value": {"choices": ["yes" if k % 2 else "no"]}}]},
-                           {"id": 900 + k, "completed_by": 8, "was_cancelled": True, "result": []}]}
-          for k, image_id in enumerate(grid)]
+    ls = [
+        {
+            "id": k,
+            "data": {"image": "u", "image_id": image_id, "hit_id": hit_id},
+            "annotations": [
+                {
+                    "id": 100 + k,
+                    "completed_by": {"id": 7, "email": "ann@example.org"},
+                    "was_cancelled": False,
+                    "result": [
+                        {
+                            "from_name": "choice",
+                            "to_name": "image",
+                            "type": "choices",
+                            "value": {"choices": ["yes" if k % 2 else "no"]},
+                        }
+                    ],
+                },
+                {"id": 900 + k, "completed_by": 8, "was_cancelled": True, "result": []},
+            ],
+        }
+        for k, image_id in enumerate(grid)
+    ]
     (tmp_path / "ls.json").write_text(json.dumps(ls))
     assert import_results(pipeline, store, tmp_path / "ls.json").status == 0
-    ours = {"format": "synsetforge-results/1", "hit_id": hit_id, "assignment_id": "abc", "worker_id": "local-1",
-            "status": "Submitted", "ticked": grid[:2], "shown": grid}
+    ours = {
+        "format": "synsetforge-results/1",
+        "hit_id": hit_id,
+        "assignment_id": "abc",
+        "worker_id": "local-1",
+        "status": "Submitted",
+        "ticked": grid[:2],
+        "shown": grid,
+    }
     (tmp_path / "ours.jsonl").write_text(json.dumps(ours) + "\n")
     assert import_results(pipeline, store, tmp_path / "ours.jsonl").status == 0
     votes = pd.DataFrame(rows(store / "annotation" / "votes.parquet"))
@@ -232,8 +287,10 @@ def test_rounds_of_a_simulated_crowd_end_in_precise_labels(pipeline, store, tmp_
     undecided images, on a set where 40% of each class's candidates are wrong."""
     truth = tmp_path / "truth.csv"
     wrong = {f"{w}-{n:03d}" for w in (A, B, C) for n in range(60) if n % 5 < 2}
-    truth.write_text("image_id,wnid,truth\n" + "".join(
-        f"{w}-{n:03d},{w},{int(f'{w}-{n:03d}' not in wrong)}\n" for w in (A, B, C) for n in range(60)))
+    truth.write_text(
+        "image_id,wnid,truth\n"
+        + "".join(f"{w}-{n:03d},{w},{int(f'{w}-{n:03d}' not in wrong)}\n" for w in (A, B, C) for n in range(60))
+    )
     where = ("--data", store.parent, "--subset", store.name)
     for round_ in (1, 2, 3):
         assert pipeline("annotate-export", *where, "--round", round_).status == 0

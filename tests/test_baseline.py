@@ -1,4 +1,5 @@
 """The AlexNet baseline (issue 7): model shapes and counts, ILSVRC's error, data reading, training."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[train]'): baseline tests skipped")
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is not installed (pip install -e '.[train]'): baseline tests skipped"
+)
 
 from conftest import write_images  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -27,18 +30,27 @@ from pipeline.tables import write_table  # noqa: E402
 
 # torchvision.models.alexnet().state_dict(): names and shapes, in order
 TORCHVISION_ALEXNET = [
-    ("features.0.weight", (64, 3, 11, 11)), ("features.0.bias", (64,)),
-    ("features.3.weight", (192, 64, 5, 5)), ("features.3.bias", (192,)),
-    ("features.6.weight", (384, 192, 3, 3)), ("features.6.bias", (384,)),
-    ("features.8.weight", (256, 384, 3, 3)), ("features.8.bias", (256,)),
-    ("features.10.weight", (256, 256, 3, 3)), ("features.10.bias", (256,)),
-    ("classifier.1.weight", (4096, 9216)), ("classifier.1.bias", (4096,)),
-    ("classifier.4.weight", (4096, 4096)), ("classifier.4.bias", (4096,)),
-    ("classifier.6.weight", (1000, 4096)), ("classifier.6.bias", (1000,)),
+    ("features.0.weight", (64, 3, 11, 11)),
+    ("features.0.bias", (64,)),
+    ("features.3.weight", (192, 64, 5, 5)),
+    ("features.3.bias", (192,)),
+    ("features.6.weight", (384, 192, 3, 3)),
+    ("features.6.bias", (384,)),
+    ("features.8.weight", (256, 384, 3, 3)),
+    ("features.8.bias", (256,)),
+    ("features.10.weight", (256, 256, 3, 3)),
+    ("features.10.bias", (256,)),
+    ("classifier.1.weight", (4096, 9216)),
+    ("classifier.1.bias", (4096,)),
+    ("classifier.4.weight", (4096, 4096)),
+    ("classifier.4.bias", (4096,)),
+    ("classifier.6.weight", (1000, 4096)),
+    ("classifier.6.bias", (1000,)),
 ]
 
 
 # --------------------------------------------------------------------------- model
+
 
 def test_parameter_counts():
     with torch.device("meta"):
@@ -96,14 +108,19 @@ def test_small_inputs_and_any_class_count():
 
 # --------------------------------------------------------------------------- ILSVRC error
 
+
 def test_topk_error_follows_ilsvrc():
     # the ILSVRC slide: ground truth "steel drum"
     assert guess_error(["scale", "T-shirt", "steel drum", "drumstick", "mud turtle"], "steel drum") == 0
     assert guess_error(["scale", "T-shirt", "giant panda", "drumstick", "mud turtle"], "steel drum") == 1
     assert guess_error(["scale", "T-shirt", "steel drum"], "steel drum", k=1) == 1
     assert topk_error([["a", "b"], ["c", "d"]], ["b", "x"], k=5) == 0.5
-    scores = torch.tensor([[0.1, 0.5, 0.2, 0.0, 0.3, 0.05, 0.01],    # label 4: second guess
-                           [0.9, 0.04, 0.03, 0.0, 0.02, 0.05, 0.01]])  # label 3: last of 7
+    scores = torch.tensor(
+        [
+            [0.1, 0.5, 0.2, 0.0, 0.3, 0.05, 0.01],  # label 4: second guess
+            [0.9, 0.04, 0.03, 0.0, 0.02, 0.05, 0.01],
+        ]
+    )  # label 3: last of 7
     wrong = topk_wrong(scores, torch.tensor([4, 3]))
     assert wrong[1].tolist() == [1, 1] and wrong[5].tolist() == [0, 1]
     assert topk_wrong(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))[5].tolist() == [0, 0, 0, 0]  # 3 classes
@@ -124,23 +141,60 @@ def make_dataset(root: Path, per_class: int = 12, val_per_class: int = 4, extra_
             data = picture_jpeg(wnid, n, 96, 72)
             images.append((image_id, wnid, data))
             rows["train" if n < per_class else "val"].append(
-                {"image_id": image_id, "label": label, "wnid": wnid, "location": "images/shard-00000.parquet",
-                 "width": 96, "height": 72, "sha256": "0" * 64, "phash": 0, "source": "demo",
-                 "source_url": f"http://images.example/{image_id}.jpg", "license": None, "confidence": 0.99, "votes": 3})
+                {
+                    "image_id": image_id,
+                    "label": label,
+                    "wnid": wnid,
+                    "location": "images/shard-00000.parquet",
+                    "width": 96,
+                    "height": 72,
+                    "sha256": "0" * 64,
+                    "phash": 0,
+                    "source": "demo",
+                    "source_url": f"http://images.example/{image_id}.jpg",
+                    "license": None,
+                    "confidence": 0.99,
+                    "votes": 3,
+                }
+            )
     write_images(folder, images)
     rows["train"] += extra_rows or []
     for split, members in rows.items():
-        write_table({name: [r[name] for r in members] for name in schemas.MANIFEST.names},
-                    folder / "manifests" / f"{split}.parquet", schemas.MANIFEST)
-    write_table({"label": [0, 1, 2], "wnid": WNIDS, "name": ["tench", "English springer", "cassette player"],
-                 "gloss": [""] * 3, "train": [per_class] * 3, "val": [val_per_class] * 3, "test": [0] * 3},
-                folder / "manifests" / "classes.parquet", schemas.CLASSES)
+        write_table(
+            {name: [r[name] for r in members] for name in schemas.MANIFEST.names},
+            folder / "manifests" / f"{split}.parquet",
+            schemas.MANIFEST,
+        )
+    write_table(
+        {
+            "label": [0, 1, 2],
+            "wnid": WNIDS,
+            "name": ["tench", "English springer", "cassette player"],
+            "gloss": [""] * 3,
+            "train": [per_class] * 3,
+            "val": [val_per_class] * 3,
+            "test": [0] * 3,
+        },
+        folder / "manifests" / "classes.parquet",
+        schemas.CLASSES,
+    )
     return folder
 
 
 def config(root: Path, **kw) -> Config:
-    settings = dict(data=root, subset="tiny", size=64, epochs=3, batch=9, lr=0.02, schedule="plateau", workers=0,
-                    device="cpu", progress=False, seed=1)
+    settings = dict(
+        data=root,
+        subset="tiny",
+        size=64,
+        epochs=3,
+        batch=9,
+        lr=0.02,
+        schedule="plateau",
+        workers=0,
+        device="cpu",
+        progress=False,
+        seed=1,
+    )
     settings.update(kw)
     return Config(**settings)
 
@@ -169,8 +223,16 @@ def test_training_learns_and_writes_its_outputs(runs):
     run = root / "tiny" / "runs" / "whole"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2, 3]
-    for key in ("train_loss", "train_top1_error", "train_top5_error", "images_per_s", "data_wait_share",
-                "val_loss", "val_top1_error", "val_top5_error"):
+    for key in (
+        "train_loss",
+        "train_top1_error",
+        "train_top5_error",
+        "images_per_s",
+        "data_wait_share",
+        "val_loss",
+        "val_top1_error",
+        "val_top5_error",
+    ):
         assert key in history[0]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -203,24 +265,43 @@ def test_a_finished_run_is_skipped_when_current_and_never_overwritten(runs, caps
     before = (root / "tiny" / "runs" / "whole" / "metrics.json").read_bytes()
     same = main(["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--seed", "1"])
     assert same == 0 and "up to date" in capsys.readouterr().err
-    other = main(["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--lr", "0.05"])
+    other = main(
+        ["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--lr", "0.05"]
+    )
     assert other == 2
     assert "already holds a run (3 epochs done)" in capsys.readouterr().err
     assert (root / "tiny" / "runs" / "whole" / "metrics.json").read_bytes() == before
     val = root / "tiny" / "manifests" / "val.parquet"
     os.utime(val, ns=(val.stat().st_atime_ns, val.stat().st_mtime_ns + 10**9))  # an earlier stage reran
-    changed = main(["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--seed", "1"])
+    changed = main(
+        ["train", "--data", str(root), "--subset", "tiny", "--name", "whole", "--device", "cpu", "--seed", "1"]
+    )
     assert changed == 0 and "changed since it finished" in capsys.readouterr().err
-    assert json.loads((root / "tiny" / "runs" / "whole" / "metrics.json").read_text())["settings"] == \
-        json.loads(before)["settings"]  # trained again with the run's own settings
+    assert (
+        json.loads((root / "tiny" / "runs" / "whole" / "metrics.json").read_text())["settings"]
+        == json.loads(before)["settings"]
+    )  # trained again with the run's own settings
 
 
 # --------------------------------------------------------------------------- bad rows
 
+
 def bad_row(**kw) -> dict:
-    row = {"image_id": "n01440764-000", "label": 0, "wnid": WNIDS[0], "location": "images/shard-00000.parquet",
-           "width": 96, "height": 72, "sha256": "0" * 64, "phash": 0, "source": "demo", "source_url": "x",
-           "license": None, "confidence": None, "votes": None}
+    row = {
+        "image_id": "n01440764-000",
+        "label": 0,
+        "wnid": WNIDS[0],
+        "location": "images/shard-00000.parquet",
+        "width": 96,
+        "height": 72,
+        "sha256": "0" * 64,
+        "phash": 0,
+        "source": "demo",
+        "source_url": "x",
+        "license": None,
+        "confidence": None,
+        "votes": None,
+    }
     row.update(kw)
     return row
 
@@ -237,8 +318,12 @@ def test_label_out_of_range_names_the_row(tmp_path, capsys):
 
 
 def test_missing_shard_names_the_row(tmp_path):
-    make_dataset(tmp_path, per_class=3, val_per_class=1,
-                 extra_rows=[bad_row(image_id="gone", location="images/shard-00009.parquet")])
+    make_dataset(
+        tmp_path,
+        per_class=3,
+        val_per_class=1,
+        extra_rows=[bad_row(image_id="gone", location="images/shard-00009.parquet")],
+    )
     with pytest.raises(InputError) as error:
         D.load_dataset(tmp_path / "tiny")
     assert "row 9: location 'images/shard-00009.parquet': no such image shard" in str(error.value)
@@ -251,8 +336,9 @@ def test_unreadable_image_names_the_row_or_is_skipped(tmp_path):
     table = pq.read_table(shard)
     blobs = table.column("image").to_pylist()
     blobs[1] = b"\xff\xd8\xff not a JPEG after all"  # train row 1: n01440764-001
-    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image",
-                                    pa.array(blobs, pa.binary())), shard)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("image"), "image", pa.array(blobs, pa.binary())), shard
+    )
     with pytest.raises(InputError) as error:
         train(config(tmp_path, epochs=1, batch=4), log=lambda m: None)
     assert "train.parquet: row 1: image_id 'n01440764-001': unreadable image" in str(error.value)
@@ -263,6 +349,7 @@ def test_unreadable_image_names_the_row_or_is_skipped(tmp_path):
 
 # --------------------------------------------------------------------------- data paths
 
+
 def test_packed_export_and_streaming_give_the_same_crops(tmp_path):
     """A Hugging Face layout (image struct, label) read in memory and streamed by row group."""
     packed = tmp_path / "packed" / "data"
@@ -270,7 +357,9 @@ def test_packed_export_and_streaming_give_the_same_crops(tmp_path):
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     for split, n in (("train", 8), ("validation", 3)):
         images = [{"bytes": picture_jpeg(WNIDS[i % 3], i, 80, 60), "path": f"{split}-{i}.jpg"} for i in range(n)]
-        table = pa.table({"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(n)], pa.int64())})
+        table = pa.table(
+            {"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(n)], pa.int64())}
+        )
         pq.write_table(table, packed / f"{split}-00000-of-00001.parquet", row_group_size=3)
     data = D.load_dataset(tmp_path, packed=tmp_path / "packed")
     assert data.origin == "packed" and len(data.classes) == 3
@@ -326,8 +415,20 @@ def test_gpu_decoding_path_runs_on_the_cpu(tmp_path):
         made = {}
         for decode in (None, D.pillow_decoder):
             bad: set[int] = set()
-            batches = Batches(data, split, blobs, view, batch=4, workers=0, device=torch.device("cpu"),
-                              stats=D.IMAGENET_STATS, shuffle=False, decode=decode, skip_bad=True, bad=bad)
+            batches = Batches(
+                data,
+                split,
+                blobs,
+                view,
+                batch=4,
+                workers=0,
+                device=torch.device("cpu"),
+                stats=D.IMAGENET_STATS,
+                shuffle=False,
+                decode=decode,
+                skip_bad=True,
+                bad=bad,
+            )
             made[decode] = torch.cat([x for x, _, _ in batches])
             assert bad == {4}
         assert made[None].shape == made[D.pillow_decoder].shape == (8, 1 if mode == "train" else 10, 3, 64, 64)

@@ -1,4 +1,5 @@
 """The AlexNet baseline under torchrun: two CPU processes (gloo) of one DistributedDataParallel run."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[train]'): baseline tests skipped")
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is not installed (pip install -e '.[train]'): baseline tests skipped"
+)
 
 from test_baseline import WNIDS, make_dataset  # noqa: E402
 
@@ -22,8 +25,10 @@ from pipeline.imagehost.pictures import picture_jpeg  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="this PyTorch has no gloo backend")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="this PyTorch has no gloo backend",
+)
 
 
 def torchrun(logs: Path, *args: str) -> dict[int, str]:
@@ -32,9 +37,26 @@ def torchrun(logs: Path, *args: str) -> dict[int, str]:
     launcher = Path(sys.executable).with_name("torchrun")
     command = [str(launcher)] if launcher.exists() else [sys.executable, "-m", "torch.distributed.run"]
     env = dict(os.environ, OMP_NUM_THREADS="1", BASELINE_RANK_LOG="1")
-    done = subprocess.run([*command, "--standalone", "--nproc_per_node=2", "--log-dir", str(logs), "--redirects", "3",
-                           "-m", "baseline", "train", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            *command,
+            "--standalone",
+            "--nproc_per_node=2",
+            "--log-dir",
+            str(logs),
+            "--redirects",
+            "3",
+            "-m",
+            "baseline",
+            "train",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = {}
     for rank in (0, 1):
         files = sorted(logs.glob(f"*/attempt_0/{rank}/std*.log"))
@@ -45,7 +67,7 @@ def torchrun(logs: Path, *args: str) -> dict[int, str]:
 
 def rank_logs(output: str) -> list[dict]:
     """The BASELINE_RANK_LOG lines: the rows a rank trained on in each epoch, its weights at the end."""
-    return [json.loads(line[len("rank-log "):]) for line in output.splitlines() if line.startswith("rank-log ")]
+    return [json.loads(line[len("rank-log ") :]) for line in output.splitlines() if line.startswith("rank-log ")]
 
 
 def check_parts(parts: list[list[int]], count: int) -> None:
@@ -58,6 +80,7 @@ def check_parts(parts: list[list[int]], count: int) -> None:
 
 # --------------------------------------------------------------------------- the parts, directly
 
+
 def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
     for count in (1, 2, 7, 36, 101):
         for world in (1, 2, 3, 8):
@@ -69,8 +92,11 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
     packed.mkdir(parents=True)
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     images = [{"bytes": picture_jpeg(WNIDS[i % 3], i, 80, 60), "path": f"train-{i}.jpg"} for i in range(11)]
-    pq.write_table(pa.table({"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(11)])}),
-                   packed / "train-00000-of-00001.parquet", row_group_size=3)
+    pq.write_table(
+        pa.table({"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(11)])}),
+        packed / "train-00000-of-00001.parquet",
+        row_group_size=3,
+    )
     data = D.load_dataset(tmp_path, packed=tmp_path / "packed")
     split = data.splits["train"]
     groups = D.row_groups(data, split)
@@ -83,9 +109,21 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
             check_parts(parts, 11)
             for rank, part in enumerate(parts):
                 for memory, workers in ((blobs, 0), (None, 2)):
-                    batches = Batches(data, split, memory, view, batch=2, workers=workers, device=torch.device("cpu"),
-                                      stats=D.IMAGENET_STATS, shuffle=True, decode=None, skip_bad=False, bad=set(),
-                                      part=(rank, world))
+                    batches = Batches(
+                        data,
+                        split,
+                        memory,
+                        view,
+                        batch=2,
+                        workers=workers,
+                        device=torch.device("cpu"),
+                        stats=D.IMAGENET_STATS,
+                        shuffle=True,
+                        decode=None,
+                        skip_bad=False,
+                        bad=set(),
+                        part=(rank, world),
+                    )
                     got = [int(i) for _, _, indices in batches for i in indices]
                     assert sorted(got) == sorted(part), (world, epoch, rank, memory is None)
     view = lambda epoch: D.View("train", 64, 73, seed=5, epoch=epoch)  # noqa: E731
@@ -94,20 +132,49 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
 
 # --------------------------------------------------------------------------- two processes
 
+
 def test_two_processes_train_one_model_on_disjoint_parts(tmp_path):
     make_dataset(tmp_path)  # 36 training rows, 12 val
-    args = ["--data", str(tmp_path), "--subset", "tiny", "--device", "cpu", "--size", "64", "--epochs", "2",
-            "--batch", "9", "--lr", "0.02", "--schedule", "plateau", "--workers", "0", "--seed", "1", "--no-progress"]
+    args = [
+        "--data",
+        str(tmp_path),
+        "--subset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--size",
+        "64",
+        "--epochs",
+        "2",
+        "--batch",
+        "9",
+        "--lr",
+        "0.02",
+        "--schedule",
+        "plateau",
+        "--workers",
+        "0",
+        "--seed",
+        "1",
+        "--no-progress",
+    ]
     output = torchrun(tmp_path / "logs-1", *args)
     assert "epoch 1/2:" in output[0] and "x 2 processes (batch 9 each)" in output[0] and "wrote " in output[0]
     assert [line for line in output[1].splitlines() if not line.startswith("rank-log ")] == []  # rank 0 alone prints
 
     # one run folder, written once
-    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("metrics.json")] == \
-        ["tiny/runs/alexnet/metrics.json"]
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("metrics.json")] == [
+        "tiny/runs/alexnet/metrics.json"
+    ]
     run = tmp_path / "tiny" / "runs" / "alexnet"
-    assert sorted(p.name for p in run.iterdir()) == \
-        ["checkpoint.pt", "confusion.csv", "curves.png", "metrics.json", "metrics.jsonl", "model.pt"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.pt",
+        "confusion.csv",
+        "curves.png",
+        "metrics.json",
+        "metrics.jsonl",
+        "model.pt",
+    ]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_done"] == 2 and [r["images"] for r in metrics["history"]] == [36, 36]  # both ranks' images
     assert metrics["val"]["images"] == 12 and len((run / "metrics.jsonl").read_text().splitlines()) == 2
@@ -139,5 +206,6 @@ def test_two_processes_train_one_model_on_disjoint_parts(tmp_path):
     check_parts(streamed, 36)
     assert [set(rows) for rows in streamed] == [set(parts[1][0]), set(parts[1][1])]
     assert len({r["weights"] for r in logs if "weights" in r}) == 1
-    assert np.isfinite(json.loads((tmp_path / "tiny" / "runs" / "streamed" / "metrics.json").read_text())
-                       ["history"][0]["train_loss"])
+    assert np.isfinite(
+        json.loads((tmp_path / "tiny" / "runs" / "streamed" / "metrics.json").read_text())["history"][0]["train_loss"]
+    )

@@ -1,4 +1,5 @@
 """The bundled class lists are the public ones (checked against ../shared when it is there)."""
+
 from __future__ import annotations
 
 from conftest import REPO

@@ -1,4 +1,5 @@
 """The candidates stage on real files: ImageNet's URL list format, CSV/TSV/Parquet tables, the demo source."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import rows, write_synsets
+
 from pipeline import schemas
 from pipeline.candidates.stage import candidate_id
 
@@ -35,15 +36,17 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
     lines = [
         f"{TENCH}_1\thttp://a.example/1.jpg\n".encode(),
         f"{TENCH}_2\thttp://a.example/2.jpg\n".encode(),
-        f"{TENCH}_3\thttp://a.example/1.jpg\n".encode(),            # same URL, same class: one candidate
-        f"{GOLDFISH}_7\thttp://a.example/1.jpg\n".encode(),         # same URL, other class: its own candidate
-        f"{SHARK}_1\thttp://b.example/shark.jpg\n".encode(),       # not in the subset
+        f"{TENCH}_3\thttp://a.example/1.jpg\n".encode(),  # same URL, same class: one candidate
+        f"{GOLDFISH}_7\thttp://a.example/1.jpg\n".encode(),  # same URL, other class: its own candidate
+        f"{SHARK}_1\thttp://b.example/shark.jpg\n".encode(),  # not in the subset
         f"{TENCH}_4\thttp://a.example/caf\xe9.jpg\n".encode("latin-1"),  # not UTF-8
-        f"{GOLDFISH}_8\thttp://a.example/\u00e9t\u00e9.jpg\n".encode(),   # UTF-8 is fine
+        f"{GOLDFISH}_8\thttp://a.example/\u00e9t\u00e9.jpg\n".encode(),  # UTF-8 is fine
     ] + [f"{GOLDFISH}_{i}\thttp://c.example/{i}.jpg\n".encode() for i in range(10, 200)]
     urls = tmp_path / "fall11_urls.txt"
     urls.write_bytes(b"".join(lines))
-    out = collect(pipeline, workdir, "--source", "urllist", "--urls", urls, "--max-per-class", "50", "--shard-size", "20")
+    out = collect(
+        pipeline, workdir, "--source", "urllist", "--urls", urls, "--max-per-class", "50", "--shard-size", "20"
+    )
     assert out.status == 0, out.err
     got = candidates(workdir)
     by_class = {w: [r for r in sorted(got, key=lambda r: r["rank"]) if r["wnid"] == w] for w in (TENCH, GOLDFISH)}
@@ -57,8 +60,15 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
     assert [pq.read_metadata(p).num_rows for p in parts] == [20, 20, 12]
     assert [r["candidate_id"] for r in got] == sorted(r["candidate_id"] for r in got)
     report = json.loads((workdir / "candidates_report.json").read_text())
-    assert report["list"] == {"rows": 197, "non_utf8": 1, "malformed": 0, "malformed_lines": [],
-                              "other_classes": 1, "duplicates": 1, "over_cap": 142}
+    assert report["list"] == {
+        "rows": 197,
+        "non_utf8": 1,
+        "malformed": 0,
+        "malformed_lines": [],
+        "other_classes": 1,
+        "duplicates": 1,
+        "over_cap": 142,
+    }
     assert "1 not UTF-8" in out.err
 
 
@@ -74,8 +84,9 @@ def test_candidate_ids_are_stable_across_runs_and_orders(pipeline, workdir, tmp_
 
 @pytest.mark.parametrize("kind", ["csv", "tsv", "parquet"])
 def test_url_tables(pipeline, workdir, tmp_path, kind):
-    records = [{"url": f"http://a.example/{i}.jpg", "wnid": [TENCH, GOLDFISH, SHARK][i % 3], "extra": i}
-               for i in range(12)]
+    records = [
+        {"url": f"http://a.example/{i}.jpg", "wnid": [TENCH, GOLDFISH, SHARK][i % 3], "extra": i} for i in range(12)
+    ]
     path = tmp_path / f"urls.{kind}"
     if kind == "parquet":
         pq.write_table(pa.Table.from_pylist(records), path)
@@ -114,14 +125,18 @@ def test_bad_url_tables_name_file_line_and_field(pipeline, workdir, tmp_path):
 def test_demo_source_lists_the_bundled_host(pipeline, tmp_path):
     demo = ["n01440764", "n02102040", "n02979186"]
     write_synsets(tmp_path / "demo", demo)
-    out = pipeline("candidates", "--data", tmp_path, "--subset", "demo", "--demo-per-class", "20", "--demo-port", "8650")
+    out = pipeline(
+        "candidates", "--data", tmp_path, "--subset", "demo", "--demo-per-class", "20", "--demo-port", "8650"
+    )
     assert out.status == 0, out.err
     got = candidates(tmp_path / "demo")
     assert len(got) == 60 and {r["source"] for r in got} == {"demo"}
     assert all(r["url"].startswith("http://127.0.0.1:8650/") for r in got)
     meta = pq.read_schema(next((tmp_path / "demo" / "candidates").glob("part-*.parquet"))).metadata
     assert meta[b"source"] == b"demo" and meta[b"demo_port"] == b"8650"
-    assert pq.read_schema(next((tmp_path / "demo" / "candidates").glob("*.parquet"))).equals(schemas.CANDIDATES, check_metadata=False)
+    assert pq.read_schema(next((tmp_path / "demo" / "candidates").glob("*.parquet"))).equals(
+        schemas.CANDIDATES, check_metadata=False
+    )
 
 
 def test_a_search_source_queries_every_phrase_and_resumes_from_its_cache(pipeline, tmp_path):
@@ -139,7 +154,9 @@ def test_a_search_source_queries_every_phrase_and_resumes_from_its_cache(pipelin
         assert [r["rank"] for r in got if r["wnid"] == TENCH] == list(range(8))
         assert {r["source"] for r in got} == {"commons"} and all(r["license"] and r["title"] for r in got)
         assert sent == 3  # one page of 4 per phrase
-        assert collect(pipeline, workdir, "--source", "commons", "--api", api, "--per-query", "4", "--force").status == 0
+        assert (
+            collect(pipeline, workdir, "--source", "commons", "--api", api, "--per-query", "4", "--force").status == 0
+        )
         assert len(fake.requests) == sent  # every class came from the cache
         assert sorted(candidates(workdir), key=lambda r: (r["wnid"], r["rank"])) == got
 

@@ -1,5 +1,6 @@
 """The dataset card: numbers from the stages' outputs, the politeness and verification warnings,
 unknown sections instead of failures, Pillow figures, and reruns that skip."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_images, write_synsets
 from PIL import Image
 
-from conftest import write_images, write_synsets
 from manifests import card
 from pipeline import schemas
 from pipeline.cli import common_arguments
@@ -39,42 +40,82 @@ def write_json(path: Path, doc: dict) -> None:
 
 def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=COUNTS) -> list[tuple[str, str]]:
     """Manifests as the manifests stage writes them; returns the (image_id, wnid) of every row."""
-    meta = {"synsetforge.dataset": workdir.name, "synsetforge.verified": verified,
-            "synsetforge.built_at": "2026-01-01T00:00:00+0000", "synsetforge.fingerprint": "f" * 64}
+    meta = {
+        "synsetforge.dataset": workdir.name,
+        "synsetforge.verified": verified,
+        "synsetforge.built_at": "2026-01-01T00:00:00+0000",
+        "synsetforge.fingerprint": "f" * 64,
+    }
     written = []
     for split, n in counts.items():
         rows = [(label, wnid, f"{wnid}-{split}-{k}") for label, wnid in enumerate(wnids) for k in range(n)]
         written += [(image_id, wnid) for _, wnid, image_id in rows]
-        write_table({"image_id": [r[2] for r in rows], "label": [r[0] for r in rows], "wnid": [r[1] for r in rows],
-                     "location": ["images/shard-00000.parquet"] * len(rows), "width": [120] * len(rows),
-                     "height": [90] * len(rows), "sha256": [f"{r[2]:0>64}" for r in rows],
-                     "phash": list(range(len(written) - len(rows), len(written))), "source": ["commons"] * len(rows),
-                     "source_url": [f"https://upload.example/{r[2]}.jpg" for r in rows],
-                     "license": [None if k % 4 == 3 else "cc-by 4.0" for k in range(len(rows))],
-                     "confidence": [None if verified == "no" else 0.995] * len(rows),
-                     "votes": [None if verified == "no" else 3] * len(rows)},
-                    workdir / "manifests" / f"{split}.parquet", schemas.MANIFEST, metadata=meta)
-    write_table({"label": list(range(len(wnids))), "wnid": list(wnids), "name": [f"class {w}" for w in wnids],
-                 "gloss": ["a test class"] * len(wnids), **{s: [n] * len(wnids) for s, n in counts.items()}},
-                workdir / "manifests" / "classes.parquet", schemas.CLASSES, metadata=meta)
+        write_table(
+            {
+                "image_id": [r[2] for r in rows],
+                "label": [r[0] for r in rows],
+                "wnid": [r[1] for r in rows],
+                "location": ["images/shard-00000.parquet"] * len(rows),
+                "width": [120] * len(rows),
+                "height": [90] * len(rows),
+                "sha256": [f"{r[2]:0>64}" for r in rows],
+                "phash": list(range(len(written) - len(rows), len(written))),
+                "source": ["commons"] * len(rows),
+                "source_url": [f"https://upload.example/{r[2]}.jpg" for r in rows],
+                "license": [None if k % 4 == 3 else "cc-by 4.0" for k in range(len(rows))],
+                "confidence": [None if verified == "no" else 0.995] * len(rows),
+                "votes": [None if verified == "no" else 3] * len(rows),
+            },
+            workdir / "manifests" / f"{split}.parquet",
+            schemas.MANIFEST,
+            metadata=meta,
+        )
+    write_table(
+        {
+            "label": list(range(len(wnids))),
+            "wnid": list(wnids),
+            "name": [f"class {w}" for w in wnids],
+            "gloss": ["a test class"] * len(wnids),
+            **{s: [n] * len(wnids) for s, n in counts.items()},
+        },
+        workdir / "manifests" / "classes.parquet",
+        schemas.CLASSES,
+        metadata=meta,
+    )
     return written
 
 
 def politeness(optouts: bool = True, robots: bool = True) -> dict:
-    return {"respect_optouts": optouts, "optout_directives": ["noai", "noimageai"], "respect_robots": robots,
-            "blocklisted_domains": 2, "host_rate": 5.0, "host_burst": 10.0,
-            "stopped": {"opted_out": 3, "disallowed_by_robots": 2, "robots_unavailable": 0, "blocked_domain": 1},
-            "stopped_per_top_host": {"upload.example": {"opted_out": 3}}}
+    return {
+        "respect_optouts": optouts,
+        "optout_directives": ["noai", "noimageai"],
+        "respect_robots": robots,
+        "blocklisted_domains": 2,
+        "host_rate": 5.0,
+        "host_burst": 10.0,
+        "stopped": {"opted_out": 3, "disallowed_by_robots": 2, "robots_unavailable": 0, "blocked_domain": 1},
+        "stopped_per_top_host": {"upload.example": {"opted_out": 3}},
+    }
 
 
 def write_download_stats(workdir: Path, **rules) -> None:
-    write_json(workdir / "download_stats.json", {
-        "candidates": 40, "ok": 31, "ok_percent": 77.5,
-        "statuses": {"ok": 31, "http_error": 3, "opted_out": 3, "disallowed_by_robots": 2, "blocked_domain": 1},
-        "bytes_received": 3_000_000, "bytes_stored": 2_000_000, "min_per_class": 1, "classes_below_min": [],
-        "per_class": {w: {"candidates": 13, "ok": 10} for w in WNIDS},
-        "top_hosts": {"upload.example": {"ok": 31, "http_error": 3, "opted_out": 3}},
-        "status_meaning": {"ok": "fetched, decoded and stored"}, "politeness": politeness(**rules)})
+    write_json(
+        workdir / "download_stats.json",
+        {
+            "candidates": 40,
+            "ok": 31,
+            "ok_percent": 77.5,
+            "statuses": {"ok": 31, "http_error": 3, "opted_out": 3, "disallowed_by_robots": 2, "blocked_domain": 1},
+            "bytes_received": 3_000_000,
+            "bytes_stored": 2_000_000,
+            "min_per_class": 1,
+            "classes_below_min": [],
+            "per_class": {w: {"candidates": 13, "ok": 10} for w in WNIDS},
+            "top_hosts": {"upload.example": {"ok": 31, "http_error": 3, "opted_out": 3}},
+            "status_meaning": {"ok": "fetched, decoded and stored"},
+            "politeness": politeness(**rules),
+        },
+    )
 
 
 def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
@@ -82,25 +123,66 @@ def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
     votes = {name: [] for name in schemas.VOTES.names}
     for k, (image_id, wnid) in enumerate(written):
         for worker, answer in (("w1", True), ("w2", True), ("w3", k % 3 != 0)):
-            row = {"hit_id": f"r1-{wnid}-0", "round": 1, "assignment_id": f"r1-{wnid}-0-{worker}", "worker_id": worker,
-                   "image_id": image_id, "wnid": wnid, "kind": "candidate", "answer": answer, "source": "mturk"}
+            row = {
+                "hit_id": f"r1-{wnid}-0",
+                "round": 1,
+                "assignment_id": f"r1-{wnid}-0-{worker}",
+                "worker_id": worker,
+                "image_id": image_id,
+                "wnid": wnid,
+                "kind": "candidate",
+                "answer": answer,
+                "source": "mturk",
+            }
             for name, value in row.items():
                 votes[name].append(value)
     folder = workdir / "annotation"
     write_table(votes, folder / "votes.parquet", schemas.VOTES)
     n = len(written)
-    write_table({"image_id": [i for i, _ in written], "wnid": [w for _, w in written], "accepted": [True] * n,
-                 "decided": [True] * n, "confidence": [0.995] * n,
-                 "votes_yes": [2 if k % 3 == 0 else 3 for k in range(n)], "votes_total": [3] * n,
-                 "selection_frequency": [2 / 3 if k % 3 == 0 else 1.0 for k in range(n)], "method": ["dynamic"] * n,
-                 "round": [1] * n}, folder / "labels.parquet", schemas.LABELS)
-    write_table({"worker_id": ["w1", "w2", "w3", "w4"], "assignments": [3, 3, 3, 1], "control_answers": [6, 6, 6, 6],
-                 "control_correct": [6, 5, 4, 2], "accuracy": [1.0, 5 / 6, 4 / 6, 2 / 6],
-                 "excluded": [False, False, True, True]}, folder / "workers.parquet", schemas.WORKERS)
-    write_json(folder / "report.json", {
-        "settings": {"method": "dynamic", "confidence": 0.99, "max_votes": 15, "min_worker_accuracy": 0.7},
-        "rounds": [1], "votes": 3 * n, "candidate_votes_counted": 3 * n, "workers": 4, "workers_excluded": ["w3", "w4"],
-        "images_asked": n, "accepted": n, "rejected": 0, "undecided": 0, "mean_votes_per_image": 3.0})
+    write_table(
+        {
+            "image_id": [i for i, _ in written],
+            "wnid": [w for _, w in written],
+            "accepted": [True] * n,
+            "decided": [True] * n,
+            "confidence": [0.995] * n,
+            "votes_yes": [2 if k % 3 == 0 else 3 for k in range(n)],
+            "votes_total": [3] * n,
+            "selection_frequency": [2 / 3 if k % 3 == 0 else 1.0 for k in range(n)],
+            "method": ["dynamic"] * n,
+            "round": [1] * n,
+        },
+        folder / "labels.parquet",
+        schemas.LABELS,
+    )
+    write_table(
+        {
+            "worker_id": ["w1", "w2", "w3", "w4"],
+            "assignments": [3, 3, 3, 1],
+            "control_answers": [6, 6, 6, 6],
+            "control_correct": [6, 5, 4, 2],
+            "accuracy": [1.0, 5 / 6, 4 / 6, 2 / 6],
+            "excluded": [False, False, True, True],
+        },
+        folder / "workers.parquet",
+        schemas.WORKERS,
+    )
+    write_json(
+        folder / "report.json",
+        {
+            "settings": {"method": "dynamic", "confidence": 0.99, "max_votes": 15, "min_worker_accuracy": 0.7},
+            "rounds": [1],
+            "votes": 3 * n,
+            "candidate_votes_counted": 3 * n,
+            "workers": 4,
+            "workers_excluded": ["w3", "w4"],
+            "images_asked": n,
+            "accepted": n,
+            "rejected": 0,
+            "undecided": 0,
+            "mean_votes_per_image": 3.0,
+        },
+    )
 
 
 @pytest.fixture
@@ -109,18 +191,33 @@ def full(tmp_path) -> Path:
     workdir = tmp_path / "set"
     write_synsets(workdir, list(WNIDS))
     written = write_manifests(workdir)
-    write_images(workdir, [(image_id, wnid, picture_jpeg(wnid, k, 120, 90)) for k, (image_id, wnid) in enumerate(written)])
-    write_json(workdir / "synsets_report.json", {"num_ancestor_pairs": 0, "lexnames": {"noun.artifact": 3},
-                                                 "duplicate_names": {}})
-    write_json(workdir / "candidates_report.json", {"source": "commons", "candidates": 40, "classes": 3,
-                                                    "classes_without_candidates": []})
+    write_images(
+        workdir, [(image_id, wnid, picture_jpeg(wnid, k, 120, 90)) for k, (image_id, wnid) in enumerate(written)]
+    )
+    write_json(
+        workdir / "synsets_report.json",
+        {"num_ancestor_pairs": 0, "lexnames": {"noun.artifact": 3}, "duplicate_names": {}},
+    )
+    write_json(
+        workdir / "candidates_report.json",
+        {"source": "commons", "candidates": 40, "classes": 3, "classes_without_candidates": []},
+    )
     write_download_stats(workdir)
-    write_json(workdir / "dedupe" / "report.json", {
-        "settings": {"radius": 10, "verify": 10}, "images": 31, "kept": 27, "dropped": {"near": 3, "conflict": 1},
-        "reasons": {"unique": 25, "representative": 2, "near": 3, "conflict": 1},
-        "reason_meaning": {"near": "re-encoded, resized or recoloured"}, "clusters_with_copies": 2, "largest_cluster": 3,
-        "conflicts": [{"cluster_id": 7, "wnids": [A, B], "image_ids": ["x", "y"], "settled_in": None}],
-        "unreadable_files": []})
+    write_json(
+        workdir / "dedupe" / "report.json",
+        {
+            "settings": {"radius": 10, "verify": 10},
+            "images": 31,
+            "kept": 27,
+            "dropped": {"near": 3, "conflict": 1},
+            "reasons": {"unique": 25, "representative": 2, "near": 3, "conflict": 1},
+            "reason_meaning": {"near": "re-encoded, resized or recoloured"},
+            "clusters_with_copies": 2,
+            "largest_cluster": 3,
+            "conflicts": [{"cluster_id": 7, "wnids": [A, B], "image_ids": ["x", "y"], "settled_in": None}],
+            "unreadable_files": [],
+        },
+    )
     write_annotation(workdir, written)
     return workdir
 
@@ -148,7 +245,9 @@ def test_full_card_states_the_numbers_and_draws_every_figure(full, capsys):
     assert "**robots.txt respected**" in text and "Domains blocklist: 2 domains" in text
     assert "at most 5 requests a second per host" in text
     assert "NOT respected" not in text and "UNVERIFIED" not in text and "_Unknown" not in text
-    assert "| near | 3 | no |" in text and "Conflicts, clusters of copies under two or more classes: 1; 0 settled" in text
+    assert (
+        "| near | 3 | no |" in text and "Conflicts, clusters of copies under two or more classes: 1; 0 settled" in text
+    )
     assert "4 workers" in text and "2 were excluded" in text
     # Counted votes (w3 excluded): w1 and w2 always agree, so every image is unanimous and kappa is undefined.
     assert "100.0% unanimous" in text
@@ -196,11 +295,19 @@ def test_unverified_build_with_manifests_only_says_what_is_unknown(tmp_path):
     assert "labels are UNVERIFIED" in text.split("## At a glance")[0]
     assert "Not for reporting accuracy" in text and "Stages that left their records here: manifests." in text
     assert "| train images | 12 |" in text
-    for missing in ("`download_stats.json` is absent", "`dedupe/report.json` is absent",
-                    "`annotation/report.json` is absent", "`candidates_report.json` is absent"):
+    for missing in (
+        "`download_stats.json` is absent",
+        "`dedupe/report.json` is absent",
+        "`annotation/report.json` is absent",
+        "`candidates_report.json` is absent",
+    ):
         assert f"_Unknown: {missing}" in text
     assert "politeness rules in force when the images were fetched are therefore unknown" in text
-    assert "the thumbnails are placeholders" in text and "Rule: unknown" in text and "WordNet make-up of the classes: unknown" in text
+    assert (
+        "the thumbnails are placeholders" in text
+        and "Rule: unknown" in text
+        and "WordNet make-up of the classes: unknown" in text
+    )
     assert "Sections with unknown facts: candidates, download, dedupe, labelling." in text
     drawn = figures(workdir)
     assert set(drawn) == {"split_counts", "sources_licences", "samples-1"}  # no store: placeholder tiles
@@ -229,9 +336,18 @@ def test_missing_manifests_is_a_clear_error_and_writes_nothing(tmp_path):
 
 
 def test_agreement_is_fleiss_kappa_over_counted_votes():
-    rows = [("i1", "w1", True), ("i1", "w2", True), ("i1", "w3", True), ("i1", "w4", True),
-            ("i2", "w1", True), ("i2", "w2", True), ("i2", "w3", False), ("i2", "w4", False),
-            ("i2", "spammer", True), ("i3", "w1", True)]  # i3 has one vote: no pair to agree on
+    rows = [
+        ("i1", "w1", True),
+        ("i1", "w2", True),
+        ("i1", "w3", True),
+        ("i1", "w4", True),
+        ("i2", "w1", True),
+        ("i2", "w2", True),
+        ("i2", "w3", False),
+        ("i2", "w4", False),
+        ("i2", "spammer", True),
+        ("i3", "w1", True),
+    ]  # i3 has one vote: no pair to agree on
     votes = pd.DataFrame(rows, columns=["image_id", "worker_id", "answer"]).assign(wnid=A, kind="candidate")
     workers = pd.DataFrame({"worker_id": ["w1", "spammer"], "excluded": [False, True]})
     stats = card.agreement(votes, workers)

@@ -1,5 +1,6 @@
 """Dedupe: the pair search against brute force, clusters and conflicts on a handmade set of
 real JPEG bytes, the split guard, and the stage on a folder and on the download store."""
+
 from __future__ import annotations
 
 import io
@@ -11,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import jpeg, rows
 from PIL import Image, ImageEnhance, ImageOps
 
-from conftest import jpeg, rows
 from pipeline import schemas
 from pipeline.dedupe.clusters import Settings, cluster, guard_splits
 from pipeline.dedupe.folder import hash_folder
@@ -128,9 +129,14 @@ def test_clusters_reasons_representatives_and_conflicts(handmade):
     assert len({got[f]["cluster_id"] for f in family}) == 1
     assert {got[f]["representative"] for f in family} == {f"{A}/original.jpg"}  # the largest
     reasons = {f: got[f]["reason"] for f in family}
-    assert reasons == {f"{A}/original.jpg": "representative", f"{A}/half.jpg": "near",
-                       f"{A}/reencoded.jpg": "near", f"{A}/mirror.jpg": "mirror",
-                       f"{A}/cropped.jpg": "crop", f"{A}/brighter.jpg": "near"}
+    assert reasons == {
+        f"{A}/original.jpg": "representative",
+        f"{A}/half.jpg": "near",
+        f"{A}/reencoded.jpg": "near",
+        f"{A}/mirror.jpg": "mirror",
+        f"{A}/cropped.jpg": "crop",
+        f"{A}/brighter.jpg": "near",
+    }
     assert [f for f in family if got[f]["keep"]] == [f"{A}/original.jpg"]
     # Equal bytes: equal area and rank, so the smaller image_id is kept.
     assert got[f"{B}/own.jpg"]["reason"] == "exact" and got[f"{B}/own.jpg"]["distance"] == 0
@@ -147,8 +153,9 @@ def test_the_order_of_the_input_does_not_change_the_clusters(handmade):
     _, hashes, _ = handmade
     shuffled = hashes.take(np.random.default_rng(0).permutation(hashes.num_rows))
     first, second = by_id(cluster(hashes).table), by_id(cluster(shuffled).table)
-    assert {k: (v["representative"], v["reason"], v["keep"]) for k, v in first.items()} == \
-           {k: (v["representative"], v["reason"], v["keep"]) for k, v in second.items()}
+    assert {k: (v["representative"], v["reason"], v["keep"]) for k, v in first.items()} == {
+        k: (v["representative"], v["reason"], v["keep"]) for k, v in second.items()
+    }
 
 
 def test_accepted_labels_settle_a_conflict_and_a_reference_drops_its_copies(handmade):
@@ -224,8 +231,9 @@ def test_bad_inputs_are_clear_errors(pipeline, tmp_path):
     (tmp_path / "pics" / A / "x.jpg").write_bytes(picture_jpeg(A, 1))
     reference = tmp_path / "reference.parquet"
     write_table({"other": [1]}, reference, pa.schema([pa.field("other", pa.int64())]))
-    bad_reference = pipeline("dedupe", "--data", tmp_path, "--subset", "x", "--src", tmp_path / "pics",
-                             "--reference", reference)
+    bad_reference = pipeline(
+        "dedupe", "--data", tmp_path, "--subset", "x", "--src", tmp_path / "pics", "--reference", reference
+    )
     assert bad_reference.status == 2 and "reference.parquet" in bad_reference.err and "phash" in bad_reference.err
     assert not (tmp_path / "x" / "dedupe").exists()
 
@@ -239,8 +247,9 @@ def test_the_stage_reads_the_download_store_without_decoding(host_store, pipelin
     assert hashes.keys() == images.keys() == ok
     for image_id, row in hashes.items():
         assert row["location"] == "images/shard-00000.parquet"
-        assert {k: row[k] for k in ("phash", "dhash_inner", "sha256", "rank")} == \
-               {k: images[image_id][k] for k in ("phash", "dhash_inner", "sha256", "rank")}
+        assert {k: row[k] for k in ("phash", "dhash_inner", "sha256", "rank")} == {
+            k: images[image_id][k] for k in ("phash", "dhash_inner", "sha256", "rank")
+        }
     clusters = {r["image_id"]: r for r in rows(workdir / "dedupe" / "clusters.parquet")}
     copies = [i for i, r in images.items() if "copy=" in r["url"]]
     assert copies and all(clusters[i]["reason"] in ("near", "crop") for i in copies)
@@ -249,19 +258,34 @@ def test_the_stage_reads_the_download_store_without_decoding(host_store, pipelin
 @pytest.fixture
 def host_store(tmp_path):
     """A download of pictures and near copies from the local image host."""
+    from test_download import write_candidates
+
     from pipeline.candidates.stage import candidate_id
     from pipeline.cli import main
     from pipeline.imagehost import ImageHost
-
-    from test_download import write_candidates
 
     with ImageHost() as host:
         urls = [host.url(f"/picture/{A}/{n}.jpg") for n in range(6)]
         urls += [host.url(f"/picture/{A}/{n}.jpg?copy={k}") for n in range(2) for k in (1, 2)]
         workdir = tmp_path / "store"
         write_candidates(workdir, urls)
-        assert main(["download", "--data", str(tmp_path), "--subset", "store", "--allow-private-hosts",
-                     "--host-rate", "0", "--processes", "1"]) == 0
+        assert (
+            main(
+                [
+                    "download",
+                    "--data",
+                    str(tmp_path),
+                    "--subset",
+                    "store",
+                    "--allow-private-hosts",
+                    "--host-rate",
+                    "0",
+                    "--processes",
+                    "1",
+                ]
+            )
+            == 0
+        )
     return workdir, {candidate_id(A, u) for u in urls}
 
 
@@ -275,7 +299,7 @@ def test_real_photos_and_their_copies_are_found_without_false_pairs(shared, tmp_
         copies = {
             "q50": jpeg(image, 50),
             "half": jpeg(image.resize((w // 2, h // 2))),
-            "crop": jpeg(image.crop((round(w * .05), round(h * .05), w - round(w * .05), h - round(h * .05)))),
+            "crop": jpeg(image.crop((round(w * 0.05), round(h * 0.05), w - round(w * 0.05), h - round(h * 0.05)))),
             "bright": jpeg(ImageEnhance.Brightness(image).enhance(1.2)),
             "rotate": jpeg(image.rotate(3, resample=Image.Resampling.BICUBIC)),
             "flip": jpeg(ImageOps.mirror(image)),
@@ -290,8 +314,11 @@ def test_real_photos_and_their_copies_are_found_without_false_pairs(shared, tmp_
     table = cluster(hashes).table.to_pylist()
     assert not [r for r in table if r["reason"] == "conflict"]  # two photos were never joined
     cluster_of = {r["image_id"]: r["cluster_id"] for r in table}
-    together = [cluster_of[f"photo{n:03d}/{name}.jpg"] == cluster_of[f"photo{n:03d}/original.jpg"]
-                for n in range(len(photos)) for name in copies]
+    together = [
+        cluster_of[f"photo{n:03d}/{name}.jpg"] == cluster_of[f"photo{n:03d}/original.jpg"]
+        for n in range(len(photos))
+        for name in copies
+    ]
     assert np.mean(together) >= 0.95
 
 

@@ -1,5 +1,6 @@
 """The download stage against the project's image host over loopback: every fault ends in
 its ledger status, every image is stored upright, RGB and verified, and totals add up."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import rows
 from PIL import Image
 
-from conftest import rows
 from pipeline import schemas
 from pipeline.candidates.stage import candidate_id
 from pipeline.hashing import hashes_of_bytes
@@ -39,12 +40,30 @@ EXPECTED = {
     "/fault/loop/a": "too_many_redirects",
     "/fault/private/a": "blocked_address",
     "/fault/offsite/a": "bad_url",
-    **{f"/format/{kind}/a": "ok" for kind in
-       ("cmyk", "palette", "palette-alpha", "rgba", "gray", "gray16", "exif-rotated", "png", "webp", "gif", "bmp", "tiff")},
+    **{
+        f"/format/{kind}/a": "ok"
+        for kind in (
+            "cmyk",
+            "palette",
+            "palette-alpha",
+            "rgba",
+            "gray",
+            "gray16",
+            "exif-rotated",
+            "png",
+            "webp",
+            "gif",
+            "bmp",
+            "tiff",
+        )
+    },
     "/format/tiny/a": "too_small",
 }
-NOT_ON_HOST = {"ftp://127.0.0.1/x.jpg": "bad_url", "http://224.0.0.1/x.jpg": "blocked_address",
-               "http:///x.jpg": "bad_url"}
+NOT_ON_HOST = {
+    "ftp://127.0.0.1/x.jpg": "bad_url",
+    "http://224.0.0.1/x.jpg": "blocked_address",
+    "http:///x.jpg": "bad_url",
+}
 FAST = ("--timeout", "3", "--retries", "2", "--max-mb", "8", "--processes", "1", "--host-rate", "0")
 
 
@@ -56,10 +75,15 @@ def host():
 
 def write_candidates(workdir: Path, urls: list[str], shard_size: int = 1000, wnid: str = TENCH) -> None:
     for number, start in enumerate(range(0, len(urls), shard_size)):
-        chunk = urls[start:start + shard_size]
+        chunk = urls[start : start + shard_size]
         columns = {name: [None] * len(chunk) for name in schemas.CANDIDATES.names}
-        columns.update(candidate_id=[candidate_id(wnid, u) for u in chunk], wnid=[wnid] * len(chunk), url=chunk,
-                       source=["urllist"] * len(chunk), rank=list(range(start, start + len(chunk))))
+        columns.update(
+            candidate_id=[candidate_id(wnid, u) for u in chunk],
+            wnid=[wnid] * len(chunk),
+            url=chunk,
+            source=["urllist"] * len(chunk),
+            rank=list(range(start, start + len(chunk))),
+        )
         write_table(columns, workdir / "candidates" / f"part-{number:05d}.parquet", schemas.CANDIDATES)
 
 
@@ -93,12 +117,18 @@ def test_every_fault_ends_in_its_status(host, faults):
     assert stats["candidates"] == len(expected) == sum(stats["statuses"].values())
     assert stats["ok"] == sum(s == "ok" for s in expected.values()) == len(table(workdir, "images"))
     assert stats["shards"] == 3 and sorted(p.name for p in (workdir / "ledger").iterdir()) == [
-        "shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
+        "shard-00000.parquet",
+        "shard-00001.parquet",
+        "shard-00002.parquet",
+    ]
 
 
 def test_retries_attempts_and_http_status(host, faults):
     _, ledger, _ = faults
-    row = lambda path: ledger[host.url(path)]
+
+    def row(path):
+        return ledger[host.url(path)]
+
     assert (row("/fault/404/a")["http_status"], row("/fault/404/a")["attempts"]) == (404, 1)
     assert row("/fault/flaky/a")["attempts"] == 2 and row("/fault/flaky/a")["http_status"] == 200
     assert row("/fault/reset/a")["attempts"] == 3  # two retries
@@ -185,9 +215,25 @@ def test_make_download_collects_candidates_first_and_passes_its_variables(host, 
     write_synsets(tmp_path / "x", [TENCH])
     urls = tmp_path / "urls.txt"
     urls.write_text("".join(f"{TENCH}_{i}\t{host.url(f'/picture/{TENCH}/{i}.jpg')}\n" for i in range(5)))
-    done = subprocess.run(["make", "--no-print-directory", "download", f"DATA={tmp_path}", "SUBSET=x", "SOURCE=urllist",
-                           f"URLS={urls}", "MAX_SIDE=200", "RESPECT_ROBOTS=0", "HOST_RATE=0", "ALLOW_PRIVATE_HOSTS=1",
-                           "PROCESSES=1"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "download",
+            f"DATA={tmp_path}",
+            "SUBSET=x",
+            "SOURCE=urllist",
+            f"URLS={urls}",
+            "MAX_SIDE=200",
+            "RESPECT_ROBOTS=0",
+            "HOST_RATE=0",
+            "ALLOW_PRIVATE_HOSTS=1",
+            "PROCESSES=1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "candidates: 5 candidates from urllist" in done.stderr
     assert {(r["width"], r["height"]) for r in table(tmp_path / "x", "images")} == {(200, 150)}

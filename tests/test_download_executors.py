@@ -1,5 +1,6 @@
 """The download stage's executors give the same result: in-process, local worker processes,
 Ray (a local instance), and a run killed with SIGKILL then rerun."""
+
 from __future__ import annotations
 
 import os
@@ -10,13 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_cli
-from pipeline.imagehost import ImageHost
 from test_download import table, write_candidates
 
-PATHS = ([f"/picture/n0144076{i % 10}/{i}.jpg" for i in range(40)]
-         + ["/fault/404/e", "/fault/truncated/e", "/fault/html/e", "/format/tiny/e", "/fault/redirect/2/e"])
+from pipeline.imagehost import ImageHost
+
+PATHS = [f"/picture/n0144076{i % 10}/{i}.jpg" for i in range(40)] + [
+    "/fault/404/e",
+    "/fault/truncated/e",
+    "/fault/html/e",
+    "/format/tiny/e",
+    "/fault/redirect/2/e",
+]
 FLAGS = ("--allow-private-hosts", "--timeout", "5", "--retries", "1", "--host-rate", "0")
 
 
@@ -80,8 +86,19 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
         write_candidates(workdir, urls, shard_size=6)
     assert run_cli("download", "--data", straight.parent, "--subset", "x", "--processes", "2", *FLAGS).returncode == 0
 
-    command = [sys.executable, "-m", "pipeline", "download", "--data", str(killed.parent), "--subset", "x",
-               "--processes", "2", *FLAGS]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "download",
+        "--data",
+        str(killed.parent),
+        "--subset",
+        "x",
+        "--processes",
+        "2",
+        *FLAGS,
+    ]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL, start_new_session=True)
     stats = killed / ".cache" / "download"
     deadline = time.monotonic() + 60
@@ -111,10 +128,17 @@ def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(tmp_path):
     outcomes = {}
     for executor in ("local", "ray"):
         data = tmp_path / executor
-        for stage in (["synsets"], ["candidates"], ["download", "--allow-private-hosts", "--processes", "2"],
-                      ["dedupe", "--processes", "2"]):
-            done = run_cli(*stage, "--data", data, "--subset", "demo", "--executor", executor, env={"RAY_ADDRESS": ""}) \
-                if stage[0] in ("download", "dedupe") else run_cli(*stage, "--data", data, "--subset", "demo")
+        for stage in (
+            ["synsets"],
+            ["candidates"],
+            ["download", "--allow-private-hosts", "--processes", "2"],
+            ["dedupe", "--processes", "2"],
+        ):
+            done = (
+                run_cli(*stage, "--data", data, "--subset", "demo", "--executor", executor, env={"RAY_ADDRESS": ""})
+                if stage[0] in ("download", "dedupe")
+                else run_cli(*stage, "--data", data, "--subset", "demo")
+            )
             assert done.returncode == 0, done.stderr[-2000:]
         clusters = pq.read_table(data / "demo" / "dedupe" / "clusters.parquet").sort_by("image_id").to_pylist()
         outcomes[executor] = (result(data / "demo"), clusters)

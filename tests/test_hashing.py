@@ -1,26 +1,45 @@
 """Our pHash and dHash are imagehash's, bit for bit, on generated pictures and (when ../shared is
 there) real photos; the mirror hashes are the hashes of the mirror image."""
+
 from __future__ import annotations
 
 import io
 
 import imagehash
 import pytest
+from conftest import jpeg
 from PIL import Image, ImageOps
 
-from conftest import jpeg
 from pipeline.dedupe.folder import hash_files
-from pipeline.hashing import (_has_app1, _pillow_input, _plain_jpeg_size, _scaled_grey, bits_to_int64,
-                              decode_for_hash, dhash64, grey_pixels, hash_input, hashes_of, hashes_of_bytes,
-                              hashes_of_pixels, hex_of, inner_box, phash64)
+from pipeline.hashing import (
+    _has_app1,
+    _pillow_input,
+    _plain_jpeg_size,
+    _scaled_grey,
+    bits_to_int64,
+    decode_for_hash,
+    dhash64,
+    grey_pixels,
+    hash_input,
+    hashes_of,
+    hashes_of_bytes,
+    hashes_of_pixels,
+    hex_of,
+    inner_box,
+    phash64,
+)
 from pipeline.imagehost.pictures import picture_jpeg
 
 
 def pictures() -> list[Image.Image]:
     wnids = ["n01440764", "n02102040", "n02979186", "n03000684"]
     images = [Image.open(io.BytesIO(picture_jpeg(w, n))) for w in wnids for n in range(10)]
-    images += [images[0].convert("L"), images[1].resize((64, 48)), images[2].rotate(90, expand=True),
-               Image.new("RGB", (100, 80), (30, 30, 30))]
+    images += [
+        images[0].convert("L"),
+        images[1].resize((64, 48)),
+        images[2].rotate(90, expand=True),
+        Image.new("RGB", (100, 80), (30, 30, 30)),
+    ]
     return images
 
 
@@ -53,7 +72,13 @@ def test_hashing_many_images_at_once_gives_each_its_own_hashes(tmp_path):
     for n, image in enumerate(images[:3]):
         image.convert("RGB").save(tmp_path / f"{n}.jpg", quality=90)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG after all")
-    paths = [tmp_path / "broken.jpg", tmp_path / "0.jpg", tmp_path / "broken.jpg", tmp_path / "1.jpg", tmp_path / "2.jpg"]
+    paths = [
+        tmp_path / "broken.jpg",
+        tmp_path / "0.jpg",
+        tmp_path / "broken.jpg",
+        tmp_path / "1.jpg",
+        tmp_path / "2.jpg",
+    ]
     together = hash_files(paths)
     assert together == [hash_files([path])[0] for path in paths]
     assert isinstance(together[0], str) and isinstance(together[2], str)
@@ -100,12 +125,24 @@ def test_plain_jpegs_decode_straight_to_the_pixels_pillows_draft_gives():
     base = Image.open(io.BytesIO(picture_jpeg("n02102040", 3))).convert("RGB")
     upright_exif = Image.Exif()
     upright_exif[0x0112] = 1
-    for width, height in [(100, 75), (127, 300), (128, 128), (255, 191), (256, 257), (500, 375), (513, 700),
-                          (1023, 1024), (2000, 1500)]:
+    for width, height in [
+        (100, 75),
+        (127, 300),
+        (128, 128),
+        (255, 191),
+        (256, 257),
+        (500, 375),
+        (513, 700),
+        (1023, 1024),
+        (2000, 1500),
+    ]:
         image = base.resize((width, height))
         files = [jpeg(image, quality=90, subsampling=subsampling) for subsampling in (0, 1, 2)]
-        files += [jpeg(image, quality=75, progressive=True), jpeg(image.convert("L"), quality=85),
-                  jpeg(image, quality=90, exif=upright_exif)]
+        files += [
+            jpeg(image, quality=75, progressive=True),
+            jpeg(image.convert("L"), quality=85),
+            jpeg(image, quality=90, exif=upright_exif),
+        ]
         for data in files:
             assert straight(data)
             assert_same_input(data)
@@ -127,11 +164,11 @@ def test_jpegs_needing_more_than_the_scaled_decode_go_through_pillow():
     assert_same_input(cmyk)
     data = jpeg(image, quality=90)
     middle = len(data) // 2
-    corrupt = data[:middle] + bytes(range(7, 47)) + data[middle + 40:]  # libjpeg warns, decodes on
+    corrupt = data[:middle] + bytes(range(7, 47)) + data[middle + 40 :]  # libjpeg warns, decodes on
     assert straight(data) and not straight(corrupt)
     assert_same_input(corrupt)
     with pytest.raises(OSError, match="truncated"):
-        hash_input(data[:len(data) // 2])
+        hash_input(data[: len(data) // 2])
     with pytest.raises(OSError):
         hash_input(b"\xff\xd8\xff\xe0 not a JPEG after all")
 

@@ -1,5 +1,6 @@
 """The local image host over real HTTP on loopback: pictures and their near copies, every
 fault and format, files, the request log, the command line and the demo catalogue."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,13 +20,23 @@ import imagehash
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from wordnet_facts import REPO
 
 from pipeline.imagehost import ImageHost, Request, make_app
 from pipeline.imagehost.demo import FAULTS, SHARES, catalogue, split
-from wordnet_facts import REPO
 
-IMAGENETTE = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
-              "n03394916", "n03417042", "n03425413", "n03445777", "n03888257"]
+IMAGENETTE = [
+    "n01440764",
+    "n02102040",
+    "n02979186",
+    "n03000684",
+    "n03028079",
+    "n03394916",
+    "n03417042",
+    "n03425413",
+    "n03445777",
+    "n03888257",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +79,7 @@ def fetch_with_aiohttp(url: str, **session_options) -> bytes:
         async with aiohttp.ClientSession(**session_options) as session:
             async with session.get(url) as response:
                 return await response.read()
+
     return asyncio.run(fetch())
 
 
@@ -82,6 +94,7 @@ def _phash(body: bytes) -> imagehash.ImageHash:
 
 
 # pictures
+
 
 def test_picture_is_a_500x375_jpeg_of_about_110_kb(host):
     answer = get(host, "/picture/n01440764/1.jpg")
@@ -115,12 +128,16 @@ def _colour_histogram(body: bytes) -> np.ndarray:
 
 def test_classes_look_different_enough_to_learn(host):
     """Nearest class centroid on colour histograms already tells the ten demo classes apart."""
+
     def features(wnid: str, variants: range) -> np.ndarray:
         return np.array([_colour_histogram(get(host, f"/picture/{wnid}/{n}.jpg").body) for n in variants])
 
     centroids = np.array([features(wnid, range(3)).mean(axis=0) for wnid in IMAGENETTE])
-    right = sum(int(np.argmin(((centroids - f) ** 2).sum(axis=1)) == label)
-                for label, wnid in enumerate(IMAGENETTE) for f in features(wnid, range(50, 54)))
+    right = sum(
+        int(np.argmin(((centroids - f) ** 2).sum(axis=1)) == label)
+        for label, wnid in enumerate(IMAGENETTE)
+        for f in features(wnid, range(50, 54))
+    )
     assert right >= 0.9 * 4 * len(IMAGENETTE)
 
 
@@ -139,15 +156,19 @@ def test_copies_are_near_in_phash_but_not_the_same_bytes(host, wnid, n):
 
 # faults
 
-@pytest.mark.parametrize("path,status,content_type", [
-    ("/fault/404/a", 404, "text/plain"),
-    ("/fault/html/a", 200, "text/html"),
-    ("/fault/empty/a", 200, "image/jpeg"),
-    ("/fault/wrongtype/a", 200, "text/html"),
-    ("/fault/truncated/a", 200, "image/jpeg"),
-    ("/fault/bomb/a", 200, "image/png"),
-    ("/no/such/route", 404, "text/plain"),
-])
+
+@pytest.mark.parametrize(
+    "path,status,content_type",
+    [
+        ("/fault/404/a", 404, "text/plain"),
+        ("/fault/html/a", 200, "text/html"),
+        ("/fault/empty/a", 200, "image/jpeg"),
+        ("/fault/wrongtype/a", 200, "text/html"),
+        ("/fault/truncated/a", 200, "image/jpeg"),
+        ("/fault/bomb/a", 200, "image/png"),
+        ("/no/such/route", 404, "text/plain"),
+    ],
+)
 def test_fault_status_and_type(host, path, status, content_type):
     answer = get(host, path)
     assert answer.status == status
@@ -204,17 +225,22 @@ def test_redirect_chain_counts_down_to_a_picture(host):
 def test_aiohttp_follows_a_short_chain_and_gives_up_on_a_long_one(host):
     assert fetch_with_aiohttp(host.url("/fault/redirect/3/f"))[:3] == b"\xff\xd8\xff"
     with pytest.raises(aiohttp.TooManyRedirects):
+
         async def follow_seven() -> None:
             async with aiohttp.ClientSession() as session:
                 await session.get(host.url("/fault/redirect/7/f"), max_redirects=5)
+
         asyncio.run(follow_seven())
 
 
-@pytest.mark.parametrize("path,location", [
-    ("/fault/loop/g?x=1", "/fault/loop/g?x=1"),
-    ("/fault/private/g", "http://169.254.169.254/latest/meta-data/g"),
-    ("/fault/offsite/g", "ftp://127.0.0.1/g"),
-])
+@pytest.mark.parametrize(
+    "path,location",
+    [
+        ("/fault/loop/g?x=1", "/fault/loop/g?x=1"),
+        ("/fault/private/g", "http://169.254.169.254/latest/meta-data/g"),
+        ("/fault/offsite/g", "ftp://127.0.0.1/g"),
+    ],
+)
 def test_redirects_to_places_a_downloader_must_not_go(host, path, location):
     answer = get(host, path)
     assert (answer.status, answer.headers["Location"]) == (302, location)
@@ -246,21 +272,25 @@ def test_huge_streams_megabytes_after_a_jpeg_header(host, route):
 
 # formats
 
-@pytest.mark.parametrize("kind,format,mode,size", [
-    ("cmyk", "JPEG", "CMYK", (500, 375)),
-    ("palette", "PNG", "P", (500, 375)),
-    ("palette-alpha", "PNG", "P", (500, 375)),
-    ("rgba", "PNG", "RGBA", (500, 375)),
-    ("gray", "JPEG", "L", (500, 375)),
-    ("gray16", "PNG", "I;16", (500, 375)),
-    ("exif-rotated", "JPEG", "RGB", (500, 375)),
-    ("png", "PNG", "RGB", (500, 375)),
-    ("webp", "WEBP", "RGB", (500, 375)),
-    ("gif", "GIF", "P", (500, 375)),
-    ("tiny", "JPEG", "RGB", (16, 12)),
-    ("bmp", "BMP", "RGB", (500, 375)),
-    ("tiff", "TIFF", "RGB", (500, 375)),
-])
+
+@pytest.mark.parametrize(
+    "kind,format,mode,size",
+    [
+        ("cmyk", "JPEG", "CMYK", (500, 375)),
+        ("palette", "PNG", "P", (500, 375)),
+        ("palette-alpha", "PNG", "P", (500, 375)),
+        ("rgba", "PNG", "RGBA", (500, 375)),
+        ("gray", "JPEG", "L", (500, 375)),
+        ("gray16", "PNG", "I;16", (500, 375)),
+        ("exif-rotated", "JPEG", "RGB", (500, 375)),
+        ("png", "PNG", "RGB", (500, 375)),
+        ("webp", "WEBP", "RGB", (500, 375)),
+        ("gif", "GIF", "P", (500, 375)),
+        ("tiny", "JPEG", "RGB", (16, 12)),
+        ("bmp", "BMP", "RGB", (500, 375)),
+        ("tiff", "TIFF", "RGB", (500, 375)),
+    ],
+)
 def test_formats(host, kind, format, mode, size):
     answer = get(host, f"/format/{kind}/k")
     image = answer.image()
@@ -279,6 +309,7 @@ def test_format_details(host):
 
 
 # files
+
 
 def test_files_come_from_the_folder_with_their_type(host):
     notes = get(host, "/files/notes.txt")
@@ -300,6 +331,7 @@ def test_host_without_folder_serves_no_files():
 
 
 # the log, the host's life cycle, the command line
+
 
 def test_log_records_every_request_in_order(host):
     connection = http.client.HTTPConnection(host.host, host.port, timeout=10)
@@ -346,8 +378,7 @@ def test_stopping_leaves_no_thread_behind():
 
 def test_command_line_prints_its_address_and_serves(host):
     command = [sys.executable, "-m", "pipeline.imagehost", "--port", "0"]
-    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True) as server:
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as server:
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(server.stdout, selectors.EVENT_READ)
@@ -364,6 +395,7 @@ def test_command_line_prints_its_address_and_serves(host):
 
 
 # the demo catalogue
+
 
 def test_catalogue_is_deterministic_and_sized_per_class():
     items = catalogue(IMAGENETTE, per_class=60, seed=3)

@@ -1,6 +1,7 @@
 """The in-house labelling page (annotation.serve), driven by a real headless Chromium through
 Playwright: ticking by click and keyboard, the stored answers, who gets which HIT, progress,
 and hostile synset text shown as text. Checks that need no browser use plain HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
-
 from conftest import write_images, write_synsets
+
+from annotation.results import read_results
+from annotation.serve import WORKER_COOKIE, LabellingServer
 from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.tables import write_table
-
-from annotation.results import read_results
-from annotation.serve import WORKER_COOKIE, LabellingServer
-
 
 CYPRINID, TENCH, EVIL = "n01439121", "n01440764", "n09999999"
 EVIL_GLOSS = "<script>window.pwned=1</script> a thing & more"
@@ -56,17 +55,24 @@ def make_round(workdir: Path) -> Path:
     table = table.reset_index()
     write_table({c: table[c].tolist() for c in schemas.SYNSETS.names}, synsets, schemas.SYNSETS)
 
-    images = [(i, {"tench": TENCH, "cyprinid": CYPRINID, "evil": EVIL}[i.split("-")[0]], picture_jpeg(i, 0, 96, 72))
-              for grid in GRIDS.values() for i in grid]
+    images = [
+        (i, {"tench": TENCH, "cyprinid": CYPRINID, "evil": EVIL}[i.split("-")[0]], picture_jpeg(i, 0, 96, 72))
+        for grid in GRIDS.values()
+        for i in grid
+    ]
     write_images(workdir, images[:6], shard=0)
     write_images(workdir, images[6:], shard=1)
 
     rows = [(hit_id, position, image_id) for hit_id, grid in GRIDS.items() for position, image_id in enumerate(grid)]
     rows.reverse()
     columns = {
-        "hit_id": [h for h, _, _ in rows], "round": [1] * len(rows), "wnid": [h.split("-")[1] for h, _, _ in rows],
-        "position": [p for _, p, _ in rows], "image_id": [i for _, _, i in rows],
-        "kind": [KINDS.get(i, "candidate") for _, _, i in rows], "assignments": [ASSIGNMENTS[h] for h, _, _ in rows],
+        "hit_id": [h for h, _, _ in rows],
+        "round": [1] * len(rows),
+        "wnid": [h.split("-")[1] for h, _, _ in rows],
+        "position": [p for _, p, _ in rows],
+        "image_id": [i for _, _, i in rows],
+        "kind": [KINDS.get(i, "candidate") for _, _, i in rows],
+        "assignments": [ASSIGNMENTS[h] for h, _, _ in rows],
         "url": [f"http://127.0.0.1:8650/image/{i}.jpg" for _, _, i in rows],
     }
     write_table(columns, workdir / "annotation" / "round-1" / "hits.parquet", schemas.HITS)
@@ -179,8 +185,17 @@ def test_a_worker_ticks_by_click_and_keyboard_and_the_answer_is_stored(server, n
     page.keyboard.press("Enter")
     wait_for_hit(page, SECOND)
     [line] = results(server)
-    assert set(line) == {"format", "hit_id", "assignment_id", "worker_id", "status", "ticked", "shown",
-                         "submitted_at", "seconds"}
+    assert set(line) == {
+        "format",
+        "hit_id",
+        "assignment_id",
+        "worker_id",
+        "status",
+        "ticked",
+        "shown",
+        "submitted_at",
+        "seconds",
+    }
     assert line["format"] == "synsetforge-results/1" and line["status"] == "Submitted"
     assert (line["hit_id"], line["worker_id"]) == (FIRST, "alice")
     assert line["ticked"] == [grid[1], grid[3]] and line["shown"] == grid
@@ -208,7 +223,9 @@ def test_a_hit_goes_to_other_workers_until_it_has_its_answers(server, new_page):
     sign_in(carol, server, "carol")
     assert shown_hit(carol) == SECOND  # FIRST has the two answers it wants
     assert [(r["worker_id"], r["hit_id"], r["ticked"]) for r in results(server)] == [
-        ("alice", FIRST, []), ("bob", FIRST, [GRIDS[FIRST][0]])]
+        ("alice", FIRST, []),
+        ("bob", FIRST, [GRIDS[FIRST][0]]),
+    ]
 
     carol.goto(server.url("/progress"))
     cells = {w: carol.locator(f'tr[data-wnid="{w}"] td').all_text_contents() for w in (TENCH, EVIL)}
@@ -216,7 +233,12 @@ def test_a_hit_goes_to_other_workers_until_it_has_its_answers(server, new_page):
     progress = requests.get(server.url("/progress.json"), timeout=10).json()
     tench = next(s for s in progress["synsets"] if s["wnid"] == TENCH)
     assert {k: tench[k] for k in ("hits", "complete", "answers", "wanted", "workers")} == {
-        "hits": 2, "complete": 1, "answers": 2, "wanted": 4, "workers": 2}
+        "hits": 2,
+        "complete": 1,
+        "answers": 2,
+        "wanted": 4,
+        "workers": 2,
+    }
     assert progress["total"] == {"hits": 3, "complete": 1, "answers": 2, "wanted": 5, "workers": 2}
 
 
@@ -253,8 +275,12 @@ def test_bad_submissions_are_refused(server):
     assert post_answer(server, "alice", FIRST, {"ticked": first[0], "seconds": 1}).status_code == 400
     assert post_answer(server, "alice", FIRST, {"ticked": [], "seconds": -1}).status_code == 400
     assert post_answer(server, None, FIRST, good).status_code == 400
-    as_form = requests.post(server.url(f"/hit/{FIRST}"), data={"ticked": first[0], "seconds": "1"},
-                            cookies={WORKER_COOKIE: "alice"}, timeout=10)
+    as_form = requests.post(
+        server.url(f"/hit/{FIRST}"),
+        data={"ticked": first[0], "seconds": "1"},
+        cookies={WORKER_COOKIE: "alice"},
+        timeout=10,
+    )
     assert as_form.status_code == 400  # a form from another site cannot answer
     assert not server.results.exists()
 

@@ -1,5 +1,6 @@
 """pipeline.lanczos resizes exactly as Pillow's Image.resize(LANCZOS) does, crop included, on
 random and smooth pixels, shrinking and enlarging, wide and tall (either pass order)."""
+
 from __future__ import annotations
 
 import numpy as np

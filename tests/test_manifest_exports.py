@@ -1,5 +1,6 @@
 """The export stage (Hugging Face Parquet, ILSVRC folders, WebDataset tars) and the import stage
 (ImageFolder and ILSVRC/Kaggle trees), on a tiny dataset built by the real manifests stage."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import rows, run_cli, write_images, write_synsets
+
 from pipeline import cli, schemas
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.tables import write_table
@@ -31,16 +32,31 @@ def built(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("data") / "tiny"
     write_synsets(workdir, WNIDS)
     synsets = pq.read_table(workdir / "synsets.parquet")
-    synsets = synsets.set_column(synsets.schema.get_field_index("lemmas"), "lemmas", pa.array(LEMMAS, pa.list_(pa.string())))
+    synsets = synsets.set_column(
+        synsets.schema.get_field_index("lemmas"), "lemmas", pa.array(LEMMAS, pa.list_(pa.string()))
+    )
     write_table(synsets, workdir / "synsets.parquet", schemas.SYNSETS)
-    images = [(hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 96, 72))
-              for w in WNIDS for n in range(PER_CLASS)]
+    images = [
+        (hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 96, 72))
+        for w in WNIDS
+        for n in range(PER_CLASS)
+    ]
     write_images(workdir, images[::2], shard=0)
     write_images(workdir, images[1::2], shard=1)
     ids = [i for i, _, _ in images]
-    write_table({"image_id": ids, "wnid": [w for _, w, _ in images], "cluster_id": list(range(len(ids))),
-                 "representative": ids, "distance": [0] * len(ids), "reason": ["unique"] * len(ids),
-                 "keep": [True] * len(ids)}, workdir / "dedupe" / "clusters.parquet", schemas.CLUSTERS)
+    write_table(
+        {
+            "image_id": ids,
+            "wnid": [w for _, w, _ in images],
+            "cluster_id": list(range(len(ids))),
+            "representative": ids,
+            "distance": [0] * len(ids),
+            "reason": ["unique"] * len(ids),
+            "keep": [True] * len(ids),
+        },
+        workdir / "dedupe" / "clusters.parquet",
+        schemas.CLUSTERS,
+    )
     assert cli.main(["manifests", "--data", str(workdir.parent), "--subset", "tiny", *PLAN]) == 0
     return workdir
 
@@ -135,12 +151,16 @@ def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
     assert sorted(p.name for p in (folder / "train").iterdir()) == [c["wnid"] for c in classes]
     for c in classes:
         assert sorted(p.name for p in (folder / "train" / c["wnid"]).iterdir()) == [
-            f"{c['wnid']}_{n}.JPEG" for n in range(1, 5)]
+            f"{c['wnid']}_{n}.JPEG" for n in range(1, 5)
+        ]
     for row, n in zip(manifest(built, "train"), [1, 2, 3, 4] * 3):
         assert (folder / "train" / row["wnid"] / f"{row['wnid']}_{n}.JPEG").read_bytes() == by_id[row["image_id"]]
 
     assert (folder / "LOC_synset_mapping.txt").read_text().splitlines() == [
-        "n01440764 tench, Tinca tinca", "n02012849 crane", "n03126707 crane"]
+        "n01440764 tench, Tinca tinca",
+        "n02012849 crane",
+        "n03126707 crane",
+    ]
     val = sorted(manifest(built, "val"), key=lambda r: r["image_id"])  # numbered in image_id order
     names = [f"TINY_val_{i:08d}" for i in range(1, 7)]
     assert sorted(p.name for p in (folder / "val").iterdir()) == [f"{n}.JPEG" for n in names]
@@ -214,7 +234,10 @@ def test_import_of_an_imagefolder_tree_round_trips_and_reports_what_it_skips(bui
     assert content(workdir) == content(built)
     classes = rows(workdir / "manifests" / "classes.parquet")
     assert [(c["label"], c["wnid"], c["name"], c["train"], c["val"], c["test"]) for c in classes] == [
-        (0, WNIDS[0], "tench", 4, 2, 1), (1, WNIDS[1], "crane", 4, 2, 1), (2, WNIDS[2], "crane", 4, 2, 1)]
+        (0, WNIDS[0], "tench", 4, 2, 1),
+        (1, WNIDS[1], "crane", 4, 2, 1),
+        (2, WNIDS[2], "crane", 4, 2, 1),
+    ]
     assert all(r["label"] == WNIDS.index(r["wnid"]) and r["source"] == "import" for r in manifest(workdir, "train"))
     assert pq.read_schema(workdir / "manifests" / "val.parquet").metadata[b"synsetforge.verified"] == b"imported"
     synsets = rows(workdir / "synsets.parquet")

@@ -1,5 +1,6 @@
 """Manifests: splits from kept and accepted images, ILSVRC's label order, the split rules, and
 the validate command catching what a broken dataset has."""
+
 from __future__ import annotations
 
 import io
@@ -9,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import jpeg, rows, write_images, write_synsets
 from PIL import Image
 
-from conftest import jpeg, rows, write_images, write_synsets
 from pipeline import schemas
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.tables import write_table
@@ -29,8 +30,18 @@ def built(tmp_path, pipeline):
     images += [(f"{A}-copy", A, jpeg(copy)), (f"{B}-stolen", B, picture_jpeg(C, 5, 120, 90))]
     write_images(workdir, images)
     assert pipeline("dedupe", "--data", tmp_path, "--subset", "set").status == 0
-    labels = {"image_id": [], "wnid": [], "accepted": [], "decided": [], "confidence": [], "votes_yes": [],
-              "votes_total": [], "selection_frequency": [], "method": [], "round": []}
+    labels = {
+        "image_id": [],
+        "wnid": [],
+        "accepted": [],
+        "decided": [],
+        "confidence": [],
+        "votes_yes": [],
+        "votes_total": [],
+        "selection_frequency": [],
+        "method": [],
+        "round": [],
+    }
     for k, (image_id, wnid, _) in enumerate(images):
         rejected = k % 10 == 9
         confidence = 0.5 + (k % 30) / 60
@@ -41,8 +52,20 @@ def built(tmp_path, pipeline):
 
 
 def manifests(pipeline, workdir: Path, *args):
-    return pipeline("manifests", "--data", workdir.parent, "--subset", workdir.name, "--val-n", "3", "--test-n", "4",
-                    "--min-train", "20", *args)
+    return pipeline(
+        "manifests",
+        "--data",
+        workdir.parent,
+        "--subset",
+        workdir.name,
+        "--val-n",
+        "3",
+        "--test-n",
+        "4",
+        "--min-train",
+        "20",
+        *args,
+    )
 
 
 def test_splits_hold_kept_accepted_images_with_sorted_wnid_labels(pipeline, built):
@@ -93,8 +116,10 @@ def test_unverified_builds_say_so_and_missing_labels_are_a_clear_error(pipeline,
     assert [c["wnid"] for c in classes] == [A, B]  # C: 22 training images, below 23, dropped
     assert manifests(pipeline, built, "--unverified").status == 0
     train = pd.DataFrame(rows(built / "manifests" / "train.parquet"))
-    assert train.confidence.isna().all() and pq.read_schema(built / "manifests" / "train.parquet").metadata[
-        b"synsetforge.verified"] == b"no"
+    assert (
+        train.confidence.isna().all()
+        and pq.read_schema(built / "manifests" / "train.parquet").metadata[b"synsetforge.verified"] == b"no"
+    )
 
 
 def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipeline, built):
@@ -113,8 +138,11 @@ def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipel
     first = split["train"].index[wrong][0]
     split["train"].loc[first, "label"] = 2
     for name, frame in split.items():
-        write_table({c: frame[c].tolist() for c in schemas.MANIFEST.names}, built / "manifests" / f"{name}.parquet",
-                    schemas.MANIFEST)
+        write_table(
+            {c: frame[c].tolist() for c in schemas.MANIFEST.names},
+            built / "manifests" / f"{name}.parquet",
+            schemas.MANIFEST,
+        )
     bad = pipeline("validate", *where)
     assert bad.status == 1
     assert "FAIL labels" in bad.err and "label 2 but class" in bad.err

@@ -1,18 +1,19 @@
 """Consent and politeness, proven from the image host's own request log: opt-outs are read
 once and never retried, robots.txt-disallowed and blocklisted URLs are never requested, and a
 host that answers 429 to a burst gets fewer requests than its limit."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+from test_download import table, write_candidates
+
 from pipeline.download.politeness import Blocklist, optout_signal
 from pipeline.errors import InputError
 from pipeline.imagehost import ImageHost
-from test_download import table, write_candidates
 
 ROBOTS = """User-agent: *
 Disallow: /picture/n02102040/
@@ -142,8 +143,10 @@ def test_pacing_and_slowing_down_for_a_host_that_answers_429(host, tmp_path):
     settled = [t for t in times if t > times[0] + 2.0]
     busiest = max(sum(1 for u in settled if t <= u < t + 1.0) for t in settled)
     rate = (len(settled) - 1) / (settled[-1] - settled[0])
-    seen = (f"first second {sum(1 for t in times if t < times[0] + 1)}, then {rate:.2f}/s, "
-            f"busiest second {busiest}, retries {throttled}")
+    seen = (
+        f"first second {sum(1 for t in times if t < times[0] + 1)}, then {rate:.2f}/s, "
+        f"busiest second {busiest}, retries {throttled}"
+    )
     assert rate < 4 and busiest <= 5, seen  # probing for more may cost one 429 now and then
 
 

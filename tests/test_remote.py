@@ -1,6 +1,7 @@
 """DATA as a filesystem URL: the stages' outputs land in S3 (moto's S3 server on loopback,
 spoken to by s3fs as any bucket would be), and a second machine (a fresh mirror) picks the
 subset up from the bucket with every finished stage skipped."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_cli
 
 BUCKET = "datasets"
@@ -27,8 +27,13 @@ def s3(tmp_path_factory):
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "FSSPEC_S3_ENDPOINT_URL": endpoint, "TQDM_DISABLE": "1"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        "TQDM_DISABLE": "1",
+    }
     fs = s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=endpoint)
     fs.mkdir(BUCKET)
     yield env, fs
@@ -84,11 +89,27 @@ def test_a_results_file_in_the_bucket_and_the_makefile_probe(s3, tmp_path):
     base = {**os.environ, **env, "DATA_CACHE": str(tmp_path)}
     assert subprocess.run([*probe, f"s3://{BUCKET}/files/results.csv"], env=base).returncode == 0
     assert subprocess.run([*probe, f"s3://{BUCKET}/files/absent.csv"], env=base).returncode == 1
-    copy = subprocess.run([sys.executable, "-c", "import sys; from pipeline.remote import local_copy; "
-                           "print(local_copy(sys.argv[1]).read_bytes())", f"s3://{BUCKET}/files/results.csv"],
-                          env=base, capture_output=True, text=True)
+    copy = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pipeline.remote import local_copy; print(local_copy(sys.argv[1]).read_bytes())",
+            f"s3://{BUCKET}/files/results.csv",
+        ],
+        env=base,
+        capture_output=True,
+        text=True,
+    )
     assert copy.stdout.strip() == "b'HITId,WorkerId\\n'", copy.stderr
-    gone = subprocess.run([sys.executable, "-c", "import sys; from pipeline.remote import local_copy; "
-                           "local_copy(sys.argv[1])", f"s3://{BUCKET}/files/absent.csv"],
-                          env=base, capture_output=True, text=True)
+    gone = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pipeline.remote import local_copy; local_copy(sys.argv[1])",
+            f"s3://{BUCKET}/files/absent.csv",
+        ],
+        env=base,
+        capture_output=True,
+        text=True,
+    )
     assert gone.returncode != 0 and "cannot read s3://" in gone.stderr

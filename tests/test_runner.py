@@ -1,4 +1,5 @@
 """The stage runner: skip when current, rerun on change, never leave partial output."""
+
 from __future__ import annotations
 
 import fcntl
@@ -23,6 +24,7 @@ def writer(calls: list, text: str = "hello"):
         for i in range(3):
             (tmp / "parts" / f"part-{i}.txt").write_text(f"{text} {i}")
         return f"wrote {text}"
+
     return build
 
 
@@ -44,7 +46,10 @@ def test_settings_inputs_and_touched_outputs_each_cause_a_rerun(tmp_path):
     source = tmp_path / "input.txt"
     source.write_text("one")
     calls = []
-    run = lambda **kw: runner.run(stage(tmp_path, inputs=(source,), **kw), writer(calls), log=lambda _: None)
+
+    def run(**kw):
+        return runner.run(stage(tmp_path, inputs=(source,), **kw), writer(calls), log=lambda _: None)
+
     run(settings={"k": 1})
     run(settings={"k": 1})
     assert len(calls) == 1

@@ -1,6 +1,7 @@
 """The search adapters (commons, openverse, flickr) against local fakes of their APIs
 (``api_servers``): paging, field mapping, politeness (User-Agent, page sizes, request
 spacing, Retry-After) and errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,13 +10,13 @@ import time
 
 import aiohttp
 import pytest
-
 from api_servers import FakeApi, FakeCommons, FakeFlickr, FakeOpenverse, serve
+
 from pipeline import USER_AGENT
 from pipeline.candidates import commons, flickr, openverse
 from pipeline.candidates.search import ApiClient, Hit, SourceError, retry_after
 
-FAST = 1000.0   # requests a second where the spacing is not what a test checks
+FAST = 1000.0  # requests a second where the spacing is not what a test checks
 
 
 def search(fake: FakeApi, make, query: str, limit: int, per_second: float = FAST, backoff: float = 0.05) -> list[Hit]:
@@ -45,6 +46,7 @@ def assert_unique(hits: list[Hit]) -> None:
 
 
 # --- Wikimedia Commons ---------------------------------------------------------------------------
+
 
 def commons_expected(fake: FakeCommons, query: str, bitmap: bool = True) -> list[str]:
     """The URLs the adapter should give, best first: the 640-px thumbnail, SVGs left out."""
@@ -83,18 +85,32 @@ def test_commons_stops_when_results_end_and_skips_non_images():
 def test_commons_fields():
     fake = FakeCommons(total=10)
     hits = {h.source_id: h for h in search(fake, lambda api: commons.Commons(api=api), "great white shark", 10)}
-    assert len(hits) == 9   # 10 files less one SVG
+    assert len(hits) == 9  # 10 files less one SVG
     big = hits["File:Great White Shark 0001.jpg"]
     info = fake.file("great white shark", 1)["imageinfo"][0]
-    assert big == Hit(url=info["thumburl"], source_id="File:Great White Shark 0001.jpg",
-                      title="File:Great White Shark 0001.jpg", creator="Ann & Bo Example1",
-                      license="CC BY-SA 4.0", license_url="https://creativecommons.org/licenses/by-sa/4.0",
-                      width=640, height=round(3000 * 640 / 4001), bytes=None, mime="image/jpeg")
+    assert big == Hit(
+        url=info["thumburl"],
+        source_id="File:Great White Shark 0001.jpg",
+        title="File:Great White Shark 0001.jpg",
+        creator="Ann & Bo Example1",
+        license="CC BY-SA 4.0",
+        license_url="https://creativecommons.org/licenses/by-sa/4.0",
+        width=640,
+        height=round(3000 * 640 / 4001),
+        bytes=None,
+        mime="image/jpeg",
+    )
     assert "/thumb/" in big.url and big.url.endswith("640px-Great_White_Shark_0001.jpg")
     # Narrower than 640 px: the thumbnail is the original, whose size is known.
     small = hits["File:Great White Shark 0005.jpg"]
     info = fake.file("great white shark", 5)["imageinfo"][0]
-    assert (small.url, small.width, small.height, small.bytes, small.mime) == (info["url"], 400, 300, 1_000_005, "image/jpeg")
+    assert (small.url, small.width, small.height, small.bytes, small.mime) == (
+        info["url"],
+        400,
+        300,
+        1_000_005,
+        "image/jpeg",
+    )
     # A TIFF's thumbnail is a JPEG; public-domain files have no licence URL.
     assert hits["File:Great White Shark 0007.tif"].mime == "image/jpeg"
     assert hits["File:Great White Shark 0007.tif"].url.endswith(".tif.jpg")
@@ -108,8 +124,12 @@ def test_commons_merges_imageinfo_continuation():
     assert urls(hits) == commons_expected(fake, "tench")[:70]
     assert all(h.width and h.license for h in hits)
     # Two answers per generator batch: the second carries iicontinue and the batch's offset.
-    assert [(r.params.get("gsroffset"), "iicontinue" in r.params) for r in fake.requests] == \
-        [(None, False), (None, True), ("50", False), ("50", True)]
+    assert [(r.params.get("gsroffset"), "iicontinue" in r.params) for r in fake.requests] == [
+        (None, False),
+        (None, True),
+        ("50", False),
+        ("50", True),
+    ]
 
 
 def test_commons_error_answer():
@@ -118,7 +138,7 @@ def test_commons_error_answer():
     assert str(error).startswith("commons: query 'tench': ")
     assert "badvalue" in str(error) and 'Unrecognized value for parameter "gsrwhat"' in str(error)
     assert (error.source, error.query) == ("commons", "tench")
-    assert len(fake.requests) == 1   # an error answer is not retried
+    assert len(fake.requests) == 1  # an error answer is not retried
 
 
 @pytest.mark.parametrize("code", ["maxlag", "ratelimited"])
@@ -127,14 +147,14 @@ def test_commons_maxlag_is_waited_out(code):
     hits = search(fake, lambda api: commons.Commons(api=api), "tench", 5)
     assert len(hits) == 5
     assert fake.requests[0].params["maxlag"] == "5"
-    assert len(fake.requests) == 2 and fake.gaps()[0] >= 0.98   # Retry-After: 1
+    assert len(fake.requests) == 2 and fake.gaps()[0] >= 0.98  # Retry-After: 1
 
 
 def test_commons_maxlag_without_retry_after_backs_off():
     fake = FakeCommons(total=30, throttle=2, retry_after=None)
     hits = search(fake, lambda api: commons.Commons(api=api), "tench", 5, backoff=0.05)
     assert len(hits) == 5 and len(fake.requests) == 3
-    assert all(gap >= 0.02 for gap in fake.gaps())   # backoff * 2**attempt * [0.5, 1.5)
+    assert all(gap >= 0.02 for gap in fake.gaps())  # backoff * 2**attempt * [0.5, 1.5)
 
 
 def test_commons_gives_up_when_always_lagged():
@@ -150,6 +170,7 @@ def test_commons_429_is_waited_out():
 
 
 # --- Openverse -----------------------------------------------------------------------------------
+
 
 def openverse_expected(fake: FakeOpenverse, query: str, license_type: str | None = None) -> list[str]:
     return [r["url"] for r in fake.index(query, license_type) if r["filetype"] != "svg"]
@@ -174,15 +195,20 @@ def test_openverse_anonymous_stops_at_page_20():
     assert [int(r.params["page"]) for r in fake.requests] == list(range(1, 21))
     assert all(int(r.params["page_size"]) <= openverse.ANONYMOUS_PAGE_SIZE for r in fake.requests)
     first_400 = [r["url"] for r in fake.index("tench", None)[:400] if r["filetype"] != "svg"]
-    assert urls(hits) == first_400 and len(hits) == 356   # 20 pages of 20, less 44 SVGs
+    assert urls(hits) == first_400 and len(hits) == 356  # 20 pages of 20, less 44 SVGs
 
 
 def test_openverse_token_allows_larger_pages():
     fake = FakeOpenverse(total=1300)
-    hits = search(fake, lambda api: openverse.Openverse(token="good-token", license_type="commercial", api=api),
-                  "goldfish", 900)
+    hits = search(
+        fake, lambda api: openverse.Openverse(token="good-token", license_type="commercial", api=api), "goldfish", 900
+    )
     assert urls(hits) == openverse_expected(fake, "goldfish", "commercial")[:900]
-    assert [(r.params["page"], r.params["page_size"]) for r in fake.requests] == [("1", "500"), ("2", "500"), ("3", "500")]
+    assert [(r.params["page"], r.params["page_size"]) for r in fake.requests] == [
+        ("1", "500"),
+        ("2", "500"),
+        ("3", "500"),
+    ]
     for r in fake.requests:
         assert r.headers["Authorization"] == "Bearer good-token"
         assert r.params["license_type"] == "commercial"
@@ -190,10 +216,10 @@ def test_openverse_token_allows_larger_pages():
 
 
 def test_openverse_stops_at_page_count():
-    fake = FakeOpenverse(total=40)   # exactly two full pages: page_count stops it, not a short page
+    fake = FakeOpenverse(total=40)  # exactly two full pages: page_count stops it, not a short page
     hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
     assert len(fake.requests) == 2 and urls(hits) == openverse_expected(fake, "tench")
-    fake = FakeOpenverse(total=30)   # a short second page
+    fake = FakeOpenverse(total=30)  # a short second page
     hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
     assert len(fake.requests) == 2 and urls(hits) == openverse_expected(fake, "tench")
 
@@ -202,18 +228,29 @@ def test_openverse_fields():
     fake = FakeOpenverse(total=20)
     hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 20)
     by_index = {int(h.title.rsplit(" ", 1)[1]): h for h in hits}
-    assert 4 not in by_index and 13 not in by_index   # SVGs
+    assert 4 not in by_index and 13 not in by_index  # SVGs
     raw = fake.result("tench", 2)
-    assert by_index[2] == Hit(url=raw["url"], source_id=raw["id"], title="tench number 2", creator="creator 2",
-                              license="cc0 1.0", license_url="https://creativecommons.org/publicdomain/zero/1.0/",
-                              width=642, height=482, bytes=200_002, mime="image/png")
+    assert by_index[2] == Hit(
+        url=raw["url"],
+        source_id=raw["id"],
+        title="tench number 2",
+        creator="creator 2",
+        license="cc0 1.0",
+        license_url="https://creativecommons.org/publicdomain/zero/1.0/",
+        width=642,
+        height=482,
+        bytes=200_002,
+        mime="image/png",
+    )
     assert by_index[1].license == "by-sa 2.0" and by_index[1].bytes is None and by_index[1].mime == "image/jpeg"
-    assert by_index[0].mime is None           # filetype unknown
+    assert by_index[0].mime is None  # filetype unknown
     assert by_index[9].creator is None
 
 
-@pytest.mark.parametrize("status,detail", [(400, "Invalid value for license_type: 'gratis'."),
-                                           (401, "Authentication credentials were not provided.")])
+@pytest.mark.parametrize(
+    "status,detail",
+    [(400, "Invalid value for license_type: 'gratis'."), (401, "Authentication credentials were not provided.")],
+)
 def test_openverse_error_answer(status, detail):
     fake = FakeOpenverse(error=(status, detail))
     error = failure(fake, lambda api: openverse.Openverse(license_type="gratis", api=api), "tench")
@@ -236,6 +273,7 @@ def test_openverse_429_is_waited_out():
 
 # --- Flickr --------------------------------------------------------------------------------------
 
+
 def flickr_make(**kw):
     return lambda api: flickr.Flickr(api_key="good-key", api=api, **kw)
 
@@ -243,8 +281,12 @@ def flickr_make(**kw):
 def flickr_expected(fake: FakeFlickr, query: str, licenses: set[int]) -> list[str]:
     out = []
     for p in fake.index(query, licenses):
-        out.append(p.get("url_c") or p.get("url_z") or p.get("url_o")
-                   or f"https://live.staticflickr.com/{p['server']}/{p['id']}_{p['secret']}_z.jpg")
+        out.append(
+            p.get("url_c")
+            or p.get("url_z")
+            or p.get("url_o")
+            or f"https://live.staticflickr.com/{p['server']}/{p['id']}_{p['secret']}_z.jpg"
+        )
     return out
 
 
@@ -254,7 +296,11 @@ def test_flickr_pages_with_default_licences():
     free = set(range(1, 17))
     assert urls(hits) == flickr_expected(fake, "tench", free)[:1200]
     assert_unique(hits)
-    assert [(r.params["page"], r.params["per_page"]) for r in fake.requests] == [("1", "500"), ("2", "500"), ("3", "500")]
+    assert [(r.params["page"], r.params["per_page"]) for r in fake.requests] == [
+        ("1", "500"),
+        ("2", "500"),
+        ("3", "500"),
+    ]
     for r in fake.requests:
         assert r.path == "/services/rest/" and r.headers["User-Agent"] == USER_AGENT
         assert r.params["method"] == "flickr.photos.search" and r.params["text"] == "tench"
@@ -269,7 +315,7 @@ def test_flickr_never_pages_past_4000():
     fake = FakeFlickr(total=6000)
     hits = search(fake, flickr_make(license="4"), "tench", 10_000)
     assert all(int(r.params["per_page"]) <= flickr.MAX_PER_PAGE for r in fake.requests)
-    assert [int(r.params["page"]) for r in fake.requests] == [1]   # 353 CC BY photos: one page
+    assert [int(r.params["page"]) for r in fake.requests] == [1]  # 353 CC BY photos: one page
     fake = FakeFlickr(total=5000)
     hits = search(fake, flickr_make(license=""), "tench", 10_000)
     assert [int(r.params["page"]) for r in fake.requests] == list(range(1, 9))
@@ -287,31 +333,60 @@ def test_flickr_fields():
     fake = FakeFlickr(total=40)
     hits = {h.source_id: h for h in search(fake, flickr_make(license=""), "tench", 40)}
     p = {i: fake.photo("tench", i) for i in range(40)}
-    h = hits[p[4]["id"]]   # has url_c
-    assert h == Hit(url=p[4]["url_c"], source_id=p[4]["id"], title="tench photo 4", creator="owner 4",
-                    license="CC BY 2.0", license_url="https://creativecommons.org/licenses/by/2.0/",
-                    width=800, height=600, bytes=None, mime="image/jpeg")
-    h = hits[p[7]["id"]]   # no url_c: url_z
+    h = hits[p[4]["id"]]  # has url_c
+    assert h == Hit(
+        url=p[4]["url_c"],
+        source_id=p[4]["id"],
+        title="tench photo 4",
+        creator="owner 4",
+        license="CC BY 2.0",
+        license_url="https://creativecommons.org/licenses/by/2.0/",
+        width=800,
+        height=600,
+        bytes=None,
+        mime="image/jpeg",
+    )
+    h = hits[p[7]["id"]]  # no url_c: url_z
     assert (h.url, h.width, h.height, h.license) == (p[7]["url_z"], 480, 640, "No known copyright restrictions")
     h = hits[p[33]["id"]]  # licence 16
-    assert (h.url, h.license, h.license_url) == (p[33]["url_c"], "CC BY-NC-ND 4.0",
-                                                 "https://creativecommons.org/licenses/by-nc-nd/4.0/")
-    h = hits[p[8]["id"]]   # no url_o: url_c all the same
+    assert (h.url, h.license, h.license_url) == (
+        p[33]["url_c"],
+        "CC BY-NC-ND 4.0",
+        "https://creativecommons.org/licenses/by-nc-nd/4.0/",
+    )
+    h = hits[p[8]["id"]]  # no url_o: url_c all the same
     assert "url_o" not in p[8] and h.url == p[8]["url_c"] and h.license == "United States Government Work"
-    h = hits[p[5]["id"]]   # no sized URL at all: the 640-px URL built from server, id and secret
+    h = hits[p[5]["id"]]  # no sized URL at all: the 640-px URL built from server, id and secret
     assert h.url == f"https://live.staticflickr.com/65535/{p[5]['id']}_{p[5]['secret']}_z.jpg" and h.width is None
     assert hits[p[0]["id"]].license == "All Rights Reserved" and hits[p[0]["id"]].license_url is None
     assert hits[p[9]["id"]].license == "CC0 1.0" and hits[p[10]["id"]].license == "Public Domain Mark 1.0"
-    assert hits[p[3]["id"]].creator == p[3]["owner"]   # empty ownername: the owner's NSID
-    assert hits[p[14]["id"]].title is None              # empty title
+    assert hits[p[3]["id"]].creator == p[3]["owner"]  # empty ownername: the owner's NSID
+    assert hits[p[14]["id"]].title is None  # empty title
 
 
 def test_flickr_original_when_only_size():
-    photo = {"id": "1", "secret": "s", "server": "1", "license": "5", "title": "t", "ownername": "o",
-             "url_o": "https://live.staticflickr.com/1/1_os_o.png", "width_o": 2000, "height_o": 1000}
-    assert flickr.hit_of(photo) == Hit(url=photo["url_o"], source_id="1", title="t", creator="o",
-                                       license="CC BY-SA 2.0", license_url="https://creativecommons.org/licenses/by-sa/2.0/",
-                                       width=2000, height=1000, mime="image/png")
+    photo = {
+        "id": "1",
+        "secret": "s",
+        "server": "1",
+        "license": "5",
+        "title": "t",
+        "ownername": "o",
+        "url_o": "https://live.staticflickr.com/1/1_os_o.png",
+        "width_o": 2000,
+        "height_o": 1000,
+    }
+    assert flickr.hit_of(photo) == Hit(
+        url=photo["url_o"],
+        source_id="1",
+        title="t",
+        creator="o",
+        license="CC BY-SA 2.0",
+        license_url="https://creativecommons.org/licenses/by-sa/2.0/",
+        width=2000,
+        height=1000,
+        mime="image/png",
+    )
 
 
 def test_flickr_error_answer():

@@ -1,4 +1,5 @@
 """The synsets stage, checked against an independent reading of data.noun (tests/wordnet_facts.py)."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,22 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, rows, run_cli
 
 ENTITY = "n00001740"
 TENCH, WHIPPET, DOG, TEDDY = "n01440764", "n02091134", "n02084071", "n04399382"
-DEMO = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
-        "n03394916", "n03417042", "n03425413", "n03445777", "n03888605"]
+DEMO = [
+    "n01440764",
+    "n02102040",
+    "n02979186",
+    "n03000684",
+    "n03028079",
+    "n03394916",
+    "n03417042",
+    "n03425413",
+    "n03445777",
+    "n03888605",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +37,7 @@ def built(data):
 
     for subset in ("demo", "ilsvrc1k", "imagenet21k"):
         assert main(["synsets", "--data", str(data), "--subset", subset]) == 0
-    return {s: {r["wnid"]: r for r in rows(data / s / "synsets.parquet")}
-            for s in ("demo", "ilsvrc1k", "imagenet21k")}
+    return {s: {r["wnid"]: r for r in rows(data / s / "synsets.parquet")} for s in ("demo", "ilsvrc1k", "imagenet21k")}
 
 
 def is_a_edges(path: Path) -> list[tuple[str, str]]:
@@ -57,8 +66,9 @@ def test_class_index_is_sorted_wnid_order(built):
 def test_tench_row_matches_data_noun(built, facts):
     tench, entry = built["ilsvrc1k"][TENCH], facts.entries[TENCH]
     assert tench["gloss"] == first_example_split(entry.gloss)
-    assert tench["gloss"] == ("freshwater dace-like game fish of Europe and western Asia "
-                              "noted for ability to survive outside water")
+    assert tench["gloss"] == (
+        "freshwater dace-like game fish of Europe and western Asia noted for ability to survive outside water"
+    )
     assert tench["name"] == "tench"
     assert tench["lemmas"] == [w.replace("_", " ") for w in entry.words] == ["tench", "Tinca tinca"]
     assert entry.lex_filenum == 5 and tench["lexname"] == "noun.animal"  # 05 is noun.animal in lexnames(5WN)
@@ -133,8 +143,7 @@ def test_ilsvrc1k_report_matches_an_independent_ancestor_check(built, data, fact
     assert sorted(map(tuple, report["ancestor_pairs"])) == expected
     assert report["num_ancestor_pairs"] == len(expected)
     assert sum(report["depth_histogram"].values()) == 1000
-    assert report["lexnames"]["noun.animal"] == sum(
-        1 for w in chosen if facts.entries[w].lex_filenum == 5)
+    assert report["lexnames"]["noun.animal"] == sum(1 for w in chosen if facts.entries[w].lex_filenum == 5)
     assert report["duplicate_names"]["crane"] == ["n02012849", "n03126707"]
 
 
@@ -215,14 +224,17 @@ def test_rerun_skips_and_setting_changes_rerun(pipeline, tmp_path):
     assert (tmp_path / "mine" / "words.txt").exists()
 
 
-@pytest.mark.parametrize("line, message", [
-    ("n99999999", "no noun synset at that offset"),
-    ("n01440765", "no noun synset at that offset"),
-    ("v01234567", "is a verb synset"),
-    ("a00001740", "is an adjective synset"),
-    ("dog", "expected a wnid"),
-    (TENCH, "listed twice (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("n99999999", "no noun synset at that offset"),
+        ("n01440765", "no noun synset at that offset"),
+        ("v01234567", "is a verb synset"),
+        ("a00001740", "is an adjective synset"),
+        ("dog", "expected a wnid"),
+        (TENCH, "listed twice (first on line 1)"),
+    ],
+)
 def test_a_bad_wnid_list_names_file_line_and_value(pipeline, tmp_path, line, message):
     listing = tmp_path / "bad.txt"
     listing.write_text(f"{TENCH}\n{line}\n")
@@ -232,15 +244,18 @@ def test_a_bad_wnid_list_names_file_line_and_value(pipeline, tmp_path, line, mes
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--subset", "imagenet1k"], "SUBSET 'imagenet1k': unknown subset"),
-    (["--subset", "dogs", "--root", "n99999999"], "ROOT 'n99999999': no noun synset"),
-    (["--subset", "dogs", "--root", "v00001740"], "ROOT 'v00001740': is a verb synset"),
-    (["--subset", "ilsvrc1k", "--root", DOG], "SUBSET 'ilsvrc1k': ilsvrc1k is a bundled subset"),
-    (["--subset", "demo", "--exclude", "n0000"], "EXCLUDE 'n0000': expected a wnid"),
-    (["--subset", "demo", "--depth", "2"], "DEPTH and LEAVES apply to a subtree"),
-    (["--subset", "x", "--wnids", "/nonexistent/list.txt"], "/nonexistent/list.txt: no such wnid list"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--subset", "imagenet1k"], "SUBSET 'imagenet1k': unknown subset"),
+        (["--subset", "dogs", "--root", "n99999999"], "ROOT 'n99999999': no noun synset"),
+        (["--subset", "dogs", "--root", "v00001740"], "ROOT 'v00001740': is a verb synset"),
+        (["--subset", "ilsvrc1k", "--root", DOG], "SUBSET 'ilsvrc1k': ilsvrc1k is a bundled subset"),
+        (["--subset", "demo", "--exclude", "n0000"], "EXCLUDE 'n0000': expected a wnid"),
+        (["--subset", "demo", "--depth", "2"], "DEPTH and LEAVES apply to a subtree"),
+        (["--subset", "x", "--wnids", "/nonexistent/list.txt"], "/nonexistent/list.txt: no such wnid list"),
+    ],
+)
 def test_bad_settings_fail_before_writing(pipeline, tmp_path, args, message):
     out = pipeline("synsets", "--data", tmp_path / "data", *args)
     assert out.status == 2 and message in out.err, out.err
@@ -263,9 +278,21 @@ def test_a_failed_run_leaves_the_previous_outputs_as_they_were(pipeline, tmp_pat
 def test_make_passes_its_variables_to_the_stage(tmp_path, facts):
     import subprocess
 
-    done = subprocess.run(["make", "--no-print-directory", "synsets", f"DATA={tmp_path}", "SUBSET=toy",
-                           f"ROOT={DOG}", "DEPTH=1", "EXCLUDE=n02085374"],
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "synsets",
+            f"DATA={tmp_path}",
+            "SUBSET=toy",
+            f"ROOT={DOG}",
+            "DEPTH=1",
+            "EXCLUDE=n02085374",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     got = {r["wnid"] for r in rows(tmp_path / "toy" / "synsets.parquet")}
     assert got == {DOG, *facts.children(DOG)} - {"n02085374"}

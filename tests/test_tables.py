@@ -1,4 +1,5 @@
 """Tables are written with, and checked against, the one schema of pipeline.schemas."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,9 +13,19 @@ from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.tables import _array, read_table, write_table
 
-ROW = {"wnid": ["n01440764"], "class_index": [0], "name": ["tench"], "lemmas": [["tench", "Tinca tinca"]],
-       "gloss": ["a fish"], "lexname": ["noun.animal"], "depth": [16], "parents": [["n01439121"]],
-       "num_hyponyms": [0], "is_leaf": [True], "queries": [["tench", "tench fish"]]}
+ROW = {
+    "wnid": ["n01440764"],
+    "class_index": [0],
+    "name": ["tench"],
+    "lemmas": [["tench", "Tinca tinca"]],
+    "gloss": ["a fish"],
+    "lexname": ["noun.animal"],
+    "depth": [16],
+    "parents": [["n01439121"]],
+    "num_hyponyms": [0],
+    "is_leaf": [True],
+    "queries": [["tench", "tench fish"]],
+}
 
 
 def test_round_trip_keeps_schema_and_metadata(tmp_path):
@@ -77,10 +88,18 @@ write_table(rows, sys.argv[1], schemas.LEDGER)
 assert "pandas" not in sys.modules
 assert read_table(sys.argv[1], schemas.LEDGER).to_pydict() == rows
 """
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ledger.parquet")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "ledger.parquet")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    for values, type_ in ((["a", None, "ü"], pa.string()), ([b"\xff", None, b""], pa.binary()), ([], pa.string()),
-                          ([1, None, -3], pa.int16()), ([None, None], pa.int64()), ([], pa.int32())):
+    for values, type_ in (
+        (["a", None, "ü"], pa.string()),
+        ([b"\xff", None, b""], pa.binary()),
+        ([], pa.string()),
+        ([1, None, -3], pa.int16()),
+        ([None, None], pa.int64()),
+        ([], pa.int32()),
+    ):
         assert _array(values, type_).equals(pa.array(values, type=type_))
     for values, type_ in (([40000], pa.int16()), (["x"], pa.int64()), ([True], pa.int32()), ([1], pa.string())):
         with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):

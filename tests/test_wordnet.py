@@ -1,14 +1,15 @@
 """Finding, assembling and verifying WordNet 3.0, each source in a process of its own."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from wordnet import provision
 from wordnet_facts import data_noun_path
+
+from wordnet import provision
 
 DICT = data_noun_path().parent
 
@@ -22,8 +23,11 @@ def dict_copy(target: Path, *, version: str = "3.0", nouns: int | None = None, l
     if lexnames:
         shutil.copyfile(provision.LEXNAMES, target / "lexnames")
     lines = (DICT / "data.noun").read_bytes().splitlines(keepends=True)
-    header = [line.replace(b"WordNet 3.0 Copyright", f"WordNet {version} Copyright".encode())
-              for line in lines if line.startswith(b"  ")]
+    header = [
+        line.replace(b"WordNet 3.0 Copyright", f"WordNet {version} Copyright".encode())
+        for line in lines
+        if line.startswith(b"  ")
+    ]
     body = [line for line in lines if not line.startswith(b"  ")]
     (target / "data.noun").write_bytes(b"".join(header + body[:nouns]))
     return target
@@ -50,8 +54,9 @@ def test_a_dict_folder_without_lexnames_is_assembled_for_nltk(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"WordNet 3.0, 82115 noun synsets, from WORDNET_DIR {source}" in done.stderr
     assert (local / "corpora" / "wordnet" / "lexnames").read_bytes() == provision.LEXNAMES.read_bytes()
-    done = run_isolated("synsets", "--data", tmp_path / "data", WORDNET_DIR=str(source),
-                        SYNSETFORGE_NLTK_DATA=str(local))
+    done = run_isolated(
+        "synsets", "--data", tmp_path / "data", WORDNET_DIR=str(source), SYNSETFORGE_NLTK_DATA=str(local)
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data" / "demo" / "synsets.parquet").exists()
 
@@ -102,8 +107,9 @@ def test_wordnet_zip_as_nltk_downloader_leaves_it_is_used(tmp_path):
     with zipfile.ZipFile(nltk_data / "corpora" / "wordnet.zip", "w") as z:
         for file in folder.iterdir():
             z.write(file, f"wordnet/{file.name}")
-    done = run_isolated("synsets", "--data", tmp_path / "data", NLTK_DATA=str(nltk_data),
-                        SYNSETFORGE_NLTK_DATA=str(tmp_path / "local"))
+    done = run_isolated(
+        "synsets", "--data", tmp_path / "data", NLTK_DATA=str(nltk_data), SYNSETFORGE_NLTK_DATA=str(tmp_path / "local")
+    )
     assert done.returncode == 0, done.stderr
     assert f"WordNet 3.0 from nltk_data {nltk_data} (zip)" in done.stderr
     assert not (tmp_path / "local").exists()

@@ -3,6 +3,7 @@
 It uses neither nltk nor the project's WordNet code: it parses the file format of
 wndb(5WN) directly, so facts checked against it are not the code checking itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,7 @@ class Facts:
         p_cnt = int(tokens[at])
         pointers = []
         for i in range(p_cnt):
-            symbol, target, pos, _source_target = tokens[at + 1 + 4 * i: at + 5 + 4 * i]
+            symbol, target, pos, _source_target = tokens[at + 1 + 4 * i : at + 5 + 4 * i]
             if pos == "n":
                 pointers.append((symbol, "n" + target))
         self.entries["n" + offset] = Entry("n" + offset, int(lex_filenum), words, pointers, gloss.strip())

@@ -1,4 +1,5 @@
 """``python -m pipeline wordnet``: where WordNet 3.0 comes from; ``--provision`` sets it up."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,11 @@ HELP = "find WordNet 3.0 (or install and assemble it with --provision) and verif
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provision", action="store_true",
-                        help="install Debian's wordnet-base and wordnet-sense-index when root and missing")
+    parser.add_argument(
+        "--provision",
+        action="store_true",
+        help="install Debian's wordnet-base and wordnet-sense-index when root and missing",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -19,5 +23,8 @@ def run(args: argparse.Namespace) -> None:
     from .hierarchy import load
 
     wordnet = load()
-    print(f"wordnet: WordNet {wordnet.version}, {wordnet.noun_count()} noun synsets, "
-          f"from {wordnet.source.origin}, read at {wordnet.source.path}", file=sys.stderr)
+    print(
+        f"wordnet: WordNet {wordnet.version}, {wordnet.noun_count()} noun synsets, "
+        f"from {wordnet.source.origin}, read at {wordnet.source.path}",
+        file=sys.stderr,
+    )

@@ -4,12 +4,13 @@ ImageNet names a synset by its wnid, ``n`` + the 8-digit byte offset of its line
 ``data.noun``. Everything here speaks wnids; is-a means hypernym *or* instance hypernym
 (as in nltk's ``min_depth``), so that every synset, instances included, reaches entity.
 """
+
 from __future__ import annotations
 
 import re
 import sys
 import warnings
-from functools import lru_cache
+from functools import cache
 
 from pipeline.errors import PipelineError
 
@@ -62,7 +63,7 @@ class WordNet:
 
     def gloss(self, synset) -> str:
         start = synset.offset()
-        line = self._data_noun[start:self._data_noun.index(b"\n", start)].decode("utf-8")
+        line = self._data_noun[start : self._data_noun.index(b"\n", start)].decode("utf-8")
         return definition(line.split(" | ", 1)[1])
 
     @staticmethod
@@ -97,7 +98,7 @@ class WordNet:
         return self._ancestors[wnid]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load() -> WordNet:
     """Locate WordNet 3.0 (see ``provision``), open it with nltk and verify it is 3.0 in full."""
     notes: list[str] = []

@@ -14,6 +14,7 @@ Where WordNet comes from, first found wins:
 nltk only opens corpora inside the folders on ``nltk.data.path``, so the chosen folder is
 registered there before the reader is made.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,18 @@ NOUN_SYNSETS = 82115
 LEXNAMES = Path(__file__).with_name("data") / "lexnames"
 # The files nltk's WordNet reader opens; lexnames is ours, the rest must come from the source.
 DICT_FILES = (
-    "data.noun", "data.verb", "data.adj", "data.adv",
-    "index.noun", "index.verb", "index.adj", "index.adv",
-    "noun.exc", "verb.exc", "adj.exc", "adv.exc",
+    "data.noun",
+    "data.verb",
+    "data.adj",
+    "data.adv",
+    "index.noun",
+    "index.verb",
+    "index.adj",
+    "index.adv",
+    "noun.exc",
+    "verb.exc",
+    "adj.exc",
+    "adv.exc",
 )
 OPTIONAL_FILES = ("index.sense", "cntlist.rev")
 _VERSION_RE = re.compile(rb"WordNet (\d+\.\d+|\d+\+?) Copyright")

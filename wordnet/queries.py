@@ -7,17 +7,18 @@ whippet's gloss "small slender dog of greyhound type..." gives "whippet dog" and
 (entity, physical entity, object, whole, abstraction...), which are in glosses often and
 help a search never.
 """
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from .hierarchy import WordNet
 
 TOP_LEVELS = 3  # ancestors at depth 0..3 are too general to narrow a search
 
 
-@lru_cache(maxsize=None)
+@cache
 def _word(phrase: str) -> re.Pattern:
     return re.compile(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", re.IGNORECASE)
 
@@ -31,8 +32,7 @@ def expand(wordnet: WordNet, synset, gloss: str) -> list[str]:
     lemmas = wordnet.lemmas(synset)
     ancestors = [wordnet.synset(wnid) for wnid in wordnet.ancestors(synset)]
     ancestors.sort(key=lambda a: (-wordnet.depth(a), a.offset()))  # nearest first
-    words = [w for a in ancestors if wordnet.depth(a) > TOP_LEVELS
-             for w in wordnet.lemmas(a) if _occurs(w, gloss)]
+    words = [w for a in ancestors if wordnet.depth(a) > TOP_LEVELS for w in wordnet.lemmas(a) if _occurs(w, gloss)]
     queries = list(lemmas)
     for lemma in lemmas:
         queries += [f"{lemma} {w}" for w in words if not _occurs(w, lemma)]

@@ -8,6 +8,7 @@ Writes, under ``$(DATA)/$(SUBSET)/``:
 - ``synsets_report.json``: classes that are ancestors of other classes (ILSVRC promises none),
   the depth histogram, lexname counts and class names used twice.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,18 +35,25 @@ SHOWN_PAIRS = 10
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        f"Bundled subsets: {', '.join(sorted(BUNDLED))}. Any other SUBSET names a new one, "
-        "chosen by --root or --wnids."
+        f"Bundled subsets: {', '.join(sorted(BUNDLED))}. Any other SUBSET names a new one, chosen by --root or --wnids."
     )
     parser.add_argument("--root", metavar="WNID", help="every hyponym of this synset (make: ROOT)")
     parser.add_argument("--depth", type=int, metavar="N", help="with --root: at most N levels below it (make: DEPTH)")
     parser.add_argument("--leaves", action="store_true", help="with --root: leaf synsets only (make: LEAVES=1)")
-    parser.add_argument("--wnids", type=Path, metavar="FILE",
-                        help="a list of wnids, one per line, first on the line (make: WNIDS)")
-    parser.add_argument("--exclude", default="", metavar="WNID,...",
-                        help="drop these synsets and their subtrees, e.g. n00007846 (person) (make: EXCLUDE)")
-    parser.add_argument("--all-nouns", action="store_true",
-                        help="with --root: keep abstract synsets too, not only physical entities (make: ALL_NOUNS=1)")
+    parser.add_argument(
+        "--wnids", type=Path, metavar="FILE", help="a list of wnids, one per line, first on the line (make: WNIDS)"
+    )
+    parser.add_argument(
+        "--exclude",
+        default="",
+        metavar="WNID,...",
+        help="drop these synsets and their subtrees, e.g. n00007846 (person) (make: EXCLUDE)",
+    )
+    parser.add_argument(
+        "--all-nouns",
+        action="store_true",
+        help="with --root: keep abstract synsets too, not only physical entities (make: ALL_NOUNS=1)",
+    )
 
 
 def selection(args: argparse.Namespace) -> Selection:
@@ -104,25 +112,34 @@ def build(sel: Selection, out: Path) -> str:
 
     closure = set(chosen).union(*(wordnet.ancestors(s) for s in synsets))
     nodes = sorted(closure)
-    edges = sorted((wnid_of(parent), wnid) for wnid in nodes
-                   for parent in wordnet.parents(wordnet.synset(wnid)))
+    edges = sorted((wnid_of(parent), wnid) for wnid in nodes for parent in wordnet.parents(wordnet.synset(wnid)))
     (out / "wordnet.is_a.txt").write_text("".join(f"{p} {c}\n" for p, c in edges))
-    (out / "words.txt").write_text(
-        "".join(f"{w}\t{', '.join(wordnet.lemmas(wordnet.synset(w)))}\n" for w in nodes))
+    (out / "words.txt").write_text("".join(f"{w}\t{', '.join(wordnet.lemmas(wordnet.synset(w)))}\n" for w in nodes))
 
     names = dict(zip(rows["wnid"], rows["name"]))
     report = hierarchy_report(wordnet, sel, synsets, chosen, rows, names, len(nodes), len(edges))
     (out / "synsets_report.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report, names)
-    write_table(rows, out / "synsets.parquet", schemas.SYNSETS,
-                metadata={"subset": sel.subset, "wordnet": provision.VERSION})
+    write_table(
+        rows, out / "synsets.parquet", schemas.SYNSETS, metadata={"subset": sel.subset, "wordnet": provision.VERSION}
+    )
     queries = sum(len(q) for q in rows["queries"])
-    return (f"{len(synsets)} synsets of {sel.subset}, {len(nodes) - len(chosen)} ancestors, "
-            f"{len(edges)} is-a edges, {queries} queries")
+    return (
+        f"{len(synsets)} synsets of {sel.subset}, {len(nodes) - len(chosen)} ancestors, "
+        f"{len(edges)} is-a edges, {queries} queries"
+    )
 
 
-def hierarchy_report(wordnet: WordNet, sel: Selection, synsets: list, chosen: set[str],
-                     rows: dict[str, list], names: dict[str, str], num_nodes: int, num_edges: int) -> dict:
+def hierarchy_report(
+    wordnet: WordNet,
+    sel: Selection,
+    synsets: list,
+    chosen: set[str],
+    rows: dict[str, list],
+    names: dict[str, str],
+    num_nodes: int,
+    num_edges: int,
+) -> dict:
     pairs = [[a, wnid_of(s)] for s in synsets for a in sorted(wordnet.ancestors(s) & chosen)]
     by_name: dict[str, list[str]] = {}
     for wnid, name in names.items():
@@ -154,6 +171,8 @@ def print_report(report: dict, names: dict[str, str]) -> None:
         lines.append(f"  ... {report['num_ancestor_pairs'] - SHOWN_PAIRS} more in synsets_report.json")
     lines.append("synsets: lexnames " + ", ".join(f"{k} {v}" for k, v in list(report["lexnames"].items())[:6]))
     if report["duplicate_names"]:
-        lines.append(f"synsets: {len(report['duplicate_names'])} names used by two or more classes, e.g. "
-                     + ", ".join(f"{n} ({' '.join(w)})" for n, w in list(report["duplicate_names"].items())[:3]))
+        lines.append(
+            f"synsets: {len(report['duplicate_names'])} names used by two or more classes, e.g. "
+            + ", ".join(f"{n} ({' '.join(w)})" for n, w in list(report["duplicate_names"].items())[:3])
+        )
     print("\n".join(lines), file=sys.stderr)

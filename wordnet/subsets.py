@@ -5,6 +5,7 @@ Bundled lists (``wordnet/data/``): ``ilsvrc1k`` (the 1000 ILSVRC-2012 classes),
 Imagenette ten). A subtree is every hyponym of ``root`` (instances too), and by default only
 what lies under physical entity: abstractions have no pictures.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,19 +47,24 @@ class Selection:
 def check_selection(sel: Selection) -> None:
     """Reject contradictory or unknown settings before anything is read."""
     if not SUBSET_NAME_RE.match(sel.subset):
-        raise InputError("a subset name is a folder name: letters, digits, '.', '_' and '-'",
-                         field="SUBSET", value=sel.subset)
+        raise InputError(
+            "a subset name is a folder name: letters, digits, '.', '_' and '-'", field="SUBSET", value=sel.subset
+        )
     if sel.root and sel.wnids_file:
         raise InputError("give ROOT or WNIDS, not both", field="ROOT", value=sel.root)
     if sel.root or sel.wnids_file:
         if sel.subset in BUNDLED:
             raise InputError(
                 f"{sel.subset} is a bundled subset; name the new one, e.g. SUBSET=dogs ROOT=n02084071",
-                field="SUBSET", value=sel.subset)
+                field="SUBSET",
+                value=sel.subset,
+            )
     elif sel.subset not in BUNDLED:
         raise InputError(
-            f"unknown subset; choose {', '.join(sorted(BUNDLED))}, or name a new one with ROOT=<wnid> "
-            "or WNIDS=<file>", field="SUBSET", value=sel.subset)
+            f"unknown subset; choose {', '.join(sorted(BUNDLED))}, or name a new one with ROOT=<wnid> or WNIDS=<file>",
+            field="SUBSET",
+            value=sel.subset,
+        )
     if sel.wnids_file and not sel.wnids_file.is_file():
         raise InputError("no such wnid list", file=sel.wnids_file)
     if (sel.depth is not None or sel.leaves) and not sel.root:
@@ -72,8 +78,9 @@ def resolve(wordnet: WordNet, wnid: str, **where):
     if not WNID_RE.match(wnid):
         raise InputError("expected a wnid: 'n' and 8 digits, such as n01440764", value=wnid, **where)
     if wnid[0] != "n":
-        raise InputError(f"is {_POS_NAMES[wnid[0]]} synset; ImageNet classes are noun synsets (n...)",
-                         value=wnid, **where)
+        raise InputError(
+            f"is {_POS_NAMES[wnid[0]]} synset; ImageNet classes are noun synsets (n...)", value=wnid, **where
+        )
     synset = wordnet.synset(wnid)
     if synset is None:
         raise InputError("no noun synset at that offset in WordNet 3.0 data.noun", value=wnid, **where)
@@ -126,14 +133,15 @@ def select(wordnet: WordNet, sel: Selection) -> list:
         if sel.leaves:
             synsets = [s for s in synsets if not wordnet.children(s)]
         if sel.physical_only:
-            synsets = [s for s in synsets
-                       if wnid_of(s) == PHYSICAL_ENTITY or PHYSICAL_ENTITY in wordnet.ancestors(s)]
+            synsets = [s for s in synsets if wnid_of(s) == PHYSICAL_ENTITY or PHYSICAL_ENTITY in wordnet.ancestors(s)]
     else:
         synsets = read_wnid_list(wordnet, sel.list_file())
     if excluded:
-        synsets = [s for s in synsets
-                   if wnid_of(s) not in excluded and not excluded.keys() & wordnet.ancestors(s)]
+        synsets = [s for s in synsets if wnid_of(s) not in excluded and not excluded.keys() & wordnet.ancestors(s)]
     if not synsets:
-        raise InputError("no synset is left after the filters (physical entities only unless "
-                         "ALL_NOUNS=1; EXCLUDE; LEAVES; DEPTH)", field="SUBSET", value=sel.subset)
+        raise InputError(
+            "no synset is left after the filters (physical entities only unless ALL_NOUNS=1; EXCLUDE; LEAVES; DEPTH)",
+            field="SUBSET",
+            value=sel.subset,
+        )
     return sorted(synsets, key=wnid_of)

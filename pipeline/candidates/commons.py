@@ -29,6 +29,7 @@ Choices:
   and each of ours is a search plus up to 50 thumbnail and metadata look-ups, which is
   expensive on their side; one a second stays well within what they tolerate.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,8 @@ from .search import ApiClient, Hit, Hits, SourceError, int_or_none
 
 DEFAULT_API = "https://commons.wikimedia.org"
 PER_SECOND = 1.0
-MAX_LIMIT = 50            # gsrlimit for clients without the apihighlimits right
-MAX_OFFSET = 10_000       # CirrusSearch answers no further than this into a result list
+MAX_LIMIT = 50  # gsrlimit for clients without the apihighlimits right
+MAX_OFFSET = 10_000  # CirrusSearch answers no further than this into a result list
 THUMB_WIDTH = 640
 MAXLAG = 5
 IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff"})
@@ -63,7 +64,6 @@ def _meta(info: dict, key: str) -> str | None:
     return strip_html(field.get("value")) if isinstance(field, dict) else None
 
 
-
 def _retry_reason(answer: Any) -> str | None:
     error = answer.get("error") if isinstance(answer, dict) else None
     if isinstance(error, dict) and error.get("code") in RETRY_CODES:
@@ -84,10 +84,18 @@ def hit_of(page: dict) -> Hit | None:
     if thumb and thumb != url:
         url, width, height, size = thumb, info.get("thumbwidth"), info.get("thumbheight"), None
         mime = info.get("thumbmime") or mime
-    return Hit(url=url, source_id=page.get("title"), title=page.get("title"),
-               creator=_meta(info, "Artist"), license=_meta(info, "LicenseShortName"),
-               license_url=_meta(info, "LicenseUrl"), width=int_or_none(width), height=int_or_none(height),
-               bytes=int_or_none(size), mime=mime)
+    return Hit(
+        url=url,
+        source_id=page.get("title"),
+        title=page.get("title"),
+        creator=_meta(info, "Artist"),
+        license=_meta(info, "LicenseShortName"),
+        license_url=_meta(info, "LicenseUrl"),
+        width=int_or_none(width),
+        height=int_or_none(height),
+        bytes=int_or_none(size),
+        mime=mime,
+    )
 
 
 class Commons:
@@ -101,11 +109,17 @@ class Commons:
 
     def params(self, query: str, limit: int) -> dict[str, str]:
         return {
-            "action": "query", "format": "json", "formatversion": "2",
-            "generator": "search", "gsrsearch": f"{query} filetype:bitmap" if self.bitmap_only else query,
-            "gsrnamespace": "6", "gsrlimit": str(max(1, min(limit, MAX_LIMIT))),
-            "prop": "imageinfo", "iiprop": "url|size|mime|thumbmime|sha1|extmetadata",
-            "iiurlwidth": str(THUMB_WIDTH), "maxlag": str(MAXLAG),
+            "action": "query",
+            "format": "json",
+            "formatversion": "2",
+            "generator": "search",
+            "gsrsearch": f"{query} filetype:bitmap" if self.bitmap_only else query,
+            "gsrnamespace": "6",
+            "gsrlimit": str(max(1, min(limit, MAX_LIMIT))),
+            "prop": "imageinfo",
+            "iiprop": "url|size|mime|thumbmime|sha1|extmetadata",
+            "iiurlwidth": str(THUMB_WIDTH),
+            "maxlag": str(MAXLAG),
         }
 
     async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
@@ -114,10 +128,11 @@ class Commons:
             return hits
         base = self.params(query, limit)
         cont: dict[str, Any] = {}
-        batch: dict[str, dict] = {}   # pages of the current generator batch, by title
+        batch: dict[str, dict] = {}  # pages of the current generator batch, by title
         while True:
-            answer = await client.get_json(self.endpoint, {**base, **{k: str(v) for k, v in cont.items()}},
-                                           query, retry_when=_retry_reason)
+            answer = await client.get_json(
+                self.endpoint, {**base, **{k: str(v) for k, v in cont.items()}}, query, retry_when=_retry_reason
+            )
             if not isinstance(answer, dict):
                 raise SourceError(self.name, query, "the answer is not a JSON object")
             error = answer.get("error")

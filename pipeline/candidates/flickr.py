@@ -22,6 +22,7 @@ JPEG for the sized copies and follows the original's extension for ``url_o``.
 ``flickr.photos.licenses.getInfo`` lists them: 0-10, plus 11-16 for the CC 4.0 licences Flickr
 added later). The default filter is every licence but 0 (all rights reserved), 4.0 ones included.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,7 +34,7 @@ PER_SECOND = 1.0
 MAX_PER_PAGE = 500
 MAX_RESULTS = 4000
 EXTRAS = "url_o,url_c,url_z,o_dims,license,owner_name"
-RETRY_CODES = frozenset({105})   # "Service currently unavailable"
+RETRY_CODES = frozenset({105})  # "Service currently unavailable"
 
 # id -> (name, deed URL), after flickr.photos.licenses.getInfo.
 LICENSES: dict[int, tuple[str, str | None]] = {
@@ -84,13 +85,23 @@ def hit_of(photo: dict) -> Hit | None:
         width = height = None
         mime = "image/jpeg"
     license_id = int_or_none(photo.get("license"))
-    name, deed = LICENSES.get(license_id, (f"flickr licence {photo.get('license')}", None)) \
-        if license_id is not None else (None, None)
+    name, deed = (
+        LICENSES.get(license_id, (f"flickr licence {photo.get('license')}", None))
+        if license_id is not None
+        else (None, None)
+    )
     title = photo.get("title")
-    return Hit(url=url, source_id=str(photo["id"]) if photo.get("id") is not None else None,
-               title=title if isinstance(title, str) and title else None,
-               creator=photo.get("ownername") or photo.get("owner") or None,
-               license=name, license_url=deed, width=int_or_none(width), height=int_or_none(height), mime=mime)
+    return Hit(
+        url=url,
+        source_id=str(photo["id"]) if photo.get("id") is not None else None,
+        title=title if isinstance(title, str) and title else None,
+        creator=photo.get("ownername") or photo.get("owner") or None,
+        license=name,
+        license_url=deed,
+        width=int_or_none(width),
+        height=int_or_none(height),
+        mime=mime,
+    )
 
 
 class Flickr:
@@ -114,10 +125,18 @@ class Flickr:
         page = 1
         while (page - 1) * per_page < MAX_RESULTS:
             params = {
-                "method": "flickr.photos.search", "api_key": self.api_key, "text": query,
-                "license": self.license, "sort": "relevance", "content_type": "1", "media": "photos",
-                "extras": EXTRAS, "per_page": str(per_page), "page": str(page),
-                "format": "json", "nojsoncallback": "1",
+                "method": "flickr.photos.search",
+                "api_key": self.api_key,
+                "text": query,
+                "license": self.license,
+                "sort": "relevance",
+                "content_type": "1",
+                "media": "photos",
+                "extras": EXTRAS,
+                "per_page": str(per_page),
+                "page": str(page),
+                "format": "json",
+                "nojsoncallback": "1",
             }
             answer = await client.get_json(self.endpoint, params, query, retry_when=_retry_reason)
             if not isinstance(answer, dict):

@@ -20,6 +20,7 @@ page with fewer results than asked for. ``license`` is Openverse's code and vers
 Errors are HTTP 4xx with ``{"detail": ...}``, which ``ApiClient`` puts in the ``SourceError``;
 429 (with ``Retry-After``) is retried by ``ApiClient``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,9 +32,16 @@ PER_SECOND = 1 / 3
 ANONYMOUS_PAGE_SIZE = 20
 TOKEN_PAGE_SIZE = 500
 MAX_PAGE = 20
-MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
-         "webp": "image/webp", "tif": "image/tiff", "tiff": "image/tiff", "bmp": "image/bmp"}
-
+MIMES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+}
 
 
 def hit_of(result: dict) -> Hit | None:
@@ -44,11 +52,18 @@ def hit_of(result: dict) -> Hit | None:
         return None
     code, version = result.get("license"), result.get("license_version")
     license = " ".join(str(p) for p in (code, version) if p) or None
-    return Hit(url=url, source_id=_str(result.get("id")), title=_str(result.get("title")),
-               creator=_str(result.get("creator")), license=license,
-               license_url=_str(result.get("license_url")), width=int_or_none(result.get("width")),
-               height=int_or_none(result.get("height")), bytes=int_or_none(result.get("filesize")),
-               mime=MIMES.get(filetype) if filetype else None)
+    return Hit(
+        url=url,
+        source_id=_str(result.get("id")),
+        title=_str(result.get("title")),
+        creator=_str(result.get("creator")),
+        license=license,
+        license_url=_str(result.get("license_url")),
+        width=int_or_none(result.get("width")),
+        height=int_or_none(result.get("height")),
+        bytes=int_or_none(result.get("filesize")),
+        mime=MIMES.get(filetype) if filetype else None,
+    )
 
 
 def _str(value: Any) -> str | None:

@@ -6,6 +6,7 @@ the tool and a contact URL, a minimum interval between requests (the API's docum
 rate), retries with backoff on 429 and 5xx that honour ``Retry-After``, and an error that
 says which source and query failed and what the API answered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,9 @@ import email.utils
 import json
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -82,7 +84,7 @@ class Source(Protocol):
 
     name: str
 
-    async def search(self, client: "ApiClient", query: str, limit: int) -> list[Hit]:
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
         """Up to ``limit`` hits for ``query``, best first, paging as the API requires."""
 
 
@@ -127,17 +129,21 @@ class RateLimiter:
 class ApiClient:
     """GET JSON from one search API at its documented rate."""
 
-    def __init__(self, source: str, session: aiohttp.ClientSession, per_second: float,
-                 backoff: float = 1.0):
+    def __init__(self, source: str, session: aiohttp.ClientSession, per_second: float, backoff: float = 1.0):
         self.source = source
         self.session = session
         self.limiter = RateLimiter(per_second)
         self.backoff = backoff
         self.requests = 0
 
-    async def get_json(self, url: str, params: Mapping[str, Any], query: str,
-                       headers: Mapping[str, str] | None = None,
-                       retry_when: Callable[[Any], str | None] | None = None) -> Any:
+    async def get_json(
+        self,
+        url: str,
+        params: Mapping[str, Any],
+        query: str,
+        headers: Mapping[str, str] | None = None,
+        retry_when: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         """The decoded JSON answer; retries 429, 5xx and connection errors, then raises
         ``SourceError``. 4xx answers other than 429 are not retried.
 
@@ -149,16 +155,19 @@ class ApiClient:
         for attempt in range(RETRIES + 1):
             await self.limiter.wait()
             self.requests += 1
-            wait = self.backoff * 2 ** attempt * (0.5 + random.random())
+            wait = self.backoff * 2**attempt * (0.5 + random.random())
             try:
-                async with self.session.get(url, params=params, headers={"User-Agent": USER_AGENT, **(headers or {})},
-                                            allow_redirects=True) as response:
+                async with self.session.get(
+                    url, params=params, headers={"User-Agent": USER_AGENT, **(headers or {})}, allow_redirects=True
+                ) as response:
                     if response.status == 429 or response.status >= 500:
                         last = f"HTTP {response.status} {await _detail(response)}".strip()
                         self.limiter.pause(self._retry_wait(response, wait, last, query))
                         continue
                     if response.status >= 400:
-                        raise SourceError(self.source, query, f"HTTP {response.status} {await _detail(response)}".strip())
+                        raise SourceError(
+                            self.source, query, f"HTTP {response.status} {await _detail(response)}".strip()
+                        )
                     try:
                         data = await response.json(content_type=None)
                     except ValueError:

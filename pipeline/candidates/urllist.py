@@ -6,13 +6,14 @@ malformed lines) and tables with ``wnid`` and ``url`` columns: CSV, TSV or Parqu
 Rows of classes outside the subset are dropped; the first ``max_per_class`` distinct
 URLs of each class are kept, in file order (that order is the candidates' ``rank``).
 """
+
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -73,14 +74,20 @@ def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[H
             urls.add(hit.url)
             kept.append(hit)
     if report.rows and report.malformed > MALFORMED_TOLERANCE * report.rows:
-        raise InputError(f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
-                         "(nor CSV/TSV/Parquet by extension)", file=path, line=report.malformed_lines[0])
+        raise InputError(
+            f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
+            "(nor CSV/TSV/Parquet by extension)",
+            file=path,
+            line=report.malformed_lines[0],
+        )
     return kept, report
 
 
 def _imagenet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True,
-                                     delay=2, disable=None) as bar:
+    with (
+        open(path, "rb") as f,
+        tqdm(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True, delay=2, disable=None) as bar,
+    ):
         for number, raw in enumerate(f, 1):
             bar.update(len(raw))
             report.rows += 1
@@ -129,8 +136,11 @@ def _parquet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
 def _check_columns(path: Path, names: list[str]) -> None:
     for column in ("wnid", "url"):
         if column not in names:
-            raise InputError(f"a URL table needs 'wnid' and 'url' columns; it has {', '.join(names) or 'none'}",
-                             file=path, field=column)
+            raise InputError(
+                f"a URL table needs 'wnid' and 'url' columns; it has {', '.join(names) or 'none'}",
+                file=path,
+                field=column,
+            )
 
 
 def _row_hit(path: Path, number: int, wnid, url, line: bool) -> Hit:

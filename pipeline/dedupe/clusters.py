@@ -16,6 +16,7 @@ cluster), ``exact`` (same bytes), ``near`` (the whole images match: re-encoded, 
 recoloured), ``mirror`` (a flipped copy), ``crop`` (the inner parts match: cropped or
 slightly rotated), ``conflict`` and ``reference`` (dropped with every copy).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -30,7 +31,15 @@ from pipeline import schemas
 from .search import as_uint64, hamming, near_pairs
 
 UNIQUE, REPRESENTATIVE, EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE = (
-    "unique", "representative", "exact", "near", "mirror", "crop", "conflict", "reference")
+    "unique",
+    "representative",
+    "exact",
+    "near",
+    "mirror",
+    "crop",
+    "conflict",
+    "reference",
+)
 REASONS = (UNIQUE, REPRESENTATIVE, EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE)
 DROPPED = (EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE)
 MEANING = {
@@ -84,12 +93,16 @@ class Pairs(NamedTuple):
 
 def hash_columns(table: pa.Table) -> dict[str, np.ndarray]:
     """The table's hash columns (phash*, dhash*) as uint64 arrays, by column name."""
-    return {name: as_uint64(table.column(name).to_numpy()) for name in table.column_names
-            if name.startswith(("phash", "dhash"))}
+    return {
+        name: as_uint64(table.column(name).to_numpy())
+        for name in table.column_names
+        if name.startswith(("phash", "dhash"))
+    }
 
 
-def find_pairs(hashes: pa.Table, settings: Settings, rows: np.ndarray | None = None,
-               matches: tuple[Match, ...] = MATCHES) -> Pairs:
+def find_pairs(
+    hashes: pa.Table, settings: Settings, rows: np.ndarray | None = None, matches: tuple[Match, ...] = MATCHES
+) -> Pairs:
     """Verified near-copy pairs among ``rows`` of the table (all rows when None), each
     pair once with the reason of its closest match."""
     rows = np.arange(hashes.num_rows) if rows is None else rows
@@ -97,14 +110,23 @@ def find_pairs(hashes: pa.Table, settings: Settings, rows: np.ndarray | None = N
     found = []
     for match in matches:
         self_join = match.left == match.right
-        pairs = near_pairs(columns["phash" + match.left], settings.radius,
-                           None if self_join else columns["phash" + match.right])
+        pairs = near_pairs(
+            columns["phash" + match.left], settings.radius, None if self_join else columns["phash" + match.right]
+        )
         left, right = pairs.left, pairs.right
-        verified = hamming(columns["dhash" + match.left][left], columns["dhash" + match.right][right]) <= settings.verify
+        verified = (
+            hamming(columns["dhash" + match.left][left], columns["dhash" + match.right][right]) <= settings.verify
+        )
         verified &= left != right  # an image near its own mirror image is symmetric, not a copy
         left, right, distance = left[verified], right[verified], pairs.distance[verified]
-        found.append((np.minimum(left, right), np.maximum(left, right), distance,
-                      np.full(len(left), REASONS.index(match.reason), dtype=np.int8)))
+        found.append(
+            (
+                np.minimum(left, right),
+                np.maximum(left, right),
+                distance,
+                np.full(len(left), REASONS.index(match.reason), dtype=np.int8),
+            )
+        )
     left, right, distance, reason = (np.concatenate(parts) for parts in zip(*found))
     # One row per pair: the closest match, the earlier MATCHES entry on a tie.
     order = np.lexsort((reason, distance, right, left))
@@ -134,14 +156,20 @@ def reference_rows(hashes: pa.Table, reference: pa.Table, settings: Settings) ->
 
 class Result(NamedTuple):
     table: pa.Table  # schemas.CLUSTERS, in the order of the hashes table
-    counts: dict     # for the report
-    pairs: Pairs     # the verified pairs between rows of the hashes table
+    counts: dict  # for the report
+    pairs: Pairs  # the verified pairs between rows of the hashes table
 
 
-def cluster(hashes: pa.Table, settings: Settings = Settings(), *, reference: pa.Table | None = None,
-            accepted: set[tuple[str, str]] | None = None) -> Result:
+def cluster(
+    hashes: pa.Table,
+    settings: Settings | None = None,
+    *,
+    reference: pa.Table | None = None,
+    accepted: set[tuple[str, str]] | None = None,
+) -> Result:
     """The clusters of ``hashes`` (a ``schemas.HASHES`` table). ``accepted``: (image_id, wnid)
     pairs annotators accepted, which settle conflicts."""
+    settings = settings or Settings()
     n = hashes.num_rows
     sha = hashes.column("sha256").to_numpy(zero_copy_only=False)
     _, first_of_sha, sha_group = np.unique(sha, return_index=True, return_inverse=True)
@@ -186,24 +214,33 @@ def cluster(hashes: pa.Table, settings: Settings = Settings(), *, reference: pa.
         reason[near_reference] = REASONS.index(REFERENCE)
         keep[near_reference] = False
 
-    table = pa.Table.from_pydict({
-        "image_id": image_id.tolist(),
-        "wnid": wnid.tolist(),
-        "cluster_id": component.astype(np.int64),
-        "representative": image_id[representative].tolist(),
-        "distance": distance.astype(np.int16),
-        "reason": [REASONS[r] for r in reason.tolist()],
-        "keep": keep,
-    }, schema=schemas.CLUSTERS)
+    table = pa.Table.from_pydict(
+        {
+            "image_id": image_id.tolist(),
+            "wnid": wnid.tolist(),
+            "cluster_id": component.astype(np.int64),
+            "representative": image_id[representative].tolist(),
+            "distance": distance.astype(np.int16),
+            "reason": [REASONS[r] for r in reason.tolist()],
+            "keep": keep,
+        },
+        schema=schemas.CLUSTERS,
+    )
     counts = {
         "images": n,
         "kept": int(keep.sum()),
         "clusters_with_copies": int((sizes > 1).sum()),
         "largest_cluster": int(sizes.max(initial=0)),
         "pairs": {r: int((pairs.reason == REASONS.index(r)).sum()) for r in (NEAR, MIRROR, CROP)},
-        "conflicts": [{"cluster_id": int(c), "wnids": sorted(set(wnid[groups[c]])),
-                       "image_ids": sorted(image_id[groups[c]]),
-                       "settled_in": wnid[settled[c][0]] if c in settled else None} for c in conflicts],
+        "conflicts": [
+            {
+                "cluster_id": int(c),
+                "wnids": sorted(set(wnid[groups[c]])),
+                "image_ids": sorted(image_id[groups[c]]),
+                "settled_in": wnid[settled[c][0]] if c in settled else None,
+            }
+            for c in conflicts
+        ],
     }
     return Result(table, counts, pairs)
 
@@ -230,7 +267,7 @@ def _groups(component: np.ndarray, sizes: np.ndarray) -> dict[int, np.ndarray]:
     """The rows of every component with more than one image."""
     order = np.argsort(component, kind="stable")
     starts = np.r_[0, np.cumsum(sizes)]
-    return {int(c): order[starts[c]:starts[c + 1]] for c in np.flatnonzero(sizes > 1)}
+    return {int(c): order[starts[c] : starts[c + 1]] for c in np.flatnonzero(sizes > 1)}
 
 
 def _settle(conflicts, groups, image_id, wnid, area, rank, accepted) -> dict:

@@ -5,6 +5,7 @@ hashes compare with the download stage's. A class folder layout (``<wnid>/<file>
 ImageFolder and ILSVRC's train folders have it) gives each image its class; files at the
 top have none. A file Pillow cannot read is listed as a failure, not hashed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,11 @@ RAY_CHUNK = 512  # files per Ray task
 
 def image_files(folder: Path) -> list[str]:
     """Paths below ``folder`` with an image extension, POSIX style, sorted."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
 
 
 def hash_files(paths: list[Path]) -> list[tuple | str]:
@@ -57,7 +61,7 @@ def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
 
     ray = ray_module()
     task = ray.remote(max_retries=3, num_cpus=1)(hash_files)
-    refs = [task.remote(paths[i:i + RAY_CHUNK]) for i in range(0, len(paths), RAY_CHUNK)]
+    refs = [task.remote(paths[i : i + RAY_CHUNK]) for i in range(0, len(paths), RAY_CHUNK)]
     done: dict = {}
     pending = list(refs)
     while pending:
@@ -78,10 +82,12 @@ def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[
         if executor == "ray":
             results = _hash_on_ray(paths, bar)
         else:
-            chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
             with contextlib.ExitStack() as stack:
                 if processes > 1 and len(chunks) > 1:
-                    mapped = stack.enter_context(multiprocessing.get_context("spawn").Pool(processes)).imap(hash_files, chunks)
+                    mapped = stack.enter_context(multiprocessing.get_context("spawn").Pool(processes)).imap(
+                        hash_files, chunks
+                    )
                 else:
                     mapped = map(hash_files, chunks)
                 for chunk in mapped:

@@ -14,10 +14,12 @@ A pair found in several blocks is kept only in the first block where it qualifie
 pair comes out exactly once. Identical values are collapsed first (``np.unique``), so a
 thousand copies of one hash cost one lookup.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,8 +57,9 @@ def hamming(a, b) -> np.ndarray:
     return np.bitwise_count(as_uint64(a) ^ as_uint64(b)).astype(np.uint8)
 
 
-def near_pairs(hashes, radius: int, others=None, *, method: str = "auto",
-               progress: Callable[[float], None] | None = None) -> Pairs:
+def near_pairs(
+    hashes, radius: int, others=None, *, method: str = "auto", progress: Callable[[float], None] | None = None
+) -> Pairs:
     """Every pair within ``radius`` bits. With ``others`` None: pairs ``i < j`` of ``hashes``
     (a self-join). Otherwise: pairs ``(i, j)`` of ``hashes[i]`` and ``others[j]``.
     ``method``: ``index`` (multi-index hashing), ``brute`` (all pairs, for tests) or ``auto``.
@@ -80,7 +83,7 @@ def _brute_force(q: np.ndarray, idx: np.ndarray, radius: int, self_join: bool, p
     step = max(1, BRUTE_FORCE_PAIRS // max(len(idx), 1))
     for start in range(0, len(q), step):
         progress(start / len(q))
-        d = np.bitwise_count(q[start:start + step, None] ^ idx[None, :])
+        d = np.bitwise_count(q[start : start + step, None] ^ idx[None, :])
         keep = d <= radius
         if self_join:
             keep &= np.arange(start, start + len(d))[:, None] < np.arange(len(idx))[None, :]
@@ -205,9 +208,11 @@ def _concat(found):
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.uint8)
-    return (np.concatenate([f[0] for f in found]).astype(np.int64),
-            np.concatenate([f[1] for f in found]).astype(np.int64),
-            np.concatenate([f[2] for f in found]).astype(np.uint8))
+    return (
+        np.concatenate([f[0] for f in found]).astype(np.int64),
+        np.concatenate([f[1] for f in found]).astype(np.int64),
+        np.concatenate([f[2] for f in found]).astype(np.uint8),
+    )
 
 
 def _expand(vq, vi, d, q_inverse, i_inverse, self_join: bool) -> Pairs:
@@ -233,7 +238,7 @@ def _expand(vq, vi, d, q_inverse, i_inverse, self_join: bool) -> Pairs:
     if self_join:
         members, starts = q_items
         for g in np.flatnonzero(np.diff(starts) > 1).tolist():
-            group = members[starts[g]:starts[g + 1]]
+            group = members[starts[g] : starts[g + 1]]
             a, b = np.triu_indices(len(group), 1)
             left.append(group[a])
             right.append(group[b])
@@ -256,4 +261,4 @@ def _members(inverse: np.ndarray):
 
 def _group(grouped, value: int) -> np.ndarray:
     items, starts = grouped
-    return items[starts[value]:starts[value + 1]]
+    return items[starts[value] : starts[value + 1]]

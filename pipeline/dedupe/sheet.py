@@ -5,13 +5,14 @@ pairs farthest apart (at or just inside the radius), each image as a small inlin
 with its class, reason and distance. If the far pairs look like different photos, lower
 RADIUS or VERIFY; if the largest clusters look like one photo, the defaults hold.
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -21,9 +22,9 @@ from pipeline.files import atomic_write_text
 
 from .clusters import REASONS, Result, Settings
 
-CLUSTERS = 30     # clusters shown per section
-FAR_PAIRS = 40    # pairs shown near the radius
-MEMBERS = 12      # images shown per cluster
+CLUSTERS = 30  # clusters shown per section
+FAR_PAIRS = 40  # pairs shown near the radius
+MEMBERS = 12  # images shown per cluster
 THUMB = 128
 
 STYLE = """
@@ -36,8 +37,14 @@ figcaption { overflow-wrap: anywhere; }
 """
 
 
-def write(path: Path, result: Result, hashes: pa.Table, settings: Settings,
-          load: Callable[[pa.Table, list[str]], dict[str, bytes]], clusters: int = CLUSTERS) -> None:
+def write(
+    path: Path,
+    result: Result,
+    hashes: pa.Table,
+    settings: Settings,
+    load: Callable[[pa.Table, list[str]], dict[str, bytes]],
+    clusters: int = CLUSTERS,
+) -> None:
     table = result.table
     cluster_id = table.column("cluster_id").to_numpy()
     sizes = np.bincount(cluster_id)
@@ -56,18 +63,26 @@ def write(path: Path, result: Result, hashes: pa.Table, settings: Settings,
     def figure(row: int, note: str = "") -> str:
         data = images.get(image_id[row])
         img = f'<img src="data:image/jpeg;base64,{_thumbnail(data)}">' if data else "<p>(bytes not found)</p>"
-        caption = (f"{html.escape(image_id[row])}<br>{html.escape(column['wnid'][row])} · "
-                   f"{column['reason'][row]} · {column['distance'][row]} bits{note}")
+        caption = (
+            f"{html.escape(image_id[row])}<br>{html.escape(column['wnid'][row])} · "
+            f"{column['reason'][row]} · {column['distance'][row]} bits{note}"
+        )
         kept = ' class="kept"' if column["keep"][row] else ""
         return f"<figure{kept}>{img}<figcaption>{caption}</figcaption></figure>"
 
     def cluster_rows(ids: list[int]) -> str:
-        return "".join(f"<h3>cluster {c}: {sizes[c]} images</h3><div class=row>"
-                       + "".join(figure(int(r)) for r in members[c]) + "</div>" for c in ids)
+        return "".join(
+            f"<h3>cluster {c}: {sizes[c]} images</h3><div class=row>"
+            + "".join(figure(int(r)) for r in members[c])
+            + "</div>"
+            for c in ids
+        )
 
     pair_rows = "".join(
         f"<div class=row>{figure(int(pairs.left[k]))}{figure(int(pairs.right[k]))}"
-        f"<p>{pairs.distance[k]} bits apart ({REASONS[pairs.reason[k]]})</p></div>" for k in far)
+        f"<p>{pairs.distance[k]} bits apart ({REASONS[pairs.reason[k]]})</p></div>"
+        for k in far
+    )
     page = (
         f"<!doctype html><html><head><meta charset=utf-8><title>dedupe contact sheet</title>"
         f"<style>{STYLE}</style></head><body><h1>dedupe contact sheet</h1>"

@@ -3,6 +3,7 @@
 
 Images from the download stage carry their hashes, so only a folder is decoded here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,22 +33,54 @@ SHOWN_FAILURES = 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = Settings()
-    parser.add_argument("--src", type=Path, metavar="DIR",
-                        help="hash the images below DIR (class folders <wnid>/...) instead of images/ (make: SRC)")
-    parser.add_argument("--radius", type=int, default=d.radius, metavar="BITS",
-                        help=f"pHash bits within which two images are copies (make: RADIUS, default {d.radius})")
-    parser.add_argument("--verify", type=int, default=d.verify, metavar="BITS",
-                        help=f"dHash bits a pHash match must also be within; 64 turns it off (make: VERIFY, default {d.verify})")
-    parser.add_argument("--reference", type=Path, metavar="FILE",
-                        help="drop images near these hashes, e.g. an existing test set's hashes.parquet (make: REFERENCE)")
-    parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="annotation/labels.parquet: images accepted in one class settle conflicts (make: LABELS)")
-    parser.add_argument("--processes", type=int, default=None,
-                        help="processes hashing a folder (make: PROCESSES, default one per core)")
-    parser.add_argument("--executor", choices=("local", "ray"), default=os.environ.get("EXECUTOR", "local"),
-                        help="hash a folder on local processes or as Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)")
-    parser.add_argument("--sheet-clusters", type=int, default=sheet.CLUSTERS, metavar="N",
-                        help=f"clusters shown in the contact sheet (default {sheet.CLUSTERS})")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        metavar="DIR",
+        help="hash the images below DIR (class folders <wnid>/...) instead of images/ (make: SRC)",
+    )
+    parser.add_argument(
+        "--radius",
+        type=int,
+        default=d.radius,
+        metavar="BITS",
+        help=f"pHash bits within which two images are copies (make: RADIUS, default {d.radius})",
+    )
+    parser.add_argument(
+        "--verify",
+        type=int,
+        default=d.verify,
+        metavar="BITS",
+        help=f"dHash bits a pHash match must also be within; 64 turns it off (make: VERIFY, default {d.verify})",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FILE",
+        help="drop images near these hashes, e.g. an existing test set's hashes.parquet (make: REFERENCE)",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="annotation/labels.parquet: images accepted in one class settle conflicts (make: LABELS)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="processes hashing a folder (make: PROCESSES, default one per core)"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=os.environ.get("EXECUTOR", "local"),
+        help="hash a folder on local processes or as Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)",
+    )
+    parser.add_argument(
+        "--sheet-clusters",
+        type=int,
+        default=sheet.CLUSTERS,
+        metavar="N",
+        help=f"clusters shown in the contact sheet (default {sheet.CLUSTERS})",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -57,8 +90,9 @@ def run(args: argparse.Namespace) -> None:
     if args.src is not None and not args.src.is_dir():
         raise InputError("not a folder", file=args.src)
     if args.src is None and not sorted(source.glob("shard-*.parquet")):
-        raise InputError("no image shards (shard-*.parquet): run `make download` first, or give SRC=<folder>",
-                         file=source)
+        raise InputError(
+            "no image shards (shard-*.parquet): run `make download` first, or give SRC=<folder>", file=source
+        )
     settings = Settings(args.radius, args.verify)
     inputs = tuple(p for p in (source, args.reference, args.labels) if p is not None)
     stage = runner.Stage(
@@ -66,19 +100,42 @@ def run(args: argparse.Namespace) -> None:
         workdir=args.workdir,
         outputs=(OUTPUT,),
         inputs=inputs,
-        settings={**settings._asdict(), "src": str(args.src), "reference": str(args.reference),
-                  "labels": str(args.labels), "sheet_clusters": args.sheet_clusters},
+        settings={
+            **settings._asdict(),
+            "src": str(args.src),
+            "reference": str(args.reference),
+            "labels": str(args.labels),
+            "sheet_clusters": args.sheet_clusters,
+        },
     )
 
     def build(out: Path) -> str:
-        return dedupe(source, args.src is not None, out / OUTPUT, settings, args.reference, args.labels,
-                      args.processes or os.cpu_count() or 1, args.sheet_clusters, args.executor)
+        return dedupe(
+            source,
+            args.src is not None,
+            out / OUTPUT,
+            settings,
+            args.reference,
+            args.labels,
+            args.processes or os.cpu_count() or 1,
+            args.sheet_clusters,
+            args.executor,
+        )
 
     runner.run(stage, build, force=args.force)
 
 
-def dedupe(source: Path, is_folder: bool, out: Path, settings: Settings, reference: Path | None,
-           labels: Path | None, processes: int, sheet_clusters: int, executor: str = "local") -> str:
+def dedupe(
+    source: Path,
+    is_folder: bool,
+    out: Path,
+    settings: Settings,
+    reference: Path | None,
+    labels: Path | None,
+    processes: int,
+    sheet_clusters: int,
+    executor: str = "local",
+) -> str:
     out.mkdir(parents=True)
     start = time.monotonic()
     failures = []
@@ -87,22 +144,29 @@ def dedupe(source: Path, is_folder: bool, out: Path, settings: Settings, referen
     else:
         hashes = read_store(source)
     hashed = time.monotonic()
-    result = cluster(hashes, settings, reference=read_reference(reference) if reference else None,
-                     accepted=read_accepted(labels) if labels else None)
+    result = cluster(
+        hashes,
+        settings,
+        reference=read_reference(reference) if reference else None,
+        accepted=read_accepted(labels) if labels else None,
+    )
     clustered = time.monotonic()
     write_table(hashes, out / "hashes.parquet", schemas.HASHES)
     write_table(result.table, out / "clusters.parquet", schemas.CLUSTERS)
     report = dedupe_report(result.table, result.counts, settings, failures)
-    report["seconds"] = {"hashing" if is_folder else "reading": round(hashed - start, 2),
-                         "search_and_clusters": round(clustered - hashed, 2)}
+    report["seconds"] = {
+        "hashing" if is_folder else "reading": round(hashed - start, 2),
+        "search_and_clusters": round(clustered - hashed, 2),
+    }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    sheet.write(out / "contact_sheet.html", result, hashes, settings, _bytes_loader(source, is_folder),
-                sheet_clusters)
+    sheet.write(out / "contact_sheet.html", result, hashes, settings, _bytes_loader(source, is_folder), sheet_clusters)
     print_report(report)
     dropped = report["images"] - report["kept"]
-    return (f"{report['kept']} of {report['images']} images kept, {dropped} dropped "
-            f"({', '.join(f'{n} {r}' for r, n in report['dropped'].items()) or 'none'}), "
-            f"{len(report['conflicts'])} conflicts")
+    return (
+        f"{report['kept']} of {report['images']} images kept, {dropped} dropped "
+        f"({', '.join(f'{n} {r}' for r, n in report['dropped'].items()) or 'none'}), "
+        f"{len(report['conflicts'])} conflicts"
+    )
 
 
 def read_store(images: Path) -> pa.Table:
@@ -122,8 +186,9 @@ def read_reference(path: Path) -> pa.Table:
     names = [f.name for f in schemas.HASH_FIELDS]
     present = [n for n in pq.read_schema(path).names if n in names] if path.exists() else []
     if "phash" not in present:
-        raise InputError("a reference table needs a phash column (int64), e.g. dedupe/hashes.parquet",
-                         file=path, field="phash")
+        raise InputError(
+            "a reference table needs a phash column (int64), e.g. dedupe/hashes.parquet", file=path, field="phash"
+        )
     return read_table(path, schemas.HASHES, columns=present)
 
 
@@ -162,12 +227,16 @@ def dedupe_report(table: pa.Table, counts: dict, settings: Settings, failures: l
 
 
 def print_report(report: dict) -> None:
-    lines = [f"dedupe: {report['kept']} of {report['images']} images kept; "
-             f"{report['clusters_with_copies']} clusters of copies, the largest of {report['largest_cluster']}"]
+    lines = [
+        f"dedupe: {report['kept']} of {report['images']} images kept; "
+        f"{report['clusters_with_copies']} clusters of copies, the largest of {report['largest_cluster']}"
+    ]
     lines += [f"  {r:<12} {n:>9} dropped" for r, n in report["dropped"].items()]
     if report["conflicts"]:
-        lines.append(f"dedupe: {len(report['conflicts'])} clusters span two classes (conflicts), listed in "
-                     "report.json and the contact sheet for review")
+        lines.append(
+            f"dedupe: {len(report['conflicts'])} clusters span two classes (conflicts), listed in "
+            "report.json and the contact sheet for review"
+        )
     failures = report["unreadable_files"]
     for f in failures[:SHOWN_FAILURES]:
         lines.append(f"dedupe: unreadable, skipped: {f['file']}: {f['error']}")
@@ -186,10 +255,10 @@ def _bytes_loader(source: Path, is_folder: bool):
         rows = hashes.filter(pc.is_in(hashes.column("image_id"), wanted))
         found = {}
         for location in set(rows.column("location").to_pylist()):
-            shard = pq.read_table(source.parent / location, columns=["image_id", "image"],
-                                          filters=pc.is_in(pc.field("image_id"), wanted))
+            shard = pq.read_table(
+                source.parent / location, columns=["image_id", "image"], filters=pc.is_in(pc.field("image_id"), wanted)
+            )
             found.update(zip(shard.column("image_id").to_pylist(), shard.column("image").to_pylist()))
         return found
 
     return load
-

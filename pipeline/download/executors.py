@@ -7,6 +7,7 @@ progress through a queue (batched, a few times a second). Ray runs a task per sh
 reports when it ends; its input and outputs travel as bytes, so a cluster needs no shared
 folder.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -44,15 +45,16 @@ class Bar:
         elapsed = max(time.monotonic() - self.start, 1e-6)
         self.bar.set_postfix_str(
             f"ok {100 * self.ok / max(self.bar.n + done, 1):.0f}%, {self.ok / elapsed:.0f} img/s, "
-            f"{self.bytes / elapsed / 1e6:.1f} MB/s", refresh=False)
+            f"{self.bytes / elapsed / 1e6:.1f} MB/s",
+            refresh=False,
+        )
         self.bar.update(done)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def run(jobs: list[ShardJob], executor: str = "local", processes: int | None = None,
-        total: int = 0) -> list[dict]:
+def run(jobs: list[ShardJob], executor: str = "local", processes: int | None = None, total: int = 0) -> list[dict]:
     """Run ``jobs``; returns their stats records in job order."""
     bar = Bar(total)
     try:
@@ -123,8 +125,10 @@ def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> dict[int, 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["pipeline.download.shard"])
     queue, channel = context.Queue(), context.Queue()
-    workers = [context.Process(target=_worker, args=(queue, channel), daemon=True,
-                               name=f"download-{n}") for n in range(min(processes, len(jobs)))]
+    workers = [
+        context.Process(target=_worker, args=(queue, channel), daemon=True, name=f"download-{n}")
+        for n in range(min(processes, len(jobs)))
+    ]
     for job in jobs:
         queue.put(job)
     for _ in workers:
@@ -139,8 +143,10 @@ def _run_processes(jobs: list[ShardJob], processes: int, bar: Bar) -> dict[int, 
             except queues.Empty:
                 dead = [w for w in workers if w.exitcode not in (None, 0)]
                 if dead:
-                    raise PipelineError(f"download worker {dead[0].name} died (exit {dead[0].exitcode}); "
-                                        "rerun to resume from the finished shards") from None
+                    raise PipelineError(
+                        f"download worker {dead[0].name} died (exit {dead[0].exitcode}); "
+                        "rerun to resume from the finished shards"
+                    ) from None
                 continue
             if kind == "progress":
                 bar(*payload)

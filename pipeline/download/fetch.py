@@ -7,6 +7,7 @@ errors, 5xx and 429 are retried with exponential backoff and jitter, honouring
 ``Retry-After``; timeouts and other 4xx answers are final. Before every request the rules of
 ``politeness`` apply (blocklist, robots.txt, the host's pace); after it, the opt-out headers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,10 +34,10 @@ class Network:
     """How the downloader talks to servers; part of the download stage's settings."""
 
     connect_timeout: float = 10.0
-    read_timeout: float = 20.0     # between two reads of the body
-    total_timeout: float = 60.0    # one request, headers and body
-    retries: int = 3               # extra attempts after a connection error, 5xx or 429
-    backoff: float = 0.5           # first retry waits about this long, doubling each time
+    read_timeout: float = 20.0  # between two reads of the body
+    total_timeout: float = 60.0  # one request, headers and body
+    retries: int = 3  # extra attempts after a connection error, 5xx or 429
+    backoff: float = 0.5  # first retry waits about this long, doubling each time
     max_retry_after: float = 60.0  # a longer Retry-After is not waited for
     max_redirects: int = 5
     max_bytes: int = 20 * 1024 * 1024
@@ -59,8 +60,15 @@ class Fetcher:
     requests in flight, ``per_host`` connections to one host, ``host_rate`` requests a second
     to one host in bursts of ``host_burst`` (0: unpaced)."""
 
-    def __init__(self, network: Network, politeness: Politeness | None = None, concurrency: int = 64,
-                 per_host: int = 16, host_rate: float = 0.0, host_burst: float = 1.0):
+    def __init__(
+        self,
+        network: Network,
+        politeness: Politeness | None = None,
+        concurrency: int = 64,
+        per_host: int = 16,
+        host_rate: float = 0.0,
+        host_burst: float = 1.0,
+    ):
         self.network = network
         self.politeness = politeness or Politeness()
         self.concurrency = concurrency
@@ -68,15 +76,20 @@ class Fetcher:
         self.pacer = HostPacer(host_rate, host_burst)
         self.blocklist = Blocklist(self.politeness.blocklist)
 
-    async def __aenter__(self) -> "Fetcher":
+    async def __aenter__(self) -> Fetcher:
         n = self.network
-        connector = SafeConnector(limit=self.concurrency, limit_per_host=self.per_host,
-                                  ttl_dns_cache=300, allow_private=n.allow_private_hosts)
-        timeout = aiohttp.ClientTimeout(total=n.total_timeout, connect=n.connect_timeout,
-                                        sock_read=n.read_timeout)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT},
-                                             cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=READ_BUFFER,
-                                             raise_for_status=False)
+        connector = SafeConnector(
+            limit=self.concurrency, limit_per_host=self.per_host, ttl_dns_cache=300, allow_private=n.allow_private_hosts
+        )
+        timeout = aiohttp.ClientTimeout(total=n.total_timeout, connect=n.connect_timeout, sock_read=n.read_timeout)
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=READ_BUFFER,
+            raise_for_status=False,
+        )
         self.robots = Robots(self.session, self.pacer, self.politeness.robots_timeout, n.retries, n.backoff)
         return self
 
@@ -98,8 +111,11 @@ class Fetcher:
             outcome = await self._attempt(target, result)
             if isinstance(outcome, URL):  # a redirect, already checked
                 if redirects == self.network.max_redirects:
-                    return _final(result, status.TOO_MANY_REDIRECTS,
-                                  f"more than {self.network.max_redirects} redirects, last to {outcome}")
+                    return _final(
+                        result,
+                        status.TOO_MANY_REDIRECTS,
+                        f"more than {self.network.max_redirects} redirects, last to {outcome}",
+                    )
                 redirects += 1
                 target = outcome
                 continue
@@ -107,8 +123,11 @@ class Fetcher:
                 if retries == self.network.retries:
                     return result
                 retries += 1
-                await asyncio.sleep(result.retry_in if result.retry_in is not None
-                                    else self.network.backoff * 2 ** (retries - 1) * (0.5 + random.random()))
+                await asyncio.sleep(
+                    result.retry_in
+                    if result.retry_in is not None
+                    else self.network.backoff * 2 ** (retries - 1) * (0.5 + random.random())
+                )
                 continue
             return outcome
 
@@ -150,8 +169,11 @@ class Fetcher:
                     if signal:
                         return _final(result, status.OPTED_OUT, signal)
                 if response.content_length is not None and response.content_length > n.max_bytes:
-                    return _final(result, status.TOO_LARGE,
-                                  f"Content-Length {response.content_length} is over {n.max_bytes} bytes")
+                    return _final(
+                        result,
+                        status.TOO_LARGE,
+                        f"Content-Length {response.content_length} is over {n.max_bytes} bytes",
+                    )
                 try:
                     if response.content_length is not None:  # within max_bytes: read it in one go
                         result.body = await response.content.read()

@@ -9,6 +9,7 @@ The hashes (``pipeline.hashing.Hashes``) follow its decoding rule, from the stor
 once (``hashes_of_pixels``; a download worker hashing a row group at once instead of each
 image alone spent about a tenth less CPU per image).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,9 +41,9 @@ MAGIC = (
 class Normalise:
     """How fetched images become stored images; part of the download stage's settings."""
 
-    max_side: int = 500          # longer side at most this many pixels (ILSVRC-like); 0 keeps the size
-    min_side: int = 32           # shorter side below this is too_small
-    quality: int = 90            # JPEG quality of re-encoded images
+    max_side: int = 500  # longer side at most this many pixels (ILSVRC-like); 0 keeps the size
+    min_side: int = 32  # shorter side below this is too_small
+    quality: int = 90  # JPEG quality of re-encoded images
     keep_original: bool = False  # store the fetched bytes as they are
     max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit (a 0.25 GB RGB bitmap)
 
@@ -84,8 +85,9 @@ def normalise(data: bytes, rule: Normalise) -> Stored:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
             if image.width * image.height > rule.max_pixels:
-                raise Rejected(status.DECOMPRESSION_BOMB,
-                               f"{image.width}x{image.height} is over {rule.max_pixels} pixels")
+                raise Rejected(
+                    status.DECOMPRESSION_BOMB, f"{image.width}x{image.height} is over {rule.max_pixels} pixels"
+                )
             size = upright_size(image)
             if min(size) < rule.min_side:
                 raise Rejected(status.TOO_SMALL, f"{size[0]}x{size[1]} is below {rule.min_side} px")
@@ -97,8 +99,10 @@ def normalise(data: bytes, rule: Normalise) -> Stored:
                 pixels = _decode_rgb(image, rule.max_side * 2 if resize else 0)
                 if resize:
                     scale = rule.max_side / max(pixels.size)
-                    pixels = pixels.resize((max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale))),
-                                           Image.Resampling.LANCZOS)
+                    pixels = pixels.resize(
+                        (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale))),
+                        Image.Resampling.LANCZOS,
+                    )
                 buffer = io.BytesIO()
                 pixels.save(buffer, "JPEG", quality=rule.quality)
                 stored, stored_fmt, stored_size = buffer.getvalue(), "JPEG", pixels.size

@@ -11,15 +11,16 @@
 - ``HostPacer``: a token bucket per host, halved on 429 and 503 (and paused for their
   ``Retry-After``), won back slowly with each success.
 """
+
 from __future__ import annotations
 
 import asyncio
 import collections
 import time
 import urllib.robotparser
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -100,7 +101,7 @@ class _Bucket:
     def __init__(self, rate: float, burst: float):
         self.rate = self.ceiling = rate
         self.burst = burst
-        self.tat = 0.0          # theoretical arrival time of the next request (GCRA)
+        self.tat = 0.0  # theoretical arrival time of the next request (GCRA)
         self.paused_until = 0.0
         self.queue: collections.deque[asyncio.Future] = collections.deque()  # waiters, in turn
 
@@ -177,8 +178,7 @@ class _Unavailable:
 class Robots:
     """robots.txt per origin, fetched once (concurrent askers share one fetch)."""
 
-    def __init__(self, session: aiohttp.ClientSession, pacer: HostPacer, timeout: float, retries: int,
-                 backoff: float):
+    def __init__(self, session: aiohttp.ClientSession, pacer: HostPacer, timeout: float, retries: int, backoff: float):
         self.session, self.pacer = session, pacer
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.origins: dict[str, asyncio.Task] = {}
@@ -204,8 +204,9 @@ class Robots:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             await self.pacer.wait(url.host or "")
             try:
-                async with self.session.get(robots_url, timeout=aiohttp.ClientTimeout(total=self.timeout),
-                                            max_redirects=5) as response:
+                async with self.session.get(
+                    robots_url, timeout=aiohttp.ClientTimeout(total=self.timeout), max_redirects=5
+                ) as response:
                     if response.status == 200:
                         text = (await response.content.read(MAX_ROBOTS_BYTES)).decode("utf-8", "replace")
                         rules = urllib.robotparser.RobotFileParser(str(robots_url))

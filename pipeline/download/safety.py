@@ -5,6 +5,7 @@ cloud metadata address 169.254.169.254 would make the downloader probe the netwo
 in. ``SafeConnector`` checks every address a host resolves to, at connection time, so DNS
 names, IP literals and redirects all pass the same gate.
 """
+
 from __future__ import annotations
 
 import ipaddress

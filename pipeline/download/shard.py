@@ -5,6 +5,7 @@ The three files are written under temporary names and renamed, the stats record 
 shard is finished exactly when its stats record exists and names the input it was made
 from. A worker killed at any moment leaves no file a reader or a rerun would trust.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +15,10 @@ import itertools
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 
@@ -34,7 +35,7 @@ from .safety import host_of
 
 CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
 ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
-WAITERS = 4      # worker coroutines per connection
+WAITERS = 4  # worker coroutines per connection
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 GC_THRESHOLD = 7_000  # allocations between the cycle collector's young passes (Python's default: 700)
 
@@ -60,19 +61,19 @@ class Settings:
 class Limits:
     """How hard one worker pushes; changes speed, never the result."""
 
-    concurrency: int = 128     # requests in flight in this worker
-    per_host: int = 16         # connections to one host from this worker
-    host_rate: float = 5.0     # requests a second to one host from this worker (0: unpaced)
-    host_burst: float = 10.0   # requests to one host that may go at once
-    decode_threads: int = 2    # Pillow releases the GIL while decoding
+    concurrency: int = 128  # requests in flight in this worker
+    per_host: int = 16  # connections to one host from this worker
+    host_rate: float = 5.0  # requests a second to one host from this worker (0: unpaced)
+    host_burst: float = 10.0  # requests to one host that may go at once
+    decode_threads: int = 2  # Pillow releases the GIL while decoding
 
 
 @dataclass(frozen=True)
 class ShardJob:
     number: int
-    candidates: Path   # the input shard
+    candidates: Path  # the input shard
     input_digest: str  # sha256 of the input shard's bytes
-    out: Path          # holds images/, ledger/ and stats/
+    out: Path  # holds images/, ledger/ and stats/
     settings: Settings
     limits: Limits = field(default_factory=Limits)
 
@@ -101,8 +102,9 @@ def download_shard(job: ShardJob, progress: Progress | None = None) -> dict:
     return results[0]
 
 
-def download_shards(next_job: Callable[[], ShardJob | None], progress: Progress | None,
-                    done: Callable[[dict], None]) -> None:
+def download_shards(
+    next_job: Callable[[], ShardJob | None], progress: Progress | None, done: Callable[[dict], None]
+) -> None:
     """Download shards one after another in one event loop, ``next_job()`` giving each (None
     when there are no more; it may block) and ``done(stats)`` taking each finished one. The next shard
     starts as soon as the last URL of the current one is handed out, so a shard's slowest
@@ -188,8 +190,9 @@ def _empty_images() -> dict[str, list]:
 class _Feed:
     """Hands out (shard, index, candidate) across shards, loading the next shard when needed."""
 
-    def __init__(self, next_job: Callable[[], ShardJob | None], done: Callable[[dict], None],
-                 finish: Callable[[_Shard], None]):
+    def __init__(
+        self, next_job: Callable[[], ShardJob | None], done: Callable[[dict], None], finish: Callable[[_Shard], None]
+    ):
         self.next_job, self.done, self.finish = next_job, done, finish
         self.current: _Shard | None = None
         self.exhausted = False
@@ -226,8 +229,10 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
     jobs = itertools.chain([first], iter(next_job, None))
     rule, limits = first.settings.normalise, first.limits
     writes: list[asyncio.Future] = []  # on one writer thread, so in the order submitted
-    with ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode") as decoders, \
-            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+    with (
+        ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode") as decoders,
+        ThreadPoolExecutor(1, thread_name_prefix="write") as writer,
+    ):
 
         def finish(shard: _Shard) -> None:
             write = loop.run_in_executor(writer, _finish, shard)
@@ -235,8 +240,14 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
             writes.append(write)
 
         feed = _Feed(lambda: next(jobs, None), done, finish)
-        async with Fetcher(first.settings.network, first.settings.politeness, limits.concurrency, limits.per_host,
-                           limits.host_rate, limits.host_burst) as fetcher:
+        async with Fetcher(
+            first.settings.network,
+            first.settings.politeness,
+            limits.concurrency,
+            limits.per_host,
+            limits.host_rate,
+            limits.host_burst,
+        ) as fetcher:
 
             async def worker() -> None:
                 while (item := await feed.next()) is not None:

@@ -5,6 +5,7 @@ Shards are made in ``.cache/download/<settings>/`` and survive an interrupted ru
 downloads only the shards that did not finish (a shard is reused when its input bytes and
 the settings are unchanged). When every shard is done they are linked into the outputs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,58 +41,141 @@ SHOWN_CLASSES = 10
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     n, r, p, limits = Network(), Normalise(), Politeness(), Limits()
     group = parser.add_argument_group("images")
-    group.add_argument("--max-side", type=int, default=r.max_side, metavar="PX",
-                       help=f"resize so the longer side is at most PX; 0 keeps the size (make: MAX_SIDE, default {r.max_side})")
-    group.add_argument("--min-side", type=int, default=r.min_side, metavar="PX",
-                       help=f"shorter side below PX is too_small (make: MIN_SIDE, default {r.min_side})")
-    group.add_argument("--quality", type=int, default=r.quality, help=f"JPEG quality of re-encoded images (default {r.quality})")
-    group.add_argument("--keep-original", action="store_true",
-                       help="store the fetched bytes unchanged (still verified) (make: KEEP_ORIGINAL=1)")
+    group.add_argument(
+        "--max-side",
+        type=int,
+        default=r.max_side,
+        metavar="PX",
+        help=f"resize so the longer side is at most PX; 0 keeps the size (make: MAX_SIDE, default {r.max_side})",
+    )
+    group.add_argument(
+        "--min-side",
+        type=int,
+        default=r.min_side,
+        metavar="PX",
+        help=f"shorter side below PX is too_small (make: MIN_SIDE, default {r.min_side})",
+    )
+    group.add_argument(
+        "--quality", type=int, default=r.quality, help=f"JPEG quality of re-encoded images (default {r.quality})"
+    )
+    group.add_argument(
+        "--keep-original",
+        action="store_true",
+        help="store the fetched bytes unchanged (still verified) (make: KEEP_ORIGINAL=1)",
+    )
     group = parser.add_argument_group("network")
-    group.add_argument("--timeout", type=float, default=n.total_timeout, metavar="S",
-                       help=f"total seconds for one request (make: TIMEOUT, default {n.total_timeout:g})")
-    group.add_argument("--retries", type=int, default=n.retries,
-                       help=f"retries after a connection error, 5xx or 429 (make: RETRIES, default {n.retries})")
-    group.add_argument("--max-mb", type=float, default=n.max_bytes / 2**20, metavar="MB",
-                       help=f"byte cap of one image (make: MAX_MB, default {n.max_bytes / 2**20:g})")
-    group.add_argument("--allow-private-hosts", action="store_true",
-                       help="allow loopback and private addresses (tests, a local host); link-local never")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=n.total_timeout,
+        metavar="S",
+        help=f"total seconds for one request (make: TIMEOUT, default {n.total_timeout:g})",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=n.retries,
+        help=f"retries after a connection error, 5xx or 429 (make: RETRIES, default {n.retries})",
+    )
+    group.add_argument(
+        "--max-mb",
+        type=float,
+        default=n.max_bytes / 2**20,
+        metavar="MB",
+        help=f"byte cap of one image (make: MAX_MB, default {n.max_bytes / 2**20:g})",
+    )
+    group.add_argument(
+        "--allow-private-hosts",
+        action="store_true",
+        help="allow loopback and private addresses (tests, a local host); link-local never",
+    )
     group = parser.add_argument_group("speed (does not change the result)")
-    group.add_argument("--executor", choices=executors.EXECUTORS, default=os.environ.get("EXECUTOR", "local"),
-                       help="local worker processes, or Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)")
-    group.add_argument("--processes", type=int, default=None,
-                       help="local worker processes (make: PROCESSES, default one per core)")
-    group.add_argument("--concurrency", type=int, default=256,
-                       help="requests in flight over all workers (make: CONCURRENCY, default 256)")
-    group.add_argument("--per-host", type=int, default=limits.per_host,
-                       help=f"connections to one host per worker (make: PER_HOST, default {limits.per_host})")
+    group.add_argument(
+        "--executor",
+        choices=executors.EXECUTORS,
+        default=os.environ.get("EXECUTOR", "local"),
+        help="local worker processes, or Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)",
+    )
+    group.add_argument(
+        "--processes", type=int, default=None, help="local worker processes (make: PROCESSES, default one per core)"
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=256,
+        help="requests in flight over all workers (make: CONCURRENCY, default 256)",
+    )
+    group.add_argument(
+        "--per-host",
+        type=int,
+        default=limits.per_host,
+        help=f"connections to one host per worker (make: PER_HOST, default {limits.per_host})",
+    )
     group = parser.add_argument_group("politeness")
-    group.add_argument("--ignore-optouts", action="store_true",
-                       help="fetch images whose X-Robots-Tag or tdm-reservation opts out (make: RESPECT_OPTOUTS=0)")
-    group.add_argument("--optout-directives", default=",".join(p.optout_directives), metavar="D,...",
-                       help=f"X-Robots-Tag directives that opt out (make: OPTOUT_DIRECTIVES, default {','.join(p.optout_directives)})")
+    group.add_argument(
+        "--ignore-optouts",
+        action="store_true",
+        help="fetch images whose X-Robots-Tag or tdm-reservation opts out (make: RESPECT_OPTOUTS=0)",
+    )
+    group.add_argument(
+        "--optout-directives",
+        default=",".join(p.optout_directives),
+        metavar="D,...",
+        help=f"X-Robots-Tag directives that opt out (make: OPTOUT_DIRECTIVES, default {','.join(p.optout_directives)})",
+    )
     group.add_argument("--ignore-robots", action="store_true", help="do not read robots.txt (make: RESPECT_ROBOTS=0)")
-    group.add_argument("--robots-timeout", type=float, default=p.robots_timeout, metavar="S",
-                       help=f"seconds for one robots.txt request (default {p.robots_timeout:g})")
-    group.add_argument("--domains-blocklist", type=Path, metavar="FILE",
-                       help="hosts never contacted, one per line; subdomains too (make: DOMAINS_BLOCKLIST)")
-    group.add_argument("--host-rate", type=float, default=limits.host_rate, metavar="R",
-                       help=f"requests a second to one host, all workers together; 0 unpaced (make: HOST_RATE, default {limits.host_rate:g})")
-    group.add_argument("--host-burst", type=float, default=limits.host_burst, metavar="N",
-                       help=f"requests to one host that may go at once (make: HOST_BURST, default {limits.host_burst:g})")
-    parser.add_argument("--min-per-class", type=int, default=1, metavar="N",
-                        help="list classes that end with fewer images (make: MIN_PER_CLASS; ILSVRC's smallest has 732)")
+    group.add_argument(
+        "--robots-timeout",
+        type=float,
+        default=p.robots_timeout,
+        metavar="S",
+        help=f"seconds for one robots.txt request (default {p.robots_timeout:g})",
+    )
+    group.add_argument(
+        "--domains-blocklist",
+        type=Path,
+        metavar="FILE",
+        help="hosts never contacted, one per line; subdomains too (make: DOMAINS_BLOCKLIST)",
+    )
+    group.add_argument(
+        "--host-rate",
+        type=float,
+        default=limits.host_rate,
+        metavar="R",
+        help=f"requests a second to one host, all workers together; 0 unpaced (make: HOST_RATE, default {limits.host_rate:g})",
+    )
+    group.add_argument(
+        "--host-burst",
+        type=float,
+        default=limits.host_burst,
+        metavar="N",
+        help=f"requests to one host that may go at once (make: HOST_BURST, default {limits.host_burst:g})",
+    )
+    parser.add_argument(
+        "--min-per-class",
+        type=int,
+        default=1,
+        metavar="N",
+        help="list classes that end with fewer images (make: MIN_PER_CLASS; ILSVRC's smallest has 732)",
+    )
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
     return Settings(
-        network=Network(total_timeout=args.timeout, retries=args.retries, max_bytes=int(args.max_mb * 2**20),
-                        allow_private_hosts=args.allow_private_hosts),
-        normalise=Normalise(max_side=args.max_side, min_side=args.min_side, quality=args.quality,
-                            keep_original=args.keep_original),
+        network=Network(
+            total_timeout=args.timeout,
+            retries=args.retries,
+            max_bytes=int(args.max_mb * 2**20),
+            allow_private_hosts=args.allow_private_hosts,
+        ),
+        normalise=Normalise(
+            max_side=args.max_side, min_side=args.min_side, quality=args.quality, keep_original=args.keep_original
+        ),
         politeness=Politeness(
             respect_optouts=not args.ignore_optouts,
-            optout_directives=tuple(sorted({d.strip().lower() for d in args.optout_directives.split(",") if d.strip()})),
+            optout_directives=tuple(
+                sorted({d.strip().lower() for d in args.optout_directives.split(",") if d.strip()})
+            ),
             respect_robots=not args.ignore_robots,
             robots_timeout=args.robots_timeout,
             blocklist=Blocklist.read(args.domains_blocklist) if args.domains_blocklist else (),
@@ -109,7 +193,8 @@ def run(args: argparse.Namespace) -> None:
     host_rate = args.host_rate
     if demo_port is not None:  # our own host on 127.0.0.1: nobody else's server to spare
         settings = dataclasses.replace(
-            settings, network=dataclasses.replace(settings.network, allow_private_hosts=True))
+            settings, network=dataclasses.replace(settings.network, allow_private_hosts=True)
+        )
         host_rate = 0.0
     stage = runner.Stage(
         name="download",
@@ -124,23 +209,37 @@ def run(args: argparse.Namespace) -> None:
     workers = min(processes, len(parts)) if args.executor == "local" else processes
     # Decoding threads too: a worker whose decoder has the cores to itself spends none of its
     # time waiting for them (two workers of two threads each on two cores ran slower than one).
-    limits = Limits(concurrency=max(1, math.ceil(args.concurrency / workers)), per_host=max(1, args.per_host),
-                    host_rate=host_rate / workers, host_burst=max(1.0, args.host_burst / workers),
-                    decode_threads=max(1, (os.cpu_count() or 1) // workers))
+    limits = Limits(
+        concurrency=max(1, math.ceil(args.concurrency / workers)),
+        per_host=max(1, args.per_host),
+        host_rate=host_rate / workers,
+        host_burst=max(1.0, args.host_burst / workers),
+        decode_threads=max(1, (os.cpu_count() or 1) // workers),
+    )
 
     def build(out: Path) -> str:
         with ExitStack() as stack:
             if demo_port is not None:
                 _start_demo_host(stack, demo_port)
             pace = {"host_rate": host_rate, "host_burst": args.host_burst}
-            return download(parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class,
-                            pace)
+            return download(
+                parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class, pace
+            )
 
     runner.run(stage, build, force=args.force)
 
 
-def download(parts: list[Path], workdir: Path, out: Path, settings: Settings, limits: Limits,
-             executor: str, processes: int, min_per_class: int, pace: dict) -> str:
+def download(
+    parts: list[Path],
+    workdir: Path,
+    out: Path,
+    settings: Settings,
+    limits: Limits,
+    executor: str,
+    processes: int,
+    min_per_class: int,
+    pace: dict,
+) -> str:
     cache = _cache_for(workdir, settings)
     jobs = []
     for part in parts:
@@ -149,8 +248,7 @@ def download(parts: list[Path], workdir: Path, out: Path, settings: Settings, li
     todo = [job for job in jobs if finished(job) is None]
     total = sum(pq.read_metadata(job.candidates).num_rows for job in todo)
     if len(todo) < len(jobs):
-        print(f"download: {len(jobs) - len(todo)} of {len(jobs)} shards already finished, resuming",
-              file=sys.stderr)
+        print(f"download: {len(jobs) - len(todo)} of {len(jobs)} shards already finished, resuming", file=sys.stderr)
     ran = executors.run(todo, executor, processes, total)
     stats = {job.number: finished(job) for job in jobs}
     for kind in ("images", "ledger"):
@@ -161,13 +259,17 @@ def download(parts: list[Path], workdir: Path, out: Path, settings: Settings, li
     report["politeness"] = politeness_report(report, settings.politeness, pace)
     (out / "download_stats.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report)
-    return (f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%), "
-            f"{len(jobs)} shards, {len(report['classes_below_min'])} classes below {min_per_class}")
+    return (
+        f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%), "
+        f"{len(jobs)} shards, {len(report['classes_below_min'])} classes below {min_per_class}"
+    )
 
 
 def download_report(ledger_dir: Path, stats: list[dict], ran: list[dict], min_per_class: int) -> dict:
-    ledger = pa.concat_tables(read_table(p, schemas.LEDGER, columns=["wnid", "host", "status"])
-                              for p in sorted(ledger_dir.glob("shard-*.parquet")))
+    ledger = pa.concat_tables(
+        read_table(p, schemas.LEDGER, columns=["wnid", "host", "status"])
+        for p in sorted(ledger_dir.glob("shard-*.parquet"))
+    )
     wnids, hosts, statuses = (ledger.column(c).to_pylist() for c in ("wnid", "host", "status"))
     per_class: dict[str, Counter] = {}
     per_host: dict[str, Counter] = {}
@@ -202,8 +304,9 @@ def download_report(ledger_dir: Path, stats: list[dict], ran: list[dict], min_pe
 def politeness_report(report: dict, rules: Politeness, pace: dict) -> dict:
     """What the rules were and how many URLs each stopped, per host for the top hosts: the
     dataset card says this."""
-    stopped_by_host = {h: {s: n for s, n in c.items() if s in status.POLITENESS}
-                       for h, c in report["top_hosts"].items()}
+    stopped_by_host = {
+        h: {s: n for s, n in c.items() if s in status.POLITENESS} for h, c in report["top_hosts"].items()
+    }
     return {
         "respect_optouts": rules.respect_optouts,
         "optout_directives": list(rules.optout_directives),
@@ -216,13 +319,19 @@ def politeness_report(report: dict, rules: Politeness, pace: dict) -> dict:
 
 
 def print_report(report: dict) -> None:
-    lines = [f"download: {report['ok']} of {report['candidates']} ok ({report['ok_percent']}%), "
-             f"{report['bytes_stored'] / 1e6:.1f} MB stored"]
+    lines = [
+        f"download: {report['ok']} of {report['candidates']} ok ({report['ok_percent']}%), "
+        f"{report['bytes_stored'] / 1e6:.1f} MB stored"
+    ]
     lines += [f"  {s:<20} {n:>9}" for s, n in report["statuses"].items()]
     rules = report.get("politeness")
     if rules and (not rules["respect_optouts"] or not rules["respect_robots"]):
-        lines.append("download: opt-outs " + ("respected" if rules["respect_optouts"] else "IGNORED")
-                     + ", robots.txt " + ("respected" if rules["respect_robots"] else "IGNORED"))
+        lines.append(
+            "download: opt-outs "
+            + ("respected" if rules["respect_optouts"] else "IGNORED")
+            + ", robots.txt "
+            + ("respected" if rules["respect_robots"] else "IGNORED")
+        )
     below = report["classes_below_min"]
     if below:
         shown = ", ".join(f"{w} ({report['per_class'][w]['ok']})" for w in below[:SHOWN_CLASSES])

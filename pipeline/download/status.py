@@ -1,4 +1,5 @@
 """Every outcome a candidate URL can have: the ledger's ``status`` column takes only these."""
+
 from __future__ import annotations
 
 OK = "ok"

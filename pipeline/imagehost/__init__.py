@@ -3,6 +3,7 @@ files from a folder, and the faults and odd formats a downloader must survive.
 
 ``python -m pipeline.imagehost --port 8642`` serves until Ctrl-C; tests use ``ImageHost``.
 """
+
 from __future__ import annotations
 
 from .app import ImageHost, Request, make_app

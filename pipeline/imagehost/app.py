@@ -21,6 +21,7 @@ for per-host rules, each with its own robots.txt and rate limit.
 Every request is appended to the log before it is answered, so a test can count retries and
 see the headers a client sent even when the answer was a failure.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,9 @@ import mimetypes
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from aiohttp import web
 
@@ -41,8 +42,8 @@ from pipeline.background import BackgroundServer
 
 from . import pictures
 
-SLOW_PIECES = 20          # /fault/slow sends its body in this many pieces, evenly over S seconds
-HUGE_PIECE = 1 << 20      # /fault/huge streams in pieces of 1 MiB
+SLOW_PIECES = 20  # /fault/slow sends its body in this many pieces, evenly over S seconds
+HUGE_PIECE = 1 << 20  # /fault/huge streams in pieces of 1 MiB
 
 PLACEHOLDER_PAGE = """<!doctype html>
 <html><head><title>Image not found</title></head>
@@ -55,9 +56,9 @@ PLACEHOLDER_PAGE = """<!doctype html>
 class Request:
     """One request as the host received it."""
 
-    time: float                # time.monotonic() on arrival
+    time: float  # time.monotonic() on arrival
     method: str
-    path: str                  # path and query string, as sent
+    path: str  # path and query string, as sent
     headers: dict[str, str]
     address: str = "127.0.0.1"  # the host address the request came to (see aliases)
 
@@ -82,8 +83,9 @@ routes = web.RouteTableDef()
 
 @web.middleware
 async def record(request: web.Request, handler: Callable) -> web.StreamResponse:
-    request.app[LOG].append(Request(time.monotonic(), request.method, request.path_qs, dict(request.headers),
-                                    _address(request)))
+    request.app[LOG].append(
+        Request(time.monotonic(), request.method, request.path_qs, dict(request.headers), _address(request))
+    )
     return await handler(request)
 
 
@@ -92,8 +94,9 @@ def _address(request: web.Request) -> str:
     return sockname[0] if sockname else "127.0.0.1"
 
 
-def make_app(folder: Path | None = None, log: list | None = None,
-             robots: dict[str, str] | None = None) -> web.Application:
+def make_app(
+    folder: Path | None = None, log: list | None = None, robots: dict[str, str] | None = None
+) -> web.Application:
     """The host as an aiohttp app; ``log`` (a list) receives a ``Request`` for every request;
     ``robots`` maps a host address to its robots.txt (see the module docstring)."""
     app = web.Application(middlewares=[record])
@@ -196,7 +199,11 @@ async def folder_file(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="this host serves no folder")
     path = folder / relative
     try:  # no link out of the folder: a linked file, or a linked folder on the way
-        if path.is_symlink() or not path.is_file() or (len(relative.parts) > 1 and not path.resolve().is_relative_to(folder)):
+        if (
+            path.is_symlink()
+            or not path.is_file()
+            or (len(relative.parts) > 1 and not path.resolve().is_relative_to(folder))
+        ):
             raise FileNotFoundError(path)
         body = path.read_bytes()
     except OSError:
@@ -235,7 +242,7 @@ async def fault_slow(request: web.Request) -> web.StreamResponse:
     body = await _token_picture(request)
     response = _jpeg_stream(len(body))
     step = -(-len(body) // SLOW_PIECES)
-    pieces = (body[i:i + step] for i in range(0, len(body), step))
+    pieces = (body[i : i + step] for i in range(0, len(body), step))
     await _send(response, request, pieces, pause=seconds / SLOW_PIECES)
     return response
 
@@ -246,7 +253,7 @@ async def fault_reset(request: web.Request) -> web.StreamResponse:
     body = await _token_picture(request)
     response = _jpeg_stream(len(body))
     await response.prepare(request)
-    await response.write(body[:len(body) // 2])
+    await response.write(body[: len(body) // 2])
     transport = request.transport
     if transport is not None:
         no_linger = struct.pack("ii", 1, 0)
@@ -258,7 +265,7 @@ async def fault_reset(request: web.Request) -> web.StreamResponse:
 @routes.get("/fault/truncated/{token:.+}")
 async def fault_truncated(request: web.Request) -> web.Response:
     body = await _token_picture(request)
-    return _image(body[:len(body) // 2])
+    return _image(body[: len(body) // 2])
 
 
 @routes.get("/fault/html/{token:.+}")
@@ -283,7 +290,7 @@ async def _huge(request: web.Request, chunked: bool) -> web.StreamResponse:
     response = _jpeg_stream(None if chunked else size)
     zeros = memoryview(bytes(HUGE_PIECE))
     rest = size - len(head)
-    tail = (zeros[:min(HUGE_PIECE, rest - i)] for i in range(0, rest, HUGE_PIECE))
+    tail = (zeros[: min(HUGE_PIECE, rest - i)] for i in range(0, rest, HUGE_PIECE))
     await _send(response, request, itertools.chain([head] if head else [], tail))
     return response
 
@@ -383,8 +390,14 @@ class ImageHost(BackgroundServer):
 
     name = "imagehost"
 
-    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                 aliases: int = 0, robots: dict[str, str] | None = None):
+    def __init__(
+        self,
+        folder: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        aliases: int = 0,
+        robots: dict[str, str] | None = None,
+    ):
         self.folder = folder
         self.host = host
         self.port = port

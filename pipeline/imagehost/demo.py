@@ -27,6 +27,7 @@ Every ``true`` and ``other_class`` picture has a variant number used nowhere els
 catalogue, so a wrong-class candidate is never also a true candidate of its own class.
 Paths are unique within a class.
 """
+
 from __future__ import annotations
 
 import random
@@ -51,9 +52,9 @@ COPIES = 3  # near copies use ?copy=1..COPIES
 
 @dataclass(frozen=True)
 class DemoItem:
-    wnid: str   # the class the candidate was found for
-    path: str   # the path on the image host
-    kind: str   # a key of SHARES
+    wnid: str  # the class the candidate was found for
+    path: str  # the path on the image host
+    kind: str  # a key of SHARES
 
 
 def split(per_class: int, kinds: dict[str, float]) -> dict[str, int]:
@@ -62,7 +63,7 @@ def split(per_class: int, kinds: dict[str, float]) -> dict[str, int]:
     exact = {kind: per_class * share / total for kind, share in kinds.items()}
     counts = {kind: int(value) for kind, value in exact.items()}
     by_remainder = sorted(kinds, key=lambda kind: counts[kind] - exact[kind])
-    for kind in by_remainder[:per_class - sum(counts.values())]:
+    for kind in by_remainder[: per_class - sum(counts.values())]:
         counts[kind] += 1
     return counts
 
@@ -84,15 +85,19 @@ def catalogue(wnids: list[str], per_class: int = 60, seed: int = 0) -> list[Demo
     for wnid in wnids:
         others = [w for w in wnids if w != wnid]
         found = [(f"/picture/{wnid}/{n}.jpg", "true") for n in true_variants[wnid]]
-        found += [(f"/picture/{rng.choice(others)}/{next(fresh)}.jpg", "other_class")
-                  for _ in range(counts["other_class"])]
-        found += [(f"/picture/{wnid}/{m}.jpg?copy={rng.randint(1, COPIES)}", "near_copy")
-                  for m in rng.sample(true_variants[wnid], counts["near_copy"])]
+        found += [
+            (f"/picture/{rng.choice(others)}/{next(fresh)}.jpg", "other_class") for _ in range(counts["other_class"])
+        ]
+        found += [
+            (f"/picture/{wnid}/{m}.jpg?copy={rng.randint(1, COPIES)}", "near_copy")
+            for m in rng.sample(true_variants[wnid], counts["near_copy"])
+        ]
         borrowed = [(other, m) for other in others for m in true_variants[other]]
-        found += [(f"/picture/{other}/{m}.jpg?copy={rng.randint(1, COPIES)}", "cross_class_copy")
-                  for other, m in rng.sample(borrowed, counts["cross_class_copy"])]
-        found += [(rng.choice(FAULTS).format(token=f"demo-{seed}-{wnid}-{i}"), "fault")
-                  for i in range(counts["fault"])]
+        found += [
+            (f"/picture/{other}/{m}.jpg?copy={rng.randint(1, COPIES)}", "cross_class_copy")
+            for other, m in rng.sample(borrowed, counts["cross_class_copy"])
+        ]
+        found += [(rng.choice(FAULTS).format(token=f"demo-{seed}-{wnid}-{i}"), "fault") for i in range(counts["fault"])]
         rng.shuffle(found)
         items += [DemoItem(wnid, path, kind) for path, kind in found]
     return items

@@ -6,6 +6,7 @@ sizes, counts and rotates the shapes and picks the sensor-like grain, so no two 
 the same image. Everything is deterministic: the same arguments give the same bytes in every
 process, which is what lets tests and benchmarks name a picture by its URL alone.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -55,13 +56,13 @@ def _rgb(hue: float, saturation: float, value: float) -> np.ndarray:
 class Style:
     """What every picture of one class shares."""
 
-    background: np.ndarray   # the texture blends these two RGB colours
+    background: np.ndarray  # the texture blends these two RGB colours
     backdrop: np.ndarray
-    ink: np.ndarray          # the shapes' RGB colour
+    ink: np.ndarray  # the shapes' RGB colour
     shape: str
     texture: str
-    frequency: float         # texture cycles across the picture
-    count: int               # typical number of shapes
+    frequency: float  # texture cycles across the picture
+    count: int  # typical number of shapes
 
 
 @lru_cache(maxsize=1024)
@@ -81,7 +82,7 @@ def style_of(wnid: str) -> Style:
 
 def _texture(style: Style, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A (height, width) field in [0, 1] that blends the two background colours."""
-    y, x = np.ogrid[0:1:complex(0, height), 0:width / height:complex(0, width)]
+    y, x = np.ogrid[0 : 1 : complex(0, height), 0 : width / height : complex(0, width)]
     x, y = x.astype(np.float32), y.astype(np.float32)
     angle = rng.uniform(0, math.pi)
     along = x * math.cos(angle) + y * math.sin(angle)
@@ -104,16 +105,24 @@ def _texture(style: Style, rng: np.random.Generator, width: int, height: int) ->
 def _polygon(cx: float, cy: float, radii: tuple[float, ...], corners: int, turn: float) -> list:
     """A polygon of ``corners`` vertices turned by ``turn``, their distances from the centre
     cycling through ``radii`` (one radius: a regular polygon; two: a star)."""
-    return [(cx + radii[i % len(radii)] * math.cos(turn + 2 * math.pi * i / corners),
-             cy + radii[i % len(radii)] * math.sin(turn + 2 * math.pi * i / corners))
-            for i in range(corners)]
+    return [
+        (
+            cx + radii[i % len(radii)] * math.cos(turn + 2 * math.pi * i / corners),
+            cy + radii[i % len(radii)] * math.sin(turn + 2 * math.pi * i / corners),
+        )
+        for i in range(corners)
+    ]
 
 
 def _bar(cx: float, cy: float, length: float, thickness: float, turn: float) -> list:
     """A rotated rectangle centred on (cx, cy)."""
     c, s = math.cos(turn), math.sin(turn)
-    half = [(length / 2, thickness / 2), (-length / 2, thickness / 2),
-            (-length / 2, -thickness / 2), (length / 2, -thickness / 2)]
+    half = [
+        (length / 2, thickness / 2),
+        (-length / 2, thickness / 2),
+        (-length / 2, -thickness / 2),
+        (length / 2, -thickness / 2),
+    ]
     return [(cx + u * c - v * s, cy + u * s + v * c) for u, v in half]
 
 
@@ -131,8 +140,9 @@ def _draw_shapes(image: Image.Image, style: Style, rng: np.random.Generator) -> 
         if style.shape == "discs":
             draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=fill)
         elif style.shape == "rings":
-            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), outline=fill,
-                         width=max(2, int(radius / 3)))
+            draw.ellipse(
+                (cx - radius, cy - radius, cx + radius, cy + radius), outline=fill, width=max(2, int(radius / 3))
+            )
         elif style.shape == "squares":
             draw.polygon(_polygon(cx, cy, (radius,), 4, turn), fill=fill)
         elif style.shape == "triangles":
@@ -161,7 +171,7 @@ def _grain(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
         tile = np.tile(tile, reps)
     top = int(rng.integers(0, tile.shape[0] - height + 1))
     left = int(rng.integers(0, tile.shape[1] - width + 1))
-    return tile[top:top + height, left:left + width]
+    return tile[top : top + height, left : left + width]
 
 
 def render(wnid: str, variant: int, width: int = WIDTH, height: int = HEIGHT) -> Image.Image:
@@ -291,5 +301,4 @@ def bomb_png() -> bytes:
     adler = ((row * BOMB_SIDE) % 65521) << 16 | 1
     stream = b"\x78\xda" + block * (BOMB_SIDE // rows_per_block) + final + struct.pack(">I", adler)
     header = struct.pack(">IIBBBBB", BOMB_SIDE, BOMB_SIDE, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", stream)
-            + _png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b"")
