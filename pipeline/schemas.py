@@ -1,12 +1,22 @@
-"""Every table's pyarrow schema, defined once; stages and tests import them from here.
+"""Every table's pyarrow schema and every report's shape, defined once; stages and tests
+import them from here (where each file lives: ``pipeline.layout``).
 
 Each schema carries ``synsetforge.table`` in its metadata so a reader can tell which
-table a Parquet file holds.
+table a Parquet file holds. Reports are JSON, written and read through ``pipeline.tables``
+(``write_report``/``read_report``), which check the keys declared here.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import pyarrow as pa
+
+# A WordNet synset id as ImageNet writes it: the part of speech and the 8-digit offset of the
+# synset in WordNet 3.0's data file (ImageNet's classes are all nouns, "n").
+WNID_RE = re.compile(r"^[nvasr]\d{8}$")
+NOUN_WNID_RE = re.compile(r"^n\d{8}$")
 
 
 def _table(name: str, *fields: pa.Field) -> pa.Schema:
@@ -215,3 +225,167 @@ CLASSES = _table(
     _required("val", pa.int64(), "images in val"),
     _required("test", pa.int64(), "images in test"),
 )
+
+
+@dataclass(frozen=True)
+class Report:
+    """A stage's JSON report, ``reports/<stage>.json`` (``pipeline.layout.report_name``): the
+    keys every writer must give and every reader may rely on, with their JSON types (``float``
+    takes an integer too; ``None`` in a tuple allows null). A report may hold more keys."""
+
+    stage: str
+    fields: dict[str, type | tuple]
+
+
+SYNSETS_REPORT = Report(
+    "synsets",
+    {
+        "subset": str,
+        "settings": dict,
+        "wordnet": dict,
+        "num_synsets": int,
+        "num_ancestors": int,
+        "num_is_a_edges": int,
+        "num_ancestor_pairs": int,
+        "ancestor_pairs": list,
+        "depth_histogram": dict,
+        "lexnames": dict,
+        "duplicate_names": dict,
+    },
+)
+CANDIDATES_REPORT = Report(
+    "candidates",
+    {
+        "settings": dict,
+        "source": str,
+        "candidates": int,
+        "shards": int,
+        "classes": int,
+        "classes_without_candidates": list,
+        "per_class": dict,
+    },
+)
+DOWNLOAD_REPORT = Report(
+    "download",
+    {
+        "settings": dict,
+        "finished_at": str,
+        "candidates": int,
+        "ok": int,
+        "ok_percent": float,
+        "statuses": dict,
+        "shards": int,
+        "shards_this_run": int,
+        "bytes_received": int,
+        "bytes_stored": int,
+        "worker_seconds_this_run": float,
+        "min_per_class": int,
+        "classes_below_min": list,
+        "per_class": dict,
+        "top_hosts": dict,
+        "status_meaning": dict,
+        "politeness": dict,
+    },
+)
+DEDUPE_REPORT = Report(
+    "dedupe",
+    {
+        "settings": dict,
+        "images": int,
+        "kept": int,
+        "dropped": dict,
+        "reasons": dict,
+        "reason_meaning": dict,
+        "clusters_with_copies": int,
+        "largest_cluster": int,
+        "verified_pairs": dict,
+        "conflicts": list,
+        "unreadable_files": list,
+        "per_class": dict,
+        "seconds": dict,
+    },
+)
+ANNOTATE_EXPORT_REPORT = Report(  # one per round: reports/annotate-export-<round>.json
+    "annotate-export",
+    {
+        "settings": dict,
+        "round": int,
+        "hits": int,
+        "images": int,
+        "answers_wanted": int,
+        "votes_wanted": int,
+        "controls_per_hit": float,
+        "hits_without_controls": int,
+        "formats": list,
+        "image_base_url": str,
+    },
+)
+ANNOTATE_IMPORT_REPORT = Report(
+    "annotate-import",
+    {
+        "settings": dict,
+        "rounds": list,
+        "votes": int,
+        "candidate_votes_counted": int,
+        "workers": int,
+        "workers_excluded": list,
+        "images_asked": int,
+        "images_with_votes": int,
+        "accepted": int,
+        "rejected": int,
+        "undecided": int,
+        "mean_votes_per_image": float,
+        # Fleiss' kappa and pair agreement of the counted candidate votes (null with no image
+        # of two votes): images, observed, chance, yes_share, kappa (null when undefined), unanimous
+        "agreement": (dict, None),
+        "per_class": dict,
+        "last_import": dict,
+    },
+)
+MANIFESTS_REPORT = Report(
+    "manifests",
+    {
+        "verified": bool,
+        "plan": dict,
+        "classes": int,
+        "images": dict,
+        "classes_below_min_train": list,
+        "classes_dropped": list,
+        "per_class": dict,
+        "fingerprint": str,
+    },
+)
+VALIDATE_REPORT = Report(
+    "validate",
+    {"dataset": str, "images": dict, "classes": int, "checks": dict},
+)
+IMPORT_REPORT = Report(
+    "import",
+    {
+        "src": str,
+        "layout": str,
+        "names_from": (str, None),
+        "images": dict,
+        "classes": int,
+        "unknown_wnids": list,
+        "unreadable": list,
+        "unlabelled": (list, int),
+        "ignored_files": (list, int),
+        "empty_classes": list,
+        "classes_missing_from": dict,
+    },
+)
+REPORTS = {
+    r.stage: r
+    for r in (
+        SYNSETS_REPORT,
+        CANDIDATES_REPORT,
+        DOWNLOAD_REPORT,
+        DEDUPE_REPORT,
+        ANNOTATE_EXPORT_REPORT,
+        ANNOTATE_IMPORT_REPORT,
+        MANIFESTS_REPORT,
+        VALIDATE_REPORT,
+        IMPORT_REPORT,
+    )
+}

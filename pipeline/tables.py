@@ -1,7 +1,9 @@
-"""Reading and writing the pipeline's Parquet tables against their schemas (``pipeline.schemas``)."""
+"""Reading and writing the pipeline's Parquet tables and JSON reports against their declarations
+(``pipeline.schemas``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
-from .files import atomic_path, publish, temporary_beside
+from .errors import InputError, PipelineError
+from .files import atomic_path, atomic_write_text, publish, temporary_beside
+from .schemas import Report
 
 
 def table_name(schema: pa.Schema) -> str:
@@ -169,3 +172,49 @@ def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) 
             row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
             raise InputError("null in a required column", file=path, row=row, field=name)
     return table
+
+
+def _report_problem(doc: object, report: Report) -> tuple[str, str | None]:
+    """What is wrong with ``doc`` as ``report`` (the message and the key), or ("", None)."""
+    if not isinstance(doc, dict):
+        return "a report must be a JSON object", None
+    for key, kinds in report.fields.items():
+        if key not in doc:
+            return f"key missing from the {report.stage} report", key
+        allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+        value = doc[key]
+        if value is None and None in allowed:
+            continue
+        types = tuple(t for t in allowed if t is not None)
+        if float in types:
+            types += (int,)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join("null" if t is None else t.__name__ for t in allowed)
+            return f"is {type(value).__name__}, the {report.stage} report declares {names}", key
+    return "", None
+
+
+def write_report(path: Path, report: Report, doc: Mapping) -> None:
+    """Write ``doc`` as the JSON report ``path``, refusing one that lacks a declared key (a
+    renamed key fails here, in the writer's tests, instead of showing as "0" in a reader)."""
+    problem, key = _report_problem(dict(doc), report)
+    if problem:
+        raise PipelineError(f"{path}: {key}: {problem}")
+    atomic_write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def read_report(path: Path, report: Report, *, missing_ok: bool = False) -> dict | None:
+    """The JSON report at ``path``, checked against ``report``; None when absent and ``missing_ok``."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise InputError(f"no {report.stage} report: run that stage first", file=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not a readable JSON report ({e})", file=path) from None
+    problem, key = _report_problem(doc, report)
+    if problem:
+        raise InputError(problem, file=path, field=key)
+    return doc

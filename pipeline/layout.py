@@ -1,0 +1,175 @@
+"""Where every table, report and folder of a dataset lives: the one place a path is spelled.
+
+A dataset is the folder ``DATA/SUBSET``. ``Layout(folder)`` names each file in it; the same
+names serve a stage's temporary build folder, since the runner renames a build's outputs into
+the dataset folder under the same relative names (``Layout(tmp).synsets`` is built, then
+published as ``Layout(workdir).synsets``). Stages declare their outputs with the relative
+names below (``runner.Stage.outputs``) and reach every path through a ``Layout``.
+
+Reports follow one rule: stage ``<name>`` writes ``reports/<name>.json``, whose shape is
+declared beside the table schemas (``pipeline.schemas.REPORTS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Relative names inside a dataset folder, for ``runner.Stage.outputs``.
+SYNSETS = "synsets.parquet"
+WORDS = "words.txt"
+IS_A = "wordnet.is_a.txt"
+CANDIDATES = "candidates"
+IMAGES = "images"
+LEDGER = "ledger"
+DEDUPE = "dedupe"
+ANNOTATION = "annotation"
+MANIFESTS = "manifests"
+EXPORT = "export"
+RUNS = "runs"
+CARD = "DATASET_CARD.md"
+CARD_FIGURES = "card"
+REPORTS = "reports"
+
+SPLITS = ("train", "val", "test")
+CANDIDATE_PART = "part-{number:05d}.parquet"
+CANDIDATE_PARTS = "part-*.parquet"
+SHARD = "shard-{number:05d}.parquet"
+SHARDS = "shard-*.parquet"
+
+
+def report_name(stage: str) -> str:
+    """``reports/<stage>.json``: the relative name of a stage's report."""
+    return f"{REPORTS}/{stage}.json"
+
+
+def round_name(round_: int) -> str:
+    """``annotation/round-<n>``: the folder of one annotation round's HITs and answers."""
+    return f"{ANNOTATION}/round-{round_}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one dataset folder (or of a stage's build folder)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def report(self, stage: str) -> Path:
+        return self.root / report_name(stage)
+
+    # synsets
+    @property
+    def synsets(self) -> Path:
+        return self.root / SYNSETS
+
+    @property
+    def words(self) -> Path:
+        return self.root / WORDS
+
+    @property
+    def is_a(self) -> Path:
+        return self.root / IS_A
+
+    # candidates and download
+    @property
+    def candidates(self) -> Path:
+        return self.root / CANDIDATES
+
+    def candidate_parts(self) -> list[Path]:
+        return sorted(self.candidates.glob(CANDIDATE_PARTS))
+
+    def candidate_part(self, number: int) -> Path:
+        return self.candidates / CANDIDATE_PART.format(number=number)
+
+    @property
+    def images(self) -> Path:
+        """The image store: ``images/shard-N.parquet`` (read and written by ``pipeline.store``)."""
+        return self.root / IMAGES
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER
+
+    def ledger_shards(self) -> list[Path]:
+        return sorted(self.ledger.glob(SHARDS))
+
+    # dedupe
+    @property
+    def dedupe(self) -> Path:
+        return self.root / DEDUPE
+
+    @property
+    def hashes(self) -> Path:
+        return self.dedupe / "hashes.parquet"
+
+    @property
+    def clusters(self) -> Path:
+        return self.dedupe / "clusters.parquet"
+
+    @property
+    def contact_sheet(self) -> Path:
+        return self.dedupe / "contact_sheet.html"
+
+    # annotation
+    @property
+    def annotation(self) -> Path:
+        return self.root / ANNOTATION
+
+    def round(self, round_: int) -> Path:
+        return self.root / round_name(round_)
+
+    def hits(self, round_: int) -> Path:
+        return self.round(round_) / "hits.parquet"
+
+    def hit_tables(self) -> list[Path]:
+        """Every round's ``hits.parquet``, in round order."""
+        rounds = self.annotation.glob("round-*/hits.parquet")
+        return sorted(rounds, key=lambda p: int(p.parent.name.removeprefix("round-")))
+
+    @property
+    def votes(self) -> Path:
+        return self.annotation / "votes.parquet"
+
+    @property
+    def workers(self) -> Path:
+        return self.annotation / "workers.parquet"
+
+    @property
+    def labels(self) -> Path:
+        return self.annotation / "labels.parquet"
+
+    @property
+    def imports(self) -> Path:
+        """The digests of the answer files imported so far."""
+        return self.annotation / "imports.json"
+
+    # manifests
+    @property
+    def manifests(self) -> Path:
+        return self.root / MANIFESTS
+
+    def manifest(self, split: str) -> Path:
+        return self.manifests / f"{split}.parquet"
+
+    @property
+    def classes(self) -> Path:
+        return self.manifests / "classes.parquet"
+
+    # what is made from the manifests
+    def export(self, format_: str) -> Path:
+        return self.root / EXPORT / format_
+
+    @property
+    def runs(self) -> Path:
+        return self.root / RUNS
+
+    @property
+    def card(self) -> Path:
+        return self.root / CARD
+
+    @property
+    def card_figures(self) -> Path:
+        return self.root / CARD_FIGURES

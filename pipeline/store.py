@@ -1,0 +1,114 @@
+"""The image store, ``images/shard-N.parquet`` (``schemas.IMAGES``): its one reader and one writer.
+
+The download stage writes one store shard per candidates part, the importer one per
+``SHARD_SIZE`` files; every other stage reads the store through ``read_images`` or
+``iter_shards``, selecting the columns it needs (the ``image`` column holds the bytes: leave
+it out unless you decode). A manifest row points at its image with a ``location``, the
+shard's path relative to the dataset folder (``images/shard-00003.parquet``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import schemas
+from .errors import InputError
+from .layout import IMAGES, SHARD, SHARDS
+from .tables import TableWriter, read_table
+
+ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
+SHARD_SIZE = 1000  # images per shard where the store is cut by count (the importer), as candidates parts are
+
+
+def shards(folder: Path) -> list[Path]:
+    """The store's shards in ``folder`` (a dataset's ``images/``), in shard order."""
+    return sorted(Path(folder).glob(SHARDS))
+
+
+def shard_path(folder: Path, number: int) -> Path:
+    return Path(folder) / SHARD.format(number=number)
+
+
+def location(shard: Path) -> str:
+    """How a manifest names ``shard``: relative to the dataset folder."""
+    return f"{IMAGES}/{Path(shard).name}"
+
+
+def require_shards(folder: Path, hint: str) -> list[Path]:
+    """The store's shards, or an error naming the folder and what to run (``hint``)."""
+    found = shards(folder)
+    if not found:
+        raise InputError(f"no image shards ({SHARDS}): {hint}", file=folder)
+    return found
+
+
+def iter_shards(folder: Path, columns: list[str] | None = None) -> Iterator[tuple[Path, pa.Table]]:
+    """Each shard's path and its ``columns``, checked against ``schemas.IMAGES``."""
+    for path in shards(folder):
+        yield path, read_table(path, schemas.IMAGES, columns=columns)
+
+
+def read_images(folder: Path, columns: list[str] | None = None, *, with_location: bool = False) -> pa.Table:
+    """The whole store's ``columns`` as one table, in shard order; ``with_location`` adds each
+    row's ``location`` (its shard, as manifests name it)."""
+    wanted = columns or schemas.IMAGES.names
+    tables = []
+    for path, table in iter_shards(folder, wanted):
+        if with_location:
+            table = table.append_column("location", pa.array([location(path)] * table.num_rows, pa.string()))
+        tables.append(table)
+    if not tables:
+        fields = [schemas.IMAGES.field(name) for name in wanted]
+        if with_location:
+            fields.append(pa.field("location", pa.string()))
+        return pa.schema(fields).empty_table()
+    return pa.concat_tables(tables)
+
+
+def empty_rows() -> dict[str, list]:
+    """Columns of image rows in the making, one list per ``schemas.IMAGES`` column."""
+    return {name: [] for name in schemas.IMAGES.names}
+
+
+class ShardWriter:
+    """One store shard written ``ROW_GROUP`` images at a time; like every table of the pipeline
+    it appears under its name only when ``close`` has written it all (``abort`` drops it)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows = empty_rows()
+        self.writer: TableWriter | None = None
+        self.written = 0
+
+    def add(self, row: Mapping[str, object]) -> None:
+        for name, values in self.rows.items():
+            values.append(row[name])
+        if len(self.rows["image_id"]) >= ROW_GROUP:
+            self.flush()
+
+    def write(self, rows: Mapping[str, list]) -> None:
+        """A whole row group at once (columns by name)."""
+        if self.writer is None:
+            self.writer = TableWriter(self.path, schemas.IMAGES)
+        self.writer.write(rows)
+        self.written += len(rows["image_id"])
+
+    def flush(self) -> None:
+        if self.rows["image_id"]:
+            rows, self.rows = self.rows, empty_rows()
+            self.write(rows)
+
+    def close(self) -> None:
+        """Publish the shard; one with no image is still written (an empty table), so a finished
+        shard is told from one never started."""
+        self.flush()
+        if self.writer is None:
+            self.writer = TableWriter(self.path, schemas.IMAGES)
+        self.writer.close()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
