@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,3 +46,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def atomic_write_json(path: Path, value: object) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1, default=str) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[object]) -> None:
+    """One JSON value a line (JSON Lines), published whole."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))

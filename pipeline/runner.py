@@ -47,7 +47,7 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class Result:
+class StageRun:
     stage: str
     skipped: bool
     summary: str
@@ -169,7 +169,7 @@ def run(
     *,
     force: bool = False,
     log: Callable[[str], None] = _log,
-) -> Result:
+) -> StageRun:
     """Run ``build(tmpdir)`` unless the stage is current; ``build`` writes every declared output
     under ``tmpdir`` and returns a one-line summary of what it did."""
     start = time.monotonic()
@@ -186,12 +186,12 @@ def run(
 
 def _run_locked(
     stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool, log: Callable[[str], None]
-) -> Result:
+) -> StageRun:
     with _Lock(stage):
         if not force and is_current(stage, fp):
             summary = read_stamp(stage).get("summary", "")
             log(f"{stage.name}: up to date in {stage.workdir} ({summary}); skipped, --force reruns it")
-            return Result(stage.name, True, summary, time.monotonic() - start)
+            return StageRun(stage.name, True, summary, time.monotonic() - start)
 
         for stale in stage.workdir.glob(f".tmp-{stage.name}-*"):
             _remove(stale)
@@ -222,4 +222,4 @@ def _run_locked(
         }
         atomic_write_text(stamp_path(stage), json.dumps(stamp, indent=1, default=str) + "\n")
     log(f"{stage.name}: {summary} -> {stage.workdir} ({seconds:.1f} s)")
-    return Result(stage.name, False, summary, seconds)
+    return StageRun(stage.name, False, summary, seconds)

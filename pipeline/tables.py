@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError, PipelineError
-from .files import atomic_path, atomic_write_text, publish, temporary_beside
+from .files import atomic_path, atomic_write_json, publish, temporary_beside
 from .schemas import Report
 
 
@@ -200,7 +200,7 @@ def write_report(path: Path, report: Report, doc: Mapping) -> None:
     problem, key = _report_problem(dict(doc), report)
     if problem:
         raise PipelineError(f"{path}: {key}: {problem}")
-    atomic_write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
+    atomic_write_json(path, doc)
 
 
 def read_report(path: Path, report: Report, *, missing_ok: bool = False) -> dict | None:

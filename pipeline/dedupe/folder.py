@@ -57,7 +57,7 @@ def hash_file(path: Path) -> tuple | str:
 
 def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
     """One Ray task per RAY_CHUNK files; the folder must be at the same path on every node."""
-    from pipeline.cluster import ray_module
+    from pipeline.distributed import ray_module
 
     ray = ray_module()
     task = ray.remote(max_retries=3, num_cpus=1)(hash_files)

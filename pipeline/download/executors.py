@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.cluster import ray_module
+from pipeline.distributed import ray_module
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_bytes
 
