@@ -1,1 +1,1 @@
-"""ILSVRC-style manifests, exports and the dataset card (issue 6)."""
+"""ILSVRC-style manifests and what is made from them: validation, exports, imports and the dataset card."""

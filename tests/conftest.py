@@ -117,32 +117,32 @@ def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int
 
     from PIL import Image
 
-    from pipeline import schemas
+    from pipeline import store
     from pipeline.hashing import hashes_of_bytes
-    from pipeline.tables import write_table
+    from pipeline.layout import Layout
 
-    columns = {name: [] for name in schemas.IMAGES.names}
+    path = store.shard_path(Layout(workdir).images, shard)
+    writer = store.ShardWriter(path)
     for rank, (image_id, wnid, data) in enumerate(images):
         width, height = Image.open(io.BytesIO(data)).size
-        row = {
-            "image_id": image_id,
-            "wnid": wnid,
-            "image": data,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "width": width,
-            "height": height,
-            "format": "JPEG",
-            **hashes_of_bytes(data)._asdict(),
-            "original_width": width,
-            "original_height": height,
-            "original_format": "JPEG",
-            "source": "urllist",
-            "url": f"http://images.example/{image_id}.jpg",
-            "rank": rank,
-            "license": None,
-        }
-        for name, value in row.items():
-            columns[name].append(value)
-    path = workdir / "images" / f"shard-{shard:05d}.parquet"
-    write_table(columns, path, schemas.IMAGES)
+        writer.add(
+            {
+                "image_id": image_id,
+                "wnid": wnid,
+                "image": data,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "width": width,
+                "height": height,
+                "format": "JPEG",
+                **hashes_of_bytes(data)._asdict(),
+                "original_width": width,
+                "original_height": height,
+                "original_format": "JPEG",
+                "source": "urllist",
+                "url": f"http://images.example/{image_id}.jpg",
+                "rank": rank,
+                "license": None,
+            }
+        )
+    writer.close()
     return path

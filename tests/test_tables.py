@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import schemas
-from pipeline.errors import InputError
-from pipeline.tables import _array, read_table, write_table
+from pipeline import schemas, store
+from pipeline.errors import InputError, PipelineError
+from pipeline.layout import Layout
+from pipeline.tables import _array, read_report, read_table, write_report, write_table
 
 ROW = {
     "wnid": ["n01440764"],
@@ -104,3 +107,60 @@ assert read_table(sys.argv[1], schemas.LEDGER).to_pydict() == rows
     for values, type_ in (([40000], pa.int16()), (["x"], pa.int64()), ([True], pa.int32()), ([1], pa.string())):
         with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
             _array(values, type_)
+
+
+def test_a_report_is_written_and_read_through_its_declaration(tmp_path):
+    path = tmp_path / "reports" / "validate.json"
+    doc = {"dataset": "data/x", "images": {"train": 3}, "classes": 2, "checks": {}, "extra": [1]}
+    write_report(path, schemas.VALIDATE_REPORT, doc)
+    assert read_report(path, schemas.VALIDATE_REPORT) == doc
+    assert read_report(tmp_path / "absent.json", schemas.VALIDATE_REPORT, missing_ok=True) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"classes": None}, "classes"), ({"classes": True}, "classes"), ({"checks": []}, "checks")],
+)
+def test_a_report_with_a_missing_or_mistyped_key_is_refused_by_writer_and_reader(tmp_path, change, field):
+    good = {"dataset": "data/x", "images": {}, "classes": 2, "checks": {}}
+    bad = {k: v for k, v in {**good, **change}.items() if v is not None}
+    with pytest.raises(PipelineError, match=field):
+        write_report(tmp_path / "r.json", schemas.VALIDATE_REPORT, bad)
+    path = tmp_path / "hand-written.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError) as error:
+        read_report(path, schemas.VALIDATE_REPORT)
+    assert error.value.field == field and error.value.file == str(path)
+
+
+def test_every_report_declaration_names_a_distinct_stage():
+    assert len(schemas.REPORTS) == len({r.stage for r in schemas.REPORTS.values()})
+    assert Layout(Path("d")).report("dedupe") == Path("d/reports/dedupe.json")
+
+
+def test_the_image_store_is_written_and_read_with_its_locations(tmp_path):
+    images = Layout(tmp_path).images
+    for number, count in enumerate((store.ROW_GROUP + 3, 0, 2)):
+        writer = store.ShardWriter(store.shard_path(images, number))
+        for i in range(count):
+            writer.add(
+                {**{f.name: 0 for f in schemas.IMAGES}, **STORE_TEXT, "image": b"x", "image_id": f"{number}-{i}"}
+            )
+        writer.close()
+    assert [p.name for p in store.shards(images)] == [
+        "shard-00000.parquet",
+        "shard-00001.parquet",
+        "shard-00002.parquet",
+    ]
+    assert pq.ParquetFile(store.shard_path(images, 0)).metadata.num_row_groups == 2
+    table = store.read_images(images, ["image_id"], with_location=True)
+    assert table.num_rows == store.ROW_GROUP + 5
+    assert table.column("location").to_pylist()[-1] == "images/shard-00002.parquet"
+    assert store.read_images(tmp_path / "none", ["image_id", "wnid"]).column_names == ["image_id", "wnid"]
+    with pytest.raises(InputError, match="run the download"):
+        store.require_shards(tmp_path / "none", "run the download")
+
+
+STORE_TEXT = {f.name: "" for f in schemas.IMAGES if pa.types.is_string(f.type) and f.name not in ("license",)} | {
+    "license": None
+}
