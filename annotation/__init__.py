@@ -1,1 +1,1 @@
-"""Crowdsourced verification: task export, the labelling page, import and consensus (issue 5)."""
+"""Crowdsourced verification: HIT export, the labelling page, answer import and consensus."""

@@ -28,6 +28,8 @@ from scipy.stats import binom, hypergeom
 
 from pipeline.schemas import LABELS, WORKERS
 
+from .tasks import CANDIDATE
+
 ITEM = ["wnid", "image_id"]  # sort order of the labels
 NEEDED = ("image_id", "wnid", "worker_id", "answer")
 EPS = 1e-10  # crowd-kit's _EPS: floor of error-matrix cells and priors, so no log(0)
@@ -222,6 +224,12 @@ def _assignments(votes: pd.DataFrame) -> pd.DataFrame:
 def drop_excluded(votes: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
     """The votes of the workers ``worker_quality`` kept."""
     return votes[~votes["worker_id"].isin(workers.loc[workers["excluded"], "worker_id"])]
+
+
+def counted_votes(votes: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
+    """The votes that labels are made of: those on candidates (controls only score the
+    workers), from the workers ``worker_quality`` kept."""
+    return drop_excluded(votes[votes["kind"] == CANDIDATE], workers)
 
 
 # -- dynamic consensus ---------------------------------------------------------------------------

@@ -4,8 +4,10 @@ Each import adds the votes of one results file to ``annotation/votes.parquet`` (
 imported is skipped, and an answer already held is not counted twice), then recomputes from
 all votes: ``workers.parquet`` (accuracy on the controls; workers below
 ``MIN_WORKER_ACCURACY`` are excluded), ``labels.parquet`` (the chosen aggregation over the
-candidates' votes of the workers kept) and ``report.json``. Files are replaced whole, votes
-first, and only once the import has succeeded: a failed import loses nothing.
+candidates' votes of the workers kept) and the report ``reports/annotate-import.json``
+(schemas.ANNOTATE_IMPORT_REPORT, with the crowd's agreement: ``annotation.agreement``).
+Files are replaced whole, votes first, and only once the import has succeeded: a failed
+import loses nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.errors import InputError
-from pipeline.files import atomic_write_text
+from pipeline.files import atomic_write_json
+from pipeline.layout import Layout
 from pipeline.remote import data_location, is_url, local_copy
-from pipeline.tables import read_table, write_table
+from pipeline.tables import read_report, read_table, write_report, write_table
 
 from . import aggregate
+from .agreement import agreement
 from .results import read_results
 from .tasks import CANDIDATE
 
@@ -68,25 +72,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def annotation_dir(workdir: Path) -> Path:
-    return workdir / "annotation"
-
-
-def all_hits(workdir: Path) -> pd.DataFrame:
-    rounds = sorted(annotation_dir(workdir).glob("round-*/hits.parquet"))
+def all_hits(layout: Layout) -> pd.DataFrame:
+    """Every exported round's HITs, in round order."""
+    rounds = layout.hit_tables()
     if not rounds:
-        raise InputError("no exported rounds: run `make annotate-export` first", file=annotation_dir(workdir))
+        raise InputError("no exported rounds: run `make annotate-export` first", file=layout.annotation)
     return pd.concat([read_table(p, schemas.HITS).to_pandas() for p in rounds], ignore_index=True)
 
 
 def run(args: argparse.Namespace) -> None:
     if is_url(args.results):
         args.results = local_copy(args.results)
-    folder = annotation_dir(args.workdir)
-    hits = all_hits(args.workdir)
+    layout = Layout(args.workdir)
+    report_path = layout.report(schemas.ANNOTATE_IMPORT_REPORT.stage)
+    hits = all_hits(layout)
     digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None
-    imports_path = folder / "imports.json"
-    imports = json.loads(imports_path.read_text()) if imports_path.exists() else []
+    imports = json.loads(layout.imports.read_text()) if layout.imports.exists() else []
     settings = {
         "method": args.method,
         "confidence": args.confidence,
@@ -96,15 +97,13 @@ def run(args: argparse.Namespace) -> None:
     if (
         not args.force
         and any(i["sha256"] == digest for i in imports)
-        and (folder / "labels.parquet").exists()
-        and json.loads((folder / "report.json").read_text()).get("settings") == settings
+        and layout.labels.exists()
+        and last_settings(report_path) == settings
     ):
         print(f"annotate-import: {args.results} was imported already; skipped, --force redoes it", file=sys.stderr)
         return
     new, skipped = read_results(args.results, hits)
-    old = (
-        read_table(folder / "votes.parquet", schemas.VOTES).to_pandas() if (folder / "votes.parquet").exists() else None
-    )
+    old = read_table(layout.votes, schemas.VOTES).to_pandas() if layout.votes.exists() else None
     votes = merge_votes(old, new, hits)
     workers, labels, report = aggregate_votes(votes, hits, settings)
     report["last_import"] = {
@@ -113,14 +112,20 @@ def run(args: argparse.Namespace) -> None:
         **skipped,
         "new_votes": len(votes) - (0 if old is None else len(old)),
     }
-    write_table({c: votes[c].tolist() for c in schemas.VOTES.names}, folder / "votes.parquet", schemas.VOTES)
-    write_table({c: workers[c].tolist() for c in schemas.WORKERS.names}, folder / "workers.parquet", schemas.WORKERS)
-    write_table({c: labels[c].tolist() for c in schemas.LABELS.names}, folder / "labels.parquet", schemas.LABELS)
-    atomic_write_text(folder / "report.json", json.dumps({"settings": settings, **report}, indent=1) + "\n")
+    write_table({c: votes[c].tolist() for c in schemas.VOTES.names}, layout.votes, schemas.VOTES)
+    write_table({c: workers[c].tolist() for c in schemas.WORKERS.names}, layout.workers, schemas.WORKERS)
+    write_table({c: labels[c].tolist() for c in schemas.LABELS.names}, layout.labels, schemas.LABELS)
+    write_report(report_path, schemas.ANNOTATE_IMPORT_REPORT, {"settings": settings, **report})
     if digest not in [i["sha256"] for i in imports]:
         imports.append({"file": str(args.results), "sha256": digest})
-    atomic_write_text(imports_path, json.dumps(imports, indent=1) + "\n")
+    atomic_write_json(layout.imports, imports)
     print_report(report)
+
+
+def last_settings(report_path: Path) -> dict | None:
+    """The settings of the last import, from its report (None before the first)."""
+    report = read_report(report_path, schemas.ANNOTATE_IMPORT_REPORT, missing_ok=True)
+    return None if report is None else report["settings"]
 
 
 def merge_votes(old: pd.DataFrame | None, new: pd.DataFrame, hits: pd.DataFrame) -> pd.DataFrame:
@@ -132,10 +137,11 @@ def merge_votes(old: pd.DataFrame | None, new: pd.DataFrame, hits: pd.DataFrame)
 
 
 def aggregate_votes(votes: pd.DataFrame, hits: pd.DataFrame, settings: dict):
+    """The workers and labels tables from every vote so far, and the report's figures."""
     controls = votes[votes.kind != CANDIDATE]
     workers = aggregate.worker_quality(controls, settings["min_worker_accuracy"], all_votes=votes)
     excluded = set(workers.worker_id[workers.excluded])
-    counted = votes[(votes.kind == CANDIDATE) & ~votes.worker_id.isin(excluded)]
+    counted = aggregate.counted_votes(votes, workers)
     if settings["method"] == "dynamic":
         first = hits[(hits["round"] == 1) & (hits.kind == CANDIDATE) & (hits.assignments >= aggregate.INITIAL_VOTES)]
         initial = first[["image_id", "wnid"]].drop_duplicates()
@@ -163,6 +169,7 @@ def aggregate_votes(votes: pd.DataFrame, hits: pd.DataFrame, settings: dict):
         "rejected": int((~labels.accepted & labels.decided).sum()),
         "undecided": int((~labels.decided).sum()),
         "mean_votes_per_image": round(float(labels.votes_total.mean()), 2) if len(labels) else 0.0,
+        "agreement": agreement(votes, workers),
         "per_class": {
             w: {
                 "accepted": int((g.accepted & g.decided).sum()),

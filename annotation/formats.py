@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from pipeline.files import atomic_write_text
+from pipeline.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 FORMATS = ("mturk", "labelstudio", "jsonl")
 MTURK_FIELDS = ("hit_id", "round", "wnid", "words", "gloss", "parent", "wikipedia", "images")
@@ -119,7 +119,7 @@ def hit_records(hits: pd.DataFrame, about: dict[str, dict]) -> list[dict]:
 
 
 def write(fmt: str, folder: Path, records: list[dict]) -> list[Path]:
-    return {"mturk": write_mturk, "labelstudio": write_labelstudio, "jsonl": write_jsonl}[fmt](folder, records)
+    return {"mturk": write_mturk, "labelstudio": write_labelstudio, "jsonl": write_tasks_jsonl}[fmt](folder, records)
 
 
 def write_mturk(folder: Path, records: list[dict]) -> list[Path]:
@@ -158,14 +158,14 @@ def write_labelstudio(folder: Path, records: list[dict]) -> list[Path]:
         for r in records
         for image in r["images"]
     ]
-    atomic_write_text(out / "tasks.json", json.dumps(tasks, indent=1) + "\n")
+    atomic_write_json(out / "tasks.json", tasks)
     atomic_write_text(out / "config.xml", LABEL_STUDIO_CONFIG)
     return [out / "tasks.json", out / "config.xml"]
 
 
-def write_jsonl(folder: Path, records: list[dict]) -> list[Path]:
+def write_tasks_jsonl(folder: Path, records: list[dict]) -> list[Path]:
     path = folder / "tasks.jsonl"
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_jsonl(path, records)
     return [path]
 
 

@@ -1,7 +1,8 @@
 """``annotate-export``: a round's HITs, in the formats the crowd tools read.
 
-Writes ``annotation/round-<n>/``: ``hits.parquet`` (schemas.HITS, what the importer checks
-answers against) and the chosen formats (see ``annotation.formats``). Image URLs are
+Writes ``annotation/round-<n>/``: ``hits.parquet`` (schemas.HITS, what ``annotate-import``
+checks answers against) and the chosen formats (see ``annotation.formats``), and the round's
+report ``reports/annotate-export-<n>.json`` (schemas.ANNOTATE_EXPORT_REPORT). Image URLs are
 ``IMAGE_BASE_URL/<image_id>.jpg``: where the images are served (``make annotate-serve``
 serves them at http://127.0.0.1:8650/image) or uploaded, never a local path.
 """
@@ -9,13 +10,13 @@ serves them at http://127.0.0.1:8650/image) or uploaded, never a local path.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from pipeline import runner, schemas
 from pipeline.errors import InputError
-from pipeline.tables import read_table, write_table
+from pipeline.layout import Layout, report_name, round_name
+from pipeline.tables import read_table, write_report, write_table
 
 from . import formats
 from .tasks import CANDIDATE, Packing, controls, image_url, pack, round_items
@@ -24,8 +25,9 @@ HELP = "export a round of annotation tasks: annotation/round-<n>/ (MTurk, Label 
 DEFAULT_BASE_URL = "http://127.0.0.1:8650/image"
 
 
-def round_folder(workdir: Path, round_: int) -> Path:
-    return workdir / "annotation" / f"round-{round_}"
+def stage_name(round_: int) -> str:
+    """The runner stage, and report, of one round's export: ``annotate-export-<round>``."""
+    return f"{schemas.ANNOTATE_EXPORT_REPORT.stage}-{round_}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,71 +108,73 @@ def run(args: argparse.Namespace) -> None:
             field="IMAGE_BASE_URL",
             value=args.image_base_url,
         )
-    workdir = args.workdir
+    layout = Layout(args.workdir)
     packing = packing_of(args)
-    if round_folder(workdir, args.round).exists() and not args.force:
+    if layout.round(args.round).exists() and not args.force:
         # A round's HITs may be published already: later labels must not repack them.
         print(
-            f"annotate-export: round {args.round} is exported already in {round_folder(workdir, args.round)}; "
+            f"annotate-export: round {args.round} is exported already in {layout.round(args.round)}; "
             "skipped, --force exports it again",
             file=sys.stderr,
         )
         return
-    folder = round_folder(workdir, args.round).relative_to(workdir)
-    inputs = [workdir / "synsets.parquet", workdir / "images"]
-    inputs += [
-        p
-        for p in (workdir / "dedupe" / "clusters.parquet", workdir / "annotation" / "labels.parquet", args.controls)
-        if p is not None and p.exists()
-    ]
+    inputs = [layout.synsets, layout.images]
+    inputs += [p for p in (layout.clusters, layout.labels, args.controls) if p is not None and p.exists()]
+    settings = {
+        "packing": packing.__dict__,
+        "formats": chosen,
+        "base_url": args.image_base_url,
+        "controls": str(args.controls),
+    }
+    name = stage_name(args.round)
     stage = runner.Stage(
-        name=f"annotate-export-{args.round}",
-        workdir=workdir,
-        outputs=(str(folder),),
+        name=name,
+        workdir=layout.root,
+        outputs=(round_name(args.round), report_name(name)),
         inputs=tuple(inputs),
-        settings={
-            "packing": packing.__dict__,
-            "formats": chosen,
-            "base_url": args.image_base_url,
-            "controls": str(args.controls),
-        },
+        settings=settings,
     )
 
     def build(out: Path) -> str:
-        return export(workdir, out / folder, args.round, packing, chosen, args.image_base_url, args.controls)
+        return export(layout, Layout(out), args.round, packing, chosen, args.image_base_url, args.controls, settings)
 
     runner.run(stage, build, force=args.force)
 
 
 def export(
-    workdir: Path,
-    out: Path,
+    layout: Layout,
+    out: Layout,
     round_: int,
     packing: Packing,
     chosen: list[str],
     base_url: str,
     seed_controls: Path | None,
+    settings: dict,
 ) -> str:
-    synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS).to_pandas()
-    known = controls(workdir, synsets, seed_controls)
-    items = round_items(workdir, round_, packing, known=set(zip(known.image_id, known.wnid)))
+    """Write round ``round_``'s HITs and report under ``out`` (the build folder) from the
+    dataset ``layout``; ``settings``, the stage's, go into the report."""
+    synsets = read_table(layout.synsets, schemas.SYNSETS).to_pandas()
+    known = controls(layout, synsets, seed_controls)
+    items = round_items(layout, round_, packing, known=set(zip(known.image_id, known.wnid)))
     unknown = sorted(set(items.wnid) - set(synsets.wnid))
     if unknown:
         raise InputError(
             f"images of {len(unknown)} classes not in synsets.parquet, e.g. {unknown[0]}",
-            file=workdir / "synsets.parquet",
+            file=layout.synsets,
             field="wnid",
             value=unknown[0],
         )
     hits = pack(items, known, round_, packing)
     hits["url"] = [image_url(base_url, i) for i in hits.image_id]
-    out.mkdir(parents=True)
-    write_table({c: hits[c].tolist() for c in schemas.HITS.names}, out / "hits.parquet", schemas.HITS)
-    records = formats.hit_records(hits, formats.describe(synsets, formats.read_words(workdir / "words.txt")))
+    folder = out.round(round_)
+    folder.mkdir(parents=True)
+    write_table({c: hits[c].tolist() for c in schemas.HITS.names}, out.hits(round_), schemas.HITS)
+    records = formats.hit_records(hits, formats.describe(synsets, formats.read_words(layout.words)))
     for fmt in chosen:
-        formats.write(fmt, out, records)
+        formats.write(fmt, folder, records)
     candidates = hits[hits.kind == CANDIDATE]
     report = {
+        "settings": settings,
         "round": round_,
         "hits": int(hits.hit_id.nunique()),
         "images": int(candidates.image_id.nunique()),
@@ -181,7 +185,7 @@ def export(
         "formats": chosen,
         "image_base_url": base_url,
     }
-    (out / "export.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_report(out.report(stage_name(round_)), schemas.ANNOTATE_EXPORT_REPORT, report)
     return (
         f"round {round_}: {report['hits']} HITs, {report['images']} images, {report['votes_wanted']} votes wanted, "
         f"{report['hits_without_controls']} HITs without controls"

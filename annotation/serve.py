@@ -38,17 +38,17 @@ from aiohttp import web
 from pipeline import schemas
 from pipeline.background import BackgroundServer
 from pipeline.errors import InputError, PipelineError
+from pipeline.layout import Layout
+from pipeline.store import iter_shards, require_shards
 from pipeline.tables import read_table
 
-from .export import round_folder
 from .formats import describe, read_words
 from .results import OURS
 from .tasks import image_url
 
-__all__ = ["LabellingServer", "serve", "RESULTS_NAME", "HELP", "add_arguments", "run"]
+__all__ = ["LabellingServer", "serve", "HELP", "add_arguments", "run"]
 
 HELP = "serve a round's HITs on our own labelling page: annotation/round-<n>/results-local.jsonl"
-RESULTS_NAME = "results-local.jsonl"
 DEFAULT_PORT = 8650
 WORKER_COOKIE = "synsetforge_worker"
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -108,18 +108,14 @@ def load_hits(path: Path, round_: int) -> list[Hit]:
 
 
 class ImageStore:
-    """The HITs' images in ``images/shard-*.parquet``: where each is, found once at start from
-    the image_id column alone; its bytes read on request from its row group only."""
+    """The HITs' images in the image store (``pipeline.store``): where each is, found once at
+    start from the image_id column alone; its bytes read on request from its row group only."""
 
     def __init__(self, folder: Path, wanted: set[str], hits_path: Path):
-        shards = sorted(folder.glob("shard-*.parquet"))
-        if not shards:
-            raise InputError(
-                "no image shards (shard-*.parquet): the page serves the HITs' images from the store", file=folder
-            )
+        require_shards(folder, "the page serves the HITs' images from the store")
         self.where: dict[str, tuple[Path, int]] = {}
-        for shard in shards:
-            ids = read_table(shard, schemas.IMAGES, columns=["image_id"]).column("image_id")
+        for shard, table in iter_shards(folder, ["image_id"]):
+            ids = table.column("image_id")
             meta, start = pq.read_metadata(shard), 0
             for group in range(meta.num_row_groups):
                 end = start + meta.row_group(group).num_rows
@@ -201,9 +197,9 @@ class Labelling:
     images and the answers so far. InputError for a missing or malformed input file."""
 
     def __init__(self, workdir: Path, round_: int):
-        folder = round_folder(workdir, round_)
+        layout = Layout(workdir)
         self.round = round_
-        hits_path, synsets_path = folder / "hits.parquet", workdir / "synsets.parquet"
+        hits_path, synsets_path = layout.hits(round_), layout.synsets
         self.hits = load_hits(hits_path, round_)
         self.by_id = {h.hit_id: h for h in self.hits}
         synsets = read_table(synsets_path, schemas.SYNSETS, columns=["wnid", "name", "lemmas", "gloss", "parents"])
@@ -211,10 +207,10 @@ class Labelling:
         unknown = sorted({h.wnid for h in self.hits} - self.names.keys())
         if unknown:
             raise InputError("HITs for a synset not in synsets.parquet", file=hits_path, field="wnid", value=unknown[0])
-        self.about = describe(synsets.to_pandas(), read_words(workdir / "words.txt"))
-        self.images = ImageStore(workdir / "images", {i for h in self.hits for i in h.images}, hits_path)
-        self.answers = Answers(folder / RESULTS_NAME, list(self.by_id))
-        self.results_name = str(self.answers.path.relative_to(workdir))  # workers need not see our paths
+        self.about = describe(synsets.to_pandas(), read_words(layout.words))
+        self.images = ImageStore(layout.images, {i for h in self.hits for i in h.images}, hits_path)
+        self.answers = Answers(layout.local_answers(round_), list(self.by_id))
+        self.results_name = str(self.answers.path.relative_to(layout.root))  # workers need not see our paths
 
     def open_to(self, worker: str) -> list[Hit]:
         """HITs the worker may answer: not answered by them, still short of answers."""
@@ -459,11 +455,11 @@ def serve(workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAUL
 
 
 def latest_round(workdir: Path) -> int:
-    folders = [p.parent.name for p in (workdir / "annotation").glob("round-*/hits.parquet")]
-    rounds = [int(n) for n in (f.removeprefix("round-") for f in folders) if n.isdigit()]
+    layout = Layout(workdir)
+    rounds = layout.rounds()
     if not rounds:
-        raise InputError("no exported rounds: run `make annotate-export` first", file=workdir / "annotation")
-    return max(rounds)
+        raise InputError("no exported rounds: run `make annotate-export` first", file=layout.annotation)
+    return rounds[-1]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

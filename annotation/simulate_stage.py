@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import schemas
+from pipeline import schemas, store
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
+from pipeline.layout import Layout
 from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
-from .export import round_folder
 from .simulate import Crowd
 from .tasks import NEGATIVE, POSITIVE
 
@@ -73,25 +73,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    folder = round_folder(args.workdir, args.round)
-    if (folder / "results-simulated.csv").exists() and not args.force:
-        print(
-            f"annotate-simulate: {folder / 'results-simulated.csv'} exists; skipped, --force answers again",
-            file=sys.stderr,
-        )
+    layout = Layout(args.workdir)
+    results = layout.simulated_answers(args.round)
+    if results.exists() and not args.force:
+        print(f"annotate-simulate: {results} exists; skipped, --force answers again", file=sys.stderr)
         return
-    hits = read_table(folder / "hits.parquet", schemas.HITS).to_pandas()
-    truth = read_truth(args.truth) if args.truth else url_truth(args.workdir)
+    hits = read_table(layout.hits(args.round), schemas.HITS).to_pandas()
+    truth = read_truth(args.truth) if args.truth else url_truth(layout)
     crowd = Crowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
-    results = answer_hits(hits, truth, crowd, args.seed)
+    answers = answer_hits(hits, truth, crowd, args.seed)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(results)
-    atomic_write_text(folder / "results-simulated.csv", buffer.getvalue())
+    writer.writerows(answers)
+    atomic_write_text(results, buffer.getvalue())
     print(
-        f"annotate-simulate: {len(results)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
-        f"{crowd.counts()} -> {folder / 'results-simulated.csv'}"
+        f"annotate-simulate: {len(answers)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
+        f"{crowd.counts()} -> {results}"
     )
 
 
@@ -146,15 +144,12 @@ def read_truth(path: Path) -> dict[tuple[str, str], bool]:
     return {(i, w): bool(t) for i, w, t in zip(table.image_id, table.wnid, table.truth)}
 
 
-def url_truth(workdir: Path) -> dict[tuple[str, str], bool]:
+def url_truth(layout: Layout) -> dict[tuple[str, str], bool]:
     """The demo's truth: an image from ``/picture/<wnid>/`` shows that class and no other."""
-    parts = sorted((workdir / "images").glob("shard-*.parquet"))
-    if not parts:
-        raise InputError("no image shards to take the truth from; give --truth", file=workdir / "images")
+    store.require_shards(layout.images, "the truth is taken from the images' URLs; give --truth")
+    table = store.read_images(layout.images, ["image_id", "wnid", "url"])
     truth = {}
-    for part in parts:
-        table = read_table(part, schemas.IMAGES, columns=["image_id", "wnid", "url"])
-        for image_id, wnid, url in zip(*(table.column(c).to_pylist() for c in ("image_id", "wnid", "url"))):
-            shown = PICTURE.search(url)
-            truth[(image_id, wnid)] = bool(shown) and shown.group(1) == wnid
+    for image_id, wnid, url in zip(*(table.column(c).to_pylist() for c in ("image_id", "wnid", "url"))):
+        shown = PICTURE.search(url)
+        truth[(image_id, wnid)] = bool(shown) and shown.group(1) == wnid
     return truth

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from pipeline import schemas
+from pipeline import schemas, store
 from pipeline.errors import InputError
+from pipeline.layout import Layout
 from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
@@ -41,43 +42,38 @@ class Packing:
     seed: int = 0
 
 
-def image_items(workdir: Path) -> pd.DataFrame:
+def image_items(layout: Layout) -> pd.DataFrame:
     """(image_id, wnid) of every image worth asking about: the store's images, less the
     copies dedupe dropped (its conflicts stay: annotators settle them)."""
-    images = workdir / "images"
-    parts = sorted(images.glob("shard-*.parquet"))
-    if not parts:
-        raise InputError("no image shards: run `make download` (and `make dedupe`) first", file=images)
-    items = pd.concat([read_table(p, schemas.IMAGES, columns=["image_id", "wnid"]).to_pandas() for p in parts])
-    clusters = workdir / "dedupe" / "clusters.parquet"
-    if clusters.exists():
-        table = read_table(clusters, schemas.CLUSTERS, columns=["image_id", "keep", "reason"])
+    store.require_shards(layout.images, "run `make download` (and `make dedupe`) first")
+    items = store.read_images(layout.images, ["image_id", "wnid"]).to_pandas()
+    if layout.clusters.exists():
+        table = read_table(layout.clusters, schemas.CLUSTERS, columns=["image_id", "keep", "reason"])
         wanted = table.filter(pc.or_(table.column("keep"), pc.equal(table.column("reason"), "conflict")))
         items = items[items.image_id.isin(set(wanted.column("image_id").to_pylist()))]
     return items.sort_values(["wnid", "image_id"]).reset_index(drop=True)
 
 
-def read_labels(workdir: Path) -> pd.DataFrame | None:
-    path = workdir / "annotation" / "labels.parquet"
-    return read_table(path, schemas.LABELS).to_pandas() if path.exists() else None
+def read_labels(layout: Layout) -> pd.DataFrame | None:
+    return read_table(layout.labels, schemas.LABELS).to_pandas() if layout.labels.exists() else None
 
 
-def round_items(workdir: Path, round_: int, packing: Packing, known: set[tuple[str, str]]) -> pd.DataFrame:
+def round_items(layout: Layout, round_: int, packing: Packing, known: set[tuple[str, str]]) -> pd.DataFrame:
     """(image_id, wnid, votes) asked in this round; ``known`` (image_id, wnid) pairs, the
     controls, are not asked."""
     if round_ == 1:
-        items = image_items(workdir)
+        items = image_items(layout)
         items = items[[pair not in known for pair in zip(items.image_id, items.wnid)]].reset_index(drop=True)
         items["votes"] = packing.votes
         for wnid, group in items.groupby("wnid"):
             chosen = rng_for(packing.seed, "initial", wnid).permutation(group.index.to_numpy())[: packing.initial]
             items.loc[chosen, "votes"] = packing.initial_votes
         return items
-    labels = read_labels(workdir)
+    labels = read_labels(layout)
     if labels is None:
         raise InputError(
             f"round {round_} asks again about undecided images, but no round has been imported yet",
-            file=workdir / "annotation" / "labels.parquet",
+            file=layout.labels,
         )
     items = labels.loc[~labels.decided, ["image_id", "wnid"]].reset_index(drop=True)
     items = items[[pair not in known for pair in zip(items.image_id, items.wnid)]].reset_index(drop=True)
@@ -85,11 +81,11 @@ def round_items(workdir: Path, round_: int, packing: Packing, known: set[tuple[s
     return items
 
 
-def controls(workdir: Path, synsets: pd.DataFrame, seed_file: Path | None) -> pd.DataFrame:
+def controls(layout: Layout, synsets: pd.DataFrame, seed_file: Path | None) -> pd.DataFrame:
     """(image_id, wnid, kind) of known positives and negatives: images the crowd already
     accepted (for their own class, and for unrelated classes as negatives), plus a seed list."""
     known = []
-    labels = read_labels(workdir)
+    labels = read_labels(layout)
     if labels is not None:
         accepted = labels[labels.accepted & labels.decided]
         known.append(accepted[["image_id", "wnid"]].assign(kind=POSITIVE))

@@ -19,7 +19,7 @@ longer asked (the next worker in the item's permutation answers instead). "votes
 counts every vote paid for, excluded workers' included; controls are not counted.
 
 Printed: precision of the accepted labels, recall of the true ones, votes per image, and for
-dynamic consensus the rounds it took and a fitted table. Targets (issue): dynamic consensus
+dynamic consensus the rounds it took and a fitted table. Targets: dynamic consensus
 precision >= 99.5% and recall >= 95% with fewer than 10 votes per image.
 Run: ``.venv/bin/python bench/annotation_quality.py`` (about a minute).
 """

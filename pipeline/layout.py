@@ -124,10 +124,14 @@ class Layout:
     def hits(self, round_: int) -> Path:
         return self.round(round_) / "hits.parquet"
 
+    def rounds(self) -> list[int]:
+        """The exported annotation rounds (those with a ``hits.parquet``), in numeric order."""
+        found = (p.parent.name.removeprefix("round-") for p in self.annotation.glob("round-*/hits.parquet"))
+        return sorted(int(n) for n in found if n.isdigit())
+
     def hit_tables(self) -> list[Path]:
-        """Every round's ``hits.parquet``, in round order."""
-        rounds = self.annotation.glob("round-*/hits.parquet")
-        return sorted(rounds, key=lambda p: int(p.parent.name.removeprefix("round-")))
+        """Every exported round's ``hits.parquet``, in round order."""
+        return [self.hits(r) for r in self.rounds()]
 
     @property
     def votes(self) -> Path:
@@ -173,3 +177,16 @@ class Layout:
     @property
     def card_figures(self) -> Path:
         return self.root / CARD_FIGURES
+
+    # the answers beside a round's hits.parquet
+    def simulated_answers(self, round_: int) -> Path:
+        """A simulated crowd's answers to a round (``annotate-simulate``), in MTurk's results format."""
+        return self.round(round_) / "results-simulated.csv"
+
+    def local_answers(self, round_: int) -> Path:
+        """Answers given on our own labelling page (``annotate-serve``), one JSON object a line."""
+        return self.round(round_) / "results-local.jsonl"
+
+    # the download's ledger, shard by shard as the image store
+    def ledger_shard(self, number: int) -> Path:
+        return self.ledger / SHARD.format(number=number)

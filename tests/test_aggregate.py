@@ -9,6 +9,7 @@ import pytest
 
 from annotation.aggregate import (
     POOLED,
+    counted_votes,
     dawid_skene,
     drop_excluded,
     dynamic_consensus,
@@ -16,6 +17,7 @@ from annotation.aggregate import (
     majority,
     worker_quality,
 )
+from annotation.agreement import agreement
 from annotation.simulate import Crowd, Worker, simulate_controls, simulate_votes
 from pipeline.schemas import LABELS, WORKERS
 
@@ -151,6 +153,54 @@ def test_worker_quality_counts_and_keeps_workers_without_controls():
     assert workers.loc["b", "accuracy"] == 0.0 and workers.loc["b", "excluded"]
     assert np.isnan(workers.loc["c", "accuracy"]) and not workers.loc["c", "excluded"]
     assert workers.loc["c", "assignments"] == 2
+
+
+# -- agreement -----------------------------------------------------------------------------------
+
+
+def crowd_votes(answers: dict[str, str], kind: str = "candidate") -> pd.DataFrame:
+    """Votes from one string per worker, one letter per image x, y, z: y(es), n(o) or - (none)."""
+    rows = [
+        (image_id, "n00000001", worker, kind, letter == "y")
+        for worker, line in answers.items()
+        for image_id, letter in zip("xyz", line)
+        if letter != "-"
+    ]
+    return pd.DataFrame(rows, columns=["image_id", "wnid", "worker_id", "kind", "answer"])
+
+
+def excluding(*excluded: str) -> pd.DataFrame:
+    ids = ["a", "b", "c", "d"]
+    return pd.DataFrame({"worker_id": ids, "excluded": [w in excluded for w in ids]})
+
+
+def test_agreement_is_fleiss_kappa_of_the_counted_votes():
+    # Counted: x has 3 yes of 3, y 1 of 2, z one vote (not an item of agreement). Pairs: 3 on x,
+    # all agreeing, 1 on y, disagreeing: observed 3/4; yes share 4/5, chance 0.8^2 + 0.2^2.
+    counted = crowd_votes({"a": "yyn", "b": "yn-", "c": "y--"})
+    spammer = crowd_votes({"d": "nny"})
+    controls = crowd_votes({"a": "nnn", "b": "nnn"}, kind="positive")
+    votes = pd.concat([counted, spammer, controls], ignore_index=True)
+    result = agreement(votes, excluding("d"))
+    assert result == pytest.approx(
+        {
+            "images": 2,
+            "observed": 0.75,
+            "chance": 0.68,
+            "yes_share": 0.8,
+            "kappa": (0.75 - 0.68) / (1 - 0.68),
+            "unanimous": 0.5,
+        }
+    )
+    assert counted_votes(votes, excluding("d")).equals(counted)
+    assert agreement(votes, excluding()) != result  # the excluded worker's votes would change it
+
+
+def test_agreement_without_pairs_or_without_disagreement():
+    assert agreement(crowd_votes({"a": "yyn", "b": "---"}), excluding()) is None
+    assert agreement(crowd_votes({"a": "yyn", "d": "ynn"}), excluding("d")) is None  # d's votes do not count
+    unanimous = agreement(crowd_votes({"a": "yy-", "b": "yy-"}), excluding())
+    assert unanimous["kappa"] is None and unanimous["observed"] == 1.0 and unanimous["unanimous"] == 1.0
 
 
 # -- dynamic consensus ---------------------------------------------------------------------------

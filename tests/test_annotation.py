@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 from conftest import rows, write_images, write_synsets
 
+from pipeline import schemas
 from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.layout import Layout
+from pipeline.tables import read_report, write_table
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 EVIL_GLOSS = 'a fish <script>window.pwned=1</script> "quoted" & more'
@@ -21,13 +24,10 @@ EVIL_GLOSS = 'a fish <script>window.pwned=1</script> "quoted" & more'
 
 def make_store(workdir: Path, per_class: int = 60) -> None:
     write_synsets(workdir, [A, B, C])
-    synsets = workdir / "synsets.parquet"
+    synsets = Layout(workdir).synsets
     table = pd.read_parquet(synsets)
     table.loc[table.wnid == A, "gloss"] = EVIL_GLOSS
     table["parents"] = [["n01439121"], ["n02087122"], ["n02729837"]]  # unrelated classes: negatives for each other
-    from pipeline import schemas
-    from pipeline.tables import write_table
-
     write_table({c: table[c].tolist() for c in schemas.SYNSETS.names}, synsets, schemas.SYNSETS)
     images = [(f"{w}-{n:03d}", w, picture_jpeg(w, n, 96, 72)) for w in (A, B, C) for n in range(per_class)]
     write_images(workdir, images)
@@ -51,12 +51,16 @@ def export(pipeline, workdir: Path, *args):
     return pipeline("annotate-export", "--data", workdir.parent, "--subset", workdir.name, *args)
 
 
+def export_report(workdir: Path, round_: int = 1) -> dict:
+    return read_report(Layout(workdir).report(f"annotate-export-{round_}"), schemas.ANNOTATE_EXPORT_REPORT)
+
+
 def test_hits_pack_candidates_and_controls_deterministically(pipeline, store):
     controls = seed_controls(store)
     outcome = export(pipeline, store, "--controls", controls)
     assert outcome.status == 0, outcome.err
-    folder = store / "annotation" / "round-1"
-    hits = pd.DataFrame(rows(folder / "hits.parquet"))
+    layout = Layout(store)
+    hits = pd.DataFrame(rows(layout.hits(1)))
     first = hits.copy()
     assert set(hits.kind) == {"candidate", "positive", "negative"}
     for hit_id, grid in hits.groupby("hit_id"):
@@ -71,18 +75,23 @@ def test_hits_pack_candidates_and_controls_deterministically(pipeline, store):
     initial = candidates[candidates.assignments == 10].groupby("wnid").size().to_dict()
     assert initial == {A: 20, B: 20, C: 20} and set(candidates.assignments) == {3, 10}
     assert hits.url.str.fullmatch(r"http://127\.0\.0\.1:8650/image/[^/]+\.jpg").all()
+    report = export_report(store)
+    assert report["round"] == 1 and report["hits"] == hits.hit_id.nunique()
+    assert report["images"] == 3 * (60 - 5) and report["votes_wanted"] == 3 * (20 * 10 + 35 * 3)  # 5 are controls
+    assert report["settings"]["packing"]["seed"] == 0 and report["settings"]["controls"] == str(controls)
 
     again = export(pipeline, store, "--controls", controls, "--force")
     assert again.status == 0
-    assert pd.DataFrame(rows(folder / "hits.parquet")).equals(first)
+    assert pd.DataFrame(rows(layout.hits(1))).equals(first)
     export(pipeline, store, "--controls", controls, "--seed", "7", "--force")
     assert "exported already" in export(pipeline, store, "--controls", controls).err
-    assert not pd.DataFrame(rows(folder / "hits.parquet")).equals(first)
+    assert not pd.DataFrame(rows(layout.hits(1))).equals(first)
+    assert export_report(store)["settings"]["packing"]["seed"] == 7
 
 
 def test_mturk_labelstudio_and_jsonl_exports_escape_what_they_show(pipeline, store):
     assert export(pipeline, store, "--image-base-url", "https://cdn.example/img").status == 0
-    folder = store / "annotation" / "round-1"
+    folder = Layout(store).round(1)
     header = (folder / "mturk" / "batch.csv").read_text().splitlines()[0].split(",")
     placeholders = set(re.findall(r"\$\{(\w+)\}", (folder / "mturk" / "question.html").read_text()))
     assert placeholders == set(header)
@@ -95,7 +104,7 @@ def test_mturk_labelstudio_and_jsonl_exports_escape_what_they_show(pipeline, sto
     assert images[0]["url"].startswith("https://cdn.example/img/") and images[0]["url"].endswith(".jpg")
     assert evil["wikipedia"] == "https://en.wikipedia.org/w/index.php?search=class%20n01440764"
     tasks = json.loads((folder / "labelstudio" / "tasks.json").read_text())
-    hits = pd.DataFrame(rows(folder / "hits.parquet"))
+    hits = pd.DataFrame(rows(Layout(store).hits(1)))
     assert len(tasks) == len(hits) and {t["data"]["image"] for t in tasks} == set(hits.url)
     config = (folder / "labelstudio" / "config.xml").read_text()
     assert '<Image name="image" value="$image"/>' in config and '<Choice value="yes"/>' in config
@@ -114,7 +123,7 @@ def test_bad_export_settings_are_clear_errors(pipeline, store, tmp_path):
     bad.write_text("image_id,wnid,kind\nx,n01440764,maybe\n")
     wrong = export(pipeline, store, "--controls", bad)
     assert wrong.status == 2 and "controls.csv" in wrong.err and "kind" in wrong.err and "maybe" in wrong.err
-    assert not (store / "annotation" / "round-1").exists()
+    assert not Layout(store).round(1).exists() and not Layout(store).report("annotate-export-1").exists()
 
 
 def mturk_results(path: Path, answers: list[dict]) -> Path:
@@ -165,7 +174,8 @@ def import_results(pipeline, workdir: Path, results: Path, *args):
 
 def test_mturk_results_import_skips_rejected_and_repeated_answers_and_stops_on_bad_rows(pipeline, store, tmp_path):
     assert export(pipeline, store).status == 0
-    hits = pd.DataFrame(rows(store / "annotation" / "round-1" / "hits.parquet"))
+    layout = Layout(store)
+    hits = pd.DataFrame(rows(layout.hits(1)))
     hit = hits[hits.hit_id == hits.hit_id.iloc[0]]
     grid = list(hit.sort_values("position").image_id)
     good = mturk_results(
@@ -179,18 +189,19 @@ def test_mturk_results_import_skips_rejected_and_repeated_answers_and_stops_on_b
     )
     outcome = import_results(pipeline, store, good)
     assert outcome.status == 0, outcome.err
-    votes = pd.DataFrame(rows(store / "annotation" / "votes.parquet"))
+    votes = pd.DataFrame(rows(layout.votes))
     assert sorted(votes.worker_id.unique()) == ["W1", "W3"]  # W2 was rejected
     w1 = votes[votes.worker_id == "W1"]
     assert len(w1) == len(grid) and set(w1[w1.answer].image_id) == set(grid[:5])  # the first answer counts
     assert not votes[votes.worker_id == "W3"].answer.any()
     assert set(votes.kind) == {"candidate"} and (votes.source == "mturk").all()
-    report = json.loads((store / "annotation" / "report.json").read_text())
+    report = read_report(layout.report("annotate-import"), schemas.ANNOTATE_IMPORT_REPORT)
     assert report["last_import"]["rejected"] == 1 and report["last_import"]["repeated_answers"] == len(grid)
+    assert report["settings"]["method"] == "dynamic"
 
     again = import_results(pipeline, store, good)
     assert again.status == 0 and "imported already" in again.err
-    before = (store / "annotation" / "votes.parquet").read_bytes()
+    before = layout.votes.read_bytes()
     for name, answer, field in [
         ("unknown.csv", {"hit_id": "r1-nope", "worker": "W4", "ticked": []}, "Input.hit_id"),
         ("stranger.csv", {"hit_id": hit.hit_id.iloc[0], "worker": "W4", "ticked": ["not-here"]}, "Answer.taskAnswers"),
@@ -203,12 +214,12 @@ def test_mturk_results_import_skips_rejected_and_repeated_answers_and_stops_on_b
     wrong.write_text("url,wnid\nhttp://x/y.jpg,n01440764\n")
     failed = import_results(pipeline, store, wrong)
     assert failed.status == 2 and "AssignmentId" in failed.err
-    assert (store / "annotation" / "votes.parquet").read_bytes() == before  # nothing lost, nothing added
+    assert layout.votes.read_bytes() == before  # nothing lost, nothing added
 
 
 def test_label_studio_and_our_own_results_are_read(pipeline, store, tmp_path):
     assert export(pipeline, store).status == 0
-    hits = pd.DataFrame(rows(store / "annotation" / "round-1" / "hits.parquet"))
+    hits = pd.DataFrame(rows(Layout(store).hits(1)))
     hit_id = hits.hit_id.iloc[0]
     grid = list(hits[hits.hit_id == hit_id].sort_values("position").image_id)
     ls = [
@@ -247,7 +258,7 @@ def test_label_studio_and_our_own_results_are_read(pipeline, store, tmp_path):
     }
     (tmp_path / "ours.jsonl").write_text(json.dumps(ours) + "\n")
     assert import_results(pipeline, store, tmp_path / "ours.jsonl").status == 0
-    votes = pd.DataFrame(rows(store / "annotation" / "votes.parquet"))
+    votes = pd.DataFrame(rows(Layout(store).votes))
     by_source = votes.groupby("source").size().to_dict()
     assert by_source == {"labelstudio": len(grid), "synsetforge": len(grid)}
     ann = votes[votes.worker_id == "ann@example.org"].set_index("image_id").answer
@@ -261,7 +272,7 @@ def test_label_studio_and_our_own_results_are_read(pipeline, store, tmp_path):
 def test_the_mturk_question_ticks_images_and_runs_no_injected_script(pipeline, store, browser):
     """The template with a batch row pasted in, as MTurk does it, in a real browser."""
     assert export(pipeline, store, "--image-base-url", "https://cdn.example/img").status == 0
-    folder = store / "annotation" / "round-1"
+    folder = Layout(store).round(1)
     row = next(r for r in csv.DictReader(io.StringIO((folder / "mturk" / "batch.csv").read_text())) if r["wnid"] == A)
     page_html = re.sub(r"\$\{(\w+)\}", lambda m: row[m.group(1)], (folder / "mturk" / "question.html").read_text())
     page = browser.new_page()
@@ -292,13 +303,13 @@ def test_rounds_of_a_simulated_crowd_end_in_precise_labels(pipeline, store, tmp_
         + "".join(f"{w}-{n:03d},{w},{int(f'{w}-{n:03d}' not in wrong)}\n" for w in (A, B, C) for n in range(60))
     )
     where = ("--data", store.parent, "--subset", store.name)
+    layout = Layout(store)
     for round_ in (1, 2, 3):
         assert pipeline("annotate-export", *where, "--round", round_).status == 0
         assert pipeline("annotate-simulate", *where, "--round", round_, "--truth", truth).status == 0
-        results = store / "annotation" / f"round-{round_}" / "results-simulated.csv"
-        outcome = pipeline("annotate-import", *where, "--results", results)
+        outcome = pipeline("annotate-import", *where, "--results", layout.simulated_answers(round_))
         assert outcome.status == 0, outcome.err
-    labels = pd.DataFrame(rows(store / "annotation" / "labels.parquet"))
+    labels = pd.DataFrame(rows(layout.labels))
     assert len(labels) == 180 and set(labels.method) == {"dynamic"} and labels["round"].max() == 3
     accepted = labels[labels.accepted & labels.decided]
     # At most 2 wrong of about 108 accepted: with 20 initial images per class the fitted table is
@@ -306,7 +317,11 @@ def test_rounds_of_a_simulated_crowd_end_in_precise_labels(pipeline, store, tmp_
     assert len(set(accepted.image_id) & wrong) <= 2
     assert len(accepted) >= 0.9 * (180 - len(wrong))
     assert labels.votes_total.mean() < 10
-    workers = pd.DataFrame(rows(store / "annotation" / "workers.parquet"))
+    workers = pd.DataFrame(rows(layout.workers))
     assert workers.accuracy.notna().any()  # round 2 on had controls from round 1's accepted images
-    hits2 = pd.DataFrame(rows(store / "annotation" / "round-2" / "hits.parquet"))
+    hits2 = pd.DataFrame(rows(layout.hits(2)))
     assert {"positive", "negative"} <= set(hits2.kind)
+    report = read_report(layout.report("annotate-import"), schemas.ANNOTATE_IMPORT_REPORT)
+    assert report["rounds"] == [1, 2, 3] and report["images_with_votes"] == 180
+    agreement = report["agreement"]
+    assert agreement["images"] == 180 and 0.5 < agreement["kappa"] < 1 and agreement["observed"] > agreement["chance"]

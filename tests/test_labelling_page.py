@@ -19,10 +19,11 @@ import requests
 from conftest import write_images, write_synsets
 
 from annotation.results import read_results
-from annotation.serve import WORKER_COOKIE, LabellingServer
-from pipeline import schemas
+from annotation.serve import WORKER_COOKIE, LabellingServer, latest_round
+from pipeline import schemas, store
 from pipeline.errors import InputError
 from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.layout import Layout
 from pipeline.tables import write_table
 
 CYPRINID, TENCH, EVIL = "n01439121", "n01440764", "n09999999"
@@ -75,7 +76,7 @@ def make_round(workdir: Path) -> Path:
         "assignments": [ASSIGNMENTS[h] for h, _, _ in rows],
         "url": [f"http://127.0.0.1:8650/image/{i}.jpg" for _, _, i in rows],
     }
-    write_table(columns, workdir / "annotation" / "round-1" / "hits.parquet", schemas.HITS)
+    write_table(columns, Layout(workdir).hits(1), schemas.HITS)
     return workdir
 
 
@@ -267,7 +268,7 @@ def test_hostile_synset_text_is_shown_as_text_and_nothing_runs(server, new_page)
     assert page.dialogs == []
 
 
-def test_bad_submissions_are_refused(server):
+def test_bad_submissions_are_refused(server, workdir):
     first, second = GRIDS[FIRST], GRIDS[SECOND]
     good = {"ticked": [first[2]], "seconds": 3.5}
     assert post_answer(server, "alice", "r1-n00000000-0000", good).status_code == 400
@@ -288,7 +289,8 @@ def test_bad_submissions_are_refused(server):
     again = post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 1})
     assert again.status_code == 409
     assert [(r["worker_id"], r["ticked"], r["seconds"]) for r in results(server)] == [("alice", [first[2]], 3.5)]
-    hits = pd.read_parquet(server.results.with_name("hits.parquet"))
+    assert server.results == Layout(workdir).local_answers(1)
+    hits = pd.read_parquet(Layout(workdir).hits(1))
     votes, _ = read_results(server.results, hits)  # what annotate-import makes of the line
     assert votes[votes.answer].image_id.tolist() == [first[2]] and len(votes) == len(first)
 
@@ -320,8 +322,20 @@ def test_a_restart_goes_on_from_the_results_file(workdir):
     assert len(server.results.read_text().splitlines()) == 4
 
 
+def test_the_latest_round_is_served_by_default(workdir, tmp_path):
+    layout = Layout(workdir)
+    assert latest_round(workdir) == 1
+    for round_ in (2, 10):
+        layout.round(round_).mkdir()
+        shutil.copy(layout.hits(1), layout.hits(round_))
+    assert layout.rounds() == [1, 2, 10] and latest_round(workdir) == 10  # by number, not by name
+    with pytest.raises(InputError, match="annotate-export"):
+        latest_round(tmp_path / "empty")
+
+
 def test_missing_or_malformed_inputs_name_the_file(workdir):
-    hits, synsets = workdir / "annotation" / "round-1" / "hits.parquet", workdir / "synsets.parquet"
+    layout = Layout(workdir)
+    hits, synsets = layout.hits(1), layout.synsets
 
     def refusal() -> str:
         with pytest.raises(InputError) as caught:
@@ -344,12 +358,12 @@ def test_missing_or_malformed_inputs_name_the_file(workdir):
     assert "n00000001" in refusal()
     pq.write_table(original, hits)
 
-    (workdir / "images" / "shard-00001.parquet").unlink()
+    store.shard_path(layout.images, 1).unlink()
     assert "not in the image store" in refusal()
     write_images(workdir, [("evil-3", EVIL, picture_jpeg("evil-3", 0, 96, 72))], shard=1)
     assert "not in the image store" in refusal()  # still missing others
 
-    results = hits.with_name("results-local.jsonl")
+    results = layout.local_answers(1)
     make_round(workdir)
     results.write_text('{"format": "synsetforge-results/1", "hit_id": "x", "worker_id": "a"}\n{"half": \n')
     assert f"{results}:2" in refusal()
