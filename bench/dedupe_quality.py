@@ -1,10 +1,10 @@
 """Near-duplicate quality on real photos: precision and recall of copy pairs, per transform.
 
 Each of the 200 ILSVRC photos in ../shared (one per class, so no two are copies) is
-transformed six ways, as the dedupe issue asks: JPEG re-encode at quality 50, resize to
-50%, a 5% border crop (5% of the width and of the height off each side), brightness +20%,
-a 3 degree rotation (corners filled black, size kept) and a horizontal flip. Every image is
-hashed by ``pipeline.hashing`` and paired by ``pipeline.dedupe.clusters.find_pairs``.
+transformed six ways, the copies a web crawl meets: JPEG re-encode at quality 50, resize
+to 50%, a 5% border crop (5% of the width and of the height off each side), brightness
++20%, a 3 degree rotation (corners filled black, size kept) and a horizontal flip. Every
+image is hashed by ``pipeline.hashing`` and paired by ``pipeline.nearcopies.find_pairs``.
 
 - recall of a transform: the share of (photo, its transformed copy) pairs found;
 - precision: found pairs whose two images come from the same photo, over all found pairs
@@ -32,8 +32,8 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.dedupe.clusters import MATCHES, Settings, find_pairs  # noqa: E402
 from pipeline.hashing import Hashes, hashes_of_bytes  # noqa: E402
+from pipeline.nearcopies import MATCHES, DedupeSettings, find_pairs  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-photos"
 
@@ -84,7 +84,9 @@ def build(tiny: bool):
     return images
 
 
-def measure(table: pa.Table, photo: np.ndarray, transform: np.ndarray, settings: Settings, matches=MATCHES) -> dict:
+def measure(
+    table: pa.Table, photo: np.ndarray, transform: np.ndarray, settings: DedupeSettings, matches=MATCHES
+) -> dict:
     pairs = find_pairs(table, settings, matches=matches)
     a, b = pairs.left, pairs.right
     extra = np.isin(transform[a], list(EXTRA)) | np.isin(transform[b], list(EXTRA))
@@ -143,9 +145,9 @@ def main() -> None:
         )
 
     for radius in (int(r) for r in args.radius.split(",")):
-        row(f"pHash alone, radius {radius}", measure(table, photo, transform, Settings(radius, 64), peer))
+        row(f"pHash alone, radius {radius}", measure(table, photo, transform, DedupeSettings(radius, 64), peer))
         for verify in (int(v) for v in args.verify.split(",")):
-            row(f"ours r={radius} verify={verify}", measure(table, photo, transform, Settings(radius, verify)))
+            row(f"ours r={radius} verify={verify}", measure(table, photo, transform, DedupeSettings(radius, verify)))
 
 
 if __name__ == "__main__":

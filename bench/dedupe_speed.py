@@ -1,6 +1,6 @@
 """Dedupe speed: hashing a folder, and the near-duplicate search, against the peers.
 
-1. Hashing, one process: images/s of ``pipeline.dedupe.folder.hash_files`` (six hashes by our
+1. Hashing, one process: images/s of ``pipeline.hashing.hash_files`` (six hashes by our
    decoding rule: JPEG draft mode, plain JPEGs straight through libjpeg-turbo) against
    ``imagehash.phash(Image.open(f))`` (one hash, full decode) over the same files: the 200
    ILSVRC photos of ../shared as they are (68 to 2400 px), and the same photos brought to
@@ -8,7 +8,7 @@
    timed on its first pass, before its cache of resize matrices (one per image size) fills.
    Then the whole folder with ``hash_folder`` on every core.
 2. Search: ``N`` random 64-bit hashes (default 100,000) with 1% planted near copies (1 to 10
-   bits flipped), all pairs within radius 10, ours (``pipeline.dedupe.search.near_pairs``)
+   bits flipped), all pairs within radius 10, ours (``pipeline.nearcopies.near_pairs``)
    against imagededup's ``find_duplicates`` in its own venv (bench/imagededup_peer.py); the
    pair sets must be identical. The peer's search is quadratic (CPU time grows as n^2.00,
    measured from 2,000 to 20,000; about 15 minutes at 100,000 on two idle cores), so by
@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pipeline.dedupe.search import near_pairs  # noqa: E402
+from pipeline.nearcopies import near_pairs  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "data" / "real-photos" / "imagenet-samples"
 ROUNDS = 5
@@ -99,13 +99,13 @@ def hashing() -> None:
     import imagehash
     from PIL import Image
 
-    from pipeline.dedupe.folder import CHUNK, hash_files, hash_folder
-    from pipeline.hashing import decode_for_hash, phash64
+    from pipeline.dedupe.folder import hash_folder
+    from pipeline.hashing import FILES_PER_BATCH, decode_for_hash, hash_files, phash64
     from pipeline.lanczos import _plan, coefficients
 
-    def ours(files):  # as hash_folder's workers do: CHUNK files at a time
-        for i in range(0, len(files), CHUNK):
-            hash_files(files[i : i + CHUNK])
+    def ours(files):  # as hash_folder's workers do: FILES_PER_BATCH files at a time
+        for i in range(0, len(files), FILES_PER_BATCH):
+            hash_files(files[i : i + FILES_PER_BATCH])
 
     print(f"1. hashing, one process (best of {ROUNDS} rounds, taking turns)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -68,8 +68,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchhost import REPO, measure, peer_venv  # noqa: E402
 
-from pipeline.dedupe.search import as_uint64  # noqa: E402
 from pipeline.hashing import hex_of  # noqa: E402
+from pipeline.nearcopies import as_uint64  # noqa: E402
 
 VERSION = "0.3.3.post2"
 DEFAULT_METHOD = "brute_force_cython"  # imagededup's default on every platform but win32

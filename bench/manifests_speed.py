@@ -37,21 +37,14 @@ sys.path.insert(0, str(HERE))
 
 from benchhost import REPO, WNIDS, measure, photo_folder  # noqa: E402
 
-from pipeline import schemas  # noqa: E402
+from pipeline import schemas, store  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
 from pipeline.tables import write_table  # noqa: E402
 
-SHARD = 1000  # images per store shard, as the candidates stage cuts them
-ROW_GROUP = 128  # as the download stage writes them
 PHOTO_BYTES = 110_000
 ROUNDS = 3
 TARGET_SECONDS, TARGET_GIB = 30, 4
-STAGE = [
-    sys.executable,
-    "-c",
-    "import sys; from pipeline import cli; "
-    "cli.STAGES.setdefault('export', 'manifests.export'); cli.STAGES.setdefault('import', 'manifests.importer'); "
-    "sys.exit(cli.main(sys.argv[1:]))",
-]
+STAGE = [sys.executable, "-m", "pipeline"]
 
 
 def wnids(classes: int) -> list[str]:
@@ -80,18 +73,19 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
         "is_leaf": [True] * classes,
         "queries": [[w] for w in names],
     }
-    write_table(columns, workdir / "synsets.parquet", schemas.SYNSETS)
+    layout = Layout(workdir)
+    write_table(columns, layout.synsets, schemas.SYNSETS)
     ids = np.array(sorted(hex_ids(rng, n, 16)), object)  # shards are cut in candidate_id order
     label = rng.integers(0, classes, n)
     wnid = np.array(names, object)[label]
     start = time.perf_counter()
-    for number, first in enumerate(range(0, n, SHARD)):
-        part = slice(first, min(first + SHARD, n))
+    for number, first in enumerate(range(0, n, store.SHARD_SIZE)):
+        part = slice(first, min(first + store.SHARD_SIZE, n))
         write_table(
             store_shard(rng, ids[part], wnid[part], image_bytes),
-            workdir / "images" / f"shard-{number:05d}.parquet",
+            store.shard_path(layout.images, number),
             schemas.IMAGES,
-            row_group_size=ROW_GROUP,
+            row_group_size=store.ROW_GROUP,
         )
     copies = rng.random(n) < 0.02
     cluster = np.arange(n)
@@ -108,7 +102,7 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
                 "keep": ~copies,
             }
         ),
-        workdir / "dedupe" / "clusters.parquet",
+        layout.clusters,
         schemas.CLUSTERS,
     )
     votes = rng.integers(3, 11, n).astype(np.int32)
@@ -128,11 +122,11 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
                 "round": np.ones(n, np.int32),
             }
         ),
-        workdir / "annotation" / "labels.parquet",
+        layout.labels,
         schemas.LABELS,
     )
     print(
-        f"  synthetic dataset: {n:,} images of {classes} classes in {-(-n // SHARD)} shards "
+        f"  synthetic dataset: {n:,} images of {classes} classes in {-(-n // store.SHARD_SIZE)} shards "
         f"({time.perf_counter() - start:.0f} s to write)"
     )
 
@@ -230,12 +224,13 @@ def timed(command: list[str], log: Path) -> tuple[float, float, float | None]:
 def exports_against_cp(root: Path, gigabytes: float) -> None:
     n = int(gigabytes * 1e9 / PHOTO_BYTES)
     print(f"2. exports of {n:,} images of about {PHOTO_BYTES // 1000} KB against cp")
-    workdir = root / "photos"
-    synthetic_dataset(workdir, n, 10, image_bytes=PHOTO_BYTES, seed=1)
+    workdir = Layout(root / "photos")
+    synthetic_dataset(workdir.root, n, 10, image_bytes=PHOTO_BYTES, seed=1)
     where = ["--data", str(root), "--subset", "photos"]
     subprocess.run([*STAGE, "manifests", *where, "--unverified"], cwd=REPO, check=True, stderr=subprocess.DEVNULL)
-    size = sum(p.stat().st_size for p in (workdir / "images").iterdir())
-    subprocess.run(["cat", *map(str, sorted((workdir / "images").iterdir()))], stdout=subprocess.DEVNULL, check=True)
+    shards = store.shards(workdir.images)
+    size = sum(p.stat().st_size for p in shards)
+    subprocess.run(["cat", *map(str, shards)], stdout=subprocess.DEVNULL, check=True)
 
     def best(command: list[str], name: str, after) -> tuple[float, float, float | None]:
         """The fastest of ROUNDS runs: the machine's other load only ever slows a run down."""
@@ -245,14 +240,12 @@ def exports_against_cp(root: Path, gigabytes: float) -> None:
             after()
         return min(runs, key=lambda r: r[0])
 
-    cp, _, _ = best(
-        ["cp", "-r", str(workdir / "images"), str(root / "copy")], "cp", lambda: shutil.rmtree(root / "copy")
-    )
+    cp, _, _ = best(["cp", "-r", str(workdir.images), str(root / "copy")], "cp", lambda: shutil.rmtree(root / "copy"))
     print(
         f"  cp -r images/ + sync     {size / 1e6:7,.0f} MB in {cp:6.2f} s = {size / 1e6 / cp:6,.0f} MB/s (best of {ROUNDS})"
     )
     for name in ("hf", "wds", "ilsvrc"):
-        out = workdir / "export" / name
+        out = workdir.export(name)
         written = []
         seconds, rss, stage = best(
             [*STAGE, "export", *where, "--format", name, "--force"],

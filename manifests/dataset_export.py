@@ -48,12 +48,10 @@ from tqdm import tqdm
 
 from pipeline import __version__, runner, schemas
 from pipeline.errors import InputError
+from pipeline.layout import EXPORT, SPLITS, Layout
 from pipeline.tables import read_table
 
-from .splits import SPLITS
-
 HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
-OUTPUT = "export"
 FORMATS = ("hf", "ilsvrc", "wds")
 COLUMNS = ["image_id", "label", "wnid", "location", "width", "height", "sha256"]
 PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -99,19 +97,16 @@ def run(args: argparse.Namespace) -> None:
     if args.link and args.format != "ilsvrc":
         raise InputError("--link applies to --format ilsvrc, whose images are files", field="LINK")
     workdir = args.workdir
-    manifests = workdir / "manifests"
-    for name in (*SPLITS, "classes"):
-        if not (manifests / f"{name}.parquet").exists():
-            raise InputError(
-                "no manifests to export: run `make manifests` (or `make import`) first",
-                file=manifests / f"{name}.parquet",
-            )
-    output = f"{OUTPUT}/{args.format}"
+    layout = Layout(workdir)
+    for path in (*(layout.manifest(s) for s in SPLITS), layout.classes):
+        if not path.exists():
+            raise InputError("no manifests to export: run `make manifests` (or `make import`) first", file=path)
+    output = f"{EXPORT}/{args.format}"
     stage = runner.Stage(
         name=f"export-{args.format}",
         workdir=workdir,
         outputs=(output,),
-        inputs=(manifests, workdir / "synsets.parquet", workdir / "images"),
+        inputs=(layout.manifests, layout.synsets, layout.images),
         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
     )
     shard_bytes = int(args.shard_mb * 1e6)
@@ -123,7 +118,7 @@ def run(args: argparse.Namespace) -> None:
             return write_hf(data, target, out / ".spill", shard_bytes)
         if args.format == "wds":
             return write_wds(data, target, out / ".spill", shard_bytes)
-        return write_ilsvrc(data, target, args.prefix, workdir / output if args.link else None)
+        return write_ilsvrc(data, target, args.prefix, layout.export(args.format) if args.link else None)
 
     runner.run(stage, build, force=args.force)
 
@@ -136,14 +131,14 @@ class Dataset:
 
 
 def read_dataset(workdir: Path, prefix: str) -> Dataset:
-    manifests = workdir / "manifests"
-    classes = read_table(manifests / "classes.parquet", schemas.CLASSES, columns=["label", "wnid", "name"]).to_pandas()
-    synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS, columns=["wnid", "lemmas"]).to_pandas()
+    layout = Layout(workdir)
+    classes = read_table(layout.classes, schemas.CLASSES, columns=["label", "wnid", "name"]).to_pandas()
+    synsets = read_table(layout.synsets, schemas.SYNSETS, columns=["wnid", "lemmas"]).to_pandas()
     lemmas = {w: list(ls) for w, ls in zip(synsets.wnid, synsets.lemmas)}
     classes["lemmas"] = [", ".join(lemmas.get(w) or [n]) for w, n in zip(classes.wnid, classes.name)]
     parts = []
     for split in SPLITS:
-        path = manifests / f"{split}.parquet"
+        path = layout.manifest(split)
         rows = read_table(path, schemas.MANIFEST, columns=COLUMNS).to_pandas()
         bad = rows.label.map(dict(zip(classes.label, classes.wnid))) != rows.wnid
         if bad.any():

@@ -1,7 +1,8 @@
 """The import stage: a dataset built elsewhere, brought into ``$(DATA)/$(SUBSET)`` as if this
 pipeline had built it: ``synsets.parquet``, the image store ``images/shard-N.parquet`` and
-``manifests/{train,val,test,classes}.parquet`` with ``report.json``, so dedupe, the exports, the
-card and the baseline read it unchanged; ``import_report.json`` says what was left out.
+``manifests/{train,val,test,classes}.parquet`` with ``reports/manifests.json``, so dedupe, the
+exports, the card and the baseline read it unchanged; ``reports/import.json`` says what was
+left out.
 
 Layouts of SRC (the splits are kept as the layout gives them):
 
@@ -17,11 +18,11 @@ the wnid; gloss and lexname are empty, depth -1 (unknown), parents empty, and th
 lemmas. ``make synsets WNIDS=<words.txt>`` in another subset gives WordNet's facts.
 
 Images keep their bytes (``format`` as Pillow names it) and are hashed by the download stage's
-rule (``pipeline.dedupe.folder.hash_file``) in a spawn pool; ``source`` is ``import``, ``url`` the
+rule (``pipeline.hashing.hash_file``) in a spawn pool; ``source`` is ``import``, ``url`` the
 file's path relative to SRC, ``image_id`` the candidate id of (wnid, that path), so shards are cut
 in image_id order as the download's are. Nothing is dropped silently: folders not named by a noun
 wnid (or not in ``--wnids``), unreadable images, flat files without a label, files that are not
-images and classes left without an image are reported on stderr and in ``import_report.json``.
+images and classes left without an image are reported on stderr and in ``reports/import.json``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import multiprocessing
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -44,22 +43,18 @@ import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline import __version__, runner, schemas
-from pipeline.candidates.stage import candidate_id
-from pipeline.dedupe.folder import CHUNK, EXTENSIONS, hash_file
-from pipeline.download.shard import ROW_GROUP
+from pipeline import __version__, runner, schemas, store
 from pipeline.errors import InputError
-from pipeline.tables import TableWriter, read_table, write_table
-
-from .splits import SPLITS
+from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, hash_file
+from pipeline.layout import IMAGES, MANIFESTS, SPLITS, SYNSETS, Layout, report_name
+from pipeline.schemas import NOUN_WNID_RE, candidate_id
+from pipeline.tables import write_report, write_table
 
 HELP = "bring in a dataset built elsewhere (ImageFolder or ILSVRC/Kaggle tree): synsets, image store, manifests"
-OUTPUTS = ("synsets.parquet", "images", "manifests", "import_report.json")
+OUTPUTS = (SYNSETS, IMAGES, MANIFESTS, report_name("manifests"), report_name("import"))
 LAYOUTS = ("imagefolder", "ilsvrc")
 KAGGLE_ROOT = Path("ILSVRC", "Data", "CLS-LOC")
 NAME_FILES = ("LOC_synset_mapping.txt", "words.txt")
-NOUN_WNID = re.compile(r"n\d{8}")
-SHARD_SIZE = 1000  # images per store shard, as the candidates stage cuts them
 SHOWN = 20
 
 
@@ -92,12 +87,13 @@ def run(args: argparse.Namespace) -> None:
         raise InputError("no such folder to import", file=src)
     if args.wnids is not None and not args.wnids.is_file():
         raise InputError("no such wnid list", file=args.wnids)
+    settings = {"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)}
     stage = runner.Stage(
         name="import",
         workdir=workdir,
         outputs=OUTPUTS,
         inputs=tuple(p for p in (src, args.wnids) if p is not None),
-        settings={"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)},
+        settings=settings,
     )
     taken = [name for name in OUTPUTS if (workdir / name).exists()]
     if taken and runner.read_stamp(stage) is None and not args.force:
@@ -113,8 +109,9 @@ def run(args: argparse.Namespace) -> None:
             src,
             args.layout,
             allowed,
-            out,
+            Layout(out),
             args.processes or os.cpu_count() or 1,
+            settings,
             {
                 "synsetforge.dataset": workdir.name,
                 "synsetforge.version": __version__,
@@ -133,7 +130,7 @@ def read_wnids(path: Path) -> set[str]:
     for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if text.strip() and not text.lstrip().startswith("#"):
             wnid = text.split()[0]
-            if not NOUN_WNID.fullmatch(wnid):
+            if not NOUN_WNID_RE.fullmatch(wnid):
                 raise InputError(
                     "expected a noun wnid: 'n' and 8 digits", file=path, line=number, field="wnid", value=wnid
                 )
@@ -163,7 +160,7 @@ def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
         raise InputError(f"no train/ folder: the {layout} layout is train/<wnid>/..., {shape}", file=root / "train")
 
     def accepted(wnid: str) -> bool:
-        return bool(NOUN_WNID.fullmatch(wnid)) and (allowed is None or wnid in allowed)
+        return bool(NOUN_WNID_RE.fullmatch(wnid)) and (allowed is None or wnid in allowed)
 
     def relative(path: Path) -> str:
         return path.relative_to(src).as_posix()
@@ -184,7 +181,7 @@ def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
                     rows += [(split, entry.name, relative(p)) for p in images]
                 else:
                     unknown.append({"where": relative(entry), "files": len(images)})
-            elif entry.suffix.lower() not in EXTENSIONS or entry.name.startswith("."):
+            elif entry.suffix.lower() not in IMAGE_EXTENSIONS or entry.name.startswith("."):
                 ignored.append(relative(entry))
             elif entry.stem not in solution:
                 unlabelled.append(relative(entry))
@@ -220,7 +217,7 @@ def _files(folder: Path) -> tuple[list[Path], list[Path]]:
     images, others = [], []
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            image = path.suffix.lower() in EXTENSIONS and not path.name.startswith(".")
+            image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
             (images if image else others).append(path)
     return images, others
 
@@ -278,13 +275,13 @@ def read_images(paths: list[Path], processes: int) -> Iterator[tuple | str]:
     """``read_image`` of each path, in order, on ``processes`` spawned processes."""
     bar = tqdm(total=len(paths), desc="import", unit="img", disable=None)
     try:
-        if processes <= 1 or len(paths) <= CHUNK:
+        if processes <= 1 or len(paths) <= FILES_PER_BATCH:
             for path in paths:
                 yield read_image(path)
                 bar.update()
         else:
             with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                for result in pool.imap(read_image, paths, chunksize=CHUNK):
+                for result in pool.imap(read_image, paths, chunksize=FILES_PER_BATCH):
                     yield result
                     bar.update()
     finally:
@@ -292,87 +289,81 @@ def read_images(paths: list[Path], processes: int) -> Iterator[tuple | str]:
 
 
 def write_store(src: Path, images: pd.DataFrame, folder: Path, processes: int) -> list[dict]:
-    """The image store of ``images`` (in image_id order), SHARD_SIZE files a shard; returns the
-    files that could not be read."""
+    """The image store of ``images`` (in image_id order), ``store.SHARD_SIZE`` files a shard;
+    returns the files that could not be read."""
     folder.mkdir(parents=True)
     results = read_images([src / p for p in images.path], processes)
     failures = []
-    for number, start in enumerate(range(0, len(images), SHARD_SIZE)):
-        path, writer, rows = folder / f"shard-{number:05d}.parquet", None, _empty_images()
-        for image in images.iloc[start : start + SHARD_SIZE].itertuples():
+    for number, start in enumerate(range(0, len(images), store.SHARD_SIZE)):
+        shard = store.ShardWriter(store.shard_path(folder, number))
+        added = 0
+        for image in images.iloc[start : start + store.SHARD_SIZE].itertuples():
             result = next(results)
             if isinstance(result, str):
                 failures.append({"file": image.path, "error": result})
                 continue
             data, kind, sha, width, height, hashes = result
-            row = {
-                "image_id": image.image_id,
-                "wnid": image.wnid,
-                "image": data,
-                "sha256": sha,
-                "width": width,
-                "height": height,
-                "format": kind,
-                **hashes._asdict(),
-                "original_width": width,
-                "original_height": height,
-                "original_format": kind,
-                "source": "import",
-                "url": image.path,
-                "rank": 0,
-                "license": None,
-            }
-            for name, value in row.items():
-                rows[name].append(value)
-            if len(rows["image_id"]) == ROW_GROUP:
-                writer, rows = _write(writer, path, rows), _empty_images()
-        if rows["image_id"]:
-            writer = _write(writer, path, rows)
-        if writer is not None:  # a shard whose files were all unreadable is not written
-            writer.close()
+            shard.add(
+                {
+                    "image_id": image.image_id,
+                    "wnid": image.wnid,
+                    "image": data,
+                    "sha256": sha,
+                    "width": width,
+                    "height": height,
+                    "format": kind,
+                    **hashes._asdict(),
+                    "original_width": width,
+                    "original_height": height,
+                    "original_format": kind,
+                    "source": "import",
+                    "url": image.path,
+                    "rank": 0,
+                    "license": None,
+                }
+            )
+            added += 1
+        if added:
+            shard.close()
+        else:  # a shard whose files were all unreadable is not written
+            shard.abort()
     return failures
-
-
-def _empty_images() -> dict[str, list]:
-    return {name: [] for name in schemas.IMAGES.names}
-
-
-def _write(writer: TableWriter | None, path: Path, rows: dict[str, list]) -> TableWriter:
-    """A row group into the shard, opened with its first row group."""
-    writer = writer or TableWriter(path, schemas.IMAGES)
-    writer.write(rows)
-    return writer
 
 
 def read_store(folder: Path) -> pd.DataFrame:
     """What the manifests need of the store just written (not the bytes)."""
     columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "url"]
-    parts = [
-        read_table(p, schemas.IMAGES, columns=columns).to_pandas().assign(location=f"images/{p.name}")
-        for p in sorted(folder.glob("shard-*.parquet"))
-    ]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*columns, "location"])
+    return store.read_images(folder, columns, with_location=True).to_pandas()
 
 
 def import_dataset(
-    src: Path, layout: str, allowed: set[str] | None, out: Path, processes: int, metadata: dict[str, str]
+    src: Path,
+    layout: str,
+    allowed: set[str] | None,
+    out: Layout,
+    processes: int,
+    settings: dict,
+    metadata: dict[str, str],
 ) -> str:
+    """Everything the import stage writes, under the build folder ``out``; ``settings``: the
+    stage's, for the reports."""
     found = find(src, layout, allowed)
     if found.images.empty:
         raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
     images = found.images.sort_values("image_id", ignore_index=True)
-    failures = write_store(src, images, out / "images", processes)
-    store = read_store(out / "images").merge(images[["image_id", "split"]], on="image_id")
-    kept = sorted(store.wnid.unique())
+    failures = write_store(src, images, out.images, processes)
+    stored = read_store(out.images).merge(images[["image_id", "split"]], on="image_id")
+    kept = sorted(stored.wnid.unique())
     counts = (
-        store.groupby(["wnid", "split"])
+        stored.groupby(["wnid", "split"])
         .size()
         .unstack(fill_value=0)
         .reindex(index=kept, columns=list(SPLITS), fill_value=0)
     )
-    write_synsets(sorted(found.classes), found.names, out / "synsets.parquet")
-    write_manifests(store, kept, counts, found.names, out / "manifests", metadata)
+    write_synsets(sorted(found.classes), found.names, out.synsets)
+    write_manifests(stored, kept, counts, found, out, settings, metadata)
     report = {
+        "settings": settings,
         "src": str(src),
         "layout": layout,
         "names_from": found.names_from,
@@ -385,10 +376,10 @@ def import_dataset(
         "empty_classes": sorted(found.classes - set(kept)),
         "classes_missing_from": {s: [w for w in kept if counts.at[w, s] == 0] for s in SPLITS if counts[s].sum()},
     }
-    (out / "import_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_report(out.report("import"), schemas.IMPORT_REPORT, report)
     print_report(report)
     return (
-        f"{len(store)} images of {len(kept)} classes imported from {src} ({layout}): "
+        f"{len(stored)} images of {len(kept)} classes imported from {src} ({layout}): "
         + ", ".join(f"{s} {n}" for s, n in report["images"].items())
         + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
         f"{len(report['empty_classes'])} empty classes"
@@ -417,48 +408,53 @@ def write_synsets(wnids: list[str], names: dict[str, list[str]], path: Path) -> 
 
 
 def write_manifests(
-    store: pd.DataFrame,
+    stored: pd.DataFrame,
     kept: list[str],
     counts: pd.DataFrame,
-    names: dict[str, list[str]],
-    out: Path,
+    found: Found,
+    out: Layout,
+    settings: dict,
     metadata: dict[str, str],
 ) -> None:
-    """The manifests as the manifests stage writes them, with the splits SRC gave."""
-    out.mkdir(parents=True)
+    """The manifests and their report as the manifests stage writes them, with the splits SRC gave."""
+    out.manifests.mkdir(parents=True)
     label_of = {w: k for k, w in enumerate(kept)}
-    store = store.assign(
-        label=store.wnid.map(label_of).astype("int64"),
+    stored = stored.assign(
+        label=stored.wnid.map(label_of).astype("int64"),
         source="import",
-        source_url=store.url,
+        source_url=stored.url,
         license=None,
         confidence=None,
         votes=None,
     )
     for split in SPLITS:
-        rows = store[store.split == split].sort_values(["label", "image_id"])
+        rows = stored[stored.split == split].sort_values(["label", "image_id"])
         table = pa.Table.from_pandas(rows[list(schemas.MANIFEST.names)], preserve_index=False)
-        write_table(table.cast(schemas.MANIFEST), out / f"{split}.parquet", schemas.MANIFEST, metadata=metadata)
+        write_table(table.cast(schemas.MANIFEST), out.manifest(split), schemas.MANIFEST, metadata=metadata)
     write_table(
         {
             "label": list(range(len(kept))),
             "wnid": kept,
-            "name": [(names.get(w) or [w])[0] for w in kept],
+            "name": [(found.names.get(w) or [w])[0] for w in kept],
             "gloss": [""] * len(kept),
             **{s: counts[s].astype(int).tolist() for s in SPLITS},
         },
-        out / "classes.parquet",
+        out.classes,
         schemas.CLASSES,
         metadata=metadata,
     )
     report = {
+        "settings": settings,
         "verified": "imported",
+        "plan": None,  # the splits are the ones SRC gave
         "classes": len(kept),
         "images": {s: int(counts[s].sum()) for s in SPLITS},
+        "classes_below_min_train": [],
+        "classes_dropped": sorted(found.classes - set(kept)),
         "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
         "fingerprint": metadata["synsetforge.fingerprint"],
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_report(out.report("manifests"), schemas.MANIFESTS_REPORT, report)
 
 
 def print_report(report: dict) -> None:
@@ -471,7 +467,9 @@ def print_report(report: dict) -> None:
     lines += [f"import: not an image, skipped: {f}" for f in report["ignored_files"][:SHOWN]]
     for key in ("unknown_wnids", "unreadable", "unlabelled", "ignored_files"):
         if len(report[key]) > SHOWN:
-            lines.append(f"import: and {len(report[key]) - SHOWN} more {key.replace('_', ' ')} (import_report.json)")
+            lines.append(
+                f"import: and {len(report[key]) - SHOWN} more {key.replace('_', ' ')} ({report_name('import')})"
+            )
     if report["empty_classes"]:
         lines.append(
             f"import: {len(report['empty_classes'])} classes have no image, left out of the manifests: "

@@ -4,7 +4,7 @@ Eligible images: those dedupe kept (one per cluster of copies; its conflicts onl
 annotation settled them) and annotators accepted for their class, or, with ``unverified``,
 every image dedupe kept. Per class, test takes ``test_n`` and val ``val_n`` images first, by
 ``sampling``, then train takes up to ``train_max`` of the rest at random; all choices are
-seeded. Finally the dedupe stage's split guard puts every cluster in one split.
+seeded. Finally ``guard_splits`` puts every cluster of copies (dedupe's clusters.parquet) in one split.
 
 Sampling for val and test (ImageNetV2's rules on selection frequency, the share of workers
 who ticked an image):
@@ -23,10 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.dedupe.clusters import guard_splits
 from pipeline.seeding import rng_for
 
-SPLITS = ("train", "val", "test")
 SAMPLINGS = ("confidence", "top", "threshold", "matched")
 BINS = np.array([0, 0.2, 0.4, 0.6, 0.8, 1.0 + 1e-9])
 
@@ -65,6 +63,24 @@ def held_out_order(group: pd.DataFrame, plan: Plan, rng: np.random.Generator) ->
         order.append(queues[b].pop(0))
         taken[b] += 1
     return np.array(order, dtype=int)
+
+
+def guard_splits(cluster_id, representative, image_id, split) -> np.ndarray:
+    """The split of each image such that no cluster spans two splits: every member takes the
+    split of its cluster's representative (or, where the representative has none, of the
+    cluster's first member that has one). ``split`` holds None for images not yet placed."""
+    cluster_id = np.asarray(cluster_id)
+    image_id = np.asarray(image_id, dtype=object)
+    split = np.asarray(split, dtype=object)
+    chosen: dict[int, object] = {}
+    is_representative = image_id == np.asarray(representative, dtype=object)
+    for c, s in zip(cluster_id[is_representative].tolist(), split[is_representative].tolist()):
+        if s is not None:
+            chosen[c] = s
+    for c, s in zip(cluster_id.tolist(), split.tolist()):
+        if s is not None:
+            chosen.setdefault(c, s)
+    return np.array([chosen.get(c) for c in cluster_id.tolist()], dtype=object)
 
 
 def assign(images: pd.DataFrame, plan: Plan) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The manifests stage: ``manifests/{train,val,test,classes}.parquet`` and ``manifests/report.json``.
+"""The manifests stage: ``manifests/{train,val,test,classes}.parquet`` and ``reports/manifests.json``.
 
 Reads the synsets, the image store (not its bytes), dedupe's clusters and annotation's labels.
 Every manifest row points at its image in the store (``location``, ``image_id``), so a
@@ -9,24 +9,21 @@ version and build it is, the settings' fingerprint and whether the labels were v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline import __version__, runner, schemas
+from pipeline import __version__, runner, schemas, store
 from pipeline.errors import InputError
-from pipeline.tables import check_schema, read_table, write_table
+from pipeline.layout import MANIFESTS, SPLITS, Layout, report_name
+from pipeline.tables import read_table, write_report, write_table
 
-from .splits import SAMPLINGS, SPLITS, Plan, assign
+from .splits import SAMPLINGS, Plan, assign
 
-HELP = "ILSVRC-style train/val/test manifests and classes: manifests/*.parquet"
-OUTPUT = "manifests"
+HELP = "ILSVRC-style train/val/test manifests and classes: manifests/*.parquet, reports/manifests.json"
 SHOWN_CLASSES = 10
 
 
@@ -86,57 +83,52 @@ def run(args: argparse.Namespace) -> None:
         drop_small=args.drop_small,
         seed=args.seed,
     )
-    workdir = args.workdir
-    labels = workdir / "annotation" / "labels.parquet"
-    if not args.unverified and not labels.exists():
+    workdir = Layout(args.workdir)
+    if not args.unverified and not workdir.labels.exists():
         raise InputError(
             "no verified labels: run the annotation rounds (make annotate-import), "
             "or build from candidate labels with UNVERIFIED=1",
-            file=labels,
+            file=workdir.labels,
         )
-    inputs = [workdir / "synsets.parquet", workdir / "images", workdir / "dedupe" / "clusters.parquet"]
+    inputs = [workdir.synsets, workdir.images, workdir.clusters]
     if not args.unverified:
-        inputs.append(labels)
+        inputs.append(workdir.labels)
     settings = {**plan.__dict__, "unverified": args.unverified}
     stage = runner.Stage(
-        name="manifests", workdir=workdir, outputs=(OUTPUT,), inputs=tuple(inputs), settings=settings, version=2
-    )  # 2: splits seeded by a digest of the wnid
+        name="manifests",
+        workdir=workdir.root,
+        outputs=(MANIFESTS, report_name("manifests")),
+        inputs=tuple(inputs),
+        settings=settings,
+        version=2,  # 2: splits seeded by a digest of the wnid
+    )
     fingerprint = runner.fingerprint(stage)
 
     def build(out: Path) -> str:
-        return build_manifests(workdir, out / OUTPUT, plan, args.unverified, fingerprint)
+        return build_manifests(workdir, Layout(out), plan, args.unverified, fingerprint, settings)
 
     runner.run(stage, build, force=args.force)
 
 
-def eligible_images(workdir: Path, unverified: bool) -> pd.DataFrame:
+def eligible_images(workdir: Layout, unverified: bool) -> pd.DataFrame:
     """The store's images that may enter a split, with their cluster and label confidence."""
     columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "source", "url", "license"]
-    parts = sorted((workdir / "images").glob("shard-*.parquet"))
-    if not parts:
-        raise InputError("no image shards: run `make download` first", file=workdir / "images")
-    for part in parts:
-        check_schema(part, schemas.IMAGES, columns)
-    table = pq.read_table(parts, columns=columns).combine_chunks()  # one read: 1.3M rows in a few seconds
-    counts = [pq.read_metadata(p).num_rows for p in parts]
-    images = table.to_pandas()
-    images["location"] = np.repeat([f"images/{p.name}" for p in parts], counts)
+    store.require_shards(workdir.images, "run `make download` first")
+    images = store.read_images(workdir.images, columns, with_location=True).to_pandas()
     images = images.rename(columns={"url": "source_url"})
     clusters = read_table(
-        workdir / "dedupe" / "clusters.parquet",
-        schemas.CLUSTERS,
-        columns=["image_id", "cluster_id", "representative", "keep"],
+        workdir.clusters, schemas.CLUSTERS, columns=["image_id", "cluster_id", "representative", "keep"]
     ).to_pandas()
     images = images.merge(clusters, on="image_id", how="left")
     if images.keep.isna().any():
         raise InputError(
             f"{int(images.keep.isna().sum())} images are not in dedupe's clusters: run `make dedupe` again",
-            file=workdir / "dedupe" / "clusters.parquet",
+            file=workdir.clusters,
         )
     images = images[images.keep.astype(bool)]
     if unverified:
         return images.assign(confidence=None, votes=None, selection_frequency=None).reset_index(drop=True)
-    labels = read_table(workdir / "annotation" / "labels.parquet", schemas.LABELS).to_pandas()
+    labels = read_table(workdir.labels, schemas.LABELS).to_pandas()
     accepted = labels[labels.accepted & labels.decided][
         ["image_id", "wnid", "confidence", "votes_total", "selection_frequency"]
     ]
@@ -144,8 +136,11 @@ def eligible_images(workdir: Path, unverified: bool) -> pd.DataFrame:
     return images.reset_index(drop=True)
 
 
-def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fingerprint: str) -> str:
-    synsets = read_table(workdir / "synsets.parquet", schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
+def build_manifests(
+    workdir: Layout, out: Layout, plan: Plan, unverified: bool, fingerprint: str, settings: dict
+) -> str:
+    """The manifests and their report, from the dataset ``workdir``, under the build folder ``out``."""
+    synsets = read_table(workdir.synsets, schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
     images = assign(eligible_images(workdir, unverified), plan)
     counts = (
         images.groupby(["wnid", "split"])
@@ -158,20 +153,20 @@ def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fing
     kept = [w for w in sorted(synsets.wnid) if w not in empty and not (plan.drop_small and w in small)]
     label_of = {w: k for k, w in enumerate(kept)}
     metadata = {
-        "synsetforge.dataset": workdir.name,
+        "synsetforge.dataset": workdir.root.name,
         "synsetforge.version": __version__,
         "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "synsetforge.fingerprint": fingerprint,
         "synsetforge.verified": "no" if unverified else "yes",
     }
-    out.mkdir(parents=True)
+    out.manifests.mkdir(parents=True)
     images = images[images.split.notna() & images.wnid.isin(label_of)]
     images = images.assign(label=images.wnid.map(label_of).astype("int64"))
     for split in SPLITS:
         rows = images[images.split == split].sort_values(["label", "image_id"])
         rows = rows.assign(votes=rows.votes.astype("Int32") if not unverified else None)
         table = pa.Table.from_pandas(rows[list(schemas.MANIFEST.names)], preserve_index=False)
-        write_table(table.cast(schemas.MANIFEST), out / f"{split}.parquet", schemas.MANIFEST, metadata=metadata)
+        write_table(table.cast(schemas.MANIFEST), out.manifest(split), schemas.MANIFEST, metadata=metadata)
     names = dict(zip(synsets.wnid, synsets.name))
     glosses = dict(zip(synsets.wnid, synsets.gloss))
     write_table(
@@ -182,11 +177,12 @@ def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fing
             "gloss": [glosses[w] for w in kept],
             **{s: [int(counts.at[w, s]) for w in kept] for s in SPLITS},
         },
-        out / "classes.parquet",
+        out.classes,
         schemas.CLASSES,
         metadata=metadata,
     )
     report = {
+        "settings": settings,
         "verified": not unverified,
         "plan": plan.__dict__,
         "classes": len(kept),
@@ -196,7 +192,7 @@ def build_manifests(workdir: Path, out: Path, plan: Plan, unverified: bool, fing
         "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
         "fingerprint": fingerprint,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_report(out.report("manifests"), schemas.MANIFESTS_REPORT, report)
     if small:
         shown = ", ".join(f"{w} ({counts.at[w, 'train']})" for w in small[:SHOWN_CLASSES])
         print(

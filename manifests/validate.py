@@ -3,35 +3,32 @@
 Checks, each reported with what failed: the manifests' schemas; labels within range and
 equal to the class's place in sorted-wnid order; every image's bytes found and decoded; split
 counts equal to classes.parquet's; no exact or near copy across splits (recomputed from the
-images' hashes with dedupe's own search, not trusted from the build); no image under two
-classes. Writes ``validation.json`` beside the manifests and exits non-zero on any failure.
+images' hashes with dedupe's own pair search, at the radius and verify dedupe's report
+records, not trusted from the build); no image under two classes. Writes
+``reports/validate.json`` and exits non-zero on any failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline import schemas
-from pipeline.dedupe.clusters import Settings, find_pairs
+from pipeline import schemas, store
 from pipeline.errors import InputError, PipelineError
-from pipeline.files import atomic_write_text
-from pipeline.tables import read_table
+from pipeline.layout import SPLITS, Layout, report_name
+from pipeline.nearcopies import DedupeSettings, find_pairs
+from pipeline.tables import read_report, read_table, write_report
 
-from .splits import SPLITS
-
-HELP = "check the manifests: schemas, labels, decodable images, counts, no copies across splits: validation.json"
+HELP = "check the manifests: schemas, labels, decodable images, counts, no copies across splits: reports/validate.json"
 SHOWN = 5
 
 
@@ -45,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     report = validate(args.workdir, decode=not args.no_decode)
-    atomic_write_text(args.workdir / "validation.json", json.dumps(report, indent=1) + "\n")
+    path = Layout(args.workdir).report("validate")
+    write_report(path, schemas.VALIDATE_REPORT, report)
     failed = {name: check for name, check in report["checks"].items() if not check["ok"]}
     for name, check in report["checks"].items():
         mark = "ok  " if check["ok"] else "FAIL"
@@ -53,10 +51,7 @@ def run(args: argparse.Namespace) -> None:
         for problem in check.get("problems", [])[:SHOWN]:
             print(f"validate:        {problem}", file=sys.stderr)
     if failed:
-        raise Failed(
-            f"{len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)}); "
-            f"details in {args.workdir / 'validation.json'}"
-        )
+        raise Failed(f"{len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)}); details in {path}")
 
 
 def _read(path: Path, schema: pa.Schema) -> pd.DataFrame:
@@ -69,11 +64,11 @@ def _read(path: Path, schema: pa.Schema) -> pd.DataFrame:
 
 
 def validate(workdir: Path, decode: bool = True) -> dict:
-    folder = workdir / "manifests"
-    if not (folder / "classes.parquet").exists():
-        raise InputError("no manifests: run `make manifests` first", file=folder)
-    classes = _read(folder / "classes.parquet", schemas.CLASSES)
-    splits = {s: _read(folder / f"{s}.parquet", schemas.MANIFEST) for s in SPLITS}
+    layout = Layout(workdir)
+    if not layout.classes.exists():
+        raise InputError("no manifests: run `make manifests` first", file=layout.manifests)
+    classes = _read(layout.classes, schemas.CLASSES)
+    splits = {s: _read(layout.manifest(s), schemas.MANIFEST) for s in SPLITS}
     rows = pd.concat([m.assign(split=s) for s, m in splits.items()], ignore_index=True)
     checks = {
         "labels": check_labels(classes, rows),
@@ -143,15 +138,22 @@ def check_classes(rows: pd.DataFrame) -> dict:
 def store_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:
     """The six hashes of the manifest's images, from the image store, in ``rows`` order."""
     names = ["image_id", *(f.name for f in schemas.HASH_FIELDS)]
-    parts = []
-    for location, group in rows.groupby("location"):
-        table = read_table(workdir / location, schemas.IMAGES, columns=names)
-        parts.append(table.filter(pc.is_in(table.column("image_id"), pa.array(group.image_id.tolist()))))
-    hashes = pa.concat_tables(parts).to_pandas().set_index("image_id").reindex(rows.image_id)
+    hashes = store.read_images(Layout(workdir).images, names).to_pandas().set_index("image_id")
+    hashes = hashes[~hashes.index.duplicated()].reindex(rows.image_id)
     if hashes.phash.isna().any():
         missing = hashes.index[hashes.phash.isna()][0]
         raise InputError("a manifest image is not in the image store", field="image_id", value=missing)
     return pa.Table.from_pandas(hashes.reset_index(drop=True).astype("int64"), preserve_index=False)
+
+
+def dedupe_settings(workdir: Path) -> tuple[DedupeSettings, str]:
+    """The radius and verify the dataset's dedupe ran with, and where they came from; dedupe's
+    defaults where no dedupe report is (an imported dataset)."""
+    report = read_report(Layout(workdir).report("dedupe"), schemas.DEDUPE_REPORT, missing_ok=True)
+    if report is None:
+        return DedupeSettings(), f"dedupe's defaults: no {report_name('dedupe')}"
+    settings = report["settings"]
+    return DedupeSettings(settings["radius"], settings["verify"]), f"from {report_name('dedupe')}"
 
 
 def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
@@ -159,7 +161,7 @@ def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
     for _, group in rows[rows.sha256.duplicated(keep=False)].groupby("sha256"):
         if group.split.nunique() > 1:
             problems.append(f"exact copy across {', '.join(sorted(set(group.split)))}: {', '.join(group.image_id)}")
-    settings = Settings()
+    settings, source = dedupe_settings(workdir)
     pairs = find_pairs(store_hashes(workdir, rows), settings)
     split = rows.split.to_numpy()
     image_id = rows.image_id.to_numpy()
@@ -167,7 +169,9 @@ def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
     for a, b, d in zip(pairs.left[across], pairs.right[across], pairs.distance[across]):
         problems.append(f"near copy across {split[a]} and {split[b]}: {image_id[a]}, {image_id[b]} ({d} bits)")
     return _result(
-        problems, f"no copy across splits (radius {settings.radius}, {len(pairs.left)} near pairs within splits)"
+        problems,
+        f"no copy across splits (radius {settings.radius}, verify {settings.verify}, {source}; "
+        f"{len(pairs.left)} near pairs within splits)",
     )
 
 

@@ -14,8 +14,11 @@ it, so a hash made by the download stage and one made from a folder of the same 
 equal; dedupe compares them with XOR and popcount. ``hash_input`` applies it to encoded bytes:
 an upright YCbCr or greyscale JPEG (the common case) goes straight to libjpeg-turbo through
 simplejpeg, the same scaled decode without Pillow's parsing and buffering (about 40 us of a
-photo's 950 in bench/dedupe_speed.py, bit for bit the same pixels: tests/test_hashing.py);
-anything else, or anything libjpeg warns about, goes through Pillow, which decides.
+photo's 950 in bench/dedupe_speed.py, bit for bit the same pixels: tests/test_hashing.py,
+on Pillow 10.1 to 13.0); anything else, or anything libjpeg warns about, goes through Pillow,
+which decides. The two libjpeg-turbo builds (Pillow's and simplejpeg's) are compared once per
+process on a small probe JPEG (``libjpeg_matches_pillow``); where they differ, every image goes
+through Pillow, so that a new Pillow cannot silently change hashes.
 
 ``hashes_of`` gives the six hashes dedupe compares (``Hashes``): pHash and dHash of three
 views of the image. The mirror view catches flipped copies, which pHash alone never matches
@@ -28,14 +31,18 @@ dedupe verifies a pHash match with. The mirror hashes come from the mirrored has
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+from functools import cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import simplejpeg
 from PIL import Image
 
-from .lanczos import resize_many, resize_sums, round_sums
+from .lanczos import PILLOW_VERSION, resize_many, resize_sums, round_sums
 from .pixels import orientation, to_rgb, upright, upright_size
 
 SIZE, BITS = 32, 8
@@ -188,7 +195,11 @@ def _scaled_grey(data: bytes, width: int, height: int) -> np.ndarray | None:
     """Pillow's draft decode of a plain JPEG (``_plain_jpeg_size``), greyscale at the rule's DCT
     scale, by libjpeg-turbo through simplejpeg; None where libjpeg errs or warns (a truncated
     file), for Pillow's path to decide."""
-    scale = draft_scale(width, height)
+    return _libjpeg_grey(data, width, height, draft_scale(width, height))
+
+
+def _libjpeg_grey(data: bytes, width: int, height: int, scale: int) -> np.ndarray | None:
+    """A plain JPEG decoded greyscale at DCT scale 1/``scale`` by simplejpeg (``_scaled_grey``)."""
     size = (-(-width // scale), -(-height // scale))
     try:
         pixels = simplejpeg.decode_jpeg(
@@ -199,10 +210,41 @@ def _scaled_grey(data: bytes, width: int, height: int) -> np.ndarray | None:
     return pixels.reshape(size[1], size[0]) if pixels.shape[:2] == size[::-1] else None
 
 
+def _probe_jpeg() -> tuple[bytes, int, int]:
+    """A small colour JPEG (4:2:0, sides not whole MCUs) with its width and height."""
+    width, height = 72, 56
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    rgb = np.stack([x * 3, y * 4, (x * y) % 256], axis=-1) ^ ((x * 7919 + y * 104729) % 64)[..., None]
+    out = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(out, "JPEG", quality=90)
+    return out.getvalue(), width, height
+
+
+@cache
+def libjpeg_matches_pillow() -> bool:
+    """Whether simplejpeg's decode gives the pixels of Pillow's draft decode on a probe JPEG at
+    every DCT scale the hashing rule uses; checked once per process. Where they differ it logs
+    one warning and ``hash_input`` decodes through Pillow from then on."""
+    data, width, height = _probe_jpeg()
+    for scale in (1, 2, 4, 8):
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("L", (-(-width // scale), -(-height // scale)))
+            pillows = grey_pixels(image)
+        ours = _libjpeg_grey(data, width, height, scale)
+        if ours is None or ours.shape != pillows.shape or not (ours == pillows).all():
+            logging.getLogger(__name__).warning(
+                "Pillow %s decodes JPEGs other than simplejpeg %s: hashing decodes through Pillow (slower)",
+                PILLOW_VERSION,
+                simplejpeg.__version__,
+            )
+            return False
+    return True
+
+
 def hash_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
     """The upright (width, height) of encoded image bytes and their ``grey_pixels`` by the
     hashing rule. Raises what Pillow raises for bytes it cannot read."""
-    size = _plain_jpeg_size(data)
+    size = _plain_jpeg_size(data) if libjpeg_matches_pillow() else None
     if size is not None and _has_app1(data):  # EXIF or XMP: Pillow reads the orientation
         with Image.open(io.BytesIO(data)) as image:
             size = size if orientation(image) == 1 else None
@@ -228,3 +270,29 @@ def hashes_of_bytes(data: bytes) -> Hashes:
 def hex_of(value: int) -> str:
     """The 16 hex digits ``str(imagehash.phash(...))`` prints for the same hash."""
     return f"{value & ((1 << 64) - 1):016x}"
+
+
+# Files: what the dedupe stage hashes in a folder and the import stage brings into the store.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+FILES_PER_BATCH = 32  # files a worker process is sent at a time, decoded one by one and hashed together
+
+
+def hash_files(paths: list[Path]) -> list[tuple | str]:
+    """For each image file, (sha256, width, height, Hashes), or why it could not be read.
+    The files are decoded one by one, then hashed together (``hashes_of_pixels``)."""
+    read: list[tuple | str] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            (width, height), pixels = hash_input(data)
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+            read.append(f"{type(e).__name__}: {e}")
+            continue
+        read.append((hashlib.sha256(data).hexdigest(), width, height, pixels))
+    hashes = iter(hashes_of_pixels([r[3] for r in read if not isinstance(r, str)]))
+    return [r if isinstance(r, str) else (*r[:3], next(hashes)) for r in read]
+
+
+def hash_file(path: Path) -> tuple | str:
+    """``hash_files`` of one file."""
+    return hash_files([path])[0]

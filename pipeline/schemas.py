@@ -8,6 +8,7 @@ table a Parquet file holds. Reports are JSON, written and read through ``pipelin
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -65,6 +66,12 @@ CANDIDATES = _table(
     _optional("bytes", pa.int64(), "size hint from the source, bytes"),
     _optional("mime", pa.string(), "type hint from the source"),
 )
+
+
+def candidate_id(wnid: str, url: str) -> str:
+    """The ``candidate_id`` of a (class, url) pair, which the image keeps as its ``image_id``."""
+    return hashlib.sha256(f"{wnid}\t{url}".encode()).hexdigest()[:16]
+
 
 # pipeline.hashing.Hashes, stored by the download stage and by dedupe.
 HASH_FIELDS = tuple(
@@ -342,11 +349,12 @@ ANNOTATE_IMPORT_REPORT = Report(
         "last_import": dict,
     },
 )
-MANIFESTS_REPORT = Report(
+MANIFESTS_REPORT = Report(  # written by the manifests stage, and by the import stage
     "manifests",
     {
-        "verified": bool,
-        "plan": dict,
+        "settings": dict,
+        "verified": (bool, str),  # "imported": the labels the imported dataset gave
+        "plan": (dict, None),  # null for an import: its splits are the ones it came with
         "classes": int,
         "images": dict,
         "classes_below_min_train": list,
@@ -362,6 +370,7 @@ VALIDATE_REPORT = Report(
 IMPORT_REPORT = Report(
     "import",
     {
+        "settings": dict,
         "src": str,
         "layout": str,
         "names_from": (str, None),

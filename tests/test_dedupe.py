@@ -1,11 +1,12 @@
 """Dedupe: the pair search against brute force, clusters and conflicts on a handmade set of
-real JPEG bytes, the split guard, and the stage on a folder and on the download store."""
+real JPEG bytes, and the stage on a folder and on the download store."""
 
 from __future__ import annotations
 
 import io
 import json
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,25 +16,24 @@ import pytest
 from conftest import jpeg, rows
 from PIL import Image, ImageEnhance, ImageOps
 
-from pipeline import schemas
-from pipeline.dedupe.clusters import Settings, cluster, guard_splits
+from pipeline import runner, schemas, store
+from pipeline.dedupe.clusters import cluster
 from pipeline.dedupe.folder import hash_folder
-from pipeline.dedupe.search import near_pairs, plan_blocks
 from pipeline.imagehost.pictures import picture_jpeg
-from pipeline.tables import write_table
+from pipeline.layout import Layout
+from pipeline.nearcopies import DedupeSettings, near_pairs, plan_blocks
+from pipeline.schemas import candidate_id
+from pipeline.tables import read_report, write_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from dedupe_speed import planted as bench_hashes  # noqa: E402  (the speed bench's hashes, searched alike)
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 
 
 def planted(n: int, radius: int, seed: int = 0) -> np.ndarray:
-    """Random 64-bit hashes, 1% of them near copies of another (1..radius bits flipped), a few equal."""
-    rng = np.random.default_rng(seed)
-    hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    for target in rng.choice(n, n // 100, replace=False):
-        value = int(hashes[rng.integers(n)])
-        for bit in rng.choice(64, rng.integers(1, radius + 1), replace=False):
-            value ^= 1 << int(bit)
-        hashes[target] = value
+    """The speed bench's random hashes with their 1% near copies, and three equal values (1, 2, 3)."""
+    hashes = bench_hashes(n, radius, seed)
     hashes[1] = hashes[2] = hashes[3]
     return hashes
 
@@ -175,21 +175,10 @@ def test_accepted_labels_settle_a_conflict_and_a_reference_drops_its_copies(hand
 
 def test_verification_rejects_a_phash_match_whose_dhash_disagrees(handmade):
     _, hashes, _ = handmade
-    loose = by_id(cluster(hashes, Settings(radius=63, verify=64)).table)
+    loose = by_id(cluster(hashes, DedupeSettings(radius=63, verify=64)).table)
     assert len({row["cluster_id"] for row in loose.values()}) == 1  # radius 63 joins everything
-    verified = by_id(cluster(hashes, Settings(radius=63, verify=10)).table)
+    verified = by_id(cluster(hashes, DedupeSettings(radius=63, verify=10)).table)
     assert len({row["cluster_id"] for row in verified.values()}) > 1
-
-
-def test_the_split_guard_keeps_each_cluster_in_one_split():
-    cluster_id = [0, 0, 0, 1, 1, 2, 3, 3]
-    image_id = ["a", "b", "c", "d", "e", "f", "g", "h"]
-    representative = ["b", "b", "b", "d", "d", "f", "g", "g"]
-    wanted = ["train", "val", "test", "train", "val", "val", None, "test"]
-    splits = guard_splits(cluster_id, representative, image_id, wanted).tolist()
-    assert splits == ["val", "val", "val", "train", "train", "val", "test", "test"]
-    for c in set(cluster_id):
-        assert len({s for s, k in zip(splits, cluster_id) if k == c}) == 1
 
 
 class _Images(HTMLParser):
@@ -204,21 +193,28 @@ class _Images(HTMLParser):
 
 def test_the_stage_on_a_folder_writes_its_outputs_and_skips_a_rerun(handmade, pipeline, tmp_path):
     root = handmade[0]
-    outcome = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root)
+    outcome = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root, "--radius", "11")
     assert outcome.status == 0, outcome.err
-    out = tmp_path / "mine" / "dedupe"
-    clusters = {r["image_id"]: r for r in rows(out / "clusters.parquet")}
-    assert len(clusters) == 13 and len(rows(out / "hashes.parquet")) == 13
-    report = json.loads((out / "report.json").read_text())
+    out = Layout(tmp_path / "mine")
+    clusters = {r["image_id"]: r for r in rows(out.clusters)}
+    assert len(clusters) == 13 and len(rows(out.hashes)) == 13
+    report = read_report(out.report("dedupe"), schemas.DEDUPE_REPORT)
+    stamp = json.loads((out.root / runner.STAMPS / "dedupe.json").read_text())
+    assert report["settings"] == stamp["settings"]  # the settings the runner fingerprinted
+    assert (report["settings"]["radius"], report["settings"]["verify"], report["settings"]["src"]) == (
+        11,
+        10,
+        str(root),
+    )
     assert report["kept"] == 4 and report["dropped"] == {"exact": 1, "near": 3, "mirror": 1, "crop": 1, "conflict": 3}
     assert report["per_class"][A] == {"images": 7, "kept": 2, "near": 3, "mirror": 1, "crop": 1}
     assert report["unreadable_files"][0]["file"] == f"{A}/broken.jpg" and "broken.jpg" in outcome.err
     page = _Images()
-    page.feed((out / "contact_sheet.html").read_text())
+    page.feed(out.contact_sheet.read_text())
     assert len(page.sources) >= 13
     for source in page.sources:
         Image.open(io.BytesIO(__import__("base64").b64decode(source.split(",", 1)[1]))).verify()
-    again = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root)
+    again = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root, "--radius", "11")
     assert again.status == 0 and "up to date" in again.err
 
 
@@ -235,22 +231,23 @@ def test_bad_inputs_are_clear_errors(pipeline, tmp_path):
         "dedupe", "--data", tmp_path, "--subset", "x", "--src", tmp_path / "pics", "--reference", reference
     )
     assert bad_reference.status == 2 and "reference.parquet" in bad_reference.err and "phash" in bad_reference.err
-    assert not (tmp_path / "x" / "dedupe").exists()
+    assert not Layout(tmp_path / "x").dedupe.exists()
 
 
 def test_the_stage_reads_the_download_store_without_decoding(host_store, pipeline):
     workdir, ok = host_store
     outcome = pipeline("dedupe", "--data", workdir.parent, "--subset", workdir.name)
     assert outcome.status == 0, outcome.err
-    hashes = {r["image_id"]: r for r in rows(workdir / "dedupe" / "hashes.parquet")}
-    images = {r["image_id"]: r for r in rows(workdir / "images" / "shard-00000.parquet")}
+    layout = Layout(workdir)
+    hashes = {r["image_id"]: r for r in rows(layout.hashes)}
+    images = {r["image_id"]: r for r in rows(store.shard_path(layout.images, 0))}
     assert hashes.keys() == images.keys() == ok
     for image_id, row in hashes.items():
         assert row["location"] == "images/shard-00000.parquet"
         assert {k: row[k] for k in ("phash", "dhash_inner", "sha256", "rank")} == {
             k: images[image_id][k] for k in ("phash", "dhash_inner", "sha256", "rank")
         }
-    clusters = {r["image_id"]: r for r in rows(workdir / "dedupe" / "clusters.parquet")}
+    clusters = {r["image_id"]: r for r in rows(layout.clusters)}
     copies = [i for i, r in images.items() if "copy=" in r["url"]]
     assert copies and all(clusters[i]["reason"] in ("near", "crop") for i in copies)
 
@@ -260,7 +257,6 @@ def host_store(tmp_path):
     """A download of pictures and near copies from the local image host."""
     from test_download import write_candidates
 
-    from pipeline.candidates.stage import candidate_id
     from pipeline.cli import main
     from pipeline.imagehost import ImageHost
 

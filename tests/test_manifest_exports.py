@@ -15,15 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import rows, run_cli, write_images, write_synsets
 
-from pipeline import cli, schemas
+from pipeline import cli, schemas, store
 from pipeline.imagehost.pictures import picture_jpeg
-from pipeline.tables import write_table
+from pipeline.layout import SPLITS, Layout
+from pipeline.tables import read_report, write_table
 
 WNIDS = ["n01440764", "n02012849", "n03126707"]
 LEMMAS = [["tench", "Tinca tinca"], ["crane"], ["crane"]]  # two classes share a name, as in ILSVRC
 PER_CLASS = 7
 PLAN = ["--unverified", "--val-n", "2", "--test-n", "1", "--min-train", "1"]
-SPLITS = ("train", "val", "test")
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,11 @@ def built(tmp_path_factory) -> Path:
     """data/tiny: 3 classes of 7 pictures in two store shards, manifests of 4/2/1 per class."""
     workdir = tmp_path_factory.mktemp("data") / "tiny"
     write_synsets(workdir, WNIDS)
-    synsets = pq.read_table(workdir / "synsets.parquet")
+    synsets = pq.read_table(Layout(workdir).synsets)
     synsets = synsets.set_column(
         synsets.schema.get_field_index("lemmas"), "lemmas", pa.array(LEMMAS, pa.list_(pa.string()))
     )
-    write_table(synsets, workdir / "synsets.parquet", schemas.SYNSETS)
+    write_table(synsets, Layout(workdir).synsets, schemas.SYNSETS)
     images = [
         (hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 96, 72))
         for w in WNIDS
@@ -54,7 +54,7 @@ def built(tmp_path_factory) -> Path:
             "reason": ["unique"] * len(ids),
             "keep": [True] * len(ids),
         },
-        workdir / "dedupe" / "clusters.parquet",
+        Layout(workdir).clusters,
         schemas.CLUSTERS,
     )
     assert cli.main(["manifests", "--data", str(workdir.parent), "--subset", "tiny", *PLAN]) == 0
@@ -66,15 +66,12 @@ def where(workdir: Path) -> list[str]:
 
 
 def manifest(workdir: Path, split: str) -> list[dict]:
-    return rows(workdir / "manifests" / f"{split}.parquet")
+    return rows(Layout(workdir).manifest(split))
 
 
 def store_bytes(workdir: Path) -> dict[str, bytes]:
-    found = {}
-    for path in (workdir / "images").glob("shard-*.parquet"):
-        table = pq.read_table(path, columns=["image_id", "image"])
-        found.update(zip(table.column("image_id").to_pylist(), table.column("image").to_pylist()))
-    return found
+    table = store.read_images(Layout(workdir).images, ["image_id", "image"])
+    return dict(zip(table.column("image_id").to_pylist(), table.column("image").to_pylist()))
 
 
 def content(workdir: Path) -> dict[str, Counter]:
@@ -86,7 +83,7 @@ def test_hf_export_is_the_imagenet_1k_layout_and_datasets_loads_it(built, pipeli
     datasets = pytest.importorskip("datasets")
     done = pipeline("export", *where(built), "--format", "hf", "--shard-mb", "0.01")
     assert done.status == 0, done.err
-    folder = built / "export" / "hf"
+    folder = Layout(built).export("hf")
     shards = sorted(p.name for p in (folder / "data").iterdir())
     train = [name for name in shards if name.startswith("train-")]
     assert len(train) > 1 and train == [f"train-{i:05d}-of-{len(train):05d}.parquet" for i in range(len(train))]
@@ -126,7 +123,7 @@ def rows_of(folder: Path, split: str) -> list[dict]:
 @pytest.mark.parametrize("library", ["pandas", "polars", "duckdb", "datasets"])
 def test_the_manifests_load_with_common_libraries(built, library, tmp_path):
     module = pytest.importorskip(library)
-    path = str(built / "manifests" / "train.parquet")
+    path = str(Layout(built).manifest("train"))
     if library == "pandas":
         frame = module.read_parquet(path)
         got = (len(frame), int(frame.label.max()))
@@ -144,10 +141,10 @@ def test_the_manifests_load_with_common_libraries(built, library, tmp_path):
 def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
     done = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY")
     assert done.status == 0, done.err
-    folder = built / "export" / "ilsvrc"
+    folder = Layout(built).export("ilsvrc")
     by_id = store_bytes(built)
     # ImageFolder sorts the folder names: that order must be the label order.
-    classes = rows(built / "manifests" / "classes.parquet")
+    classes = rows(Layout(built).classes)
     assert sorted(p.name for p in (folder / "train").iterdir()) == [c["wnid"] for c in classes]
     for c in classes:
         assert sorted(p.name for p in (folder / "train" / c["wnid"]).iterdir()) == [
@@ -188,7 +185,7 @@ def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
 def test_wds_export_writes_webdataset_tars_in_image_id_order(built, pipeline):
     done = pipeline("export", *where(built), "--format", "wds", "--shard-mb", "0.02")
     assert done.status == 0, done.err
-    folder = built / "export" / "wds"
+    folder = Layout(built).export("wds")
     tars = sorted(p.name for p in folder.iterdir())
     assert tars[0] == "test-000000.tar" and "train-000001.tar" in tars and "val-000000.tar" in tars
     samples = {}
@@ -232,19 +229,27 @@ def test_import_of_an_imagefolder_tree_round_trips_and_reports_what_it_skips(bui
     assert done.status == 0, done.err
     workdir = tmp_path / "data" / "mine"
     assert content(workdir) == content(built)
-    classes = rows(workdir / "manifests" / "classes.parquet")
+    classes = rows(Layout(workdir).classes)
     assert [(c["label"], c["wnid"], c["name"], c["train"], c["val"], c["test"]) for c in classes] == [
         (0, WNIDS[0], "tench", 4, 2, 1),
         (1, WNIDS[1], "crane", 4, 2, 1),
         (2, WNIDS[2], "crane", 4, 2, 1),
     ]
     assert all(r["label"] == WNIDS.index(r["wnid"]) and r["source"] == "import" for r in manifest(workdir, "train"))
-    assert pq.read_schema(workdir / "manifests" / "val.parquet").metadata[b"synsetforge.verified"] == b"imported"
-    synsets = rows(workdir / "synsets.parquet")
+    assert pq.read_schema(Layout(workdir).manifest("val")).metadata[b"synsetforge.verified"] == b"imported"
+    synsets = rows(Layout(workdir).synsets)
     assert [s["wnid"] for s in synsets] == [*WNIDS, "n09999999"]
     assert synsets[0]["lemmas"] == ["tench", "Tinca tinca"] and synsets[3]["name"] == "n09999999"
 
-    report = json.loads((workdir / "import_report.json").read_text())
+    report = read_report(Layout(workdir).report("import"), schemas.IMPORT_REPORT)
+    assert report["settings"]["layout"] == "imagefolder"
+    manifests_report = read_report(Layout(workdir).report("manifests"), schemas.MANIFESTS_REPORT)
+    assert manifests_report["verified"] == "imported" and manifests_report["plan"] is None
+    assert manifests_report["classes_dropped"] == ["n09999999"] and manifests_report["images"] == {
+        "train": 12,
+        "val": 6,
+        "test": 3,
+    }
     assert report["unknown_wnids"] == [{"where": "train/cats", "files": 1}]
     assert [f["file"] for f in report["unreadable"]] == [f"train/{WNIDS[0]}/broken.jpg"]
     assert report["empty_classes"] == ["n09999999"]
@@ -260,11 +265,11 @@ def test_import_of_an_imagefolder_tree_round_trips_and_reports_what_it_skips(bui
 
 def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_path):
     assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
-    exported = built / "export" / "ilsvrc"
+    exported = Layout(built).export("ilsvrc")
     done = pipeline("import", "--data", tmp_path, "--subset", "back", "--src", exported, "--layout", "ilsvrc")
     assert done.status == 0, done.err
     assert content(tmp_path / "back") == content(built)
-    assert rows(tmp_path / "back" / "synsets.parquet")[0]["lemmas"] == ["tench", "Tinca tinca"]
+    assert rows(Layout(tmp_path / "back").synsets)[0]["lemmas"] == ["tench", "Tinca tinca"]
 
     kaggle = tmp_path / "kaggle"
     for split in SPLITS:
@@ -275,12 +280,12 @@ def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_pat
     assert done.status == 0, done.err
     got = content(tmp_path / "kaggle")
     assert got["train"] == content(built)["train"] and got["val"] == content(built)["val"] and not got["test"]
-    report = json.loads((tmp_path / "kaggle" / "import_report.json").read_text())
+    report = read_report(Layout(tmp_path / "kaggle").report("import"), schemas.IMPORT_REPORT)
     assert len(report["unlabelled"]) == 3 and report["unlabelled"][0].startswith("ILSVRC/Data/CLS-LOC/test/")
 
 
 def test_the_import_pool_reads_images_in_order(tmp_path):
-    from manifests.importer import read_images
+    from manifests.dataset_import import read_images
 
     paths = []
     for n in range(40):
@@ -305,9 +310,9 @@ def test_bad_inputs_are_clear_errors(built, pipeline, tmp_path):
     assert not (tmp_path / "y").exists()
     copy = tmp_path / "copy"
     shutil.copytree(built, copy, ignore=shutil.ignore_patterns("export", ".stages"))
-    classes = pq.read_table(copy / "manifests" / "classes.parquet")
+    classes = pq.read_table(Layout(copy).classes)
     swapped = classes.set_column(1, "wnid", pa.array(WNIDS[1::-1] + WNIDS[2:]))
-    write_table(swapped, copy / "manifests" / "classes.parquet", schemas.CLASSES)
+    write_table(swapped, Layout(copy).classes, schemas.CLASSES)
     disagree = pipeline("export", *where(copy), "--format", "hf")
     assert disagree.status == 2 and "disagree with classes.parquet" in disagree.err and "row 0" in disagree.err
     src = tmp_path / "src"

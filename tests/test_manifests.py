@@ -1,10 +1,9 @@
-"""Manifests: splits from kept and accepted images, ILSVRC's label order, the split rules, and
-the validate command catching what a broken dataset has."""
+"""Manifests: splits from kept and accepted images, ILSVRC's label order, the split rules and
+the split guard, and the validate command catching what a broken dataset has."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +12,13 @@ import pytest
 from conftest import jpeg, rows, write_images, write_synsets
 from PIL import Image
 
+from manifests.splits import guard_splits
+from manifests.validate import dedupe_settings
 from pipeline import schemas
 from pipeline.imagehost.pictures import picture_jpeg
-from pipeline.tables import write_table
+from pipeline.layout import SPLITS, Layout
+from pipeline.nearcopies import DedupeSettings
+from pipeline.tables import read_report, write_table
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 
@@ -47,7 +50,7 @@ def built(tmp_path, pipeline):
         confidence = 0.5 + (k % 30) / 60
         for name, value in zip(labels, (image_id, wnid, not rejected, True, confidence, 3, 4, 0.75, "dynamic", 1)):
             labels[name].append(value)
-    write_table(labels, workdir / "annotation" / "labels.parquet", schemas.LABELS)
+    write_table(labels, Layout(workdir).labels, schemas.LABELS)
     return workdir
 
 
@@ -71,8 +74,9 @@ def manifests(pipeline, workdir: Path, *args):
 def test_splits_hold_kept_accepted_images_with_sorted_wnid_labels(pipeline, built):
     outcome = manifests(pipeline, built)
     assert outcome.status == 0, outcome.err
-    split = {s: pd.DataFrame(rows(built / "manifests" / f"{s}.parquet")) for s in ("train", "val", "test")}
-    classes = pd.DataFrame(rows(built / "manifests" / "classes.parquet"))
+    layout = Layout(built)
+    split = {s: pd.DataFrame(rows(layout.manifest(s))) for s in SPLITS}
+    classes = pd.DataFrame(rows(layout.classes))
     assert list(classes.wnid) == [A, B, C] and list(classes.label) == [0, 1, 2]
     every = pd.concat(split.values())
     assert every.image_id.is_unique
@@ -88,10 +92,11 @@ def test_splits_hold_kept_accepted_images_with_sorted_wnid_labels(pipeline, buil
     for wnid, group in pd.concat([split["val"], split["test"]]).groupby("wnid"):
         assert group.confidence.min() >= split["train"][split["train"].wnid == wnid].confidence.max()
     assert classes[["train", "val", "test"]].sum().tolist() == [len(split["train"]), 9, 12]
-    metadata = pq.read_schema(built / "manifests" / "train.parquet").metadata
+    metadata = pq.read_schema(layout.manifest("train")).metadata
     assert metadata[b"synsetforge.verified"] == b"yes" and metadata[b"synsetforge.dataset"] == b"set"
-    report = json.loads((built / "manifests" / "report.json").read_text())
+    report = read_report(layout.report("manifests"), schemas.MANIFESTS_REPORT)
     assert report["classes_below_min_train"] == [C]  # 19 training images: its image 05 was a conflict
+    assert report["settings"]["val_n"] == 3 and report["settings"]["unverified"] is False
     again = manifests(pipeline, built)
     assert "up to date" in again.err
 
@@ -99,7 +104,7 @@ def test_splits_hold_kept_accepted_images_with_sorted_wnid_labels(pipeline, buil
 def test_the_seed_and_the_sampling_rule_choose_the_held_out_images(pipeline, built):
     def held_out(*args):
         assert manifests(pipeline, built, *args).status == 0
-        return {r["image_id"] for s in ("val", "test") for r in rows(built / "manifests" / f"{s}.parquet")}
+        return {r["image_id"] for s in ("val", "test") for r in rows(Layout(built).manifest(s))}
 
     first = held_out("--sampling", "matched")
     assert held_out("--sampling", "matched") == first
@@ -108,28 +113,44 @@ def test_the_seed_and_the_sampling_rule_choose_the_held_out_images(pipeline, bui
 
 
 def test_unverified_builds_say_so_and_missing_labels_are_a_clear_error(pipeline, built):
-    (built / "annotation" / "labels.parquet").unlink()
+    layout = Layout(built)
+    layout.labels.unlink()
     missing = manifests(pipeline, built)
     assert missing.status == 2 and "labels.parquet" in missing.err and "UNVERIFIED=1" in missing.err
     assert manifests(pipeline, built, "--unverified", "--drop-small", "--min-train", "23").status == 0
-    classes = rows(built / "manifests" / "classes.parquet")
+    classes = rows(layout.classes)
     assert [c["wnid"] for c in classes] == [A, B]  # C: 22 training images, below 23, dropped
     assert manifests(pipeline, built, "--unverified").status == 0
-    train = pd.DataFrame(rows(built / "manifests" / "train.parquet"))
+    train = pd.DataFrame(rows(layout.manifest("train")))
     assert (
         train.confidence.isna().all()
-        and pq.read_schema(built / "manifests" / "train.parquet").metadata[b"synsetforge.verified"] == b"no"
+        and pq.read_schema(layout.manifest("train")).metadata[b"synsetforge.verified"] == b"no"
     )
+    assert read_report(layout.report("manifests"), schemas.MANIFESTS_REPORT)["verified"] is False
+
+
+def test_the_split_guard_keeps_each_cluster_in_one_split():
+    cluster_id = [0, 0, 0, 1, 1, 2, 3, 3]
+    image_id = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    representative = ["b", "b", "b", "d", "d", "f", "g", "g"]
+    wanted = ["train", "val", "test", "train", "val", "val", None, "test"]
+    splits = guard_splits(cluster_id, representative, image_id, wanted).tolist()
+    assert splits == ["val", "val", "val", "train", "train", "val", "test", "test"]
+    for c in set(cluster_id):
+        assert len({s for s, k in zip(splits, cluster_id) if k == c}) == 1
 
 
 def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipeline, built):
     assert manifests(pipeline, built).status == 0
+    layout = Layout(built)
     where = ("--data", built.parent, "--subset", built.name)
     good = pipeline("validate", *where)
     assert good.status == 0, good.err
-    assert all(c["ok"] for c in json.loads((built / "validation.json").read_text())["checks"].values())
+    checks = read_report(layout.report("validate"), schemas.VALIDATE_REPORT)["checks"]
+    assert all(c["ok"] for c in checks.values())
+    assert "radius 10, verify 10, from reports/dedupe.json" in checks["no_copies_across_splits"]["summary"]
 
-    split = {s: pd.DataFrame(rows(built / "manifests" / f"{s}.parquet")) for s in ("train", "val", "test")}
+    split = {s: pd.DataFrame(rows(layout.manifest(s))) for s in SPLITS}
     home = next(s for s, frame in split.items() if f"{A}-00" in set(frame.image_id))
     elsewhere = "test" if home != "test" else "val"
     copy = split[home][split[home].image_id == f"{A}-00"].assign(image_id=f"{A}-copy", sha256="0" * 64)
@@ -140,7 +161,7 @@ def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipel
     for name, frame in split.items():
         write_table(
             {c: frame[c].tolist() for c in schemas.MANIFEST.names},
-            built / "manifests" / f"{name}.parquet",
+            layout.manifest(name),
             schemas.MANIFEST,
         )
     bad = pipeline("validate", *where)
@@ -149,7 +170,23 @@ def test_validate_passes_a_good_build_and_names_what_is_wrong_in_a_bad_one(pipel
     assert "FAIL no_copies_across_splits" in bad.err and f"{A}-copy" in bad.err
     assert "FAIL counts" in bad.err
 
-    data = (built / "manifests" / "val.parquet").read_bytes()
-    (built / "manifests" / "val.parquet").write_bytes(data[: len(data) // 2])
+    data = layout.manifest("val").read_bytes()
+    layout.manifest("val").write_bytes(data[: len(data) // 2])
     truncated = pipeline("validate", *where)
     assert truncated.status == 2 and "val.parquet" in truncated.err and "Traceback" not in truncated.err
+
+
+def test_validate_searches_copies_at_the_radius_dedupe_ran_with(pipeline, built):
+    """Validate rechecks the splits at the radius and verify of dedupe's report; without one (an
+    imported dataset) it falls back to dedupe's defaults and says so."""
+    where = ("--data", built.parent, "--subset", built.name)
+    assert pipeline("dedupe", *where, "--radius", "20", "--verify", "20").status == 0
+    assert dedupe_settings(built) == (DedupeSettings(20, 20), "from reports/dedupe.json")
+    assert manifests(pipeline, built).status == 0
+    assert pipeline("validate", *where, "--no-decode").status == 0
+    layout = Layout(built)
+    summary = read_report(layout.report("validate"), schemas.VALIDATE_REPORT)["checks"]["no_copies_across_splits"]
+    assert "radius 20, verify 20" in summary["summary"]
+
+    layout.report("dedupe").unlink()
+    assert dedupe_settings(built) == (DedupeSettings(), "dedupe's defaults: no reports/dedupe.json")

@@ -1,9 +1,8 @@
 """From hashes to clusters of copies: which image each class keeps, and why the others go.
 
 1. Exact copies: equal sha256 (one ``np.unique``). Only one image of each goes on.
-2. Near copies: pairs of images whose pHash views are within ``radius`` bits, found by
-   ``search.near_pairs`` for each ``MATCHES`` entry, then verified by the dHash of the same
-   views (within ``verify`` bits), a second measure that keeps a wide radius precise.
+2. Near copies: pairs of images whose pHash views are within ``radius`` bits, verified by
+   the dHash of the same views (within ``verify`` bits): ``pipeline.nearcopies.find_pairs``.
 3. Clusters: connected components of those pairs (what union-find computes). Each cluster
    keeps one representative: the largest pixel area, then the best source rank, then the
    smallest image_id, so the choice never depends on the order of the input.
@@ -27,19 +26,21 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline import schemas
-
-from .search import as_uint64, hamming, near_pairs
-
-UNIQUE, REPRESENTATIVE, EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE = (
-    "unique",
-    "representative",
-    "exact",
-    "near",
-    "mirror",
-    "crop",
-    "conflict",
-    "reference",
+from pipeline.nearcopies import (
+    CROP,
+    MATCH_REASONS,
+    MATCHES,
+    MIRROR,
+    NEAR,
+    DedupeSettings,
+    VerifiedPairs,
+    find_pairs,
+    hamming,
+    hash_columns,
+    near_pairs,
 )
+
+UNIQUE, REPRESENTATIVE, EXACT, CONFLICT, REFERENCE = "unique", "representative", "exact", "conflict", "reference"
 REASONS = (UNIQUE, REPRESENTATIVE, EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE)
 DROPPED = (EXACT, NEAR, MIRROR, CROP, CONFLICT, REFERENCE)
 MEANING = {
@@ -54,89 +55,7 @@ MEANING = {
 }
 
 
-class Match(NamedTuple):
-    """Compare view ``left`` of one image with view ``right`` of another; a hit means ``reason``."""
-
-    left: str
-    right: str
-    reason: str
-
-
-# Views are column suffixes of pipeline.hashing.Hashes. A copy that is both mirrored and
-# cropped is not looked for: rare, and each extra match adds false pairs at a given radius.
-MATCHES = (
-    Match("", "", NEAR),
-    Match("_mirror", "", MIRROR),
-    Match("", "_inner", CROP),
-    Match("_inner", "_inner", CROP),
-)
-
-
-class Settings(NamedTuple):
-    """Defaults chosen from bench/dedupe_quality.py on 200 real photos, their six copies and
-    5,500 Tiny ImageNet distractors: at radius 10 and verify 10, recall 0.997 (rotations 0.98,
-    all else 1.0) and no false pair. Verify 12 adds two false mirror pairs (small round
-    objects on plain ground); radius 8 loses rotations (0.93)."""
-
-    radius: int = 10  # pHash bits between matched views
-    verify: int = 10  # dHash bits between the same views; 64 turns verification off
-
-
-class Pairs(NamedTuple):
-    """Verified matches between images (rows of the hashes table)."""
-
-    left: np.ndarray
-    right: np.ndarray
-    distance: np.ndarray
-    reason: np.ndarray  # index into REASONS
-
-
-def hash_columns(table: pa.Table) -> dict[str, np.ndarray]:
-    """The table's hash columns (phash*, dhash*) as uint64 arrays, by column name."""
-    return {
-        name: as_uint64(table.column(name).to_numpy())
-        for name in table.column_names
-        if name.startswith(("phash", "dhash"))
-    }
-
-
-def find_pairs(
-    hashes: pa.Table, settings: Settings, rows: np.ndarray | None = None, matches: tuple[Match, ...] = MATCHES
-) -> Pairs:
-    """Verified near-copy pairs among ``rows`` of the table (all rows when None), each
-    pair once with the reason of its closest match."""
-    rows = np.arange(hashes.num_rows) if rows is None else rows
-    columns = {name: values[rows] for name, values in hash_columns(hashes).items()}
-    found = []
-    for match in matches:
-        self_join = match.left == match.right
-        pairs = near_pairs(
-            columns["phash" + match.left], settings.radius, None if self_join else columns["phash" + match.right]
-        )
-        left, right = pairs.left, pairs.right
-        verified = (
-            hamming(columns["dhash" + match.left][left], columns["dhash" + match.right][right]) <= settings.verify
-        )
-        verified &= left != right  # an image near its own mirror image is symmetric, not a copy
-        left, right, distance = left[verified], right[verified], pairs.distance[verified]
-        found.append(
-            (
-                np.minimum(left, right),
-                np.maximum(left, right),
-                distance,
-                np.full(len(left), REASONS.index(match.reason), dtype=np.int8),
-            )
-        )
-    left, right, distance, reason = (np.concatenate(parts) for parts in zip(*found))
-    # One row per pair: the closest match, the earlier MATCHES entry on a tie.
-    order = np.lexsort((reason, distance, right, left))
-    left, right, distance, reason = left[order], right[order], distance[order], reason[order]
-    first = np.ones(len(left), dtype=bool)
-    first[1:] = (left[1:] != left[:-1]) | (right[1:] != right[:-1])
-    return Pairs(rows[left[first]], rows[right[first]], distance[first], reason[first])
-
-
-def reference_rows(hashes: pa.Table, reference: pa.Table, settings: Settings) -> np.ndarray:
+def reference_rows(hashes: pa.Table, reference: pa.Table, settings: DedupeSettings) -> np.ndarray:
     """Rows of ``hashes`` within the radius of any image of ``reference`` (a hashes table, or
     any table with a ``phash`` column; its views and dHashes are used where it has them)."""
     ours, theirs = hash_columns(hashes), hash_columns(reference)
@@ -154,22 +73,24 @@ def reference_rows(hashes: pa.Table, reference: pa.Table, settings: Settings) ->
     return np.flatnonzero(near)
 
 
-class Result(NamedTuple):
+class Clustering(NamedTuple):
+    """What ``cluster`` found."""
+
     table: pa.Table  # schemas.CLUSTERS, in the order of the hashes table
     counts: dict  # for the report
-    pairs: Pairs  # the verified pairs between rows of the hashes table
+    pairs: VerifiedPairs  # the verified pairs between rows of the hashes table
 
 
 def cluster(
     hashes: pa.Table,
-    settings: Settings | None = None,
+    settings: DedupeSettings | None = None,
     *,
     reference: pa.Table | None = None,
     accepted: set[tuple[str, str]] | None = None,
-) -> Result:
+) -> Clustering:
     """The clusters of ``hashes`` (a ``schemas.HASHES`` table). ``accepted``: (image_id, wnid)
     pairs annotators accepted, which settle conflicts."""
-    settings = settings or Settings()
+    settings = settings or DedupeSettings()
     n = hashes.num_rows
     sha = hashes.column("sha256").to_numpy(zero_copy_only=False)
     _, first_of_sha, sha_group = np.unique(sha, return_index=True, return_inverse=True)
@@ -231,7 +152,7 @@ def cluster(
         "kept": int(keep.sum()),
         "clusters_with_copies": int((sizes > 1).sum()),
         "largest_cluster": int(sizes.max(initial=0)),
-        "pairs": {r: int((pairs.reason == REASONS.index(r)).sum()) for r in (NEAR, MIRROR, CROP)},
+        "pairs": {r: int((pairs.reason == MATCH_REASONS.index(r)).sum()) for r in MATCH_REASONS},
         "conflicts": [
             {
                 "cluster_id": int(c),
@@ -242,7 +163,7 @@ def cluster(
             for c in conflicts
         ],
     }
-    return Result(table, counts, pairs)
+    return Clustering(table, counts, pairs)
 
 
 def _member_reasons(hashes: pa.Table, representative: np.ndarray, sha: np.ndarray):
@@ -282,21 +203,3 @@ def _settle(conflicts, groups, image_id, wnid, area, rank, accepted) -> dict:
         kept = min(winners, key=lambda m: (-area[m], rank[m], image_id[m]))
         settled[c] = (kept, members[members != kept])
     return settled
-
-
-def guard_splits(cluster_id, representative, image_id, split) -> np.ndarray:
-    """The split of each image such that no cluster spans two splits: every member takes the
-    split of its cluster's representative (or, where the representative has none, of the
-    cluster's first member that has one). ``split`` holds None for images not yet placed."""
-    cluster_id = np.asarray(cluster_id)
-    image_id = np.asarray(image_id, dtype=object)
-    split = np.asarray(split, dtype=object)
-    chosen: dict[int, object] = {}
-    is_representative = image_id == np.asarray(representative, dtype=object)
-    for c, s in zip(cluster_id[is_representative].tolist(), split[is_representative].tolist()):
-        if s is not None:
-            chosen[c] = s
-    for c, s in zip(cluster_id.tolist(), split.tolist()):
-        if s is not None:
-            chosen.setdefault(c, s)
-    return np.array([chosen.get(c) for c in cluster_id.tolist()], dtype=object)

@@ -1,6 +1,6 @@
 """Hash a folder of images in parallel: the dedupe stage on any image collection.
 
-Files are decoded by ``pipeline.hashing``'s rule (JPEG draft mode, upright), so their
+Files are decoded by ``pipeline.hashing``'s rule (JPEG draft mode, upright; ``hash_files``), so their
 hashes compare with the download stage's. A class folder layout (``<wnid>/<file>``, as
 ImageFolder and ILSVRC's train folders have it) gives each image its class; files at the
 top have none. A file Pillow cannot read is listed as a failure, not hashed.
@@ -9,19 +9,15 @@ top have none. A file Pillow cannot read is listed as a failure, not hashed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing
 from pathlib import Path
 
 import pyarrow as pa
-from PIL import Image
 from tqdm import tqdm
 
 from pipeline import schemas
-from pipeline.hashing import Hashes, hash_input, hashes_of_pixels
+from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, Hashes, hash_files
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-CHUNK = 32  # files per task sent to a local worker, hashed together
 RAY_CHUNK = 512  # files per Ray task
 
 
@@ -30,29 +26,8 @@ def image_files(folder: Path) -> list[str]:
     return sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
-        if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith(".")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
     )
-
-
-def hash_files(paths: list[Path]) -> list[tuple | str]:
-    """For each image file, (sha256, width, height, Hashes), or why it could not be read.
-    The files are decoded one by one, then hashed together (``hashes_of_pixels``)."""
-    read: list[tuple | str] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-            (width, height), pixels = hash_input(data)
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
-            read.append(f"{type(e).__name__}: {e}")
-            continue
-        read.append((hashlib.sha256(data).hexdigest(), width, height, pixels))
-    hashes = iter(hashes_of_pixels([r[3] for r in read if not isinstance(r, str)]))
-    return [r if isinstance(r, str) else (*r[:3], next(hashes)) for r in read]
-
-
-def hash_file(path: Path) -> tuple | str:
-    """``hash_files`` of one file."""
-    return hash_files([path])[0]
 
 
 def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
@@ -82,7 +57,7 @@ def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[
         if executor == "ray":
             results = _hash_on_ray(paths, bar)
         else:
-            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            chunks = [paths[i : i + FILES_PER_BATCH] for i in range(0, len(paths), FILES_PER_BATCH)]
             with contextlib.ExitStack() as stack:
                 if processes > 1 and len(chunks) > 1:
                     mapped = stack.enter_context(multiprocessing.get_context("spawn").Pool(processes)).imap(

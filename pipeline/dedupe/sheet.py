@@ -19,8 +19,9 @@ import pyarrow as pa
 from PIL import Image
 
 from pipeline.files import atomic_write_text
+from pipeline.nearcopies import MATCH_REASONS, DedupeSettings
 
-from .clusters import REASONS, Result, Settings
+from .clusters import Clustering
 
 CLUSTERS = 30  # clusters shown per section
 FAR_PAIRS = 40  # pairs shown near the radius
@@ -39,9 +40,9 @@ figcaption { overflow-wrap: anywhere; }
 
 def write(
     path: Path,
-    result: Result,
+    result: Clustering,
     hashes: pa.Table,
-    settings: Settings,
+    settings: DedupeSettings,
     load: Callable[[pa.Table, list[str]], dict[str, bytes]],
     clusters: int = CLUSTERS,
 ) -> None:
@@ -80,7 +81,7 @@ def write(
 
     pair_rows = "".join(
         f"<div class=row>{figure(int(pairs.left[k]))}{figure(int(pairs.right[k]))}"
-        f"<p>{pairs.distance[k]} bits apart ({REASONS[pairs.reason[k]]})</p></div>"
+        f"<p>{pairs.distance[k]} bits apart ({MATCH_REASONS[pairs.reason[k]]})</p></div>"
         for k in far
     )
     page = (

@@ -1,13 +1,13 @@
 """The dedupe stage: ``images/`` (or any folder, ``--src``) -> ``dedupe/hashes.parquet``,
-``dedupe/clusters.parquet``, ``dedupe/report.json`` and ``dedupe/contact_sheet.html``.
+``dedupe/clusters.parquet``, ``dedupe/contact_sheet.html`` and ``reports/dedupe.json``.
 
-Images from the download stage carry their hashes, so only a folder is decoded here.
+Images from the download stage carry their hashes, so only a folder is decoded here. The
+report's ``settings`` hold the radius and verify it ran with, so validate searches alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,21 +18,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import runner, schemas
+from pipeline import runner, schemas, store
 from pipeline.errors import InputError
-from pipeline.tables import read_table, write_table
+from pipeline.layout import DEDUPE, Layout, report_name
+from pipeline.nearcopies import DedupeSettings
+from pipeline.tables import read_table, write_report, write_table
 
 from . import sheet
-from .clusters import DROPPED, MEANING, Settings, cluster
+from .clusters import DROPPED, MEANING, cluster
 from .folder import hash_folder
 
-HELP = "find exact and near-duplicate images: dedupe/hashes.parquet, clusters.parquet, report.json, contact_sheet.html"
-OUTPUT = "dedupe"
+HELP = (
+    "find exact and near-duplicate images: dedupe/hashes.parquet, clusters.parquet, contact_sheet.html, "
+    "reports/dedupe.json"
+)
 SHOWN_FAILURES = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = Settings()
+    d = DedupeSettings()
     parser.add_argument(
         "--src",
         type=Path,
@@ -86,39 +90,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if not 0 <= args.radius < 64 or not 0 <= args.verify <= 64:
         raise InputError(f"--radius must be in 0..63 and --verify in 0..64, got {args.radius} and {args.verify}")
-    source = args.src if args.src is not None else args.workdir / "images"
+    source = args.src if args.src is not None else Layout(args.workdir).images
     if args.src is not None and not args.src.is_dir():
         raise InputError("not a folder", file=args.src)
-    if args.src is None and not sorted(source.glob("shard-*.parquet")):
-        raise InputError(
-            "no image shards (shard-*.parquet): run `make download` first, or give SRC=<folder>", file=source
-        )
-    settings = Settings(args.radius, args.verify)
+    if args.src is None:
+        store.require_shards(source, "run `make download` first, or give SRC=<folder>")
+    settings = DedupeSettings(args.radius, args.verify)
     inputs = tuple(p for p in (source, args.reference, args.labels) if p is not None)
+    recorded = {
+        **settings._asdict(),
+        "src": str(args.src),
+        "reference": str(args.reference),
+        "labels": str(args.labels),
+        "sheet_clusters": args.sheet_clusters,
+    }
     stage = runner.Stage(
         name="dedupe",
         workdir=args.workdir,
-        outputs=(OUTPUT,),
+        outputs=(DEDUPE, report_name("dedupe")),
         inputs=inputs,
-        settings={
-            **settings._asdict(),
-            "src": str(args.src),
-            "reference": str(args.reference),
-            "labels": str(args.labels),
-            "sheet_clusters": args.sheet_clusters,
-        },
+        settings=recorded,
     )
 
     def build(out: Path) -> str:
         return dedupe(
             source,
             args.src is not None,
-            out / OUTPUT,
+            Layout(out),
             settings,
             args.reference,
             args.labels,
             args.processes or os.cpu_count() or 1,
             args.sheet_clusters,
+            recorded,
             args.executor,
         )
 
@@ -128,15 +132,18 @@ def run(args: argparse.Namespace) -> None:
 def dedupe(
     source: Path,
     is_folder: bool,
-    out: Path,
-    settings: Settings,
+    out: Layout,
+    settings: DedupeSettings,
     reference: Path | None,
     labels: Path | None,
     processes: int,
     sheet_clusters: int,
+    recorded: dict,
     executor: str = "local",
 ) -> str:
-    out.mkdir(parents=True)
+    """Hash (a folder) or read (the store), cluster, and write the dedupe outputs under ``out``
+    (a build folder); ``recorded``: the stage's settings, for the report."""
+    out.dedupe.mkdir(parents=True)
     start = time.monotonic()
     failures = []
     if is_folder:
@@ -151,15 +158,15 @@ def dedupe(
         accepted=read_accepted(labels) if labels else None,
     )
     clustered = time.monotonic()
-    write_table(hashes, out / "hashes.parquet", schemas.HASHES)
-    write_table(result.table, out / "clusters.parquet", schemas.CLUSTERS)
-    report = dedupe_report(result.table, result.counts, settings, failures)
+    write_table(hashes, out.hashes, schemas.HASHES)
+    write_table(result.table, out.clusters, schemas.CLUSTERS)
+    report = dedupe_report(result.table, result.counts, recorded, failures)
     report["seconds"] = {
         "hashing" if is_folder else "reading": round(hashed - start, 2),
         "search_and_clusters": round(clustered - hashed, 2),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    sheet.write(out / "contact_sheet.html", result, hashes, settings, _bytes_loader(source, is_folder), sheet_clusters)
+    write_report(out.report("dedupe"), schemas.DEDUPE_REPORT, report)
+    sheet.write(out.contact_sheet, result, hashes, settings, _bytes_loader(source, is_folder), sheet_clusters)
     print_report(report)
     dropped = report["images"] - report["kept"]
     return (
@@ -174,12 +181,8 @@ def read_store(images: Path) -> pa.Table:
     order: a shard's rows are in arrival order, which differs from run to run, and the
     cluster numbering follows the row order."""
     columns = [n for n in schemas.HASHES.names if n != "location"]
-    parts = []
-    for path in sorted(images.glob("shard-*.parquet")):
-        table = read_table(path, schemas.IMAGES, columns=columns)
-        location = pa.array([f"images/{path.name}"] * table.num_rows, pa.string())
-        parts.append(table.add_column(2, "location", location))
-    return pa.concat_tables(parts).select(schemas.HASHES.names).cast(schemas.HASHES).sort_by("image_id")
+    table = store.read_images(images, columns, with_location=True)
+    return table.select(schemas.HASHES.names).cast(schemas.HASHES).sort_by("image_id")
 
 
 def read_reference(path: Path) -> pa.Table:
@@ -198,7 +201,7 @@ def read_accepted(path: Path) -> set[tuple[str, str]]:
     return set(zip(table.column("image_id").to_pylist(), table.column("wnid").to_pylist()))
 
 
-def dedupe_report(table: pa.Table, counts: dict, settings: Settings, failures: list) -> dict:
+def dedupe_report(table: pa.Table, counts: dict, settings: dict, failures: list) -> dict:
     wnid = table.column("wnid").to_pylist()
     reason = table.column("reason").to_pylist()
     keep = table.column("keep").to_pylist()
@@ -211,7 +214,7 @@ def dedupe_report(table: pa.Table, counts: dict, settings: Settings, failures: l
             c[r] += 1
     totals = Counter(r for r, k in zip(reason, keep) if not k)
     return {
-        "settings": settings._asdict(),
+        "settings": settings,
         "images": counts["images"],
         "kept": counts["kept"],
         "dropped": {r: totals[r] for r in DROPPED if totals[r]},
@@ -235,13 +238,13 @@ def print_report(report: dict) -> None:
     if report["conflicts"]:
         lines.append(
             f"dedupe: {len(report['conflicts'])} clusters span two classes (conflicts), listed in "
-            "report.json and the contact sheet for review"
+            f"{report_name('dedupe')} and the contact sheet for review"
         )
     failures = report["unreadable_files"]
     for f in failures[:SHOWN_FAILURES]:
         lines.append(f"dedupe: unreadable, skipped: {f['file']}: {f['error']}")
     if len(failures) > SHOWN_FAILURES:
-        lines.append(f"dedupe: and {len(failures) - SHOWN_FAILURES} more unreadable files (report.json)")
+        lines.append(f"dedupe: and {len(failures) - SHOWN_FAILURES} more unreadable files ({report_name('dedupe')})")
     print("\n".join(lines), file=sys.stderr)
 
 
