@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline import __version__, runner, schemas
+from pipeline import __version__, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import EXPORT, SPLITS, Layout
 from pipeline.tables import read_table
@@ -166,22 +166,7 @@ def file_names(split: str, rows: pd.DataFrame, prefix: str) -> list[str]:
     return [f"{prefix}_{split}_{i:08d}.JPEG" for i in n]
 
 
-def _store_shard(path: Path) -> pq.ParquetFile:
-    if not path.exists():
-        raise InputError("the manifests point at an image store shard that is missing", file=path)
-    try:
-        shard = pq.ParquetFile(path)
-    except pa.ArrowException as e:
-        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
-    for name in ("image_id", "image", "format"):
-        if (
-            name not in shard.schema_arrow.names
-            or shard.schema_arrow.field(name).type != schemas.IMAGES.field(name).type
-        ):
-            raise InputError(
-                f"not an image store shard: needs {name} ({schemas.IMAGES.field(name).type})", file=path, field=name
-            )
-    return shard
+STORE_COLUMNS = ["image_id", "image", "format"]
 
 
 def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[np.ndarray, pa.Array, pa.Array]]:
@@ -191,7 +176,7 @@ def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[n
     try:
         for location, group in rows.groupby("location", sort=True):
             path = workdir / location
-            shard = _store_shard(path)
+            shard = store.open_shard(path, STORE_COLUMNS)
             wanted = pd.Index(group.image_id.to_numpy())
             if not wanted.is_unique:
                 raise InputError(
@@ -288,7 +273,10 @@ class Spill:
 def spill(data: Dataset, rows: pd.DataFrame, folder: Path) -> Spill:
     """Every image of ``rows`` (in export order) read from the store into a Spill."""
     shards = {data.workdir / loc for loc in rows.location.unique()}
-    sizes = [(f.metadata, f.schema_arrow.get_field_index("image")) for f in map(_store_shard, shards)]
+    sizes = [
+        (f.metadata, f.schema_arrow.get_field_index("image"))
+        for f in (store.open_shard(p, STORE_COLUMNS) for p in shards)
+    ]
     stored = sum(m.row_group(g).column(c).total_compressed_size for m, c in sizes for g in range(m.num_row_groups))
     count = sum(m.num_rows for m, _ in sizes)
     result = Spill(folder, len(rows), stored / max(count, 1))

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
@@ -187,7 +186,7 @@ def check_images(workdir: Path, rows: pd.DataFrame) -> dict:
         wanted = defaultdict(list)
         for row in group.itertuples():
             wanted[row.image_id].append(row)
-        shard = pq.ParquetFile(path)
+        shard = store.open_shard(path, ["image_id", "image"])
         for batch in shard.iter_batches(batch_size=256, columns=["image_id", "image"]):
             for image_id, data in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
                 for row in wanted.pop(image_id, []):

@@ -13,11 +13,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import schemas
 from .errors import InputError
 from .layout import IMAGES, SHARD, SHARDS
-from .tables import TableWriter, read_table
+from .tables import TableWriter, check_schema, read_table
 
 ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
 SHARD_SIZE = 1000  # images per shard where the store is cut by count (the importer), as candidates parts are
@@ -66,6 +68,26 @@ def read_images(folder: Path, columns: list[str] | None = None, *, with_location
             fields.append(pa.field("location", pa.string()))
         return pa.schema(fields).empty_table()
     return pa.concat_tables(tables)
+
+
+def open_shard(path: Path, columns: list[str]) -> pq.ParquetFile:
+    """One shard, opened to stream ``columns`` batch by batch or row group by row group (the
+    image bytes of a whole store do not fit in memory); a shard that is missing, unreadable or
+    lacks a column is an error naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("an image store shard named by the manifests is missing", file=path)
+    check_schema(path, schemas.IMAGES, columns)
+    return pq.ParquetFile(path)
+
+
+def image_bytes(path: Path, image_ids: list[str]) -> dict[str, bytes]:
+    """The stored bytes of ``image_ids`` that shard ``path`` holds, read with a filter."""
+    open_shard(path, ["image_id", "image"]).close()
+    table = pq.read_table(
+        path, columns=["image_id", "image"], filters=pc.is_in(pc.field("image_id"), pa.array(image_ids, pa.string()))
+    )
+    return dict(zip(table.column("image_id").to_pylist(), table.column("image").to_pylist()))
 
 
 def empty_rows() -> dict[str, list]:

@@ -254,14 +254,10 @@ def _bytes_loader(source: Path, is_folder: bool):
     def load(hashes: pa.Table, ids: list[str]) -> dict[str, bytes]:
         if is_folder:
             return {i: (source / i).read_bytes() for i in ids}
-        wanted = pa.array(ids, pa.string())
-        rows = hashes.filter(pc.is_in(hashes.column("image_id"), wanted))
+        rows = hashes.filter(pc.is_in(hashes.column("image_id"), pa.array(ids, pa.string())))
         found = {}
         for location in set(rows.column("location").to_pylist()):
-            shard = pq.read_table(
-                source.parent / location, columns=["image_id", "image"], filters=pc.is_in(pc.field("image_id"), wanted)
-            )
-            found.update(zip(shard.column("image_id").to_pylist(), shard.column("image").to_pylist()))
+            found.update(store.image_bytes(source.parent / location, ids))
         return found
 
     return load
