@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         outputs=(MANIFESTS, report_name("manifests")),
         inputs=tuple(inputs),
         settings=settings,
-        version=2,  # 2: splits seeded by a digest of the wnid
+        version=3,  # 2: splits seeded by a digest of the wnid; 3: drawn over the images in image_id order
     )
     fingerprint = runner.fingerprint(stage)
 
@@ -125,7 +125,9 @@ def eligible_images(workdir: Layout, unverified: bool) -> pd.DataFrame:
             f"{int(images.keep.isna().sum())} images are not in dedupe's clusters: run `make dedupe` again",
             file=workdir.clusters,
         )
-    images = images[images.keep.astype(bool)]
+    # image_id order: the store's row order is the order downloads finished in, and the seeded
+    # draws of the splits must not depend on it.
+    images = images[images.keep.astype(bool)].sort_values("image_id")
     if unverified:
         return images.assign(confidence=None, votes=None, selection_frequency=None).reset_index(drop=True)
     labels = read_table(workdir.labels, schemas.LABELS).to_pandas()
@@ -133,7 +135,7 @@ def eligible_images(workdir: Layout, unverified: bool) -> pd.DataFrame:
         ["image_id", "wnid", "confidence", "votes_total", "selection_frequency"]
     ]
     images = images.merge(accepted, on=["image_id", "wnid"], how="inner").rename(columns={"votes_total": "votes"})
-    return images.reset_index(drop=True)
+    return images.sort_values("image_id").reset_index(drop=True)
 
 
 def build_manifests(

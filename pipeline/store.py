@@ -9,11 +9,11 @@ shard's path relative to the dataset folder (``images/shard-00003.parquet``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schemas
@@ -81,13 +81,18 @@ def open_shard(path: Path, columns: list[str]) -> pq.ParquetFile:
     return pq.ParquetFile(path)
 
 
-def image_bytes(path: Path, image_ids: list[str]) -> dict[str, bytes]:
-    """The stored bytes of ``image_ids`` that shard ``path`` holds, read with a filter."""
-    open_shard(path, ["image_id", "image"]).close()
-    table = pq.read_table(
-        path, columns=["image_id", "image"], filters=pc.is_in(pc.field("image_id"), pa.array(image_ids, pa.string()))
-    )
-    return dict(zip(table.column("image_id").to_pylist(), table.column("image").to_pylist()))
+def image_bytes(path: Path, image_ids: Collection[str]) -> dict[str, bytes]:
+    """The stored bytes of those of ``image_ids`` that shard ``path`` holds, reading only the
+    row groups that hold them (a few sample images must not cost a whole shard's bytes)."""
+    wanted = set(image_ids)
+    with open_shard(path, ["image_id", "image"]) as shard:
+        ids = shard.read(columns=["image_id"]).column("image_id").to_pylist()
+        rows = [i for i, image_id in enumerate(ids) if image_id in wanted]
+        ends = np.cumsum([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)])
+        groups = sorted({int(np.searchsorted(ends, r, side="right")) for r in rows})
+        table = shard.read_row_groups(groups, columns=["image_id", "image"])
+    found = zip(table.column("image_id").to_pylist(), table.column("image").to_pylist())
+    return {image_id: data for image_id, data in found if image_id in wanted}
 
 
 def empty_rows() -> dict[str, list]:

@@ -1,6 +1,8 @@
 """``python -m pipeline summary``: one table of every stage's figures, from the reports they left.
 
 The last step of ``make demo``; useful after any run. A stage that has not run shows a dash.
+Reports are read against their declarations (``pipeline.schemas``), so a renamed key fails
+here instead of showing a wrong figure.
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
+from . import schemas
+from .layout import Layout
 from .remote import data_location
+from .tables import read_report
 
 HELP = "print a table of every stage's figures for DATA/SUBSET"
 
@@ -20,15 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", default=os.environ.get("SUBSET", "demo"))
 
 
-def _report(workdir: Path, name: str) -> dict:
-    try:
-        return json.loads((workdir / name).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _latest_run(workdir: Path) -> dict:
-    runs = sorted((workdir / "runs").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+def _latest_run(layout: Layout) -> dict:
+    runs = sorted(layout.runs.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(runs[-1].read_text()) | {"path": str(runs[-1].parent)} if runs else {}
 
 
@@ -36,62 +33,60 @@ def _counts(counts: dict) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items()) if counts else "none"
 
 
-def rows(workdir: Path) -> list[tuple[str, str]]:
-    synsets = _report(workdir, "synsets_report.json")
-    candidates = _report(workdir, "candidates_report.json")
-    download = _report(workdir, "download_stats.json")
-    dedupe = _report(workdir, "dedupe/report.json")
-    annotation = _report(workdir, "annotation/report.json")
-    manifests = _report(workdir, "manifests/report.json")
-    validation = _report(workdir, "validation.json")
-    run = _latest_run(workdir)
-    table = [
-        ("synsets", f"{synsets['num_synsets']} classes of WordNet {synsets['wordnet']['version']}" if synsets else "-"),
-        ("candidates", f"{candidates['candidates']} from {candidates['source']}" if candidates else "-"),
-        (
-            "download",
-            f"{download['ok']} of {download['candidates']} ok ({download['ok_percent']}%); failures: "
-            + _counts({k: v for k, v in download["statuses"].items() if k != "ok"})
-            if download
-            else "-",
-        ),
-        (
-            "dedupe",
-            f"{dedupe['kept']} of {dedupe['images']} kept; dropped: {_counts(dedupe['dropped'])}; "
-            f"{len(dedupe['conflicts'])} conflicts"
-            if dedupe
-            else "-",
-        ),
-        (
-            "annotation",
-            f"{annotation['accepted']} accepted, {annotation['rejected']} rejected, "
-            f"{annotation['undecided']} undecided in {len(annotation['rounds'])} rounds, "
-            f"{annotation['mean_votes_per_image']} votes per image, "
-            f"{len(annotation['workers_excluded'])} of {annotation['workers']} workers excluded"
-            if annotation
-            else "-",
-        ),
-        (
-            "manifests",
-            f"{manifests['classes']} classes: "
-            + _counts(manifests["images"])
-            + ("" if manifests.get("verified") else " (UNVERIFIED labels)")
-            if manifests
-            else "-",
-        ),
-        (
-            "validate",
-            (
-                "all checks ok"
-                if all(c["ok"] for c in validation["checks"].values())
-                else "FAILED: " + ", ".join(k for k, c in validation["checks"].items() if not c["ok"])
-            )
-            if validation
-            else "-",
-        ),
-        ("baseline", _baseline(run) if run else "-"),
-        ("dataset card", str(workdir / "DATASET_CARD.md") if (workdir / "DATASET_CARD.md").exists() else "-"),
-    ]
+def _synsets(r: dict) -> str:
+    return f"{r['num_synsets']} classes of WordNet {r['wordnet']['version']}"
+
+
+def _candidates(r: dict) -> str:
+    return f"{r['candidates']} from {r['source']}"
+
+
+def _download(r: dict) -> str:
+    failures = {k: v for k, v in r["statuses"].items() if k != "ok"}
+    return f"{r['ok']} of {r['candidates']} ok ({r['ok_percent']}%); failures: {_counts(failures)}"
+
+
+def _dedupe(r: dict) -> str:
+    return f"{r['kept']} of {r['images']} kept; dropped: {_counts(r['dropped'])}; {len(r['conflicts'])} conflicts"
+
+
+def _annotation(r: dict) -> str:
+    return (
+        f"{r['accepted']} accepted, {r['rejected']} rejected, {r['undecided']} undecided in {len(r['rounds'])} "
+        f"rounds, {r['mean_votes_per_image']} votes per image, "
+        f"{len(r['workers_excluded'])} of {r['workers']} workers excluded"
+    )
+
+
+def _manifests(r: dict) -> str:
+    return f"{r['classes']} classes: {_counts(r['images'])}" + ("" if r["verified"] else " (UNVERIFIED labels)")
+
+
+def _validate(r: dict) -> str:
+    failed = [k for k, c in r["checks"].items() if not c["ok"]]
+    return "FAILED: " + ", ".join(failed) if failed else "all checks ok"
+
+
+# (row name, the stage whose report it reads, its declaration, what the row says of it)
+REPORT_ROWS = (
+    ("synsets", "synsets", schemas.SYNSETS_REPORT, _synsets),
+    ("candidates", "candidates", schemas.CANDIDATES_REPORT, _candidates),
+    ("download", "download", schemas.DOWNLOAD_REPORT, _download),
+    ("dedupe", "dedupe", schemas.DEDUPE_REPORT, _dedupe),
+    ("annotation", "annotate-import", schemas.ANNOTATE_IMPORT_REPORT, _annotation),
+    ("manifests", "manifests", schemas.MANIFESTS_REPORT, _manifests),
+    ("validate", "validate", schemas.VALIDATE_REPORT, _validate),
+)
+
+
+def rows(layout: Layout) -> list[tuple[str, str]]:
+    table = []
+    for name, stage, declaration, describe in REPORT_ROWS:
+        report = read_report(layout.report(stage), declaration, missing_ok=True)
+        table.append((name, describe(report) if report else "-"))
+    run = _latest_run(layout)
+    table.append(("baseline", _baseline(run) if run else "-"))
+    table.append(("dataset card", str(layout.card) if layout.card.exists() else "-"))
     return table
 
 
@@ -111,9 +106,9 @@ def _baseline(run: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    workdir = args.data / args.subset
-    table = rows(workdir)
+    layout = Layout(args.data / args.subset)
+    table = rows(layout)
     width = max(len(name) for name, _ in table)
-    print(f"synsetforge: {workdir}")
+    print(f"synsetforge: {layout.root}")
     for name, figures in table:
         print(f"  {name:<{width}}  {figures}")

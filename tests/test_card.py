@@ -1,5 +1,5 @@
-"""The dataset card: numbers from the stages' outputs, the politeness and verification warnings,
-unknown sections instead of failures, Pillow figures, and reruns that skip."""
+"""The dataset card: numbers from the stages' tables and reports, the politeness and verification
+warnings, unknown sections instead of failures, matplotlib figures, and reruns that skip."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from conftest import write_images, write_synsets
 from PIL import Image
 
 from manifests import card
+from manifests.card import figures as card_figures
 from pipeline import schemas
 from pipeline.cli import common_arguments
 from pipeline.errors import InputError
 from pipeline.imagehost.pictures import picture_jpeg
-from pipeline.tables import write_table
+from pipeline.layout import Layout
+from pipeline.tables import write_report, write_table
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 WNIDS = (A, B, C)
@@ -33,9 +34,9 @@ def run_card(workdir: Path, *options: str) -> None:
     card.run(args)
 
 
-def write_json(path: Path, doc: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
+def write_stage_report(workdir: Path, declaration: schemas.Report, doc: dict, stage: str | None = None) -> None:
+    """A report as its stage writes it: checked against its declaration, at ``reports/<stage>.json``."""
+    write_report(Layout(workdir).report(stage or declaration.stage), declaration, doc)
 
 
 def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=COUNTS) -> list[tuple[str, str]]:
@@ -66,7 +67,7 @@ def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=CO
                 "confidence": [None if verified == "no" else 0.995] * len(rows),
                 "votes": [None if verified == "no" else 3] * len(rows),
             },
-            workdir / "manifests" / f"{split}.parquet",
+            Layout(workdir).manifest(split),
             schemas.MANIFEST,
             metadata=meta,
         )
@@ -78,7 +79,7 @@ def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=CO
             "gloss": ["a test class"] * len(wnids),
             **{s: [n] * len(wnids) for s, n in counts.items()},
         },
-        workdir / "manifests" / "classes.parquet",
+        Layout(workdir).classes,
         schemas.CLASSES,
         metadata=meta,
     )
@@ -98,24 +99,49 @@ def politeness(optouts: bool = True, robots: bool = True) -> dict:
     }
 
 
-def write_download_stats(workdir: Path, **rules) -> None:
-    write_json(
-        workdir / "download_stats.json",
-        {
-            "candidates": 40,
-            "ok": 31,
-            "ok_percent": 77.5,
-            "statuses": {"ok": 31, "http_error": 3, "opted_out": 3, "disallowed_by_robots": 2, "blocked_domain": 1},
-            "bytes_received": 3_000_000,
-            "bytes_stored": 2_000_000,
+def download_report(**rules) -> dict:
+    return {
+        "settings": {
+            "normalise": {"max_side": 500, "min_side": 32, "quality": 90, "keep_original": False},
             "min_per_class": 1,
-            "classes_below_min": [],
-            "per_class": {w: {"candidates": 13, "ok": 10} for w in WNIDS},
-            "top_hosts": {"upload.example": {"ok": 31, "http_error": 3, "opted_out": 3}},
-            "status_meaning": {"ok": "fetched, decoded and stored"},
-            "politeness": politeness(**rules),
         },
-    )
+        "finished_at": "2026-01-01T12:00:00+0000",
+        "candidates": 40,
+        "ok": 31,
+        "ok_percent": 77.5,
+        "statuses": {"ok": 31, "http_error": 3, "opted_out": 3, "disallowed_by_robots": 2, "blocked_domain": 1},
+        "shards": 1,
+        "shards_this_run": 1,
+        "bytes_received": 3_000_000,
+        "bytes_stored": 2_000_000,
+        "worker_seconds_this_run": 1.5,
+        "min_per_class": 1,
+        "classes_below_min": [],
+        "per_class": {w: {"candidates": 13, "ok": 10} for w in WNIDS},
+        "top_hosts": {"upload.example": {"ok": 31, "http_error": 3, "opted_out": 3}},
+        "status_meaning": {"ok": "fetched, decoded and stored"},
+        "politeness": politeness(**rules),
+    }
+
+
+def annotation_report(n: int, agreement: dict | None) -> dict:
+    return {
+        "settings": {"method": "dynamic", "confidence": 0.99, "max_votes": 15, "min_worker_accuracy": 0.7},
+        "rounds": [1],
+        "votes": 3 * n,
+        "candidate_votes_counted": 3 * n,
+        "workers": 4,
+        "workers_excluded": ["w3", "w4"],
+        "images_asked": n,
+        "images_with_votes": n,
+        "accepted": n,
+        "rejected": 0,
+        "undecided": 0,
+        "mean_votes_per_image": 3.0,
+        "agreement": agreement,
+        "per_class": {},
+        "last_import": {},
+    }
 
 
 def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
@@ -136,8 +162,8 @@ def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
             }
             for name, value in row.items():
                 votes[name].append(value)
-    folder = workdir / "annotation"
-    write_table(votes, folder / "votes.parquet", schemas.VOTES)
+    layout = Layout(workdir)
+    write_table(votes, layout.votes, schemas.VOTES)
     n = len(written)
     write_table(
         {
@@ -152,7 +178,7 @@ def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
             "method": ["dynamic"] * n,
             "round": [1] * n,
         },
-        folder / "labels.parquet",
+        layout.labels,
         schemas.LABELS,
     )
     write_table(
@@ -164,24 +190,30 @@ def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
             "accuracy": [1.0, 5 / 6, 4 / 6, 2 / 6],
             "excluded": [False, False, True, True],
         },
-        folder / "workers.parquet",
+        layout.workers,
         schemas.WORKERS,
     )
-    write_json(
-        folder / "report.json",
+    # Counted votes (w3 excluded): w1 and w2 always agree, so every image is unanimous and
+    # kappa is undefined, as annotation computes it.
+    agreement = {"images": n, "observed": 1.0, "chance": 1.0, "yes_share": 1.0, "kappa": None, "unanimous": 1.0}
+    write_stage_report(workdir, schemas.ANNOTATE_IMPORT_REPORT, annotation_report(n, agreement))
+    packing = {"per_hit": 42, "positives": 3, "negatives": 3, "votes": 3, "votes_later": 2, "initial": 20}
+    write_stage_report(
+        workdir,
+        schemas.ANNOTATE_EXPORT_REPORT,
         {
-            "settings": {"method": "dynamic", "confidence": 0.99, "max_votes": 15, "min_worker_accuracy": 0.7},
-            "rounds": [1],
-            "votes": 3 * n,
-            "candidate_votes_counted": 3 * n,
-            "workers": 4,
-            "workers_excluded": ["w3", "w4"],
-            "images_asked": n,
-            "accepted": n,
-            "rejected": 0,
-            "undecided": 0,
-            "mean_votes_per_image": 3.0,
+            "settings": {"packing": {**packing, "initial_votes": 10, "seed": 0}, "formats": ["mturk"]},
+            "round": 1,
+            "hits": 3,
+            "images": n,
+            "answers_wanted": 9,
+            "votes_wanted": 3 * n,
+            "controls_per_hit": 0.0,
+            "hits_without_controls": 3,
+            "formats": ["mturk"],
+            "image_base_url": "http://127.0.0.1:8650/image",
         },
+        stage="annotate-export-1",
     )
 
 
@@ -194,19 +226,42 @@ def full(tmp_path) -> Path:
     write_images(
         workdir, [(image_id, wnid, picture_jpeg(wnid, k, 120, 90)) for k, (image_id, wnid) in enumerate(written)]
     )
-    write_json(
-        workdir / "synsets_report.json",
-        {"num_ancestor_pairs": 0, "lexnames": {"noun.artifact": 3}, "duplicate_names": {}},
-    )
-    write_json(
-        workdir / "candidates_report.json",
-        {"source": "commons", "candidates": 40, "classes": 3, "classes_without_candidates": []},
-    )
-    write_download_stats(workdir)
-    write_json(
-        workdir / "dedupe" / "report.json",
+    write_stage_report(
+        workdir,
+        schemas.SYNSETS_REPORT,
         {
-            "settings": {"radius": 10, "verify": 10},
+            "subset": "set",
+            "settings": {"wordnet": "3.0", "root": None, "leaves": False, "physical_only": True},
+            "wordnet": {"version": "3.0"},
+            "num_synsets": 3,
+            "num_ancestors": 20,
+            "num_is_a_edges": 25,
+            "num_ancestor_pairs": 0,
+            "ancestor_pairs": [],
+            "depth_histogram": {"9": 3},
+            "lexnames": {"noun.artifact": 3},
+            "duplicate_names": {},
+        },
+    )
+    write_stage_report(
+        workdir,
+        schemas.CANDIDATES_REPORT,
+        {
+            "settings": {"source": "commons", "max_per_class": 20},
+            "source": "commons",
+            "candidates": 40,
+            "shards": 1,
+            "classes": 3,
+            "classes_without_candidates": [],
+            "per_class": {w: 13 for w in WNIDS},
+        },
+    )
+    write_stage_report(workdir, schemas.DOWNLOAD_REPORT, download_report())
+    write_stage_report(
+        workdir,
+        schemas.DEDUPE_REPORT,
+        {
+            "settings": {"radius": 10, "verify": 10, "sheet_clusters": 30},
             "images": 31,
             "kept": 27,
             "dropped": {"near": 3, "conflict": 1},
@@ -214,8 +269,11 @@ def full(tmp_path) -> Path:
             "reason_meaning": {"near": "re-encoded, resized or recoloured"},
             "clusters_with_copies": 2,
             "largest_cluster": 3,
+            "verified_pairs": {"near": 3},
             "conflicts": [{"cluster_id": 7, "wnids": [A, B], "image_ids": ["x", "y"], "settled_in": None}],
             "unreadable_files": [],
+            "per_class": {},
+            "seconds": {},
         },
     )
     write_annotation(workdir, written)
@@ -223,12 +281,12 @@ def full(tmp_path) -> Path:
 
 
 def read_card(workdir: Path) -> str:
-    return (workdir / card.CARD).read_text()
+    return Layout(workdir).card.read_text()
 
 
 def figures(workdir: Path) -> dict[str, Image.Image]:
     found = {}
-    for path in sorted((workdir / card.FIGURES).glob("*.png")):
+    for path in sorted(Layout(workdir).card_figures.glob("*.png")):
         with Image.open(path) as image:
             image.load()  # decodes the whole file
             found[path.stem] = image.copy()
@@ -248,37 +306,70 @@ def test_full_card_states_the_numbers_and_draws_every_figure(full, capsys):
     assert (
         "| near | 3 | no |" in text and "Conflicts, clusters of copies under two or more classes: 1; 0 settled" in text
     )
+    assert "Settings: `radius=10`, `verify=10` (pHash bits" in text
     assert "4 workers" in text and "2 were excluded" in text
-    # Counted votes (w3 excluded): w1 and w2 always agree, so every image is unanimous and kappa is undefined.
-    assert "100.0% unanimous" in text
+    assert "100.0% unanimous" in text and "Fleiss' kappa undefined" in text
     assert "| cc-by 4.0 |" in text and "carry no licence" in text
     assert "stored as JPEG 21" in text
     for name in ("split_counts", "sources_licences", "download", "dedupe", "annotation", "samples-1"):
-        assert f"]({card.FIGURES}/{name}.png)" in text
+        assert f"](card/{name}.png)" in text
     drawn = figures(full)
     assert set(drawn) == {"split_counts", "sources_licences", "download", "dedupe", "annotation", "samples-1"}
     for name, image in drawn.items():
         assert 500 <= image.width <= 2000 and 100 <= image.height <= 3000, (name, image.size)
     samples = drawn["samples-1"]
-    assert samples.height >= 3 * card.THUMB and samples.width >= card.LABEL_COLUMN + 8 * card.THUMB
+    left, thumb = card_figures.LABEL_COLUMN, card_figures.THUMB
+    assert samples.height >= 3 * thumb and samples.width >= left + 8 * thumb
     # a thumbnail is the picture, not the grey placeholder
-    assert len(samples.crop((card.LABEL_COLUMN, 70, card.LABEL_COLUMN + card.THUMB, 130)).getcolors(10_000)) > 20
+    assert len(samples.crop((left, 80, left + thumb, 140)).getcolors(10_000)) > 20
     capsys.readouterr()
 
-    before = (full / card.CARD).stat().st_mtime_ns
+    before = Layout(full).card.stat().st_mtime_ns
     run_card(full)
     assert "card: up to date" in capsys.readouterr().err
-    assert (full / card.CARD).stat().st_mtime_ns == before
+    assert Layout(full).card.stat().st_mtime_ns == before
 
-    write_download_stats(full, optouts=False)
+    write_stage_report(full, schemas.DOWNLOAD_REPORT, download_report(optouts=False))
     run_card(full)
     assert "card: up to date" not in capsys.readouterr().err
     assert "Opt-outs were NOT respected" in read_card(full)
     assert not list(full.glob(".tmp-card-*"))
 
 
+def test_earlier_stages_settings_come_from_their_reports(full):
+    run_card(full)
+    text = read_card(full)
+    assert "Classes chosen with: `wordnet=3.0`, `leaves=False`, `physical_only=True` (subset `set`)." in text
+    assert "Settings: `source=commons`, `max_per_class=20`." in text
+    assert "the longer side brought down to 500 px, re-encoded as JPEG quality 90; images under 32 px" in text
+    assert "Downloaded: 2026-01-01T12:00:00+0000" in text
+    assert "HITs (round 1): 42 candidates plus 3 known positives and 3 known negatives" in text
+    assert "Settings: `method=dynamic`, `confidence=0.99`, `max_votes=15`, `min_worker_accuracy=0.7`." in text
+
+
+def test_agreement_is_the_annotation_reports(full):
+    n = len(WNIDS) * sum(COUNTS.values())
+    agreement = {"images": n, "observed": 0.8, "chance": 0.5, "yes_share": 0.5, "kappa": 0.6, "unanimous": 0.25}
+    write_stage_report(full, schemas.ANNOTATE_IMPORT_REPORT, annotation_report(n, agreement))
+    run_card(full)
+    assert (
+        f"Over the {n} images with two or more counted votes: 25.0% unanimous; 80.0% of pairs of votes on one "
+        "image agree (chance alone, with 50.0% yes votes: 50.0%); Fleiss' kappa 0.600"
+    ) in read_card(full)
+
+
+def test_a_renamed_report_key_fails_loudly(full):
+    report = download_report()
+    report["fetched"] = report.pop("ok")
+    Layout(full).report("download").write_text(json.dumps(report))
+    with pytest.raises(InputError) as error:
+        run_card(full)
+    assert "reports/download.json" in str(error.value) and "ok" in str(error.value)
+    assert not Layout(full).card.exists()
+
+
 def test_ignored_optouts_and_robots_are_said_plainly_at_the_top(full):
-    write_download_stats(full, optouts=False, robots=False)
+    write_stage_report(full, schemas.DOWNLOAD_REPORT, download_report(optouts=False, robots=False))
     run_card(full)
     text = read_card(full)
     top = text.split("## At a glance")[0]
@@ -296,10 +387,10 @@ def test_unverified_build_with_manifests_only_says_what_is_unknown(tmp_path):
     assert "Not for reporting accuracy" in text and "Stages that left their records here: manifests." in text
     assert "| train images | 12 |" in text
     for missing in (
-        "`download_stats.json` is absent",
-        "`dedupe/report.json` is absent",
-        "`annotation/report.json` is absent",
-        "`candidates_report.json` is absent",
+        "`reports/download.json` is absent",
+        "`reports/dedupe.json` is absent",
+        "`reports/annotate-import.json` is absent",
+        "`reports/candidates.json` is absent",
     ):
         assert f"_Unknown: {missing}" in text
     assert "politeness rules in force when the images were fetched are therefore unknown" in text
@@ -311,7 +402,7 @@ def test_unverified_build_with_manifests_only_says_what_is_unknown(tmp_path):
     assert "Sections with unknown facts: candidates, download, dedupe, labelling." in text
     drawn = figures(workdir)
     assert set(drawn) == {"split_counts", "sources_licences", "samples-1"}  # no store: placeholder tiles
-    assert drawn["samples-1"].height > 3 * card.THUMB
+    assert drawn["samples-1"].height > 3 * card_figures.THUMB
 
 
 def test_many_classes_draw_a_distribution_and_paged_samples(tmp_path):
@@ -332,26 +423,4 @@ def test_missing_manifests_is_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(InputError) as error:
         run_card(workdir)
     assert "manifests" in str(error.value) and "make manifests" in str(error.value)
-    assert not (workdir / card.CARD).exists() and not (workdir / card.FIGURES).exists()
-
-
-def test_agreement_is_fleiss_kappa_over_counted_votes():
-    rows = [
-        ("i1", "w1", True),
-        ("i1", "w2", True),
-        ("i1", "w3", True),
-        ("i1", "w4", True),
-        ("i2", "w1", True),
-        ("i2", "w2", True),
-        ("i2", "w3", False),
-        ("i2", "w4", False),
-        ("i2", "spammer", True),
-        ("i3", "w1", True),
-    ]  # i3 has one vote: no pair to agree on
-    votes = pd.DataFrame(rows, columns=["image_id", "worker_id", "answer"]).assign(wnid=A, kind="candidate")
-    workers = pd.DataFrame({"worker_id": ["w1", "spammer"], "excluded": [False, True]})
-    stats = card.agreement(votes, workers)
-    # pairs: i1 6 of 6 agree, i2 2 of 6; yes share 6/8, chance .75^2 + .25^2
-    assert stats["images"] == 2 and stats["unanimous"] == 0.5
-    assert stats["observed"] == pytest.approx(8 / 12)
-    assert stats["kappa"] == pytest.approx((8 / 12 - 0.625) / (1 - 0.625))
+    assert not Layout(workdir).card.exists() and not Layout(workdir).card_figures.exists()

@@ -112,6 +112,19 @@ def test_the_seed_and_the_sampling_rule_choose_the_held_out_images(pipeline, bui
     assert held_out("--sampling", "threshold", "--threshold", "0.9") == set()  # no image reaches 0.9
 
 
+def test_the_splits_do_not_depend_on_the_order_downloads_stored_the_images(pipeline, built):
+    def splits():  # drawn at random: no ranking by confidence to hide the order
+        assert manifests(pipeline, built, "--sampling", "threshold", "--train-max", "5").status == 0
+        return {s: [r["image_id"] for r in rows(Layout(built).manifest(s))] for s in SPLITS}
+
+    first = splits()
+    shard = Layout(built).images / "shard-00000.parquet"
+    table = pq.read_table(shard)
+    write_table(table.take(list(reversed(range(table.num_rows)))), shard, schemas.IMAGES)
+    assert pipeline("dedupe", "--data", built.parent, "--subset", built.name).status == 0
+    assert splits() == first
+
+
 def test_unverified_builds_say_so_and_missing_labels_are_a_clear_error(pipeline, built):
     layout = Layout(built)
     layout.labels.unlink()

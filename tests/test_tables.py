@@ -164,3 +164,16 @@ def test_the_image_store_is_written_and_read_with_its_locations(tmp_path):
 STORE_TEXT = {f.name: "" for f in schemas.IMAGES if pa.types.is_string(f.type) and f.name not in ("license",)} | {
     "license": None
 }
+
+
+def test_the_bytes_of_a_few_images_are_read_from_their_row_groups(tmp_path):
+    from conftest import write_images
+
+    from pipeline.imagehost.pictures import picture_jpeg
+
+    images = [(f"i{k:03d}", "n01440764", picture_jpeg("n01440764", k, 40, 30)) for k in range(300)]
+    shard = write_images(tmp_path, images)  # three row groups
+    wanted = {"i001", "i250", "absent"}
+    assert store.image_bytes(shard, wanted) == {i: data for i, _, data in images if i in wanted}
+    with pytest.raises(InputError, match="missing"):
+        store.image_bytes(tmp_path / "images" / "shard-00009.parquet", wanted)
