@@ -14,21 +14,27 @@ the first pass rounded to 8 bits before the second. Which pass comes first is Pi
 choice (``vertical_first``). The matrices are kept scaled by 2**-22 (exact: a power of
 two), so every product is a multiple of 2**-22 below 2**31, which float64 holds exactly
 whatever the order of the sums. tests/test_lanczos.py compares with ``Image.resize`` on
-hundreds of sizes and crops, both pass orders.
+hundreds of sizes and crops, both pass orders, on Pillow 10.1 to 13.0.
+
+A Pillow whose Resample.c rounds otherwise must not silently change every hash, so the first
+resize of a process compares the matrices with ``Image.resize`` on a small probe
+(``matches_pillow``, one to two milliseconds) and, where they differ, resizes through Pillow.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from PIL import __version__ as _pillow_version
+from PIL import Image
+from PIL import __version__ as PILLOW_VERSION
 
 PRECISION_BITS = 22  # 32 - 8 - 2, as Resample.c
 SUPPORT = 3.0  # LANCZOS: sinc windowed by sinc(x/3) on [-3, 3)
 _UNIT = 1.0 / (1 << PRECISION_BITS)
-_PILLOW_13 = int(_pillow_version.split(".")[0]) >= 13
+_PILLOW_13 = int(PILLOW_VERSION.split(".")[0]) >= 13
 
 
 def _lanczos(x: np.ndarray) -> np.ndarray:
@@ -126,6 +132,16 @@ def resize_sums(
 ) -> None:
     """``resize_many`` into ``out`` (float64 arrays of the sizes, (height, width)), all but the
     last rounding: ``round_sums`` finishes them, so a caller with many images rounds once."""
+    if matches_pillow():
+        _matrix_sums(pixels, sizes, boxes, out)
+    else:
+        _pillow_resizes(pixels, sizes, boxes, out)
+
+
+def _matrix_sums(
+    pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]], out: list[np.ndarray]
+) -> None:
+    """``resize_sums`` by the cached matrices."""
     height, width = pixels.shape
     plan = _plan(width, height, tuple(sizes), tuple(boxes))
     image = pixels.astype(np.float64)
@@ -148,3 +164,48 @@ def resize_many(
     out = [np.empty((h, w)) for w, h in sizes]
     resize_sums(pixels, sizes, boxes, out)
     return [round_sums(o) for o in out]
+
+
+def _pillow_resizes(
+    pixels: np.ndarray, sizes: list[tuple[int, int]], boxes: list[tuple[int, int, int, int]], out: list[np.ndarray]
+) -> None:
+    """``resize_sums`` by ``Image.resize`` itself, already rounded (``round_sums`` keeps them)."""
+    image = Image.fromarray(pixels)
+    for (width, height), box, sums in zip(sizes, boxes, out):
+        resized = image.crop(box).resize((width, height), Image.Resampling.LANCZOS)
+        sums[...] = np.frombuffer(resized.tobytes(), np.uint8).reshape(height, width)
+
+
+# The probe: (width, height) of noise images (every value 0..255, so the clipping too), each
+# resized whole to the hash sizes and less a border to one of them. The wide one halves its
+# width, the size where negative weights rounded as positive ones (trunc(k + 0.5)) show on any
+# pixels; the tall one, vertical pass first on Pillow 13, shrinks its height and enlarges its width.
+_PROBE_IMAGES = ((64, 48), (23, 61))
+_PROBE_SIZES = [(32, 32), (9, 8), (9, 8)]
+
+
+def _noise(width: int, height: int) -> np.ndarray:
+    """Fixed pseudo-random pixels, the top byte of Knuth's multiplicative hash of their index
+    (numpy.random's first use costs more than the whole probe)."""
+    n = np.arange(width * height, dtype=np.uint64)
+    return ((n * 2654435761 % 2**32) >> 24).astype(np.uint8).reshape(height, width)
+
+
+@cache
+def matches_pillow() -> bool:
+    """Whether the matrices give this Pillow's LANCZOS resizes on a small probe; checked once
+    per process. Where they differ it logs one warning and ``resize_sums`` resizes through
+    Pillow from then on."""
+    for width, height in _PROBE_IMAGES:
+        pixels = _noise(width, height)
+        boxes = [(0, 0, width, height)] * 2 + [(1, 1, width - 1, height - 1)]
+        ours, pillows = ([np.empty((h, w)) for w, h in _PROBE_SIZES] for _ in range(2))
+        _matrix_sums(pixels, _PROBE_SIZES, boxes, ours)
+        _pillow_resizes(pixels, _PROBE_SIZES, boxes, pillows)
+        if not all(np.array_equal(round_sums(a), b) for a, b in zip(ours, pillows)):
+            logging.getLogger(__name__).warning(
+                "Pillow %s resizes other than pipeline.lanczos's matrices: hashing resizes through Pillow (slower)",
+                PILLOW_VERSION,
+            )
+            return False
+    return True

@@ -1,16 +1,19 @@
 """Our pHash and dHash are imagehash's, bit for bit, on generated pictures and (when ../shared is
-there) real photos; the mirror hashes are the hashes of the mirror image."""
+there) real photos; the mirror hashes are the hashes of the mirror image. Plain JPEGs decode
+straight through simplejpeg to Pillow's pixels, and where simplejpeg's decode does not match
+Pillow's on the probe, through Pillow."""
 
 from __future__ import annotations
 
 import io
+import logging
 
 import imagehash
 import pytest
 from conftest import jpeg
 from PIL import Image, ImageOps
 
-from pipeline.dedupe.folder import hash_files
+from pipeline import hashing
 from pipeline.hashing import (
     _has_app1,
     _pillow_input,
@@ -20,15 +23,18 @@ from pipeline.hashing import (
     decode_for_hash,
     dhash64,
     grey_pixels,
+    hash_files,
     hash_input,
     hashes_of,
     hashes_of_bytes,
     hashes_of_pixels,
     hex_of,
     inner_box,
+    libjpeg_matches_pillow,
     phash64,
 )
 from pipeline.imagehost.pictures import picture_jpeg
+from pipeline.lanczos import PILLOW_VERSION
 
 
 def pictures() -> list[Image.Image]:
@@ -181,3 +187,37 @@ def test_plain_real_photos_decode_to_pillows_pixels(shared):
         plain += straight(data)
         assert_same_input(data)
     assert plain >= 150, plain  # most photos are decoded straight
+
+
+@pytest.fixture
+def fresh_probe():
+    """The probe runs anew in the test, and again for the tests after it."""
+    libjpeg_matches_pillow.cache_clear()
+    yield
+    libjpeg_matches_pillow.cache_clear()
+
+
+def test_simplejpeg_matches_this_pillow_on_the_probe(fresh_probe, caplog):
+    assert libjpeg_matches_pillow()
+    assert not caplog.records
+
+
+def test_a_simplejpeg_decode_unlike_pillows_makes_hashing_decode_through_pillow(fresh_probe, monkeypatch, caplog):
+    """Every pixel off by one on the probe: one warning naming the Pillow version, then Pillow's
+    pixels and hashes for plain JPEGs too."""
+    exact = hashing._libjpeg_grey
+
+    def off_by_one(*args):
+        pixels = exact(*args)
+        return None if pixels is None else pixels ^ 1
+
+    monkeypatch.setattr(hashing, "_libjpeg_grey", off_by_one)
+    image = Image.open(io.BytesIO(picture_jpeg("n03000684", 4))).convert("RGB")
+    for data in (jpeg(image, quality=90), jpeg(image.resize((150, 130)).convert("L"), quality=85)):
+        size = _plain_jpeg_size(data)
+        assert size is not None and (_scaled_grey(data, *size) != _pillow_input(data)[1]).all()
+        assert_same_input(data)
+        assert hashes_of_bytes(data) == hashes_of_pixels([_pillow_input(data)[1]])[0]
+    assert not libjpeg_matches_pillow()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and PILLOW_VERSION in warnings[0].getMessage()
