@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.errors import InputError, PipelineError
 from pipeline.remote import Remote, data_location
 
-ARCHS = ("alexnet", "caffenet")
+ARCHS = ("alexnet", "caffenet")  # model.ARCHS, spelled here so that --help works without PyTorch
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(format_summary(args.arch, summary(args.arch, args.classes, size), size))
             return 0
-        from .train import Config, evaluate_run, train
+        from .config import Config
+        from .evaluate import evaluate_run
+        from .train import train
 
         remote = Remote.of(args.data, args.subset)
         if remote is not None:  # work in the local mirror of <url>/<subset>, published after the run

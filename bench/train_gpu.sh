@@ -12,7 +12,7 @@
 #    Pillow in DataLoader workers (--decode cpu) and with nvJPEG batches on the GPU (--decode
 #    gpu): images/s, the share of time the loop waited for data, peak GPU memory.
 #
-# Needs python3 with torch (CUDA), numpy, pyarrow and Pillow; torchvision for --decode gpu.
+# Needs python3 with torch (CUDA), numpy, pyarrow, Pillow, matplotlib and tqdm; torchvision for --decode gpu.
 # Packages the machine lacks travel as wheels in .whl/ (see /work/.library/device/README.md):
 #   bash bench/train_gpu.sh                       # on the GPU machine, from the repository root
 #   IMAGES=8192 STEPS=30 bash bench/train_gpu.sh  # smaller
@@ -42,7 +42,7 @@ fi
 
 $PY - <<'PYTHON'
 import importlib.util, os, sys
-missing = [m for m in ("torch", "numpy", "pyarrow", "PIL") if importlib.util.find_spec(m) is None]
+missing = [m for m in ("torch", "numpy", "pyarrow", "PIL", "matplotlib", "tqdm") if importlib.util.find_spec(m) is None]
 if missing:
     sys.exit(f"missing: {', '.join(missing)}: carry them as wheels in .whl/")
 import torch

@@ -1,4 +1,4 @@
-"""The AlexNet baseline (issue 7): model shapes and counts, ILSVRC's error, data reading, training."""
+"""The AlexNet baseline: model shapes and counts, ILSVRC's error, data reading, training."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,14 +19,24 @@ torch = pytest.importorskip(
 from conftest import write_images  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from baseline import data as D  # noqa: E402
+from baseline import __main__ as command_line  # noqa: E402
+from baseline import model as models  # noqa: E402
 from baseline.__main__ import main  # noqa: E402
+from baseline.config import Config  # noqa: E402
+from baseline.dataset import Blobs  # noqa: E402
+from baseline.loaders import Batches, CropDataset, StreamDataset  # noqa: E402
+from baseline.manifests import load_dataset  # noqa: E402
 from baseline.metrics import guess_error, topk_error, topk_wrong  # noqa: E402
 from baseline.model import alexnet, caffenet, count_parameters, smallest_input, summary  # noqa: E402
-from baseline.train import Config, train  # noqa: E402
-from pipeline import schemas  # noqa: E402
+from baseline.plot import curves  # noqa: E402
+from baseline.run_folder import input_state  # noqa: E402
+from baseline.stats import IMAGENET_STATS  # noqa: E402
+from baseline.train import train  # noqa: E402
+from baseline.transforms import View, crop, crops_on_device, pillow_decoder  # noqa: E402
+from pipeline import schemas, store  # noqa: E402
 from pipeline.errors import InputError  # noqa: E402
 from pipeline.imagehost.pictures import picture_jpeg  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
 from pipeline.tables import write_table  # noqa: E402
 
 # torchvision.models.alexnet().state_dict(): names and shapes, in order
@@ -93,6 +104,10 @@ def test_receptive_fields_strides_and_macs(capsys):
     assert " 195 " in out and " 32 " in out
 
 
+def test_the_command_line_offers_the_models_architectures():
+    assert command_line.ARCHS == models.ARCHS  # spelled twice so that --help needs no PyTorch
+
+
 def test_small_inputs_and_any_class_count():
     assert smallest_input("alexnet") == 63 and smallest_input("caffenet") == 67
     model = alexnet(7).eval()
@@ -134,6 +149,7 @@ WNIDS = ["n01440764", "n02102040", "n02979186"]  # three demo looks far apart in
 def make_dataset(root: Path, per_class: int = 12, val_per_class: int = 4, extra_rows: list[dict] | None = None) -> Path:
     """<root>/tiny: an image-store shard and manifests (MANIFEST and CLASSES columns)."""
     folder = root / "tiny"
+    layout = Layout(folder)
     images, rows = [], {"train": [], "val": []}
     for label, wnid in enumerate(WNIDS):
         for n in range(per_class + val_per_class):
@@ -145,7 +161,7 @@ def make_dataset(root: Path, per_class: int = 12, val_per_class: int = 4, extra_
                     "image_id": image_id,
                     "label": label,
                     "wnid": wnid,
-                    "location": "images/shard-00000.parquet",
+                    "location": store.location(store.shard_path(layout.images, 0)),
                     "width": 96,
                     "height": 72,
                     "sha256": "0" * 64,
@@ -162,7 +178,7 @@ def make_dataset(root: Path, per_class: int = 12, val_per_class: int = 4, extra_
     for split, members in rows.items():
         write_table(
             {name: [r[name] for r in members] for name in schemas.MANIFEST.names},
-            folder / "manifests" / f"{split}.parquet",
+            layout.manifest(split),
             schemas.MANIFEST,
         )
     write_table(
@@ -175,7 +191,7 @@ def make_dataset(root: Path, per_class: int = 12, val_per_class: int = 4, extra_
             "val": [val_per_class] * 3,
             "test": [0] * 3,
         },
-        folder / "manifests" / "classes.parquet",
+        layout.classes,
         schemas.CLASSES,
     )
     return folder
@@ -218,6 +234,7 @@ def runs(tmp_path_factory):
     shutil.rmtree(root)  # two AlexNet runs' weights and checkpoints: 1.3 GB
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_its_outputs(runs):
     root, result, _ = runs
     run = root / "tiny" / "runs" / "whole"
@@ -247,6 +264,7 @@ def test_training_learns_and_writes_its_outputs(runs):
     assert metrics["skipped_rows"] == 0
 
 
+@pytest.mark.slow
 def test_resume_matches_an_uninterrupted_run(runs):
     root, whole, parts = runs
     a = torch.load(root / "tiny" / "runs" / "whole" / "checkpoint.pt", weights_only=False)
@@ -260,6 +278,7 @@ def test_resume_matches_an_uninterrupted_run(runs):
     assert whole["val"] == parts["val"]
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_skipped_when_current_and_never_overwritten(runs, capsys):
     root = runs[0]
     before = (root / "tiny" / "runs" / "whole" / "metrics.json").read_bytes()
@@ -309,11 +328,11 @@ def bad_row(**kw) -> dict:
 def test_label_out_of_range_names_the_row(tmp_path, capsys):
     make_dataset(tmp_path, per_class=3, val_per_class=1, extra_rows=[bad_row(label=7)])
     with pytest.raises(InputError) as error:
-        D.load_dataset(tmp_path / "tiny")
+        load_dataset(tmp_path / "tiny")
     assert "train.parquet: row 9: label 7: outside the 3 classes" in str(error.value)
     assert main(["train", "--data", str(tmp_path), "--subset", "tiny", "--device", "cpu"]) == 2
     assert "row 9: label 7" in capsys.readouterr().err
-    data = D.load_dataset(tmp_path / "tiny", skip_bad=True)
+    data = load_dataset(tmp_path / "tiny", skip_bad=True)
     assert data.skipped == {"bad label": 1} and len(data.splits["train"]) == 9
 
 
@@ -325,11 +344,55 @@ def test_missing_shard_names_the_row(tmp_path):
         extra_rows=[bad_row(image_id="gone", location="images/shard-00009.parquet")],
     )
     with pytest.raises(InputError) as error:
-        D.load_dataset(tmp_path / "tiny")
+        load_dataset(tmp_path / "tiny")
     assert "row 9: location 'images/shard-00009.parquet': no such image shard" in str(error.value)
-    assert D.load_dataset(tmp_path / "tiny", skip_bad=True).skipped == {"missing shard": 1}
+    assert load_dataset(tmp_path / "tiny", skip_bad=True).skipped == {"missing shard": 1}
 
 
+def test_without_manifests_the_trainer_says_to_run_the_manifests_stage(tmp_path, capsys):
+    folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
+    shutil.rmtree(folder / "manifests")  # an image store, annotation or not: still no splits to train on
+    with pytest.raises(InputError) as error:
+        load_dataset(folder)
+    assert str(error.value) == (
+        f"{folder / 'manifests' / 'train.parquet'}: no train manifest: run make manifests "
+        "(make manifests UNVERIFIED=1 without annotation)"
+    )
+    assert main(["train", "--data", str(tmp_path), "--subset", "tiny", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.parquet: no train manifest: run make manifests" in err
+    assert not (folder / "runs").exists()
+
+
+def test_a_run_fingerprints_the_manifests_and_their_report(tmp_path):
+    folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
+    report = folder / "reports" / "manifests.json"
+    report.parent.mkdir()
+    report.write_text("{}\n")
+    named = [Path(name).relative_to(folder).as_posix() for name, _, _ in input_state(config(tmp_path))]
+    assert named == [
+        "manifests/classes.parquet",
+        "manifests/train.parquet",
+        "manifests/val.parquet",
+        "reports/manifests.json",
+    ]
+    packed = [name for name, _, _ in input_state(config(tmp_path, packed=folder / "manifests"))]
+    assert "reports/manifests.json" not in " ".join(packed)
+
+
+def test_curves_are_drawn_with_gaps_where_an_epoch_lacks_a_value(tmp_path):
+    history = [
+        {"epoch": 1, "train_loss": 2.3, "train_top1_error": 0.9, "val_loss": None, "val_top1_error": None},
+        {"epoch": 2, "train_loss": 1.1, "train_top1_error": 0.5, "val_loss": 1.4, "val_top1_error": 0.6},
+        {"epoch": 3, "train_loss": float("nan"), "train_top1_error": 0.4, "val_top5_error": 0.1},
+    ]
+    curves(history, tmp_path / "curves.png")
+    image = Image.open(tmp_path / "curves.png")
+    assert image.format == "PNG" and image.size == (1100, 400)
+    assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # lines and text, not blank
+
+
+@pytest.mark.slow
 def test_unreadable_image_names_the_row_or_is_skipped(tmp_path):
     folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
     shard = folder / "images" / "shard-00000.parquet"
@@ -361,14 +424,14 @@ def test_packed_export_and_streaming_give_the_same_crops(tmp_path):
             {"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(n)], pa.int64())}
         )
         pq.write_table(table, packed / f"{split}-00000-of-00001.parquet", row_group_size=3)
-    data = D.load_dataset(tmp_path, packed=tmp_path / "packed")
+    data = load_dataset(tmp_path, packed=tmp_path / "packed")
     assert data.origin == "packed" and len(data.classes) == 3
     assert {n: len(s) for n, s in data.splits.items()} == {"train": 8, "val": 3}
     split = data.splits["train"]
-    view = D.View("train", 64, 73, seed=3, epoch=1)
-    memory = D.CropDataset(split, D.Blobs.load(data, split), view)
+    view = View("train", 64, 73, seed=3, epoch=1)
+    memory = CropDataset(split, Blobs.load(data, split), view)
     in_memory = {memory[i][2]: memory[i][0] for i in range(len(split))}
-    streamed = {s[2]: s[0] for s in D.StreamDataset(data, split, view, shuffle=True)}
+    streamed = {s[2]: s[0] for s in StreamDataset(data, split, view, shuffle=True)}
     assert sorted(streamed) == list(range(8))
     assert all(torch.equal(in_memory[i], streamed[i]) for i in range(8))
     assert in_memory[0].shape == (1, 3, 64, 64) and in_memory[0].dtype == torch.uint8
@@ -381,18 +444,18 @@ def test_tensor_crops_match_pillow_crops():
     for (width, height), tolerance in (((96, 72), 0.5), ((200, 150), 6)):
         blob = picture_jpeg(WNIDS[0], 5, width, height)
         for mode in ("center", "tencrop", "train"):
-            view = D.View(mode, 64, 73, seed=0, epoch=0)
-            pillow, _ = D.crop(blob, view, 11)
+            view = View(mode, 64, 73, seed=0, epoch=0)
+            pillow, _ = crop(blob, view, 11)
             boxes, flip, _ = view.boxes(width, height, 11)
-            images = D.pillow_decoder([torch.frombuffer(bytearray(blob), dtype=torch.uint8)], "cpu")
-            tensor = D.crops_on_device(images, torch.tensor([boxes]), torch.tensor([flip]), 64)[0]
+            images = pillow_decoder([torch.frombuffer(bytearray(blob), dtype=torch.uint8)], "cpu")
+            tensor = crops_on_device(images, torch.tensor([boxes]), torch.tensor([flip]), 64)[0]
             diff = (tensor.float() - torch.from_numpy(pillow).permute(0, 3, 1, 2).float()).abs().mean()
             assert diff < tolerance, (width, mode, diff)
 
 
 def test_crops_are_seeded_by_sample_and_epoch():
     def draw(epoch: int, index: int) -> str:
-        boxes, flip, alpha = D.View("train", 64, 73, seed=0, epoch=epoch).boxes(300, 200, index)
+        boxes, flip, alpha = View("train", 64, 73, seed=0, epoch=epoch).boxes(300, 200, index)
         return f"{boxes} {flip} {alpha.tolist()}"
 
     assert draw(2, 5) == draw(2, 5)
@@ -403,17 +466,15 @@ def test_crops_are_seeded_by_sample_and_epoch():
 def test_gpu_decoding_path_runs_on_the_cpu(tmp_path):
     """The --decode gpu path (raw bytes to the device, batched decoding, crops there) with
     Pillow standing in for nvJPEG: the same batches as the workers' path, bad images reported."""
-    from baseline.train import Batches
-
     make_dataset(tmp_path, per_class=3, val_per_class=1)
-    data = D.load_dataset(tmp_path / "tiny")
+    data = load_dataset(tmp_path / "tiny")
     split = data.splits["train"]
-    blobs = D.Blobs.load(data, split)
+    blobs = Blobs.load(data, split)
     blobs.array = pa.array([blobs[i] if i != 4 else b"junk" for i in range(len(split))], pa.large_binary())
     for mode in ("train", "tencrop"):
-        view = D.View(mode, 64, 73, seed=0, epoch=0)
+        view = View(mode, 64, 73, seed=0, epoch=0)
         made = {}
-        for decode in (None, D.pillow_decoder):
+        for decode in (None, pillow_decoder):
             bad: set[int] = set()
             batches = Batches(
                 data,
@@ -423,7 +484,7 @@ def test_gpu_decoding_path_runs_on_the_cpu(tmp_path):
                 batch=4,
                 workers=0,
                 device=torch.device("cpu"),
-                stats=D.IMAGENET_STATS,
+                stats=IMAGENET_STATS,
                 shuffle=False,
                 decode=decode,
                 skip_bad=True,
@@ -431,5 +492,5 @@ def test_gpu_decoding_path_runs_on_the_cpu(tmp_path):
             )
             made[decode] = torch.cat([x for x, _, _ in batches])
             assert bad == {4}
-        assert made[None].shape == made[D.pillow_decoder].shape == (8, 1 if mode == "train" else 10, 3, 64, 64)
-        assert (made[None] - made[D.pillow_decoder]).abs().mean() < 0.1  # normalised units
+        assert made[None].shape == made[pillow_decoder].shape == (8, 1 if mode == "train" else 10, 3, 64, 64)
+        assert (made[None] - made[pillow_decoder]).abs().mean() < 0.1  # normalised units

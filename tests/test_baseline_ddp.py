@@ -19,8 +19,12 @@ torch = pytest.importorskip(
 
 from test_baseline import WNIDS, make_dataset  # noqa: E402
 
-from baseline import data as D  # noqa: E402
-from baseline.train import Batches, weights_digest  # noqa: E402
+from baseline.dataset import Blobs, row_groups  # noqa: E402
+from baseline.ddp import rank_part, rank_rows, weights_digest  # noqa: E402
+from baseline.loaders import Batches  # noqa: E402
+from baseline.manifests import load_dataset  # noqa: E402
+from baseline.stats import IMAGENET_STATS  # noqa: E402
+from baseline.transforms import View  # noqa: E402
 from pipeline.imagehost.pictures import picture_jpeg  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +88,7 @@ def check_parts(parts: list[list[int]], count: int) -> None:
 def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
     for count in (1, 2, 7, 36, 101):
         for world in (1, 2, 3, 8):
-            check_parts([D.rank_part(count, rank, world).tolist() for rank in range(world)], count)
+            check_parts([rank_part(count, rank, world).tolist() for rank in range(world)], count)
 
     # a packed split of 11 rows in row groups of 3: in memory (a sampler) and streamed (each
     # rank reading its own row groups, in two worker processes) every rank gets its rows
@@ -97,15 +101,15 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
         packed / "train-00000-of-00001.parquet",
         row_group_size=3,
     )
-    data = D.load_dataset(tmp_path, packed=tmp_path / "packed")
+    data = load_dataset(tmp_path, packed=tmp_path / "packed")
     split = data.splits["train"]
-    groups = D.row_groups(data, split)
+    groups = row_groups(data, split)
     assert len(groups) == 4
-    blobs = D.Blobs.load(data, split)
+    blobs = Blobs.load(data, split)
     for world in (2, 3):
         for epoch in (0, 1):
-            view = D.View("train", 64, 73, seed=5, epoch=epoch)
-            parts = [D.rank_rows(groups, view, rank, world).tolist() for rank in range(world)]
+            view = View("train", 64, 73, seed=5, epoch=epoch)
+            parts = [rank_rows(groups, view, rank, world).tolist() for rank in range(world)]
             check_parts(parts, 11)
             for rank, part in enumerate(parts):
                 for memory, workers in ((blobs, 0), (None, 2)):
@@ -117,7 +121,7 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
                         batch=2,
                         workers=workers,
                         device=torch.device("cpu"),
-                        stats=D.IMAGENET_STATS,
+                        stats=IMAGENET_STATS,
                         shuffle=True,
                         decode=None,
                         skip_bad=False,
@@ -126,13 +130,14 @@ def test_rank_parts_are_equal_disjoint_and_cover_the_epoch(tmp_path):
                     )
                     got = [int(i) for _, _, indices in batches for i in indices]
                     assert sorted(got) == sorted(part), (world, epoch, rank, memory is None)
-    view = lambda epoch: D.View("train", 64, 73, seed=5, epoch=epoch)  # noqa: E731
-    assert len({tuple(D.rank_rows(groups, view(e), 0, 2)) for e in range(6)}) > 1  # a new part each epoch
+    view = lambda epoch: View("train", 64, 73, seed=5, epoch=epoch)  # noqa: E731
+    assert len({tuple(rank_rows(groups, view(e), 0, 2)) for e in range(6)}) > 1  # a new part each epoch
 
 
 # --------------------------------------------------------------------------- two processes
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model_on_disjoint_parts(tmp_path):
     make_dataset(tmp_path)  # 36 training rows, 12 val
     args = [

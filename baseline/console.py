@@ -1,0 +1,71 @@
+"""What the trainer prints: a line per epoch, a line per scored split, the progress bar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def quiet(message: str) -> None:
+    """The log of a rank other than 0: rank 0 alone prints."""
+
+
+def pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    line = (
+        f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, top-1 error {pct(row['train_top1_error'])}, "
+        f"lr {row['lr']:.3g}, {row['images_per_s'] or 0:.0f} img/s, waiting for data {pct(row['data_wait_share'])}"
+    )
+    if "val_top1_error" in row:
+        line += (
+            f"; val loss {row['val_loss']:.3f}, top-1 error {pct(row['val_top1_error'])}, "
+            f"top-5 error {pct(row['val_top5_error'])}"
+        )
+    return line
+
+
+def split_line(name: str, scores: dict, chance: float | None = None) -> str:
+    """A split's top-1 and top-5 error on centre crops and 10-crops (``evaluate.score_splits``)."""
+    top1, top5 = scores["top1_error"], scores["top5_error"]
+    return (
+        f"{name} ({scores['images']} images): top-1 error {pct(top1['center'])} centre, "
+        f"{pct(top1['ten_crop'])} 10-crop; top-5 error {pct(top5['center'])} centre, {pct(top5['ten_crop'])} 10-crop"
+        + (f" (chance {pct(chance)})" if chance is not None else "")
+    )
+
+
+def _class(entry: dict) -> str:
+    return entry["wnid"] if entry["name"] == entry["wnid"] else f"{entry['wnid']} {entry['name']}"
+
+
+def final_lines(result: dict, run: Path) -> str:
+    lines = [split_line(name, result[name], result["chance_top1_error"]) for name in ("val", "test") if name in result]
+    if result.get("worst_classes"):
+        w = result["worst_classes"][0]
+        other = w["most_confused_with"]
+        lines.append(
+            f"worst class: {_class(w)} {pct(w['accuracy'])}"
+            + (f", most often taken for {_class(other)}" if other else "")
+        )
+    if result["skipped_rows"]:
+        lines.append(f"skipped {result['skipped_rows']} bad rows: {result['skipped']}")
+    lines.append(f"wrote {run}/metrics.json")
+    return "\n".join(lines)
+
+
+def progress_bar(total: int, description: str, enabled: bool):
+    """A tqdm bar of images, or None (disabled, or tqdm missing: the epoch line says it all)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit="img", leave=False, disable=None, smoothing=0.1)

@@ -1,0 +1,209 @@
+"""What the trainer knows of a dataset: its classes, and for each split where every sample's
+bytes are (a Parquet shard and a row in it) and its label.
+
+``manifests.load_dataset`` builds a ``DataSet`` from the manifests stage's tables or from a
+packed export; ``Blobs`` then reads a split's encoded images into memory when they fit, and
+``row_groups`` groups a split by the Parquet row groups that hold its bytes, for streaming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import InputError
+
+
+@dataclass
+class Classes:
+    wnids: list[str]
+    names: list[str]
+    source: str  # where they came from, for messages
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+
+def read_classes(path: Path) -> Classes:
+    """The manifests stage's ``classes.parquet`` (label, wnid, name), labels 0..N-1."""
+    table = pq.read_table(path)
+    for name in ("label", "wnid"):
+        if name not in table.column_names:
+            raise InputError("column missing from the classes table", file=path, field=name)
+    table = table.sort_by("label")
+    labels = table.column("label").to_pylist()
+    if labels != list(range(len(labels))):
+        row = next(i for i, v in enumerate(labels) if v != i)
+        raise InputError("labels must run 0, 1, ... N-1", file=path, row=row, field="label", value=labels[row])
+    wnids = table.column("wnid").to_pylist()
+    names = table.column("name").to_pylist() if "name" in table.column_names else wnids
+    return Classes(wnids, names, str(path))
+
+
+@dataclass
+class Shard:
+    """One Parquet file holding image bytes (image-store shard or packed shard)."""
+
+    path: Path
+    nested: bool  # image is struct<bytes, path> (packed) rather than binary (image store)
+    group_starts: np.ndarray  # first row of each row group, plus the row count at the end
+    group_bytes: np.ndarray  # uncompressed size of the image column per row group
+
+    @classmethod
+    def open(cls, path: Path) -> Shard:
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
+        if "image" not in schema.names:
+            raise InputError("no image column", file=path)
+        nested = pa.types.is_struct(schema.field("image").type)
+        counts = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        sizes = []
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            sizes.append(
+                sum(
+                    group.column(c).total_uncompressed_size
+                    for c in range(group.num_columns)
+                    if group.column(c).path_in_schema in ("image", "image.bytes")
+                )
+            )
+        return cls(
+            Path(path),
+            nested,
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            np.asarray(sizes, dtype=np.int64),
+        )
+
+    @property
+    def column(self) -> str:
+        return "image.bytes" if self.nested else "image"
+
+    def groups_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.group_starts, rows, side="right") - 1
+
+    def read_groups(self, groups: list[int]) -> pa.Array:
+        table = pq.ParquetFile(self.path).read_row_groups(groups, columns=[self.column])
+        column = table.column(0).combine_chunks()
+        return column.field("bytes") if self.nested else column
+
+
+@dataclass
+class Split:
+    """The samples of one split: labels, where their bytes are, and which input row each came from."""
+
+    name: str
+    labels: np.ndarray  # int64
+    shard: np.ndarray  # index into DataSet.shards
+    shard_row: np.ndarray  # row in that shard
+    sources: list[Path]  # manifest or packed files the rows came from
+    source: np.ndarray  # index into sources
+    source_row: np.ndarray  # row in that file
+    image_ids: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def where(self, i: int) -> tuple[Path, int]:
+        return self.sources[self.source[i]], int(self.source_row[i])
+
+    def subset(self, keep: np.ndarray) -> Split:
+        ids = [self.image_ids[i] for i in np.flatnonzero(keep)]
+        return Split(
+            self.name,
+            self.labels[keep],
+            self.shard[keep],
+            self.shard_row[keep],
+            self.sources,
+            self.source[keep],
+            self.source_row[keep],
+            ids,
+            dict(self.skipped),
+        )
+
+
+@dataclass
+class DataSet:
+    root: Path
+    classes: Classes
+    shards: list[Shard]
+    splits: dict[str, Split]
+    origin: str  # "manifests" or "packed"
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for split in self.splits.values():
+            for reason, n in split.skipped.items():
+                total[reason] = total.get(reason, 0) + n
+        return total
+
+
+class BadRows:
+    """Collects bad rows: raises at the first unless skipping, when it counts them by reason."""
+
+    def __init__(self, skip: bool):
+        self.skip = skip
+
+    def __call__(self, counts: dict[str, int], reason: str, error: InputError) -> None:
+        if not self.skip:
+            raise error
+        counts[reason] = counts.get(reason, 0) + 1
+
+
+class Blobs:
+    """The encoded images of one split in split order, held in memory (one Arrow buffer that
+    forked workers share), or None per split when the split is streamed instead."""
+
+    def __init__(self, array: pa.Array):
+        self.array = array
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.array[i].as_py()
+
+    @classmethod
+    def load(cls, data: DataSet, split: Split) -> Blobs:
+        parts, order = [], []
+        for s in np.unique(split.shard):
+            members = np.flatnonzero(split.shard == s)
+            shard = data.shards[s]
+            groups = np.unique(shard.groups_of(split.shard_row[members]))
+            array = shard.read_groups([int(g) for g in groups])
+            # rows of the groups read, in file order: map shard rows to positions in `array`
+            starts = shard.group_starts[groups]
+            lengths = shard.group_starts[groups + 1] - starts
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            g = np.searchsorted(groups, shard.groups_of(split.shard_row[members]))
+            positions = offsets[g] + split.shard_row[members] - starts[g]
+            parts.append(array.take(pa.array(positions)))
+            order.append(members)
+        if not parts:
+            return cls(pa.array([], pa.binary()))
+        array = pa.concat_arrays([p.cast(pa.large_binary()) for p in parts])
+        inverse = np.empty(len(split), dtype=np.int64)
+        inverse[np.concatenate(order)] = np.arange(len(split))
+        return cls(array.take(pa.array(inverse)))
+
+
+def split_bytes(data: DataSet, split: Split) -> int:
+    """Roughly how many bytes the split's row groups hold (what reading it into memory costs)."""
+    total = 0
+    for s in np.unique(split.shard):
+        shard = data.shards[s]
+        rows = split.shard_row[split.shard == s]
+        total += int(shard.group_bytes[np.unique(shard.groups_of(rows))].sum())
+    return total
+
+
+def row_groups(data: DataSet, split: Split) -> list[tuple[tuple[int, int], list[int]]]:
+    """The split's rows by the row group holding their bytes: ((shard, group), split indices)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for s in np.unique(split.shard):
+        members = np.flatnonzero(split.shard == s)
+        for g, i in zip(data.shards[s].groups_of(split.shard_row[members]), members):
+            groups.setdefault((int(s), int(g)), []).append(int(i))
+    return list(groups.items())

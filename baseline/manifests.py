@@ -1,0 +1,193 @@
+"""The splits to train on: the manifests stage's tables, or a packed export (``packed``).
+
+``<data>/<subset>/manifests/{train,val,test}.parquet`` (or ``--manifests DIR``) hold the
+MANIFEST columns image_id, label, wnid, location; ``location`` names the shard holding the
+bytes relative to the dataset folder (an image-store shard, ``image: binary``, or a packed
+shard), where the row is found by ``image_id`` (or by the stem of ``image.path``).
+``classes.parquet`` beside them gives the class count and names.
+
+The trainer takes the splits as the manifests stage made them: with no manifests it stops
+and says to run that stage (``make manifests``, ``make manifests UNVERIFIED=1`` before any
+annotation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import schemas  # pyarrow alone: the MANIFEST columns, defined once
+from pipeline.errors import InputError
+from pipeline.layout import SPLITS, Layout
+
+from .dataset import BadRows, Classes, DataSet, Shard, Split, read_classes
+from .packed import read_packed
+
+MANIFEST_COLUMNS = ("image_id", "label", "location")  # of schemas.MANIFEST; wnid is checked when present
+NO_MANIFESTS = "no train manifest: run make manifests (make manifests UNVERIFIED=1 without annotation)"
+
+
+def load_dataset(
+    root: Path, *, manifests: Path | None = None, packed: Path | None = None, skip_bad: bool = False
+) -> DataSet:
+    """The dataset ``root``'s splits: from ``packed`` when given, else from the manifests in
+    ``manifests`` (default ``root/manifests``). Bad rows raise, or are counted with ``skip_bad``."""
+    bad = BadRows(skip_bad)
+    if packed is not None:
+        return read_packed(Path(packed), bad)
+    root = Path(root)
+    layout = Layout(root)
+    folder = Path(manifests) if manifests is not None else layout.manifests
+
+    def in_folder(path: Path) -> Path:  # a manifests file, under the name it has in manifests/
+        return folder / path.relative_to(layout.manifests)
+
+    tables = {}
+    for name in SPLITS:
+        path = in_folder(layout.manifest(name))
+        if path.exists():
+            tables[name] = (_read_manifest(path), path)
+    if "train" not in tables:
+        raise InputError(NO_MANIFESTS, file=in_folder(layout.manifest("train")))
+    classes_file = in_folder(layout.classes)
+    classes = (
+        read_classes(classes_file)
+        if classes_file.exists()
+        else _classes_from_manifests({n: t for n, (t, _) in tables.items()}, folder)
+    )
+    shards: list[Shard] = []
+    splits = {name: _resolve(name, table, path, root, classes, shards, bad) for name, (table, path) in tables.items()}
+    return DataSet(root, classes, shards, splits, "manifests")
+
+
+def _read_manifest(path: Path) -> pa.Table:
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+    for name in MANIFEST_COLUMNS:
+        if name not in names:
+            doc = schemas.MANIFEST.field(name).metadata[b"doc"].decode()
+            raise InputError(f"column missing from the manifest ({doc})", file=path, field=name)
+    table = pq.read_table(path, columns=[c for c in (*MANIFEST_COLUMNS, "wnid") if c in names])
+    if not pa.types.is_integer(table.schema.field("label").type):
+        raise InputError(f"labels must be integers, not {table.schema.field('label').type}", file=path, field="label")
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InputError("null in a required column", file=path, row=row, field=name)
+    return table
+
+
+def _classes_from_manifests(tables: dict[str, pa.Table], folder: Path) -> Classes:
+    wnid_of: dict[int, str] = {}
+    for table in tables.values():
+        labels = table.column("label").to_pylist()
+        wnids = table.column("wnid").to_pylist() if "wnid" in table.column_names else [None] * len(labels)
+        for label, wnid in zip(labels, wnids):
+            if label >= 0:
+                wnid_of.setdefault(label, wnid or str(label))
+    count = max(wnid_of) + 1 if wnid_of else 0
+    wnids = [wnid_of.get(i, str(i)) for i in range(count)]
+    return Classes(wnids, wnids, f"the labels of {folder} (no classes.parquet)")
+
+
+def _resolve(
+    name: str, table: pa.Table, path: Path, root: Path, classes: Classes, shards: list[Shard], bad: BadRows
+) -> Split:
+    """Find each manifest row's bytes (shard and row) and check its label; errors name the row."""
+    n = table.num_rows
+    image_ids = table.column("image_id").to_pylist()
+    labels = table.column("label").to_numpy().astype(np.int64)
+    wnids = table.column("wnid").to_pylist() if "wnid" in table.column_names else None
+    locations = table.column("location").to_pylist()
+    shard_of = np.full(n, -1, dtype=np.int64)
+    shard_row = np.full(n, -1, dtype=np.int64)
+    counts: dict[str, int] = {}
+    keep = np.ones(n, dtype=bool)
+    index = {s.path: i for i, s in enumerate(shards)}
+    by_location: dict[str, list[int]] = {}
+    for row, location in enumerate(locations):
+        by_location.setdefault(location, []).append(row)
+    for location, rows in by_location.items():
+        file = root / location
+        if not file.is_file():
+            for row in rows:
+                bad(
+                    counts,
+                    "missing shard",
+                    InputError(f"no such image shard: {file}", file=path, row=row, field="location", value=location),
+                )
+                keep[row] = False
+            continue
+        if file not in index:
+            index[file] = len(shards)
+            shards.append(Shard.open(file))
+        shard = shards[index[file]]
+        ids = _shard_ids(shard)
+        for row in rows:
+            at = ids.get(image_ids[row])
+            if at is None:
+                bad(
+                    counts,
+                    "missing image",
+                    InputError(
+                        f"not in its shard {location}", file=path, row=row, field="image_id", value=image_ids[row]
+                    ),
+                )
+                keep[row] = False
+                continue
+            shard_of[row], shard_row[row] = index[file], at
+    for row in range(n):
+        label = int(labels[row])
+        if not 0 <= label < len(classes):
+            bad(
+                counts,
+                "bad label",
+                InputError(
+                    f"outside the {len(classes)} classes of {classes.source}",
+                    file=path,
+                    row=row,
+                    field="label",
+                    value=label,
+                ),
+            )
+            keep[row] = False
+        elif wnids is not None and wnids[row] != classes.wnids[label]:
+            bad(
+                counts,
+                "bad label",
+                InputError(
+                    f"label {label} is {classes.wnids[label]} in {classes.source}",
+                    file=path,
+                    row=row,
+                    field="wnid",
+                    value=wnids[row],
+                ),
+            )
+            keep[row] = False
+    split = Split(
+        name, labels, shard_of, shard_row, [path], np.zeros(n, dtype=np.int64), np.arange(n), image_ids, counts
+    )
+    return split.subset(keep) if not keep.all() else split
+
+
+def _shard_ids(shard: Shard) -> dict[str, int]:
+    """image_id -> row of a shard: its image_id column, or the stems of image.path (packed)."""
+    names = pq.read_schema(shard.path).names
+    if "image_id" in names:
+        ids = pq.read_table(shard.path, columns=["image_id"]).column(0).to_pylist()
+    elif shard.nested:
+        ids = [
+            Path(p).stem if p else None for p in pq.read_table(shard.path, columns=["image.path"]).column(0).to_pylist()
+        ]
+    else:
+        raise InputError("shard has neither an image_id column nor image.path to find rows by", file=shard.path)
+    out: dict[str, int] = {}
+    for row, image_id in enumerate(ids):
+        out.setdefault(image_id, row)
+    return out
