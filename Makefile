@@ -34,6 +34,21 @@ SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(ca
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
 DEMO_ROUNDS ?= 1 2 3 4
+# The demo's pictures come from the project's own image host (pipeline/imagehost) on 127.0.0.1.
+# With DEMO_HOST=1 (the default for SUBSET=demo with the demo source), `make candidates` and
+# `make download` run under `python -m pipeline.imagehost --port DEMO_PORT -- <stage>`, which
+# serves while the stage runs and stops after it, failed or not; and they pass what anyone
+# fetching from a host on their own machine passes: its URL (API), ALLOW_PRIVATE_HOSTS=1 and
+# HOST_RATE=0. DEMO_PORT is fixed, not picked free: the candidates' URLs name it, and the
+# download must find the host where the candidates found it.
+DEMO_PORT ?= 8642
+DEMO_HOST ?= $(if $(filter demo,$(SUBSET)),$(if $(filter-out demo,$(SOURCE)),,1))
+ifneq ($(filter 1 yes true,$(DEMO_HOST)),)
+SERVE_DEMO = $(PY) -m pipeline.imagehost --port $(DEMO_PORT) --
+API ?= http://127.0.0.1:$(DEMO_PORT)
+ALLOW_PRIVATE_HOSTS ?= 1
+HOST_RATE ?= 0
+endif
 TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch) $(call opt,LR,--lr) \
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
@@ -64,13 +79,13 @@ $(SETUP): pyproject.toml
 synsets: $(SETUP) ## choose the classes: SUBSET=ilsvrc1k|imagenet21k|demo, or ROOT=<wnid> / WNIDS=<file>
 	$(PY) -m pipeline synsets $(STAGE_ARGS) $(SYNSETS_ARGS)
 
-candidates: $(SETUP) ## candidate URLs: SOURCE=urllist URLS=<file> | commons | openverse | flickr | demo
+candidates: $(SETUP) ## candidate URLs: SOURCE=urllist URLS=<file> | commons | openverse | flickr | demo (DEMO_HOST=1: the demo image host)
 	$(call exists,$(DATA)/$(SUBSET)/synsets.parquet) || $(MAKE) --no-print-directory synsets
-	$(PY) -m pipeline candidates $(STAGE_ARGS) $(CANDIDATES_ARGS)
+	$(SERVE_DEMO) $(PY) -m pipeline candidates $(STAGE_ARGS) $(CANDIDATES_ARGS)
 
 download: $(SETUP) ## fetch and verify every candidate into images/ and ledger/ (runs candidates when missing)
 	$(call exists,$(DATA)/$(SUBSET)/candidates) || $(MAKE) --no-print-directory candidates
-	$(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
+	$(SERVE_DEMO) $(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
 
 dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or SRC=<folder>): dedupe/ (runs download when missing)
 	test -n '$(SRC)' || $(call exists,$(DATA)/$(SUBSET)/images) || $(MAKE) --no-print-directory download

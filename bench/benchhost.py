@@ -36,7 +36,7 @@ ERRORS = (
     "/fault/wrongtype/{i}",
     "/format/cmyk/{i}",
 )
-# The politeness issue's additions: opt-outs and hosts that answer 429.
+# With the politeness faults: opt-outs and hosts that answer 429.
 FAULTS = ERRORS + ("/optout/noai/{i}", "/optout/tdm/{i}", "/fault/ratelimit/{i}", "/limited/{i}?rate=2")
 # The host draws a picture per token, about 6 ms of CPU taken from the tool under test on
 # these two cores (a real web server costs the downloader nothing): the faulty URLs share

@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchhost import REPO, image_host, photo_folder, url_list, write_imagenet_list  # noqa: E402
 
+from pipeline import store  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
+
 
 def pipeline(data: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline", *args, "--data", str(data), "--subset", "demo"]
@@ -41,14 +44,10 @@ def run_download(data: Path) -> subprocess.Popen:
 
 
 def outcome(data: Path) -> dict:
-    workdir = data / "demo"
-    ok = [
-        i
-        for p in sorted((workdir / "images").glob("*.parquet"))
-        for i in pq.read_table(p, columns=["image_id"]).column(0).to_pylist()
-    ]
-    ledger = sum(pq.read_metadata(p).num_rows for p in (workdir / "ledger").glob("*.parquet"))
-    candidates = sum(pq.read_metadata(p).num_rows for p in (workdir / "candidates").glob("*.parquet"))
+    workdir = Layout(data / "demo")
+    ok = store.read_images(workdir.images, ["image_id"]).column(0).to_pylist()
+    ledger = sum(pq.read_metadata(p).num_rows for p in workdir.ledger_shards())
+    candidates = sum(pq.read_metadata(p).num_rows for p in workdir.candidate_parts())
     return {"ok": len(ok), "distinct_ok": len(set(ok)), "ids": set(ok), "ledger_rows": ledger, "candidates": candidates}
 
 

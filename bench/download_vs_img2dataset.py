@@ -28,6 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchhost import ERRORS, FAULTS, REPO, image_host, measure, photo_folder, url_list, write_imagenet_list  # noqa: E402
 from img2dataset_peer import ensure_venv, run_img2dataset, shard_size  # noqa: E402
 
+from pipeline.layout import Layout  # noqa: E402
+from pipeline.schemas import DOWNLOAD_REPORT  # noqa: E402
+from pipeline.tables import read_report  # noqa: E402
+
 IMPOLITE = ["--ignore-optouts", "--ignore-robots", "--host-rate", "0"]  # what img2dataset does not do
 
 
@@ -63,7 +67,7 @@ def ours(data: Path, urls: Path, processes: int, concurrency: int, extra: list[s
         run = measure(command, env={**os.environ, "TQDM_DISABLE": "1"}, output=log)
     if run.returncode != 0:
         raise RuntimeError((data / "download.log").read_text()[-3000:])
-    stats = json.loads((data / "demo" / "download_stats.json").read_text())
+    stats = read_report(Layout(data / "demo").report("download"), DOWNLOAD_REPORT)
     candidates = sum(1 for _ in open(urls))
     return {
         "seconds": run.seconds,

@@ -65,8 +65,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from wordnet.provision import locate
 
-    source = locate()
-    nltk_env = {"NLTK_DATA": str(source.data_root)} if source.corpus == "corpora/wordnet" else {}
+    copy = locate()
+    nltk_env = {"NLTK_DATA": str(copy.data_root)} if copy.corpus == "corpora/wordnet" else {}
     py = sys.executable
 
     ours = median([py, "-c", OUR_LOAD], args.repeat)

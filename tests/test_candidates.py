@@ -1,4 +1,5 @@
-"""The candidates stage on real files: ImageNet's URL list format, CSV/TSV/Parquet tables, the demo source."""
+"""The candidates stage on real files: ImageNet's URL list format, CSV/TSV/Parquet tables, the demo
+source (against a demo image host the test starts, as a user would)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 from conftest import rows, write_synsets
 
 from pipeline import schemas
-from pipeline.candidates.stage import candidate_id
+from pipeline.imagehost import ImageHost
+from pipeline.layout import Layout
+from pipeline.schemas import candidate_id
+from pipeline.tables import read_report
 
 TENCH, GOLDFISH, SHARK = "n01440764", "n01443537", "n01484850"
 
@@ -24,8 +28,7 @@ def workdir(tmp_path) -> Path:
 
 
 def candidates(workdir: Path) -> list[dict]:
-    parts = sorted((workdir / "candidates").glob("part-*.parquet"))
-    return [r for p in parts for r in rows(p)]
+    return [r for p in Layout(workdir).candidate_parts() for r in rows(p)]
 
 
 def collect(pipeline, workdir: Path, *args):
@@ -56,10 +59,12 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
     assert [r["rank"] for r in by_class[GOLDFISH]] == list(range(50))
     assert all(r["candidate_id"] == candidate_id(r["wnid"], r["url"]) and r["source"] == "urllist" for r in got)
     assert len({r["candidate_id"] for r in got}) == len(got) == 52
-    parts = sorted((workdir / "candidates").glob("part-*.parquet"))
+    parts = Layout(workdir).candidate_parts()
     assert [pq.read_metadata(p).num_rows for p in parts] == [20, 20, 12]
     assert [r["candidate_id"] for r in got] == sorted(r["candidate_id"] for r in got)
-    report = json.loads((workdir / "candidates_report.json").read_text())
+    report = read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT)
+    stamp = json.loads((workdir / ".stages" / "candidates.json").read_text())
+    assert report["settings"] == stamp["settings"] and report["settings"]["max_per_class"] == 50
     assert report["list"] == {
         "rows": 197,
         "non_utf8": 1,
@@ -116,27 +121,41 @@ def test_bad_url_tables_name_file_line_and_field(pipeline, workdir, tmp_path):
     not_a_list.write_text("these are my notes\nabout fish\n")
     out = collect(pipeline, workdir, "--source", "urllist", "--urls", not_a_list)
     assert out.status == 2 and f"{not_a_list}:1: 2 of 2 lines are not" in out.err
-    assert not (workdir / "candidates").exists()
+    assert not Layout(workdir).candidates.exists()
 
     out = collect(pipeline, workdir, "--source", "urllist")
     assert out.status == 1 and "SOURCE=urllist needs URLS=<file>" in out.err
 
 
-def test_demo_source_lists_the_bundled_host(pipeline, tmp_path):
+def test_demo_source_lists_what_the_demo_host_lists(pipeline, tmp_path):
+    from pipeline.imagehost.demo import catalogue
+
     demo = ["n01440764", "n02102040", "n02979186"]
     write_synsets(tmp_path / "demo", demo)
-    out = pipeline(
-        "candidates", "--data", tmp_path, "--subset", "demo", "--demo-per-class", "20", "--demo-port", "8650"
-    )
-    assert out.status == 0, out.err
+    with ImageHost() as host:
+        out = pipeline(
+            "candidates", "--data", tmp_path, "--subset", "demo", "--demo-per-class", "20", "--api", host.url("")
+        )
+        assert out.status == 0, out.err
+        assert [r.method for r in host.requests_to("/demo/catalogue")] == ["POST"]
     got = candidates(tmp_path / "demo")
     assert len(got) == 60 and {r["source"] for r in got} == {"demo"}
-    assert all(r["url"].startswith("http://127.0.0.1:8650/") for r in got)
-    meta = pq.read_schema(next((tmp_path / "demo" / "candidates").glob("part-*.parquet"))).metadata
-    assert meta[b"source"] == b"demo" and meta[b"demo_port"] == b"8650"
-    assert pq.read_schema(next((tmp_path / "demo" / "candidates").glob("*.parquet"))).equals(
-        schemas.CANDIDATES, check_metadata=False
-    )
+    assert sorted(r["url"] for r in got) == sorted(host.url(item.path) for item in catalogue(demo, 20))
+    assert {r["source_id"] for r in got} == {"true", "other_class", "near_copy", "cross_class_copy", "fault"}
+    assert all(r["license"] == "cc0 1.0" and r["candidate_id"] == candidate_id(r["wnid"], r["url"]) for r in got)
+    part = Layout(tmp_path / "demo").candidate_part(0)
+    assert pq.read_schema(part).metadata[b"source"] == b"demo"
+    assert pq.read_schema(part).equals(schemas.CANDIDATES, check_metadata=False)
+
+
+def test_demo_source_without_a_host_says_how_to_start_one(pipeline, tmp_path):
+    write_synsets(tmp_path / "demo", ["n01440764", "n02102040"])
+    with ImageHost() as gone:
+        api = gone.url("")
+    out = pipeline("candidates", "--data", tmp_path, "--subset", "demo", "--api", api)
+    assert out.status == 1 and f"no demo image host answers at {api}" in out.err
+    assert "python -m pipeline.imagehost" in out.err and "make demo" in out.err
+    assert not Layout(tmp_path / "demo").candidates.exists()
 
 
 def test_a_search_source_queries_every_phrase_and_resumes_from_its_cache(pipeline, tmp_path):
@@ -165,4 +184,4 @@ def test_a_wnid_that_could_name_a_path_is_refused(pipeline, tmp_path):
     write_synsets(tmp_path / "bad", ["../../escape", TENCH])
     out = pipeline("candidates", "--data", tmp_path, "--subset", "bad", "--source", "demo")
     assert out.status == 2 and "synsets.parquet: row 0: wnid '../../escape': not a wnid" in out.err
-    assert not (tmp_path / "bad" / "candidates").exists()
+    assert not Layout(tmp_path / "bad").candidates.exists()

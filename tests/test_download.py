@@ -6,17 +6,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
 from conftest import rows
 from PIL import Image
 
-from pipeline import schemas
-from pipeline.candidates.stage import candidate_id
+from pipeline import schemas, store
 from pipeline.hashing import hashes_of_bytes
 from pipeline.imagehost import ImageHost
-from pipeline.tables import write_table
+from pipeline.layout import Layout
+from pipeline.schemas import candidate_id
+from pipeline.tables import read_report, write_table
 
 TENCH = "n01440764"
 # path on the host -> the ledger status it must end in
@@ -73,7 +75,10 @@ def host():
         yield running
 
 
-def write_candidates(workdir: Path, urls: list[str], shard_size: int = 1000, wnid: str = TENCH) -> None:
+def write_candidates(
+    workdir: Path, urls: list[str], shard_size: int = 1000, wnid: str = TENCH, metadata: dict | None = None
+) -> None:
+    """Candidates parts as the candidates stage writes them, for ``urls`` of one class."""
     for number, start in enumerate(range(0, len(urls), shard_size)):
         chunk = urls[start : start + shard_size]
         columns = {name: [None] * len(chunk) for name in schemas.CANDIDATES.names}
@@ -84,7 +89,7 @@ def write_candidates(workdir: Path, urls: list[str], shard_size: int = 1000, wni
             source=["urllist"] * len(chunk),
             rank=list(range(start, start + len(chunk))),
         )
-        write_table(columns, workdir / "candidates" / f"part-{number:05d}.parquet", schemas.CANDIDATES)
+        write_table(columns, Layout(workdir).candidate_part(number), schemas.CANDIDATES, metadata=metadata)
 
 
 def download(pipeline, workdir: Path, *args):
@@ -92,7 +97,14 @@ def download(pipeline, workdir: Path, *args):
 
 
 def table(workdir: Path, kind: str) -> list[dict]:
-    return [r for p in sorted((workdir / kind).glob("shard-*.parquet")) for r in rows(p)]
+    """Every row of the download's ``images`` or ``ledger`` shards."""
+    built = Layout(workdir)
+    shards = store.shards(built.images) if kind == "images" else built.ledger_shards()
+    return [r for p in shards for r in rows(p)]
+
+
+def report(workdir: Path) -> dict:
+    return read_report(Layout(workdir).report("download"), schemas.DOWNLOAD_REPORT)
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +125,19 @@ def test_every_fault_ends_in_its_status(host, faults):
     workdir, ledger, _ = faults
     expected = {host.url(p): s for p, s in EXPECTED.items()} | NOT_ON_HOST
     assert {url: r["status"] for url, r in ledger.items()} == expected
-    stats = json.loads((workdir / "download_stats.json").read_text())
+    stats = report(workdir)
     assert stats["candidates"] == len(expected) == sum(stats["statuses"].values())
     assert stats["ok"] == sum(s == "ok" for s in expected.values()) == len(table(workdir, "images"))
-    assert stats["shards"] == 3 and sorted(p.name for p in (workdir / "ledger").iterdir()) == [
-        "shard-00000.parquet",
-        "shard-00001.parquet",
-        "shard-00002.parquet",
-    ]
+    built = Layout(workdir)
+    assert stats["shards"] == 3 and sorted(built.ledger.iterdir()) == [built.ledger_shard(n) for n in range(3)]
+    assert (
+        sorted(built.images.iterdir())
+        == store.shards(built.images)
+        == [store.shard_path(built.images, n) for n in range(3)]
+    )
+    stamp = json.loads((workdir / ".stages" / "download.json").read_text())
+    assert stats["settings"] == stamp["settings"] and stats["settings"]["network"]["allow_private_hosts"] is True
+    assert time.strptime(stats["finished_at"], "%Y-%m-%dT%H:%M:%S%z")
 
 
 def test_retries_attempts_and_http_status(host, faults):
@@ -182,6 +199,18 @@ def test_private_addresses_are_refused_without_a_request(host, pipeline, tmp_pat
     assert {r["status"] for r in table(workdir, "ledger")} == {"blocked_address"}
     assert not host.requests_to("/picture/n01440764/77.jpg") and not host.requests_to("/fault/redirect/2/private-test")
     assert "2 classes below" not in out.err and "1 classes below 1 images: n01440764 (0)" in out.err
+    assert "2 URLs lead to private or loopback addresses" in out.err and "--allow-private-hosts" in out.err
+
+
+def test_candidates_metadata_never_lowers_the_guard(host, pipeline, tmp_path):
+    """Parts that say they come from the demo host are fetched under the user's flags, like any other."""
+    workdir = tmp_path / "demo"
+    port = str(host.port)
+    write_candidates(workdir, [host.url("/picture/n01440764/78.jpg")], metadata={"source": "demo", "demo_port": port})
+    out = download(pipeline, workdir, *FAST)
+    assert out.status == 0, out.err
+    assert [r["status"] for r in table(workdir, "ledger")] == ["blocked_address"]
+    assert not host.requests_to("/picture/n01440764/78.jpg")
 
 
 def test_resize_keep_original_and_rerun(host, pipeline, tmp_path):
@@ -237,6 +266,6 @@ def test_make_download_collects_candidates_first_and_passes_its_variables(host, 
     assert done.returncode == 0, done.stderr
     assert "candidates: 5 candidates from urllist" in done.stderr
     assert {(r["width"], r["height"]) for r in table(tmp_path / "x", "images")} == {(200, 150)}
-    rules = json.loads((tmp_path / "x" / "download_stats.json").read_text())["politeness"]
+    rules = report(tmp_path / "x")["politeness"]
     assert rules["respect_robots"] is False and rules["respect_optouts"] is True and rules["host_rate"] == 0
     assert "robots.txt IGNORED" in done.stderr

@@ -15,6 +15,7 @@ from conftest import REPO, run_cli
 from test_download import table, write_candidates
 
 from pipeline.imagehost import ImageHost
+from pipeline.layout import Layout
 
 PATHS = [f"/picture/n0144076{i % 10}/{i}.jpg" for i in range(40)] + [
     "/fault/404/e",
@@ -108,7 +109,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     process.wait()
     finished = len(list(stats.glob("*/stats/*.json")))
     assert 1 <= finished < 9, "the kill should land between the first and the last shard"
-    assert not (killed / "images").exists()  # outputs appear only when every shard is done
+    assert not Layout(killed).images.exists()  # outputs appear only when every shard is done
 
     rerun = run_cli("download", "--data", killed.parent, "--subset", "x", "--processes", "2", *FLAGS)
     assert not list(stats.glob("*/*/.*.tmp"))  # what the killed run was writing is gone
@@ -119,9 +120,9 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     assert len(ids) == len(set(ids))
 
 
-def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(tmp_path):
-    """make demo's first stages (the bundled demo host: faults, copies, other classes' pictures)
-    with EXECUTOR=ray against the local executor: the same ledger, images and clusters."""
+def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(host, tmp_path):
+    """make demo's first stages (the demo host's catalogue: faults, copies, other classes'
+    pictures) with EXECUTOR=ray against the local executor: the same ledger, images and clusters."""
     pytest.importorskip("ray", reason="Ray is in the dev extra; without it EXECUTOR=ray cannot be tested")
     import pyarrow.parquet as pq
 
@@ -130,8 +131,8 @@ def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(tmp_path):
         data = tmp_path / executor
         for stage in (
             ["synsets"],
-            ["candidates"],
-            ["download", "--allow-private-hosts", "--processes", "2"],
+            ["candidates", "--api", host.url("")],
+            ["download", "--allow-private-hosts", "--host-rate", "0", "--processes", "2"],
             ["dedupe", "--processes", "2"],
         ):
             done = (
@@ -140,7 +141,7 @@ def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(tmp_path):
                 else run_cli(*stage, "--data", data, "--subset", "demo")
             )
             assert done.returncode == 0, done.stderr[-2000:]
-        clusters = pq.read_table(data / "demo" / "dedupe" / "clusters.parquet").sort_by("image_id").to_pylist()
+        clusters = pq.read_table(Layout(data / "demo").clusters).sort_by("image_id").to_pylist()
         outcomes[executor] = (result(data / "demo"), clusters)
     assert outcomes["ray"] == outcomes["local"]
     (ledger, images), clusters = outcomes["local"]

@@ -9,6 +9,7 @@ import http.client
 import io
 import selectors
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -394,6 +395,32 @@ def test_command_line_prints_its_address_and_serves(host):
                 server.kill()
 
 
+FETCH = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read(); sys.exit(3)"  # 3: fetched
+
+
+def serve_while(port: int, *command: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline.imagehost --port PORT -- COMMAND``."""
+    serve = [sys.executable, "-m", "pipeline.imagehost", "--port", str(port), "--", *command]
+    return subprocess.run(serve, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_command_line_serves_while_a_command_runs_then_stops():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = serve_while(port, sys.executable, "-c", FETCH, f"http://127.0.0.1:{port}/picture/n01440764/1.jpg")
+    assert done.returncode == 3, done.stderr  # the command's status: it fetched the picture
+    assert done.stdout == f"image host on http://127.0.0.1:{port}\n"
+    with pytest.raises(ConnectionRefusedError):
+        get_at(port, "/picture/n01440764/1.jpg")  # stopped with the command
+
+
+def test_command_line_on_a_taken_port_runs_the_command_against_the_server_there(host):
+    done = serve_while(host.port, sys.executable, "-c", FETCH, host.url("/picture/n01440764/31.jpg"))
+    assert done.returncode == 3, done.stderr
+    assert f"port {host.port} is taken" in done.stderr and host.requests_to("/picture/n01440764/31.jpg")
+
+
 # the demo catalogue
 
 
@@ -433,6 +460,25 @@ def test_catalogue_kinds_mean_what_they_say():
             assert shown != item.wnid and base in true and query.startswith("copy=")
         else:
             assert any(item.path.startswith(prefix) for prefix in templates)
+
+
+def test_the_host_lists_its_catalogue(host):
+    async def ask(body) -> tuple[int, object]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(host.url("/demo/catalogue"), json=body) as response:
+                return response.status, await (response.json() if response.status == 200 else response.text())
+
+    status, answer = asyncio.run(ask({"wnids": IMAGENETTE[:4], "per_class": 12, "seed": 2}))
+    assert status == 200
+    assert answer["candidates"] == [item.listing() for item in catalogue(IMAGENETTE[:4], per_class=12, seed=2)]
+    assert asyncio.run(ask({"wnids": IMAGENETTE[:2]}))[1]["candidates"][0]["license"] == "cc0 1.0"
+    for bad in (
+        {"wnids": []},
+        {"wnids": ["../x"]},
+        {"wnids": IMAGENETTE[:1] * 2},
+        {"wnids": IMAGENETTE, "per_class": 0},
+    ):
+        assert asyncio.run(ask(bad))[0] == 400, bad
 
 
 def test_catalogue_pictures_are_served(host):

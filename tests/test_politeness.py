@@ -4,12 +4,11 @@ host that answers 429 to a burst gets fewer requests than its limit."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_download import table, write_candidates
+from test_download import report, table, write_candidates
 
 from pipeline.download.politeness import Blocklist, optout_signal
 from pipeline.errors import InputError
@@ -36,7 +35,7 @@ def host():
 def download(workdir: Path, *args: str):
     done = run_cli("download", "--data", workdir.parent, "--subset", workdir.name, *QUICK, *args)
     assert done.returncode == 0, done.stderr
-    return {r["url"]: r for r in table(workdir, "ledger")}, json.loads((workdir / "download_stats.json").read_text())
+    return {r["url"]: r for r in table(workdir, "ledger")}, report(workdir)
 
 
 def test_optouts_are_read_once_and_never_retried(host, tmp_path):

@@ -9,11 +9,17 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
+from pipeline import layout, store
+from pipeline.imagehost import ImageHost
+from pipeline.layout import Layout
+
 BUCKET = "datasets"
+DOWNLOAD = ["download", "--allow-private-hosts", "--host-rate", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +50,28 @@ def test_stages_write_to_s3_and_a_fresh_mirror_resumes_from_it(s3, tmp_path):
     env, fs = s3
     data = f"s3://{BUCKET}/run1"
     first = {**env, "DATA_CACHE": str(tmp_path / "machine-a")}
-    for stage in (["synsets"], ["candidates"], ["download", "--allow-private-hosts"], ["dedupe"]):
-        done = run_cli(*stage, "--data", data, "--subset", "demo", env=first)
-        assert done.returncode == 0, done.stderr[-2000:]
+    with ImageHost() as host:
+        for stage in (["synsets"], ["candidates", "--api", host.url("")], DOWNLOAD, ["dedupe"]):
+            done = run_cli(*stage, "--data", data, "--subset", "demo", env=first)
+            assert done.returncode == 0, done.stderr[-2000:]
 
     index = json.loads(fs.cat_file(f"{BUCKET}/run1/demo/.synsetforge-index.json"))
     mirror = tmp_path / "machine-a" / "s3" / BUCKET / "run1" / "demo"
-    for rel in ("synsets.parquet", "dedupe/clusters.parquet", ".stages/download.json", ".stages/dedupe.json"):
+    relative = Layout(Path())
+    for rel in (
+        relative.synsets.as_posix(),
+        relative.clusters.as_posix(),
+        ".stages/download.json",
+        ".stages/dedupe.json",
+    ):
         assert rel in index
         assert fs.cat_file(f"{BUCKET}/run1/demo/{rel}") == (mirror / rel).read_bytes()
-    shards = [rel for rel in index if rel.startswith("images/shard-")]
+    shards = [rel for rel in index if rel.startswith(f"{layout.IMAGES}/")]
     assert shards and all(fs.exists(f"{BUCKET}/run1/demo/{rel}") for rel in shards)
     assert not [rel for rel in index if ".tmp-" in rel or rel.endswith(".lock") or rel.startswith(".cache/")]
 
     second = {**env, "DATA_CACHE": str(tmp_path / "machine-b")}
-    for stage in (["download", "--allow-private-hosts"], ["dedupe"]):
+    for stage in (DOWNLOAD, ["dedupe"]):  # the image host is gone: nothing may be fetched again
         again = run_cli(*stage, "--data", data, "--subset", "demo", env=second)
         assert again.returncode == 0, again.stderr[-2000:]
         assert "up to date" in again.stderr  # the pulled stamps and files match: nothing reruns
@@ -71,7 +84,8 @@ def test_stages_write_to_s3_and_a_fresh_mirror_resumes_from_it(s3, tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     changed = json.loads(fs.cat_file(f"{BUCKET}/run1/demo/.synsetforge-index.json"))
     assert changed[".stages/dedupe.json"] != index[".stages/dedupe.json"]
-    assert changed["images/shard-00000.parquet"] == index["images/shard-00000.parquet"]
+    first_shard = store.location(store.shard_path(relative.images, 0))
+    assert changed[first_shard] == index[first_shard]
 
 
 def test_an_unknown_protocol_is_a_clear_error(tmp_path):

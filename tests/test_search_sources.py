@@ -14,15 +14,17 @@ from api_servers import FakeApi, FakeCommons, FakeFlickr, FakeOpenverse, serve
 
 from pipeline import USER_AGENT
 from pipeline.candidates import commons, flickr, openverse
-from pipeline.candidates.search import ApiClient, Hit, SourceError, retry_after
+from pipeline.candidates.search import ApiClient, SearchResult, SourceError
 
 FAST = 1000.0  # requests a second where the spacing is not what a test checks
 
 
-def search(fake: FakeApi, make, query: str, limit: int, per_second: float = FAST, backoff: float = 0.05) -> list[Hit]:
+def search(
+    fake: FakeApi, make, query: str, limit: int, per_second: float = FAST, backoff: float = 0.05
+) -> list[SearchResult]:
     """Run ``make(base_url).search`` against ``fake`` served locally."""
 
-    async def main() -> list[Hit]:
+    async def main() -> list[SearchResult]:
         async with serve(fake) as base, aiohttp.ClientSession() as session:
             adapter = make(base)
             client = ApiClient(adapter.name, session, per_second, backoff=backoff)
@@ -37,12 +39,12 @@ def failure(fake: FakeApi, make, query: str, limit: int = 10, **kw) -> SourceErr
     return caught.value
 
 
-def urls(hits: list[Hit]) -> list[str]:
-    return [h.url for h in hits]
+def urls(found: list[SearchResult]) -> list[str]:
+    return [h.url for h in found]
 
 
-def assert_unique(hits: list[Hit]) -> None:
-    assert len(set(urls(hits))) == len(hits)
+def assert_unique(found: list[SearchResult]) -> None:
+    assert len(set(urls(found))) == len(found)
 
 
 # --- Wikimedia Commons ---------------------------------------------------------------------------
@@ -56,9 +58,9 @@ def commons_expected(fake: FakeCommons, query: str, bitmap: bool = True) -> list
 
 def test_commons_pages_in_index_order():
     fake = FakeCommons(total=150)
-    hits = search(fake, lambda api: commons.Commons(api=api), "tench", 110)
-    assert urls(hits) == commons_expected(fake, "tench")[:110]
-    assert_unique(hits)
+    found = search(fake, lambda api: commons.Commons(api=api), "tench", 110)
+    assert urls(found) == commons_expected(fake, "tench")[:110]
+    assert_unique(found)
     # 150 files, 15 SVGs left out by filetype:bitmap: 135 bitmaps, 50 per request.
     assert [r.params.get("gsroffset") for r in fake.requests] == [None, "50", "100"]
     for r in fake.requests:
@@ -74,21 +76,21 @@ def test_commons_pages_in_index_order():
 
 def test_commons_stops_when_results_end_and_skips_non_images():
     fake = FakeCommons(total=60)
-    hits = search(fake, lambda api: commons.Commons(api=api, bitmap_only=False), "goldfish", 500)
+    found = search(fake, lambda api: commons.Commons(api=api, bitmap_only=False), "goldfish", 500)
     # The plain search returns SVGs too; the adapter drops them on their MIME type.
-    assert urls(hits) == commons_expected(fake, "goldfish", bitmap=False)
-    assert len(hits) == 54 and all(h.mime in commons.IMAGE_MIMES for h in hits)
+    assert urls(found) == commons_expected(fake, "goldfish", bitmap=False)
+    assert len(found) == 54 and all(h.mime in commons.IMAGE_MIMES for h in found)
     assert [r.params.get("gsroffset") for r in fake.requests] == [None, "50"]
     assert fake.requests[0].params["gsrsearch"] == "goldfish"
 
 
 def test_commons_fields():
     fake = FakeCommons(total=10)
-    hits = {h.source_id: h for h in search(fake, lambda api: commons.Commons(api=api), "great white shark", 10)}
-    assert len(hits) == 9  # 10 files less one SVG
-    big = hits["File:Great White Shark 0001.jpg"]
+    found = {h.source_id: h for h in search(fake, lambda api: commons.Commons(api=api), "great white shark", 10)}
+    assert len(found) == 9  # 10 files less one SVG
+    big = found["File:Great White Shark 0001.jpg"]
     info = fake.file("great white shark", 1)["imageinfo"][0]
-    assert big == Hit(
+    assert big == SearchResult(
         url=info["thumburl"],
         source_id="File:Great White Shark 0001.jpg",
         title="File:Great White Shark 0001.jpg",
@@ -102,7 +104,7 @@ def test_commons_fields():
     )
     assert "/thumb/" in big.url and big.url.endswith("640px-Great_White_Shark_0001.jpg")
     # Narrower than 640 px: the thumbnail is the original, whose size is known.
-    small = hits["File:Great White Shark 0005.jpg"]
+    small = found["File:Great White Shark 0005.jpg"]
     info = fake.file("great white shark", 5)["imageinfo"][0]
     assert (small.url, small.width, small.height, small.bytes, small.mime) == (
         info["url"],
@@ -112,17 +114,17 @@ def test_commons_fields():
         "image/jpeg",
     )
     # A TIFF's thumbnail is a JPEG; public-domain files have no licence URL.
-    assert hits["File:Great White Shark 0007.tif"].mime == "image/jpeg"
-    assert hits["File:Great White Shark 0007.tif"].url.endswith(".tif.jpg")
-    pd = hits["File:Great White Shark 0004.jpg"]
+    assert found["File:Great White Shark 0007.tif"].mime == "image/jpeg"
+    assert found["File:Great White Shark 0007.tif"].url.endswith(".tif.jpg")
+    pd = found["File:Great White Shark 0004.jpg"]
     assert (pd.license, pd.license_url) == ("Public domain", None)
 
 
 def test_commons_merges_imageinfo_continuation():
     fake = FakeCommons(total=120, split_imageinfo=True)
-    hits = search(fake, lambda api: commons.Commons(api=api), "tench", 70)
-    assert urls(hits) == commons_expected(fake, "tench")[:70]
-    assert all(h.width and h.license for h in hits)
+    found = search(fake, lambda api: commons.Commons(api=api), "tench", 70)
+    assert urls(found) == commons_expected(fake, "tench")[:70]
+    assert all(h.width and h.license for h in found)
     # Two answers per generator batch: the second carries iicontinue and the batch's offset.
     assert [(r.params.get("gsroffset"), "iicontinue" in r.params) for r in fake.requests] == [
         (None, False),
@@ -144,16 +146,16 @@ def test_commons_error_answer():
 @pytest.mark.parametrize("code", ["maxlag", "ratelimited"])
 def test_commons_maxlag_is_waited_out(code):
     fake = FakeCommons(total=30, throttle=1, throttle_code=code)
-    hits = search(fake, lambda api: commons.Commons(api=api), "tench", 5)
-    assert len(hits) == 5
+    found = search(fake, lambda api: commons.Commons(api=api), "tench", 5)
+    assert len(found) == 5
     assert fake.requests[0].params["maxlag"] == "5"
     assert len(fake.requests) == 2 and fake.gaps()[0] >= 0.98  # Retry-After: 1
 
 
 def test_commons_maxlag_without_retry_after_backs_off():
     fake = FakeCommons(total=30, throttle=2, retry_after=None)
-    hits = search(fake, lambda api: commons.Commons(api=api), "tench", 5, backoff=0.05)
-    assert len(hits) == 5 and len(fake.requests) == 3
+    found = search(fake, lambda api: commons.Commons(api=api), "tench", 5, backoff=0.05)
+    assert len(found) == 5 and len(fake.requests) == 3
     assert all(gap >= 0.02 for gap in fake.gaps())  # backoff * 2**attempt * [0.5, 1.5)
 
 
@@ -165,8 +167,8 @@ def test_commons_gives_up_when_always_lagged():
 
 def test_commons_429_is_waited_out():
     fake = FakeCommons(total=30, too_many=1)
-    hits = search(fake, lambda api: commons.Commons(api=api), "tench", 5)
-    assert len(hits) == 5 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
+    found = search(fake, lambda api: commons.Commons(api=api), "tench", 5)
+    assert len(found) == 5 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
 
 
 # --- Openverse -----------------------------------------------------------------------------------
@@ -178,9 +180,9 @@ def openverse_expected(fake: FakeOpenverse, query: str, license_type: str | None
 
 def test_openverse_pages_anonymously():
     fake = FakeOpenverse(total=200)
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 45)
-    assert urls(hits) == openverse_expected(fake, "tench")[:45]
-    assert_unique(hits)
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 45)
+    assert urls(found) == openverse_expected(fake, "tench")[:45]
+    assert_unique(found)
     # 20 a page; page 3 brings the 45th bitmap (SVGs are skipped).
     assert [(r.params["page"], r.params["page_size"]) for r in fake.requests] == [("1", "20"), ("2", "20"), ("3", "20")]
     for r in fake.requests:
@@ -191,19 +193,19 @@ def test_openverse_pages_anonymously():
 
 def test_openverse_anonymous_stops_at_page_20():
     fake = FakeOpenverse(total=1000)
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 1000)
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 1000)
     assert [int(r.params["page"]) for r in fake.requests] == list(range(1, 21))
     assert all(int(r.params["page_size"]) <= openverse.ANONYMOUS_PAGE_SIZE for r in fake.requests)
     first_400 = [r["url"] for r in fake.index("tench", None)[:400] if r["filetype"] != "svg"]
-    assert urls(hits) == first_400 and len(hits) == 356  # 20 pages of 20, less 44 SVGs
+    assert urls(found) == first_400 and len(found) == 356  # 20 pages of 20, less 44 SVGs
 
 
 def test_openverse_token_allows_larger_pages():
     fake = FakeOpenverse(total=1300)
-    hits = search(
+    found = search(
         fake, lambda api: openverse.Openverse(token="good-token", license_type="commercial", api=api), "goldfish", 900
     )
-    assert urls(hits) == openverse_expected(fake, "goldfish", "commercial")[:900]
+    assert urls(found) == openverse_expected(fake, "goldfish", "commercial")[:900]
     assert [(r.params["page"], r.params["page_size"]) for r in fake.requests] == [
         ("1", "500"),
         ("2", "500"),
@@ -212,25 +214,25 @@ def test_openverse_token_allows_larger_pages():
     for r in fake.requests:
         assert r.headers["Authorization"] == "Bearer good-token"
         assert r.params["license_type"] == "commercial"
-    assert all("nc" not in h.license for h in hits)
+    assert all("nc" not in h.license for h in found)
 
 
 def test_openverse_stops_at_page_count():
     fake = FakeOpenverse(total=40)  # exactly two full pages: page_count stops it, not a short page
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
-    assert len(fake.requests) == 2 and urls(hits) == openverse_expected(fake, "tench")
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
+    assert len(fake.requests) == 2 and urls(found) == openverse_expected(fake, "tench")
     fake = FakeOpenverse(total=30)  # a short second page
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
-    assert len(fake.requests) == 2 and urls(hits) == openverse_expected(fake, "tench")
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 100)
+    assert len(fake.requests) == 2 and urls(found) == openverse_expected(fake, "tench")
 
 
 def test_openverse_fields():
     fake = FakeOpenverse(total=20)
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 20)
-    by_index = {int(h.title.rsplit(" ", 1)[1]): h for h in hits}
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 20)
+    by_index = {int(h.title.rsplit(" ", 1)[1]): h for h in found}
     assert 4 not in by_index and 13 not in by_index  # SVGs
     raw = fake.result("tench", 2)
-    assert by_index[2] == Hit(
+    assert by_index[2] == SearchResult(
         url=raw["url"],
         source_id=raw["id"],
         title="tench number 2",
@@ -267,8 +269,8 @@ def test_openverse_bad_token():
 
 def test_openverse_429_is_waited_out():
     fake = FakeOpenverse(total=30, too_many=1)
-    hits = search(fake, lambda api: openverse.Openverse(api=api), "tench", 3)
-    assert len(hits) == 3 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
+    found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 3)
+    assert len(found) == 3 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
 
 
 # --- Flickr --------------------------------------------------------------------------------------
@@ -292,10 +294,10 @@ def flickr_expected(fake: FakeFlickr, query: str, licenses: set[int]) -> list[st
 
 def test_flickr_pages_with_default_licences():
     fake = FakeFlickr(total=1500)
-    hits = search(fake, flickr_make(), "tench", 1200)
+    found = search(fake, flickr_make(), "tench", 1200)
     free = set(range(1, 17))
-    assert urls(hits) == flickr_expected(fake, "tench", free)[:1200]
-    assert_unique(hits)
+    assert urls(found) == flickr_expected(fake, "tench", free)[:1200]
+    assert_unique(found)
     assert [(r.params["page"], r.params["per_page"]) for r in fake.requests] == [
         ("1", "500"),
         ("2", "500"),
@@ -308,33 +310,33 @@ def test_flickr_pages_with_default_licences():
         assert r.params["sort"] == "relevance" and r.params["content_type"] == "1" and r.params["media"] == "photos"
         assert set(r.params["extras"].split(",")) >= {"url_o", "url_c", "url_z", "o_dims", "license", "owner_name"}
         assert (r.params["format"], r.params["nojsoncallback"]) == ("json", "1")
-    assert all(h.license != "All Rights Reserved" for h in hits)
+    assert all(h.license != "All Rights Reserved" for h in found)
 
 
 def test_flickr_never_pages_past_4000():
     fake = FakeFlickr(total=6000)
-    hits = search(fake, flickr_make(license="4"), "tench", 10_000)
+    found = search(fake, flickr_make(license="4"), "tench", 10_000)
     assert all(int(r.params["per_page"]) <= flickr.MAX_PER_PAGE for r in fake.requests)
     assert [int(r.params["page"]) for r in fake.requests] == [1]  # 353 CC BY photos: one page
     fake = FakeFlickr(total=5000)
-    hits = search(fake, flickr_make(license=""), "tench", 10_000)
+    found = search(fake, flickr_make(license=""), "tench", 10_000)
     assert [int(r.params["page"]) for r in fake.requests] == list(range(1, 9))
-    assert len(hits) == 4000 and urls(hits) == flickr_expected(fake, "tench", None)[:4000]
+    assert len(found) == 4000 and urls(found) == flickr_expected(fake, "tench", None)[:4000]
 
 
 def test_flickr_small_limit_asks_small_page():
     fake = FakeFlickr(total=100)
-    hits = search(fake, flickr_make(license="1,2,3,4,5,6,7,8,9,10"), "tench", 7)
-    assert len(hits) == 7 and [r.params["per_page"] for r in fake.requests] == ["7"]
+    found = search(fake, flickr_make(license="1,2,3,4,5,6,7,8,9,10"), "tench", 7)
+    assert len(found) == 7 and [r.params["per_page"] for r in fake.requests] == ["7"]
     assert fake.requests[0].params["license"] == "1,2,3,4,5,6,7,8,9,10"
 
 
 def test_flickr_fields():
     fake = FakeFlickr(total=40)
-    hits = {h.source_id: h for h in search(fake, flickr_make(license=""), "tench", 40)}
+    found = {h.source_id: h for h in search(fake, flickr_make(license=""), "tench", 40)}
     p = {i: fake.photo("tench", i) for i in range(40)}
-    h = hits[p[4]["id"]]  # has url_c
-    assert h == Hit(
+    h = found[p[4]["id"]]  # has url_c
+    assert h == SearchResult(
         url=p[4]["url_c"],
         source_id=p[4]["id"],
         title="tench photo 4",
@@ -346,22 +348,22 @@ def test_flickr_fields():
         bytes=None,
         mime="image/jpeg",
     )
-    h = hits[p[7]["id"]]  # no url_c: url_z
+    h = found[p[7]["id"]]  # no url_c: url_z
     assert (h.url, h.width, h.height, h.license) == (p[7]["url_z"], 480, 640, "No known copyright restrictions")
-    h = hits[p[33]["id"]]  # licence 16
+    h = found[p[33]["id"]]  # licence 16
     assert (h.url, h.license, h.license_url) == (
         p[33]["url_c"],
         "CC BY-NC-ND 4.0",
         "https://creativecommons.org/licenses/by-nc-nd/4.0/",
     )
-    h = hits[p[8]["id"]]  # no url_o: url_c all the same
+    h = found[p[8]["id"]]  # no url_o: url_c all the same
     assert "url_o" not in p[8] and h.url == p[8]["url_c"] and h.license == "United States Government Work"
-    h = hits[p[5]["id"]]  # no sized URL at all: the 640-px URL built from server, id and secret
+    h = found[p[5]["id"]]  # no sized URL at all: the 640-px URL built from server, id and secret
     assert h.url == f"https://live.staticflickr.com/65535/{p[5]['id']}_{p[5]['secret']}_z.jpg" and h.width is None
-    assert hits[p[0]["id"]].license == "All Rights Reserved" and hits[p[0]["id"]].license_url is None
-    assert hits[p[9]["id"]].license == "CC0 1.0" and hits[p[10]["id"]].license == "Public Domain Mark 1.0"
-    assert hits[p[3]["id"]].creator == p[3]["owner"]  # empty ownername: the owner's NSID
-    assert hits[p[14]["id"]].title is None  # empty title
+    assert found[p[0]["id"]].license == "All Rights Reserved" and found[p[0]["id"]].license_url is None
+    assert found[p[9]["id"]].license == "CC0 1.0" and found[p[10]["id"]].license == "Public Domain Mark 1.0"
+    assert found[p[3]["id"]].creator == p[3]["owner"]  # empty ownername: the owner's NSID
+    assert found[p[14]["id"]].title is None  # empty title
 
 
 def test_flickr_original_when_only_size():
@@ -376,7 +378,7 @@ def test_flickr_original_when_only_size():
         "width_o": 2000,
         "height_o": 1000,
     }
-    assert flickr.hit_of(photo) == Hit(
+    assert flickr.result_of(photo) == SearchResult(
         url=photo["url_o"],
         source_id="1",
         title="t",
@@ -399,14 +401,14 @@ def test_flickr_error_answer():
 
 def test_flickr_unavailable_is_retried():
     fake = FakeFlickr(total=30, unavailable=1)
-    hits = search(fake, flickr_make(), "tench", 5)
-    assert len(hits) == 5 and len(fake.requests) == 2
+    found = search(fake, flickr_make(), "tench", 5)
+    assert len(found) == 5 and len(fake.requests) == 2
 
 
 def test_flickr_429_is_waited_out():
     fake = FakeFlickr(total=30, too_many=1)
-    hits = search(fake, flickr_make(), "tench", 5)
-    assert len(hits) == 5 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
+    found = search(fake, flickr_make(), "tench", 5)
+    assert len(found) == 5 and len(fake.requests) == 2 and fake.gaps()[0] >= 0.98
 
 
 def test_flickr_needs_key():
@@ -428,9 +430,11 @@ def test_requests_are_spaced_by_the_rate(name):
     fake_type, make, page = ADAPTERS[name]
     fake = fake_type(total=page * 4)
     started = time.monotonic()
-    hits = search(fake, make, "tench", page * 2 + 1, per_second=10)
-    assert len(hits) == page * 2 + 1 and len(fake.requests) == 3
-    assert all(gap >= 0.095 for gap in fake.gaps()), fake.gaps()
+    found = search(fake, make, "tench", page * 2 + 1, per_second=10)
+    assert len(found) == page * 2 + 1 and len(fake.requests) == 3
+    # Arrival times, as the server saw them: the first request also opened the connection, which
+    # on a busy machine takes some milliseconds off the first gap. Unspaced, gaps are about 1 ms.
+    assert all(gap >= 0.08 for gap in fake.gaps()) and sum(fake.gaps()) >= 0.19, fake.gaps()
     assert time.monotonic() - started < 2
 
 
@@ -461,9 +465,3 @@ def test_stage_builds_the_adapters(monkeypatch):
         assert adapter.name == name and rate == module.PER_SECOND
     adapter, _ = stage._adapter("flickr", argparse.Namespace(api="http://127.0.0.1:1", license="4,5"))
     assert adapter.license == "4,5" and adapter.endpoint == "http://127.0.0.1:1/services/rest/"
-
-
-def test_retry_after_forms():
-    assert retry_after("2") == 2.0 and retry_after("0.5") == 0.5 and retry_after(None) is None
-    assert retry_after("soon") is None
-    assert 0 <= retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, rows, run_cli
 
+from pipeline.layout import Layout
+from pipeline.schemas import SYNSETS_REPORT
+from pipeline.tables import read_report
+
 ENTITY = "n00001740"
 TENCH, WHIPPET, DOG, TEDDY = "n01440764", "n02091134", "n02084071", "n04399382"
 DEMO = [
@@ -37,7 +41,7 @@ def built(data):
 
     for subset in ("demo", "ilsvrc1k", "imagenet21k"):
         assert main(["synsets", "--data", str(data), "--subset", subset]) == 0
-    return {s: {r["wnid"]: r for r in rows(data / s / "synsets.parquet")} for s in ("demo", "ilsvrc1k", "imagenet21k")}
+    return {s: {r["wnid"]: r for r in rows(Layout(data / s).synsets)} for s in ("demo", "ilsvrc1k", "imagenet21k")}
 
 
 def is_a_edges(path: Path) -> list[tuple[str, str]]:
@@ -137,7 +141,7 @@ def test_whippet_queries_add_parent_words_found_in_its_gloss(built):
 
 
 def test_ilsvrc1k_report_matches_an_independent_ancestor_check(built, data, facts):
-    report = json.loads((data / "ilsvrc1k" / "synsets_report.json").read_text())
+    report = read_report(Layout(data / "ilsvrc1k").report("synsets"), SYNSETS_REPORT)
     chosen = set(built["ilsvrc1k"])
     expected = sorted((a, w) for w in chosen for a in facts.ancestors(w) & chosen)
     assert sorted(map(tuple, report["ancestor_pairs"])) == expected
@@ -152,31 +156,33 @@ def test_report_lists_a_class_that_is_an_ancestor_of_another(pipeline, tmp_path)
     listing.write_text(f"# a dog and a dog breed\n{DOG}\n\n{WHIPPET} whippet\n")
     out = pipeline("synsets", "--data", tmp_path, "--subset", "pair", "--wnids", listing)
     assert out.status == 0, out.err
-    report = json.loads((tmp_path / "pair" / "synsets_report.json").read_text())
+    report = read_report(Layout(tmp_path / "pair").report("synsets"), SYNSETS_REPORT)
     assert report["ancestor_pairs"] == [[DOG, WHIPPET]]
     assert f"{DOG} dog > {WHIPPET} whippet" in out.err
+    stamp = json.loads((tmp_path / "pair" / ".stages" / "synsets.json").read_text())
+    assert report["settings"] == stamp["settings"]  # what the runner fingerprinted, for the card
 
 
 def test_dog_subtree_is_every_hyponym_of_dog(pipeline, tmp_path, facts):
     out = pipeline("synsets", "--data", tmp_path, "--subset", "dogs", "--root", DOG)
     assert out.status == 0, out.err
-    got = {r["wnid"] for r in rows(tmp_path / "dogs" / "synsets.parquet")}
+    got = {r["wnid"] for r in rows(Layout(tmp_path / "dogs").synsets)}
     assert got == facts.descendants(DOG)
     assert len(got) > 150
 
 
 def test_depth_and_leaves_limit_a_subtree(pipeline, tmp_path, facts):
     assert pipeline("synsets", "--data", tmp_path, "--subset", "d1", "--root", DOG, "--depth", "1").status == 0
-    assert {r["wnid"] for r in rows(tmp_path / "d1" / "synsets.parquet")} == {DOG, *facts.children(DOG)}
+    assert {r["wnid"] for r in rows(Layout(tmp_path / "d1").synsets)} == {DOG, *facts.children(DOG)}
     assert pipeline("synsets", "--data", tmp_path, "--subset", "leaves", "--root", DOG, "--leaves").status == 0
-    leaves = {r["wnid"] for r in rows(tmp_path / "leaves" / "synsets.parquet")}
+    leaves = {r["wnid"] for r in rows(Layout(tmp_path / "leaves").synsets)}
     assert leaves == {w for w in facts.descendants(DOG) if not facts.children(w)}
 
 
 def test_exclude_drops_whole_subtrees(pipeline, tmp_path, built, facts):
     out = pipeline("synsets", "--data", tmp_path, "--subset", "ilsvrc1k", "--exclude", f"{DOG},n01503061")
     assert out.status == 0, out.err
-    got = {r["wnid"] for r in rows(tmp_path / "ilsvrc1k" / "synsets.parquet")}
+    got = {r["wnid"] for r in rows(Layout(tmp_path / "ilsvrc1k").synsets)}
     dropped = facts.descendants(DOG) | facts.descendants("n01503061")  # dogs and birds
     assert got == set(built["ilsvrc1k"]) - dropped
     assert 1000 - len(got) > 100 + 50
@@ -189,7 +195,7 @@ def test_subtrees_keep_physical_entities_unless_all_nouns(pipeline, tmp_path, fa
     assert not (tmp_path / "colors").exists()
     out = pipeline("synsets", "--data", tmp_path, "--subset", "colors", "--root", color, "--all-nouns")
     assert out.status == 0, out.err
-    assert {r["wnid"] for r in rows(tmp_path / "colors" / "synsets.parquet")} == facts.descendants(color)
+    assert {r["wnid"] for r in rows(Layout(tmp_path / "colors").synsets)} == facts.descendants(color)
 
 
 def outputs_state(folder: Path) -> dict[str, int]:
@@ -213,11 +219,11 @@ def test_rerun_skips_and_setting_changes_rerun(pipeline, tmp_path):
     before = outputs_state(tmp_path / "mine")
     changed = pipeline(*args, "--exclude", WHIPPET)
     assert "up to date" not in changed.err
-    assert [r["wnid"] for r in rows(tmp_path / "mine" / "synsets.parquet")] == [TENCH]
+    assert [r["wnid"] for r in rows(Layout(tmp_path / "mine").synsets)] == [TENCH]
 
     listing.write_text(f"{TENCH}\n{DOG}\n")
     pipeline(*args)
-    assert [r["wnid"] for r in rows(tmp_path / "mine" / "synsets.parquet")] == [TENCH, DOG]
+    assert [r["wnid"] for r in rows(Layout(tmp_path / "mine").synsets)] == [TENCH, DOG]
 
     (tmp_path / "mine" / "words.txt").unlink()
     assert "up to date" not in pipeline(*args).err
@@ -294,7 +300,7 @@ def test_make_passes_its_variables_to_the_stage(tmp_path, facts):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    got = {r["wnid"] for r in rows(tmp_path / "toy" / "synsets.parquet")}
+    got = {r["wnid"] for r in rows(Layout(tmp_path / "toy").synsets)}
     assert got == {DOG, *facts.children(DOG)} - {"n02085374"}
     assert "synsets: " in done.stderr
 

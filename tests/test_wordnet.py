@@ -9,6 +9,7 @@ import pytest
 from conftest import run_cli
 from wordnet_facts import data_noun_path
 
+from pipeline.layout import Layout
 from wordnet import provision
 
 DICT = data_noun_path().parent
@@ -58,7 +59,7 @@ def test_a_dict_folder_without_lexnames_is_assembled_for_nltk(tmp_path):
         "synsets", "--data", tmp_path / "data", WORDNET_DIR=str(source), SYNSETFORGE_NLTK_DATA=str(local)
     )
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "data" / "demo" / "synsets.parquet").exists()
+    assert Layout(tmp_path / "data" / "demo").synsets.exists()
 
 
 def test_another_wordnet_version_is_refused(tmp_path):

@@ -25,6 +25,6 @@ def run(args: argparse.Namespace) -> None:
     wordnet = load()
     print(
         f"wordnet: WordNet {wordnet.version}, {wordnet.noun_count()} noun synsets, "
-        f"from {wordnet.source.origin}, read at {wordnet.source.path}",
+        f"from {wordnet.copy.origin}, read at {wordnet.copy.path}",
         file=sys.stderr,
     )

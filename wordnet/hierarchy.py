@@ -13,11 +13,11 @@ import warnings
 from functools import cache
 
 from pipeline.errors import PipelineError
+from pipeline.schemas import NOUN_WNID_RE
 
 from . import provision
 
 PHYSICAL_ENTITY = "n00001930"
-WNID_RE = re.compile(r"^[nvasr]\d{8}$")
 _EXAMPLE_START = re.compile(r'[;:] "')
 
 
@@ -32,9 +32,9 @@ def definition(gloss: str) -> str:
 
 
 class WordNet:
-    def __init__(self, reader, source: provision.Source, data_noun: bytes):
+    def __init__(self, reader, copy: provision.WordNetCopy, data_noun: bytes):
         self.reader = reader
-        self.source = source
+        self.copy = copy  # the files read, and where they came from
         self._data_noun = data_noun
         self._synsets: dict[str, object] = {}
         self._ancestors: dict[str, frozenset[str]] = {}
@@ -52,7 +52,7 @@ class WordNet:
         """The noun synset of ``wnid``, or None where no synset starts at that offset."""
         if wnid in self._synsets:
             return self._synsets[wnid]
-        if not (wnid.startswith("n") and WNID_RE.match(wnid)):
+        if not NOUN_WNID_RE.match(wnid):
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nltk warns, then returns None, for an unknown offset
@@ -102,18 +102,18 @@ class WordNet:
 def load() -> WordNet:
     """Locate WordNet 3.0 (see ``provision``), open it with nltk and verify it is 3.0 in full."""
     notes: list[str] = []
-    source = provision.locate(notes=notes)
+    copy = provision.locate(notes=notes)
     for note in notes:
         print(f"wordnet: {note}", file=sys.stderr)
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    if str(source.data_root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(source.data_root))
-    if source.is_zip:
-        root = nltk.data.find(source.corpus, paths=[str(source.data_root)])
+    if str(copy.data_root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(copy.data_root))
+    if copy.is_zip:
+        root = nltk.data.find(copy.corpus, paths=[str(copy.data_root)])
     else:
-        root = nltk.data.FileSystemPathPointer(source.path)
+        root = nltk.data.FileSystemPathPointer(copy.path)
 
     class Reader(WordNetCorpusReader):
         def map_wn(self, version="wordnet"):
@@ -126,13 +126,13 @@ def load() -> WordNet:
         reader = Reader(root, None)
     with root.join("data.noun").open() as f:
         data_noun = f.read()
-    wordnet = WordNet(reader, source, data_noun)
+    wordnet = WordNet(reader, copy, data_noun)
     if wordnet.version != provision.VERSION:
-        raise PipelineError(f"{source.path} is WordNet {wordnet.version}, not {provision.VERSION}")
+        raise PipelineError(f"{copy.path} is WordNet {wordnet.version}, not {provision.VERSION}")
     count = wordnet.noun_count()
     if count != provision.NOUN_SYNSETS:
         raise PipelineError(
-            f"{source.path} has {count} noun synsets; WordNet {provision.VERSION} has "
+            f"{copy.path} has {count} noun synsets; WordNet {provision.VERSION} has "
             f"{provision.NOUN_SYNSETS}: the copy is damaged or not the original"
         )
     return wordnet

@@ -55,7 +55,7 @@ class WordNetNotFound(PipelineError):
 
 
 @dataclass(frozen=True)
-class Source:
+class WordNetCopy:
     """A WordNet corpus nltk can open: ``data_root`` goes on nltk.data.path, ``corpus`` is
     ``corpora/wordnet`` (or the zip member) below it."""
 
@@ -106,7 +106,7 @@ def _refuse_version(version: str | None, where: str) -> None:
         )
 
 
-def assemble(dict_dir: Path, target: Path, origin: str) -> Source:
+def assemble(dict_dir: Path, target: Path, origin: str) -> WordNetCopy:
     """Copy a WordNet dict folder into ``target/corpora/wordnet`` with our ``lexnames`` file.
 
     Copies rather than links: nltk resolves links and refuses files outside its data roots.
@@ -132,47 +132,47 @@ def assemble(dict_dir: Path, target: Path, origin: str) -> Source:
     (tmp / "ORIGIN").write_text(origin + "\n")
     shutil.rmtree(corpus, ignore_errors=True)
     os.replace(tmp, corpus)
-    return Source(target, "corpora/wordnet", origin)
+    return WordNetCopy(target, "corpora/wordnet", origin)
 
 
-def _nltk_data_sources() -> list[Source]:
+def _nltk_data_copies() -> list[WordNetCopy]:
     """WordNet corpora already in the user's nltk_data folders (nltk's own search path)."""
     import nltk
 
     found = []
     for root in map(Path, nltk.data.path):
         if (root / "corpora" / "wordnet" / "data.noun").exists():
-            found.append(Source(root, "corpora/wordnet", f"nltk_data {root}"))
+            found.append(WordNetCopy(root, "corpora/wordnet", f"nltk_data {root}"))
         elif (root / "corpora" / "wordnet.zip").exists():
-            found.append(Source(root, "corpora/wordnet.zip/wordnet/", f"nltk_data {root} (zip)"))
+            found.append(WordNetCopy(root, "corpora/wordnet.zip/wordnet/", f"nltk_data {root} (zip)"))
     return found
 
 
-def _source_version(source: Source) -> str | None:
-    if source.is_zip:
+def _copy_version(copy: WordNetCopy) -> str | None:
+    if copy.is_zip:
         import zipfile
 
-        with zipfile.ZipFile(source.data_root / "corpora" / "wordnet.zip") as z:
+        with zipfile.ZipFile(copy.data_root / "corpora" / "wordnet.zip") as z:
             with z.open("wordnet/data.noun") as f:
                 return header_version(f.read(4096))
-    return dict_version(Path(source.path))
+    return dict_version(Path(copy.path))
 
 
-def _from_wordnet_dir(folder: Path) -> Source:
+def _from_wordnet_dir(folder: Path) -> WordNetCopy:
     if not (folder / "data.noun").exists():
         raise WordNetNotFound(f"WORDNET_DIR={folder} holds no data.noun: point it at a WordNet {VERSION} dict folder")
     _refuse_version(dict_version(folder), f"WORDNET_DIR={folder}")
     if (folder / "lexnames").exists():
-        return Source(folder, ".", f"WORDNET_DIR {folder}")
+        return WordNetCopy(folder, ".", f"WORDNET_DIR {folder}")
     return assemble(folder, local_nltk_data(), f"WORDNET_DIR {folder}")
 
 
-def _local_source() -> Source | None:
+def _local_copy() -> WordNetCopy | None:
     local = local_nltk_data()
     corpus = local / "corpora" / "wordnet"
     if (corpus / "lexnames").exists() and dict_version(corpus) == VERSION:
         origin = (corpus / "ORIGIN").read_text().strip() if (corpus / "ORIGIN").exists() else str(corpus)
-        return Source(local, "corpora/wordnet", origin)
+        return WordNetCopy(local, "corpora/wordnet", origin)
     return None
 
 
@@ -194,7 +194,7 @@ def install_debian_packages() -> None:
         raise WordNetNotFound(f"{' and '.join(DEBIAN_PACKAGES)} installed, yet {DEBIAN_DIR}/data.noun is missing")
 
 
-def locate(*, install: bool = False, notes: list[str] | None = None) -> Source:
+def locate(*, install: bool = False, notes: list[str] | None = None) -> WordNetCopy:
     """The WordNet 3.0 to use, in the order of the module docstring.
 
     With ``install``, Debian's packages are installed when nothing else is found. nltk_data
@@ -203,12 +203,12 @@ def locate(*, install: bool = False, notes: list[str] | None = None) -> Source:
     notes = notes if notes is not None else []
     if folder := os.environ.get("WORDNET_DIR"):
         return _from_wordnet_dir(Path(folder))
-    for source in _nltk_data_sources():
-        version = _source_version(source)
+    for copy in _nltk_data_copies():
+        version = _copy_version(copy)
         if version == VERSION:
-            return source
-        notes.append(f"passed over {source.path}: WordNet {version}, not {VERSION}")
-    if local := _local_source():
+            return copy
+        notes.append(f"passed over {copy.path}: WordNet {version}, not {VERSION}")
+    if local := _local_copy():
         return local
     if not (DEBIAN_DIR / "data.noun").exists():
         if not install:

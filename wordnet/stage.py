@@ -5,14 +5,16 @@ Writes, under ``$(DATA)/$(SUBSET)/``:
 - ``synsets.parquet`` (schema ``pipeline.schemas.SYNSETS``), one row per class;
 - ``words.txt`` (``wnid<TAB>lemma, lemma``) and ``wordnet.is_a.txt`` (``parent child``), ImageNet's
   own files, over the classes and all their ancestors up to entity;
-- ``synsets_report.json``: classes that are ancestors of other classes (ILSVRC promises none),
-  the depth histogram, lexname counts and class names used twice.
+- ``reports/synsets.json`` (``pipeline.schemas.SYNSETS_REPORT``): the settings, classes that are
+  ancestors of other classes (ILSVRC promises none), the depth histogram, lexname counts and
+  class names used twice.
+
+Paths are ``pipeline.layout``'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import Counter
@@ -20,8 +22,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import runner, schemas
-from pipeline.tables import write_table
+from pipeline import layout, runner, schemas
+from pipeline.layout import Layout
+from pipeline.tables import write_report, write_table
 
 from . import provision
 from .hierarchy import WordNet, load, wnid_of
@@ -29,7 +32,7 @@ from .queries import expand
 from .subsets import BUNDLED, Selection, check_selection, select
 
 HELP = "choose the classes in WordNet 3.0: synsets.parquet, words.txt, wordnet.is_a.txt"
-OUTPUTS = ("synsets.parquet", "words.txt", "wordnet.is_a.txt", "synsets_report.json")
+OUTPUTS = (layout.SYNSETS, layout.WORDS, layout.IS_A, layout.report_name("synsets"))
 SHOWN_PAIRS = 10
 
 
@@ -72,24 +75,26 @@ def run(args: argparse.Namespace) -> None:
     sel = selection(args)
     check_selection(sel)
     list_file = sel.list_file()
+    settings = {
+        "wordnet": provision.VERSION,
+        "root": sel.root,
+        "depth": sel.depth,
+        "leaves": sel.leaves,
+        "exclude": sel.exclude,
+        "physical_only": sel.physical_only,
+    }
     stage = runner.Stage(
         name="synsets",
         workdir=args.workdir,
         outputs=OUTPUTS,
         inputs=(list_file,) if list_file else (),
-        settings={
-            "wordnet": provision.VERSION,
-            "root": sel.root,
-            "depth": sel.depth,
-            "leaves": sel.leaves,
-            "exclude": sel.exclude,
-            "physical_only": sel.physical_only,
-        },
+        settings=settings,
     )
-    runner.run(stage, lambda tmp: build(sel, tmp), force=args.force)
+    runner.run(stage, lambda tmp: build(sel, settings, tmp), force=args.force)
 
 
-def build(sel: Selection, out: Path) -> str:
+def build(sel: Selection, settings: dict, out: Path) -> str:
+    built = Layout(out)
     wordnet = load()
     synsets = select(wordnet, sel)
     chosen = {wnid_of(s) for s in synsets}
@@ -113,16 +118,17 @@ def build(sel: Selection, out: Path) -> str:
     closure = set(chosen).union(*(wordnet.ancestors(s) for s in synsets))
     nodes = sorted(closure)
     edges = sorted((wnid_of(parent), wnid) for wnid in nodes for parent in wordnet.parents(wordnet.synset(wnid)))
-    (out / "wordnet.is_a.txt").write_text("".join(f"{p} {c}\n" for p, c in edges))
-    (out / "words.txt").write_text("".join(f"{w}\t{', '.join(wordnet.lemmas(wordnet.synset(w)))}\n" for w in nodes))
+    built.is_a.write_text("".join(f"{p} {c}\n" for p, c in edges))
+    built.words.write_text("".join(f"{w}\t{', '.join(wordnet.lemmas(wordnet.synset(w)))}\n" for w in nodes))
 
     names = dict(zip(rows["wnid"], rows["name"]))
-    report = hierarchy_report(wordnet, sel, synsets, chosen, rows, names, len(nodes), len(edges))
-    (out / "synsets_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    report = {
+        "settings": settings,
+        **hierarchy_report(wordnet, sel, synsets, chosen, rows, names, len(nodes), len(edges)),
+    }
+    write_report(built.report("synsets"), schemas.SYNSETS_REPORT, report)
     print_report(report, names)
-    write_table(
-        rows, out / "synsets.parquet", schemas.SYNSETS, metadata={"subset": sel.subset, "wordnet": provision.VERSION}
-    )
+    write_table(rows, built.synsets, schemas.SYNSETS, metadata={"subset": sel.subset, "wordnet": provision.VERSION})
     queries = sum(len(q) for q in rows["queries"])
     return (
         f"{len(synsets)} synsets of {sel.subset}, {len(nodes) - len(chosen)} ancestors, "
@@ -146,7 +152,7 @@ def hierarchy_report(
         by_name.setdefault(name, []).append(wnid)
     return {
         "subset": sel.subset,
-        "wordnet": {"version": wordnet.version, "source": wordnet.source.origin},
+        "wordnet": {"version": wordnet.version, "source": wordnet.copy.origin},
         "num_synsets": len(synsets),
         "num_ancestors": num_nodes - len(chosen),
         "num_is_a_edges": num_edges,
@@ -168,7 +174,7 @@ def print_report(report: dict, names: dict[str, str]) -> None:
     ]
     lines += [f"  {a} {names[a]} > {d} {names[d]}" for a, d in report["ancestor_pairs"][:SHOWN_PAIRS]]
     if report["num_ancestor_pairs"] > SHOWN_PAIRS:
-        lines.append(f"  ... {report['num_ancestor_pairs'] - SHOWN_PAIRS} more in synsets_report.json")
+        lines.append(f"  ... {report['num_ancestor_pairs'] - SHOWN_PAIRS} more in {layout.report_name('synsets')}")
     lines.append("synsets: lexnames " + ", ".join(f"{k} {v}" for k, v in list(report["lexnames"].items())[:6]))
     if report["duplicate_names"]:
         lines.append(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.schemas import WNID_RE
 
-from .hierarchy import PHYSICAL_ENTITY, WNID_RE, WordNet, wnid_of
+from .hierarchy import PHYSICAL_ENTITY, WordNet, wnid_of
 
 DATA = Path(__file__).with_name("data")
 BUNDLED = {

@@ -36,7 +36,7 @@ import re
 from html import unescape
 from typing import Any
 
-from .search import ApiClient, Hit, Hits, SourceError, int_or_none
+from .search import ApiClient, SearchResult, SearchResults, SourceError, int_or_none
 
 DEFAULT_API = "https://commons.wikimedia.org"
 PER_SECOND = 1.0
@@ -71,8 +71,8 @@ def _retry_reason(answer: Any) -> str | None:
     return None
 
 
-def hit_of(page: dict) -> Hit | None:
-    """The hit for one page of the answer, or None for a page that is not a usable image."""
+def result_of(page: dict) -> SearchResult | None:
+    """The search result for one page of the answer, or None for a page that is not a usable image."""
     infos = page.get("imageinfo") or []
     if not infos or not isinstance(infos[0], dict):
         return None
@@ -84,7 +84,7 @@ def hit_of(page: dict) -> Hit | None:
     if thumb and thumb != url:
         url, width, height, size = thumb, info.get("thumbwidth"), info.get("thumbheight"), None
         mime = info.get("thumbmime") or mime
-    return Hit(
+    return SearchResult(
         url=url,
         source_id=page.get("title"),
         title=page.get("title"),
@@ -122,10 +122,10 @@ class Commons:
             "maxlag": str(MAXLAG),
         }
 
-    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        hits = Hits(limit)
-        if hits.full:
-            return hits
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[SearchResult]:
+        results = SearchResults(limit)
+        if results.full:
+            return results
         base = self.params(query, limit)
         cont: dict[str, Any] = {}
         batch: dict[str, dict] = {}  # pages of the current generator batch, by title
@@ -154,11 +154,11 @@ class Commons:
                 raise SourceError(self.name, query, f"the API sent the same continue block twice: {cont}")
             if "batchcomplete" in answer or not cont:
                 for page in sorted(batch.values(), key=lambda p: p.get("index", 0)):
-                    if hits.add(hit_of(page)):
-                        return hits
+                    if results.add(result_of(page)):
+                        return results
                 batch = {}
             if not cont:
-                return hits
+                return results
             offset = int_or_none(cont.get("gsroffset"))
             if offset is not None and offset >= MAX_OFFSET and not batch:
-                return hits
+                return results

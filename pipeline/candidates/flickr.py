@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .search import ApiClient, Hit, Hits, SourceError, int_or_none
+from .search import ApiClient, SearchResult, SearchResults, SourceError, int_or_none
 
 DEFAULT_API = "https://api.flickr.com"
 PER_SECOND = 1.0
@@ -66,8 +66,8 @@ def _retry_reason(answer: Any) -> str | None:
     return None
 
 
-def hit_of(photo: dict) -> Hit | None:
-    """The hit for one photo of the answer, or None when no URL can be had."""
+def result_of(photo: dict) -> SearchResult | None:
+    """The search result for one photo of the answer, or None when no URL can be had."""
     for size in ("c", "z", "o"):
         url = photo.get(f"url_{size}")
         if url:
@@ -91,7 +91,7 @@ def hit_of(photo: dict) -> Hit | None:
         else (None, None)
     )
     title = photo.get("title")
-    return Hit(
+    return SearchResult(
         url=url,
         source_id=str(photo["id"]) if photo.get("id") is not None else None,
         title=title if isinstance(title, str) and title else None,
@@ -116,11 +116,11 @@ class Flickr:
         self.license = license
         self.endpoint = api.rstrip("/") + "/services/rest/"
 
-    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[SearchResult]:
         limit = min(limit, MAX_RESULTS)
-        hits = Hits(limit)
-        if hits.full:
-            return hits
+        results = SearchResults(limit)
+        if results.full:
+            return results
         per_page = min(limit, MAX_PER_PAGE)
         page = 1
         while (page - 1) * per_page < MAX_RESULTS:
@@ -146,12 +146,12 @@ class Flickr:
             photos = answer.get("photos") or {}
             batch = photos.get("photo") or []
             for photo in batch:
-                if hits.add(hit_of(photo) if isinstance(photo, dict) else None):
-                    return hits
+                if results.add(result_of(photo) if isinstance(photo, dict) else None):
+                    return results
             pages = int_or_none(photos.get("pages"))
             # A page may come back short (Flickr drops photos it may not show) with more after
             # it, so only an empty page or the last one ends the search.
             if not batch or (pages is not None and page >= pages):
                 break
             page += 1
-        return hits
+        return results

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .search import ApiClient, Hit, Hits, SourceError, int_or_none
+from .search import ApiClient, SearchResult, SearchResults, SourceError, int_or_none
 
 DEFAULT_API = "https://api.openverse.org"
 PER_SECOND = 1 / 3
@@ -44,24 +44,24 @@ MIMES = {
 }
 
 
-def hit_of(result: dict) -> Hit | None:
-    """The hit for one result, or None when it has no URL or is not a bitmap."""
-    url = result.get("url")
-    filetype = (result.get("filetype") or "").lower() or None
+def result_of(item: dict) -> SearchResult | None:
+    """The search result for one item of ``results``, or None when it has no URL or is not a bitmap."""
+    url = item.get("url")
+    filetype = (item.get("filetype") or "").lower() or None
     if not url or (filetype is not None and filetype not in MIMES):
         return None
-    code, version = result.get("license"), result.get("license_version")
+    code, version = item.get("license"), item.get("license_version")
     license = " ".join(str(p) for p in (code, version) if p) or None
-    return Hit(
+    return SearchResult(
         url=url,
-        source_id=_str(result.get("id")),
-        title=_str(result.get("title")),
-        creator=_str(result.get("creator")),
+        source_id=_str(item.get("id")),
+        title=_str(item.get("title")),
+        creator=_str(item.get("creator")),
         license=license,
-        license_url=_str(result.get("license_url")),
-        width=int_or_none(result.get("width")),
-        height=int_or_none(result.get("height")),
-        bytes=int_or_none(result.get("filesize")),
+        license_url=_str(item.get("license_url")),
+        width=int_or_none(item.get("width")),
+        height=int_or_none(item.get("height")),
+        bytes=int_or_none(item.get("filesize")),
         mime=MIMES.get(filetype) if filetype else None,
     )
 
@@ -84,10 +84,10 @@ class Openverse:
     def max_page_size(self) -> int:
         return TOKEN_PAGE_SIZE if self.token else ANONYMOUS_PAGE_SIZE
 
-    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        hits = Hits(limit)
-        if hits.full:
-            return hits
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[SearchResult]:
+        found = SearchResults(limit)
+        if found.full:
+            return found
         size = min(limit, self.max_page_size)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         page = 1
@@ -98,12 +98,12 @@ class Openverse:
             answer = await client.get_json(self.endpoint, params, query, headers=headers)
             if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
                 raise SourceError(self.name, query, "the answer has no results list")
-            results = answer["results"]
-            for result in results:
-                if hits.add(hit_of(result) if isinstance(result, dict) else None):
-                    return hits
+            items = answer["results"]
+            for item in items:
+                if found.add(result_of(item) if isinstance(item, dict) else None):
+                    return found
             page_count = int_or_none(answer.get("page_count"))
-            if len(results) < size or (page_count is not None and page >= page_count):
+            if len(items) < size or (page_count is not None and page >= page_count):
                 break
             page += 1
-        return hits
+        return found

@@ -1,19 +1,16 @@
-"""What the search-API sources share: a rate-limited JSON client and the hit they return.
+"""What the search-API sources share: a paced JSON client and the search result they return.
 
 An adapter (``commons``, ``openverse``, ``flickr``) knows one API's parameters and answer
 shape; this module knows how to be a polite client of any of them: one User-Agent naming
 the tool and a contact URL, a minimum interval between requests (the API's documented
-rate), retries with backoff on 429 and 5xx that honour ``Retry-After``, and an error that
-says which source and query failed and what the API answered.
+rate), retries on 429 and 5xx that honour ``Retry-After`` or back off (``pipeline.http``),
+and an error that says which source and query failed and what the API answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +19,7 @@ import aiohttp
 
 from pipeline import USER_AGENT
 from pipeline.errors import PipelineError
+from pipeline.http import Pacer, backoff_delay, retry_after, retryable
 
 RETRIES = 4
 MAX_RETRY_AFTER = 120.0
@@ -36,7 +34,7 @@ class SourceError(PipelineError):
 
 
 @dataclass
-class Hit:
+class SearchResult:
     """One image a search returned, in the candidates table's terms (``schemas.CANDIDATES``)."""
 
     url: str
@@ -59,8 +57,8 @@ def int_or_none(value: Any) -> int | None:
         return None
 
 
-class Hits(list):
-    """The hits of one query, best first: each URL once, at most ``limit``."""
+class SearchResults(list):
+    """The results of one query, best first: each URL once, at most ``limit``."""
 
     def __init__(self, limit: int):
         super().__init__()
@@ -71,11 +69,11 @@ class Hits(list):
     def full(self) -> bool:
         return len(self) >= self.limit
 
-    def add(self, hit: Hit | None) -> bool:
-        """Keep ``hit`` unless it is None, a URL seen before, or one too many; True when full."""
-        if hit is not None and hit.url not in self.seen and not self.full:
-            self.seen.add(hit.url)
-            self.append(hit)
+    def add(self, result: SearchResult | None) -> bool:
+        """Keep ``result`` unless it is None, a URL seen before, or one too many; True when full."""
+        if result is not None and result.url not in self.seen and not self.full:
+            self.seen.add(result.url)
+            self.append(result)
         return self.full
 
 
@@ -84,55 +82,20 @@ class Source(Protocol):
 
     name: str
 
-    async def search(self, client: ApiClient, query: str, limit: int) -> list[Hit]:
-        """Up to ``limit`` hits for ``query``, best first, paging as the API requires."""
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN is no hint
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class RateLimiter:
-    """At most one request per ``interval`` seconds, in the order they ask."""
-
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-            self._next = max(now, self._next) + self.interval
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (the server said so)."""
-        self._next = max(self._next, time.monotonic() + seconds)
+    async def search(self, client: ApiClient, query: str, limit: int) -> list[SearchResult]:
+        """Up to ``limit`` results for ``query``, best first, paging as the API requires."""
 
 
 class ApiClient:
-    """GET JSON from one search API at its documented rate."""
+    """GET JSON from one search API at its documented rate: ``per_second`` requests, evenly
+    spaced, in the order they ask; a retry's wait pauses them all."""
 
     def __init__(self, source: str, session: aiohttp.ClientSession, per_second: float, backoff: float = 1.0):
+        if per_second <= 0:
+            raise ValueError(f"{source}: an API's rate must be above 0 requests a second")
         self.source = source
         self.session = session
-        self.limiter = RateLimiter(per_second)
+        self.pacer = Pacer(per_second)
         self.backoff = backoff
         self.requests = 0
 
@@ -153,16 +116,16 @@ class ApiClient:
         ``Retry-After``."""
         last = ""
         for attempt in range(RETRIES + 1):
-            await self.limiter.wait()
+            await self.pacer.wait(self.source)
             self.requests += 1
-            wait = self.backoff * 2**attempt * (0.5 + random.random())
+            wait = backoff_delay(self.backoff, attempt)
             try:
                 async with self.session.get(
                     url, params=params, headers={"User-Agent": USER_AGENT, **(headers or {})}, allow_redirects=True
                 ) as response:
-                    if response.status == 429 or response.status >= 500:
+                    if retryable(response.status):
                         last = f"HTTP {response.status} {await _detail(response)}".strip()
-                        self.limiter.pause(self._retry_wait(response, wait, last, query))
+                        self.pacer.pause(self.source, self._retry_wait(response, wait, last, query))
                         continue
                     if response.status >= 400:
                         raise SourceError(
@@ -176,11 +139,11 @@ class ApiClient:
                     if reason is None:
                         return data
                     last = reason
-                    self.limiter.pause(self._retry_wait(response, wait, last, query))
+                    self.pacer.pause(self.source, self._retry_wait(response, wait, last, query))
                     continue
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 last = f"{type(e).__name__}: {e}"
-                self.limiter.pause(wait)
+                self.pacer.pause(self.source, wait)
         raise SourceError(self.source, query, f"gave up after {RETRIES + 1} attempts; last answer: {last}")
 
     def _retry_wait(self, response: aiohttp.ClientResponse, backoff: float, last: str, query: str) -> float:

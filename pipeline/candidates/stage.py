@@ -1,11 +1,12 @@
-"""The candidates stage: synsets.parquet -> ``candidates/part-N.parquet`` + ``candidates_report.json``.
+"""The candidates stage: synsets.parquet -> ``candidates/part-N.parquet`` + ``reports/candidates.json``
+(paths: ``pipeline.layout``).
 
 Every candidate is one (wnid, url) pair with a stable ``candidate_id``; the same URL twice
 in one class is one candidate. Rows are ordered by ``candidate_id`` and cut into shards of
 ``--shard-size``: hosts and classes mix evenly across shards, and a shard's content
 depends only on the candidates, so the download stage can reuse finished shards.
 
-Search sources query every phrase in ``synsets.queries``; each class's hits are cached in
+Search sources query every phrase in ``synsets.queries``; each class's results are cached in
 ``.cache/candidates/<settings>/`` as soon as its queries finish, so an interrupted
 collection resumes where it stopped.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import sys
@@ -24,20 +24,20 @@ from pathlib import Path
 import aiohttp
 from tqdm import tqdm
 
-from pipeline import runner, schemas
+from pipeline import layout, runner, schemas
 from pipeline.errors import InputError, PipelineError
 from pipeline.files import atomic_write_text
-from pipeline.tables import read_table, write_table
-from wordnet.hierarchy import WNID_RE
+from pipeline.layout import Layout
+from pipeline.schemas import WNID_RE, candidate_id
+from pipeline.tables import read_table, write_report, write_table
 
-from . import urllist
-from .search import ApiClient, Hit, Source
+from . import demo, urllist
+from .search import ApiClient, SearchResult, Source
 
 HELP = "gather candidate image URLs per class: candidates/part-*.parquet"
-OUTPUTS = ("candidates", "candidates_report.json")
+OUTPUTS = (layout.CANDIDATES, layout.report_name("candidates"))
 SOURCES = ("urllist", "commons", "openverse", "flickr", "demo")
 SEARCH_SOURCES = ("commons", "openverse", "flickr")
-DEMO_PORT = 8642
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,14 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=100,
         metavar="N",
-        help="search sources: hits asked for per query phrase (make: PER_QUERY, default 100)",
+        help="search sources: results asked for per query phrase (make: PER_QUERY, default 100)",
     )
     parser.add_argument(
         "--license",
         metavar="FILTER",
         help="search sources: openverse license_type (e.g. commercial) or flickr licence ids (make: LICENSE)",
     )
-    parser.add_argument("--api", metavar="URL", help="search sources: another endpoint base, e.g. a mirror (make: API)")
+    parser.add_argument(
+        "--api",
+        metavar="URL",
+        help=f"search sources: another endpoint base, e.g. a mirror; demo: the demo image host "
+        f"(default {demo.DEFAULT_API}) (make: API)",
+    )
     parser.add_argument(
         "--shard-size",
         type=int,
@@ -76,9 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="candidates per shard, the download stage's unit of work (make: SHARD_SIZE, default 1000)",
     )
-    parser.add_argument("--demo-per-class", type=int, default=60, metavar="N", help="demo: candidates per class")
     parser.add_argument(
-        "--demo-port", type=int, default=DEMO_PORT, help=f"demo: the image host's port (default {DEMO_PORT})"
+        "--demo-per-class", type=int, default=demo.PER_CLASS, metavar="N", help="demo: candidates per class"
     )
 
 
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         raise PipelineError("SOURCE=urllist needs URLS=<file>")
     if args.shard_size < 1:
         raise PipelineError("--shard-size must be at least 1")
-    synsets = args.workdir / "synsets.parquet"
+    synsets = Layout(args.workdir).synsets
     settings = {
         "source": source,
         "urls": str(args.urls.resolve()) if args.urls else None,
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
     if source in SEARCH_SOURCES:
         settings.update(per_query=args.per_query, license=args.license, api=args.api)
     if source == "demo":
-        settings.update(demo_per_class=args.demo_per_class, demo_port=args.demo_port)
+        settings.update(api=args.api or demo.DEFAULT_API, demo_per_class=args.demo_per_class)
     stage = runner.Stage(
         name="candidates",
         workdir=args.workdir,
@@ -125,22 +129,18 @@ def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: P
                 "not a wnid (n + 8 digits)", file=synsets_path, row=row, field="wnid", value=synset["wnid"]
             )
     wnids = [s["wnid"] for s in synsets]
-    report: dict = {"source": source}
+    report: dict = {"settings": settings, "source": source}
     if source == "urllist":
-        hits, list_report = urllist.read(args.urls, set(wnids), args.max_per_class)
+        listed, list_report = urllist.read(args.urls, set(wnids), args.max_per_class)
         report["list"] = list_report.as_dict()
-        rows = [_row(h.wnid, h.url, "urllist", None, 0, Hit(h.url, source_id=h.source_id)) for h in hits]
+        rows = [_row(u.wnid, "urllist", None, SearchResult(u.url, source_id=u.source_id)) for u in listed]
     elif source == "demo":
-        rows = _demo_rows(wnids, args.demo_per_class, args.demo_port)
+        found = demo.catalogue(settings["api"], wnids, args.demo_per_class)
+        rows = [_row(wnid, "demo", None, result) for wnid, result in found]
     else:
         rows = _search_rows(args, source, settings, synsets)
     rows = _rank_and_dedupe(rows, args.max_per_class)
-    shards = _write_shards(
-        rows,
-        out / "candidates",
-        args.shard_size,
-        {"subset": args.subset, "source": source, **({"demo_port": str(args.demo_port)} if source == "demo" else {})},
-    )
+    shards = _write_shards(rows, Layout(out), args.shard_size, {"subset": args.subset, "source": source})
     per_class = {w: 0 for w in wnids}
     for row in rows:
         per_class[row["wnid"]] += 1
@@ -148,26 +148,22 @@ def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: P
     report.update(
         candidates=len(rows), shards=shards, classes=len(wnids), classes_without_candidates=empty, per_class=per_class
     )
-    (out / "candidates_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_report(Layout(out).report("candidates"), schemas.CANDIDATES_REPORT, report)
     _print_report(report)
     return (
         f"{len(rows)} candidates from {source} for {len(wnids) - len(empty)} of {len(wnids)} classes, {shards} shards"
     )
 
 
-def candidate_id(wnid: str, url: str) -> str:
-    return hashlib.sha256(f"{wnid}\t{url}".encode()).hexdigest()[:16]
-
-
-def _row(wnid: str, url: str, source: str, query: str | None, rank: int, hit: Hit) -> dict:
+def _row(wnid: str, source: str, query: str | None, result: SearchResult) -> dict:
+    """A candidates row; its rank is set when the class's rows are ranked (``_rank_and_dedupe``)."""
     return {
-        "candidate_id": candidate_id(wnid, url),
+        "candidate_id": candidate_id(wnid, result.url),
         "wnid": wnid,
-        "url": url,
         "source": source,
         "query": query,
-        "rank": rank,
-        **{k: v for k, v in asdict(hit).items() if k != "url"},
+        "rank": 0,
+        **asdict(result),
     }
 
 
@@ -188,37 +184,14 @@ def _rank_and_dedupe(rows: list[dict], max_per_class: int | None) -> list[dict]:
     return kept
 
 
-def _write_shards(rows: list[dict], folder: Path, size: int, metadata: dict) -> int:
+def _write_shards(rows: list[dict], built: Layout, size: int, metadata: dict) -> int:
     rows = sorted(rows, key=lambda r: r["candidate_id"])
-    folder.mkdir()
+    built.candidates.mkdir()
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
     for number, chunk in enumerate(chunks):
         columns = {name: [r[name] for r in chunk] for name in schemas.CANDIDATES.names}
-        write_table(columns, folder / f"part-{number:05d}.parquet", schemas.CANDIDATES, metadata=metadata)
+        write_table(columns, built.candidate_part(number), schemas.CANDIDATES, metadata=metadata)
     return len(chunks)
-
-
-def _demo_rows(wnids: list[str], per_class: int, port: int) -> list[dict]:
-    from pipeline.imagehost.demo import catalogue
-
-    base = f"http://127.0.0.1:{port}"
-    return [
-        _row(
-            item.wnid,
-            base + item.path,
-            "demo",
-            None,
-            0,
-            Hit(
-                base + item.path,
-                source_id=item.kind,
-                title=f"generated picture ({item.kind})",
-                creator="synsetforge demo host",
-                license="cc0 1.0",
-            ),
-        )
-        for item in catalogue(wnids, per_class)
-    ]
 
 
 def _search_rows(args: argparse.Namespace, source: str, settings: dict, synsets: list[dict]) -> list[dict]:
@@ -259,8 +232,8 @@ async def _collect(adapter: Source, per_second: float, synsets: list[dict], per_
             else:
                 found = []
                 for query in synset["queries"]:
-                    for hit in await adapter.search(client, query, per_query):
-                        found.append(_row(synset["wnid"], hit.url, adapter.name, query, 0, hit))
+                    for result in await adapter.search(client, query, per_query):
+                        found.append(_row(synset["wnid"], adapter.name, query, result))
                 atomic_write_text(done, json.dumps(found))
             rows.extend(found)
     return rows

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.errors import InputError
-from wordnet.hierarchy import WNID_RE
+from pipeline.schemas import WNID_RE
 
 IMAGENET_LINE = re.compile(r"^(n\d{8})(?:_(\d+))?\s+(\S+)\s*$")
 MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
@@ -27,7 +27,9 @@ SHOWN_LINES = 5
 
 
 @dataclass
-class Hit:
+class ListedUrl:
+    """One line (or row) of a URL list: a class, a URL and the list's own id for it, if any."""
+
     wnid: str
     url: str
     source_id: str | None
@@ -47,7 +49,7 @@ class ListReport:
         return dict(self.__dict__)
 
 
-def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[Hit], ListReport]:
+def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[ListedUrl], ListReport]:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such URL list", file=path)
@@ -59,20 +61,20 @@ def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[H
         rows = _table_rows(path, "\t" if suffix == ".tsv" else ",", report)
     else:
         rows = _imagenet_rows(path, report)
-    kept: list[Hit] = []
+    kept: list[ListedUrl] = []
     seen: dict[str, set[str]] = {}
-    for hit in rows:
-        if hit.wnid not in wnids:
+    for listed in rows:
+        if listed.wnid not in wnids:
             report.other_classes += 1
             continue
-        urls = seen.setdefault(hit.wnid, set())
-        if hit.url in urls:
+        urls = seen.setdefault(listed.wnid, set())
+        if listed.url in urls:
             report.duplicates += 1
         elif max_per_class is not None and len(urls) >= max_per_class:
             report.over_cap += 1
         else:
-            urls.add(hit.url)
-            kept.append(hit)
+            urls.add(listed.url)
+            kept.append(listed)
     if report.rows and report.malformed > MALFORMED_TOLERANCE * report.rows:
         raise InputError(
             f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
@@ -83,7 +85,7 @@ def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[H
     return kept, report
 
 
-def _imagenet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
+def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
     with (
         open(path, "rb") as f,
         tqdm(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True, delay=2, disable=None) as bar,
@@ -106,22 +108,22 @@ def _imagenet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
                     report.malformed_lines.append(number)
                 continue
             wnid, index, url = match.groups()
-            yield Hit(wnid, url, f"{wnid}_{index}" if index else None)
+            yield ListedUrl(wnid, url, f"{wnid}_{index}" if index else None)
 
 
-def _table_rows(path: Path, delimiter: str, report: ListReport) -> Iterator[Hit]:
+def _table_rows(path: Path, delimiter: str, report: ListReport) -> Iterator[ListedUrl]:
     with open(path, newline="", encoding="utf-8", errors="strict") as f:
         try:
             reader = csv.DictReader(f, delimiter=delimiter)
             _check_columns(path, reader.fieldnames or [])
             for number, row in enumerate(reader, 2):
                 report.rows += 1
-                yield _row_hit(path, number, row.get("wnid"), row.get("url"), line=True)
+                yield _listed_url(path, number, row.get("wnid"), row.get("url"), line=True)
         except UnicodeDecodeError as e:
             raise InputError(f"not UTF-8 ({e.reason} at byte {e.start} of a block)", file=path) from None
 
 
-def _parquet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
+def _parquet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
     try:
         schema = pq.read_schema(path)
     except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
@@ -130,7 +132,7 @@ def _parquet_rows(path: Path, report: ListReport) -> Iterator[Hit]:
     table = pq.read_table(path, columns=["wnid", "url"])
     for number, (wnid, url) in enumerate(zip(table.column("wnid").to_pylist(), table.column("url").to_pylist())):
         report.rows += 1
-        yield _row_hit(path, number, wnid, url, line=False)
+        yield _listed_url(path, number, wnid, url, line=False)
 
 
 def _check_columns(path: Path, names: list[str]) -> None:
@@ -143,7 +145,7 @@ def _check_columns(path: Path, names: list[str]) -> None:
             )
 
 
-def _row_hit(path: Path, number: int, wnid, url, line: bool) -> Hit:
+def _listed_url(path: Path, number: int, wnid, url, line: bool) -> ListedUrl:
     where = {"line": number} if line else {"row": number}
     wnid = (wnid or "").strip() if isinstance(wnid, str) or wnid is None else str(wnid)
     url = (url or "").strip() if isinstance(url, str) or url is None else str(url)
@@ -151,4 +153,4 @@ def _row_hit(path: Path, number: int, wnid, url, line: bool) -> Hit:
         raise InputError("not a wnid (n + 8 digits)", file=path, field="wnid", value=wnid, **where)
     if not url:
         raise InputError("empty url", file=path, field="url", **where)
-    return Hit(wnid, url, None)
+    return ListedUrl(wnid, url, None)

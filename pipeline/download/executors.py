@@ -184,8 +184,8 @@ def _run_ray(jobs: list[ShardJob], bar: Bar) -> dict[int, dict]:
                 stats, files = ray.get(ref)
             except ray.exceptions.RayError as e:
                 raise PipelineError(f"Ray task for shard {job.number:05d} ({job.candidates}) failed: {e}") from None
-            for kind in ("images", "ledger", "stats"):  # the stats record marks the shard finished
-                atomic_write_bytes(job.path(kind), files[kind])
+            for kind, path in job.outputs().items():  # the stats record, last, marks the shard finished
+                atomic_write_bytes(path, files[kind])
             results[job.number] = stats
             bar(stats["candidates"], stats["ok"], stats["bytes_received"])
     return results
@@ -197,4 +197,4 @@ def shard_on_node(job: ShardJob, candidates: bytes) -> tuple[dict, dict[str, byt
         local = replace(job, candidates=Path(tmp) / job.candidates.name, out=Path(tmp) / "out")
         local.candidates.write_bytes(candidates)
         stats = download_shard(local)
-        return stats, {kind: local.path(kind).read_bytes() for kind in ("images", "ledger", "stats")}
+        return stats, {kind: path.read_bytes() for kind, path in local.outputs().items()}

@@ -3,25 +3,25 @@
 ``Fetcher.fetch(url)`` always returns a ``Fetched`` (never raises for anything a server or
 network can do): the body when it got one, or the ledger status saying why not. Redirects
 are followed by hand so each hop is checked again (scheme, address, count); connection
-errors, 5xx and 429 are retried with exponential backoff and jitter, honouring
-``Retry-After``; timeouts and other 4xx answers are final. Before every request the rules of
+errors and the answers ``pipeline.http.retryable`` names (429, 5xx) are retried after the
+server's ``Retry-After`` or ``pipeline.http.backoff_delay``; timeouts and other 4xx answers
+are final. Before every request the rules of
 ``politeness`` apply (blocklist, robots.txt, the host's pace); after it, the opt-out headers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
 from pipeline import USER_AGENT
-from pipeline.candidates.search import retry_after
+from pipeline.http import Pacer, backoff_delay, retry_after, retryable
 
 from . import status
-from .politeness import Blocklist, HostPacer, Politeness, Robots, optout_signal
+from .politeness import Blocklist, Politeness, Robots, optout_signal
 from .safety import BlockedAddress, SafeConnector, parse_url
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -73,7 +73,7 @@ class Fetcher:
         self.politeness = politeness or Politeness()
         self.concurrency = concurrency
         self.per_host = per_host
-        self.pacer = HostPacer(host_rate, host_burst)
+        self.pacer = Pacer(host_rate, host_burst)
         self.blocklist = Blocklist(self.politeness.blocklist)
 
     async def __aenter__(self) -> Fetcher:
@@ -124,9 +124,7 @@ class Fetcher:
                     return result
                 retries += 1
                 await asyncio.sleep(
-                    result.retry_in
-                    if result.retry_in is not None
-                    else self.network.backoff * 2 ** (retries - 1) * (0.5 + random.random())
+                    result.retry_in if result.retry_in is not None else backoff_delay(self.network.backoff, retries - 1)
                 )
                 continue
             return outcome
@@ -151,7 +149,7 @@ class Fetcher:
                 result.nbytes = 0
                 if response.status in REDIRECTS:
                     return self._redirect(target, response, result)
-                if response.status == 429 or response.status >= 500:
+                if retryable(response.status):
                     _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
                     wait = retry_after(response.headers.get("Retry-After"))
                     if response.status in (429, 503):

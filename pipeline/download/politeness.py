@@ -8,15 +8,14 @@
   tried again, then the host's URLs are recorded as ``robots_unavailable``); a Crawl-delay
   lowers the host's rate.
 - ``Blocklist``: hosts, with their subdomains, never contacted.
-- ``HostPacer``: a token bucket per host, halved on 429 and 503 (and paused for their
-  ``Retry-After``), won back slowly with each success.
+
+Each host's pace is a ``pipeline.http.Pacer`` keyed by host: halved on 429 and 503 (and paused
+for their ``Retry-After``), won back slowly with each success, capped by a Crawl-delay.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import time
 import urllib.robotparser
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from pipeline.errors import InputError
+from pipeline.http import Pacer, backoff_delay
 
 from . import status
 
@@ -97,79 +97,6 @@ class Blocklist:
         return tuple(sorted(set(domains)))
 
 
-class _Bucket:
-    def __init__(self, rate: float, burst: float):
-        self.rate = self.ceiling = rate
-        self.burst = burst
-        self.tat = 0.0  # theoretical arrival time of the next request (GCRA)
-        self.paused_until = 0.0
-        self.queue: collections.deque[asyncio.Future] = collections.deque()  # waiters, in turn
-
-
-class HostPacer:
-    """A token bucket per host: ``rate`` requests a second with bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: float):
-        self.rate, self.burst = rate, max(1.0, burst)
-        self.buckets: dict[str, _Bucket] = {}
-
-    def _bucket(self, host: str) -> _Bucket:
-        if host not in self.buckets:
-            self.buckets[host] = _Bucket(self.rate, self.burst)
-        return self.buckets[host]
-
-    async def wait(self, host: str) -> None:
-        """Return when a request to ``host`` may be sent. Waiters on one host take turns:
-        only the first sleeps, so many waiters wake one at a time, and its slot follows the
-        rate and pause as they are when its turn comes. (Slots reserved on arrival kept the
-        halved rate of a 429 for every request queued behind it, however fast the host
-        recovered: a tail of seconds per slowed host.)"""
-        if self.rate <= 0:
-            return
-        bucket = self._bucket(host)
-        turn = asyncio.get_running_loop().create_future()
-        bucket.queue.append(turn)
-        try:
-            if len(bucket.queue) > 1:
-                await turn
-            while True:
-                now = time.monotonic()
-                slot = max(bucket.tat, now - (bucket.burst - 1) / bucket.rate, bucket.paused_until)
-                if slot <= now:
-                    bucket.tat = slot + 1 / bucket.rate
-                    return
-                await asyncio.sleep(slot - now)
-        finally:
-            bucket.queue.remove(turn)
-            if bucket.queue and not bucket.queue[0].done():
-                bucket.queue[0].set_result(None)
-
-    def slow_down(self, host: str, pause: float | None) -> None:
-        """The host said too many (429, 503): halve its rate, send nothing for ``pause`` s."""
-        if self.rate <= 0:
-            return
-        bucket = self._bucket(host)
-        now = time.monotonic()
-        if now >= bucket.paused_until:  # answers to one burst arrive together: halve once for them
-            bucket.rate = max(bucket.ceiling / 64, bucket.rate / 2)
-        bucket.paused_until = max(bucket.paused_until, now + (pause if pause is not None else 1 / bucket.rate))
-        bucket.tat = max(bucket.tat, bucket.paused_until)
-
-    def recover(self, host: str) -> None:
-        """An answer that was not a slow-down: win back a little of the rate."""
-        bucket = self.buckets.get(host)
-        if bucket is not None and bucket.rate < bucket.ceiling:
-            bucket.rate = min(bucket.ceiling, bucket.rate + bucket.ceiling / 20)
-
-    def cap(self, host: str, rate: float) -> None:
-        """Never more than ``rate`` requests a second to ``host`` (a robots.txt Crawl-delay)."""
-        if self.rate > 0 and rate > 0:
-            bucket = self._bucket(host)
-            bucket.ceiling = min(bucket.ceiling, rate)
-            bucket.rate = min(bucket.rate, bucket.ceiling)
-            bucket.burst = 1.0
-
-
 @dataclass
 class _Unavailable:
     reason: str
@@ -178,7 +105,7 @@ class _Unavailable:
 class Robots:
     """robots.txt per origin, fetched once (concurrent askers share one fetch)."""
 
-    def __init__(self, session: aiohttp.ClientSession, pacer: HostPacer, timeout: float, retries: int, backoff: float):
+    def __init__(self, session: aiohttp.ClientSession, pacer: Pacer, timeout: float, retries: int, backoff: float):
         self.session, self.pacer = session, pacer
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.origins: dict[str, asyncio.Task] = {}
@@ -201,7 +128,7 @@ class Robots:
         reason = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(backoff_delay(self.backoff, attempt - 1))
             await self.pacer.wait(url.host or "")
             try:
                 async with self.session.get(

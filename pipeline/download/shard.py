@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import schemas
-from pipeline.files import atomic_write_text
+from pipeline import schemas, store
+from pipeline.files import atomic_write_json
 from pipeline.hashing import Hashes, hashes_of_pixels
-from pipeline.tables import TableWriter, read_table, write_table
+from pipeline.layout import SHARD, Layout
+from pipeline.tables import read_table, write_table
 
 from . import status
 from .fetch import Fetched, Fetcher, Network
@@ -34,7 +35,7 @@ from .politeness import Politeness
 from .safety import host_of
 
 CANDIDATE_COLUMNS = ["candidate_id", "wnid", "url", "source", "rank", "license"]
-ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
+STATS = "stats"  # the folder of the stats records, beside images/ and ledger/
 WAITERS = 4  # worker coroutines per connection
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 GC_THRESHOLD = 7_000  # allocations between the cycle collector's young passes (Python's default: 700)
@@ -44,7 +45,7 @@ Progress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
-class Settings:
+class DownloadSettings:
     """Everything that decides a shard's content; the stage fingerprints it."""
 
     network: Network = field(default_factory=Network)
@@ -73,24 +74,36 @@ class ShardJob:
     number: int
     candidates: Path  # the input shard
     input_digest: str  # sha256 of the input shard's bytes
-    out: Path  # holds images/, ledger/ and stats/
-    settings: Settings
+    out: Path  # holds images/, ledger/ and stats/, named as in a dataset folder (``Layout``)
+    settings: DownloadSettings
     limits: Limits = field(default_factory=Limits)
 
-    def path(self, kind: str) -> Path:
-        suffix = "json" if kind == "stats" else "parquet"
-        return self.out / kind / f"shard-{self.number:05d}.{suffix}"
+    @property
+    def images(self) -> Path:
+        return store.shard_path(Layout(self.out).images, self.number)
+
+    @property
+    def ledger(self) -> Path:
+        return Layout(self.out).ledger_shard(self.number)
+
+    @property
+    def stats(self) -> Path:
+        return self.out / STATS / Path(SHARD.format(number=self.number)).with_suffix(".json")
+
+    def outputs(self) -> dict[str, Path]:
+        """The shard's files by kind, the stats record last: it is written last."""
+        return {"images": self.images, "ledger": self.ledger, "stats": self.stats}
 
 
 def finished(job: ShardJob) -> dict | None:
     """The stats record of a finished shard made from this very input, or None."""
     try:
-        stats = json.loads(job.path("stats").read_text())
+        stats = json.loads(job.stats.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     if stats.get("input_digest") != job.input_digest:
         return None
-    if not (job.path("images").exists() and job.path("ledger").exists()):
+    if not (job.images.exists() and job.ledger.exists()):
         return None
     return stats
 
@@ -151,9 +164,9 @@ class _Shard:
         self.todo = iter(enumerate(self.candidates))
         self.outcomes: list[tuple | None] = [None] * len(self.candidates)  # (Fetched, elapsed_ms)
         self.left = len(self.candidates)
-        self.images = _empty_images()
+        self.images = _pending_images()
         self.ok = self.bytes_stored = 0
-        self.writer: TableWriter | None = None  # opened and used on the writer thread only
+        self.writer = store.ShardWriter(job.images)  # opens its file on the writer thread, its only user
 
     def complete(self, i: int, fetched: Fetched, stored: Stored | None, elapsed_ms: int) -> dict[str, list] | None:
         """Record candidate ``i``'s outcome; returns a row group of images to write, if one is full."""
@@ -163,8 +176,8 @@ class _Shard:
             _add_image_row(self.images, self.candidates[i], stored)
             self.ok += 1
             self.bytes_stored += len(stored.data)
-        if len(self.images["image_id"]) >= ROW_GROUP or (self.left == 0 and self.images["image_id"]):
-            rows, self.images = self.images, _empty_images()
+        if len(self.images["image_id"]) >= store.ROW_GROUP or (self.left == 0 and self.images["image_id"]):
+            rows, self.images = self.images, _pending_images()
             return rows
         return None
 
@@ -173,18 +186,15 @@ class _Shard:
         hashes = hashes_of_pixels(rows.pop("grey"))
         for k, name in enumerate(Hashes._fields):
             rows[name] = [h[k] for h in hashes]
-        if self.writer is None:
-            self.writer = TableWriter(self.job.path("images"), schemas.IMAGES)
         self.writer.write(rows)
 
 
-def _empty(schema) -> dict[str, list]:
-    return {name: [] for name in schema.names}
-
-
-def _empty_images() -> dict[str, list]:
-    """Image rows in the making: the hashes' input (``grey``) instead of the hashes."""
-    return {name: [] for name in ["grey", *schemas.IMAGES.names] if name not in Hashes._fields}
+def _pending_images() -> dict[str, list]:
+    """Image rows in the making (``store.empty_rows``), the hashes' input (``grey``) in place of
+    the hashes: a row group's hashes are computed together when it is written."""
+    rows = {name: values for name, values in store.empty_rows().items() if name not in Hashes._fields}
+    rows["grey"] = []
+    return rows
 
 
 class _Feed:
@@ -278,13 +288,11 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
 def _finish(shard: _Shard) -> dict:
     """The shard's last files, the stats record last: it marks the shard finished."""
     job = shard.job
-    if shard.writer is None:
-        shard.write_images(_empty_images())
     shard.writer.close()
-    ledger = _empty(schemas.LEDGER)
+    ledger = {name: [] for name in schemas.LEDGER.names}
     for candidate, (fetched, elapsed_ms) in zip(shard.candidates, shard.outcomes):
         _add_ledger_row(ledger, candidate, fetched, elapsed_ms)
-    write_table(ledger, job.path("ledger"), schemas.LEDGER)
+    write_table(ledger, job.ledger, schemas.LEDGER)
     stats = {
         "shard": job.number,
         "input": job.candidates.name,
@@ -296,7 +304,7 @@ def _finish(shard: _Shard) -> dict:
         "bytes_stored": shard.bytes_stored,
         "seconds": round(time.monotonic() - shard.start, 3),
     }
-    atomic_write_text(job.path("stats"), json.dumps(stats, indent=1) + "\n")
+    atomic_write_json(job.stats, stats)
     return stats
 
 

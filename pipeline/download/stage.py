@@ -1,40 +1,42 @@
 """The download stage: ``candidates/part-N.parquet`` -> ``images/shard-N.parquet``,
-``ledger/shard-N.parquet`` and ``download_stats.json``.
+``ledger/shard-N.parquet`` and ``reports/download.json`` (paths: ``pipeline.layout``).
 
 Shards are made in ``.cache/download/<settings>/`` and survive an interrupted run, so a rerun
 downloads only the shards that did not finish (a shard is reused when its input bytes and
 the settings are unchanged). When every shard is done they are linked into the outputs.
+
+Loopback and private addresses are refused unless ``--allow-private-hosts`` says otherwise,
+whatever the candidates are: a local image host (the demo's, a test's) is allowed by its user.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
-import json
 import math
 import os
 import shutil
 import sys
+import time
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import runner, schemas
+from pipeline import layout, runner, schemas
 from pipeline.errors import InputError, PipelineError
-from pipeline.tables import read_table
+from pipeline.layout import Layout
+from pipeline.tables import read_table, write_report
 
 from . import executors, status
 from .fetch import Network
 from .images import Normalise
 from .politeness import Blocklist, Politeness
-from .shard import Limits, Settings, ShardJob, finished
+from .shard import DownloadSettings, Limits, ShardJob, finished
 
-HELP = "fetch, verify and normalise every candidate: images/, ledger/, download_stats.json"
-OUTPUTS = ("images", "ledger", "download_stats.json")
+HELP = "fetch, verify and normalise every candidate: images/, ledger/, reports/download.json"
+OUTPUTS = (layout.IMAGES, layout.LEDGER, layout.report_name("download"))
 SHOWN_CLASSES = 10
 
 
@@ -160,8 +162,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    return Settings(
+def settings_of(args: argparse.Namespace) -> DownloadSettings:
+    return DownloadSettings(
         network=Network(
             total_timeout=args.timeout,
             retries=args.retries,
@@ -183,25 +185,25 @@ def settings_of(args: argparse.Namespace) -> Settings:
     )
 
 
+def stage_settings(settings: DownloadSettings, min_per_class: int) -> dict:
+    """The stage's settings, as the runner fingerprints them and the report records them."""
+    return {**settings.as_dict(), "min_per_class": min_per_class}
+
+
 def run(args: argparse.Namespace) -> None:
-    candidates = args.workdir / "candidates"
-    parts = sorted(candidates.glob("part-*.parquet"))
+    candidates = Layout(args.workdir).candidates
+    parts = Layout(args.workdir).candidate_parts()
     if not parts:
-        raise InputError("no candidate shards (part-*.parquet): run `make candidates` first", file=candidates)
-    demo_port = _demo_port(parts[0])
-    settings = settings_of(args)
-    host_rate = args.host_rate
-    if demo_port is not None:  # our own host on 127.0.0.1: nobody else's server to spare
-        settings = dataclasses.replace(
-            settings, network=dataclasses.replace(settings.network, allow_private_hosts=True)
+        raise InputError(
+            f"no candidate shards ({layout.CANDIDATE_PARTS}): run `make candidates` first", file=candidates
         )
-        host_rate = 0.0
+    settings = settings_of(args)
     stage = runner.Stage(
         name="download",
         workdir=args.workdir,
         outputs=OUTPUTS,
         inputs=(candidates,),
-        settings={**settings.as_dict(), "min_per_class": args.min_per_class},
+        settings=stage_settings(settings, args.min_per_class),
     )
     processes = args.processes or os.cpu_count() or 1
     # The limits are shared out among the workers that will run: a local run starts no more
@@ -212,19 +214,15 @@ def run(args: argparse.Namespace) -> None:
     limits = Limits(
         concurrency=max(1, math.ceil(args.concurrency / workers)),
         per_host=max(1, args.per_host),
-        host_rate=host_rate / workers,
+        host_rate=args.host_rate / workers,
         host_burst=max(1.0, args.host_burst / workers),
         decode_threads=max(1, (os.cpu_count() or 1) // workers),
     )
 
+    pace = {"host_rate": args.host_rate, "host_burst": args.host_burst}
+
     def build(out: Path) -> str:
-        with ExitStack() as stack:
-            if demo_port is not None:
-                _start_demo_host(stack, demo_port)
-            pace = {"host_rate": host_rate, "host_burst": args.host_burst}
-            return download(
-                parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class, pace
-            )
+        return download(parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class, pace)
 
     runner.run(stage, build, force=args.force)
 
@@ -233,7 +231,7 @@ def download(
     parts: list[Path],
     workdir: Path,
     out: Path,
-    settings: Settings,
+    settings: DownloadSettings,
     limits: Limits,
     executor: str,
     processes: int,
@@ -251,24 +249,29 @@ def download(
         print(f"download: {len(jobs) - len(todo)} of {len(jobs)} shards already finished, resuming", file=sys.stderr)
     ran = executors.run(todo, executor, processes, total)
     stats = {job.number: finished(job) for job in jobs}
-    for kind in ("images", "ledger"):
-        (out / kind).mkdir()
-        for job in jobs:
-            _link(job.path(kind), out / kind / job.path(kind).name)
-    report = download_report(out / "ledger", list(stats.values()), ran, min_per_class)
+    built = Layout(out)
+    built.images.mkdir()
+    built.ledger.mkdir()
+    for job in jobs:
+        _link(job.images, built.images / job.images.name)
+        _link(job.ledger, built.ledger / job.ledger.name)
+    report = {
+        "settings": stage_settings(settings, min_per_class),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **download_report(built, list(stats.values()), ran, min_per_class),
+    }
     report["politeness"] = politeness_report(report, settings.politeness, pace)
-    (out / "download_stats.json").write_text(json.dumps(report, indent=1) + "\n")
-    print_report(report)
+    write_report(built.report("download"), schemas.DOWNLOAD_REPORT, report)
+    print_report(report, settings.network)
     return (
         f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%), "
         f"{len(jobs)} shards, {len(report['classes_below_min'])} classes below {min_per_class}"
     )
 
 
-def download_report(ledger_dir: Path, stats: list[dict], ran: list[dict], min_per_class: int) -> dict:
+def download_report(built: Layout, stats: list[dict], ran: list[dict], min_per_class: int) -> dict:
     ledger = pa.concat_tables(
-        read_table(p, schemas.LEDGER, columns=["wnid", "host", "status"])
-        for p in sorted(ledger_dir.glob("shard-*.parquet"))
+        read_table(p, schemas.LEDGER, columns=["wnid", "host", "status"]) for p in built.ledger_shards()
     )
     wnids, hosts, statuses = (ledger.column(c).to_pylist() for c in ("wnid", "host", "status"))
     per_class: dict[str, Counter] = {}
@@ -318,12 +321,18 @@ def politeness_report(report: dict, rules: Politeness, pace: dict) -> dict:
     }
 
 
-def print_report(report: dict) -> None:
+def print_report(report: dict, network: Network) -> None:
     lines = [
         f"download: {report['ok']} of {report['candidates']} ok ({report['ok_percent']}%), "
         f"{report['bytes_stored'] / 1e6:.1f} MB stored"
     ]
     lines += [f"  {s:<20} {n:>9}" for s, n in report["statuses"].items()]
+    blocked = report["statuses"].get(status.BLOCKED_ADDRESS, 0)
+    if blocked and not network.allow_private_hosts:
+        lines.append(
+            f"download: {blocked} URLs lead to private or loopback addresses; for a host of your own "
+            "(the demo's, a test's) say so with --allow-private-hosts (make: ALLOW_PRIVATE_HOSTS=1)"
+        )
     rules = report.get("politeness")
     if rules and (not rules["respect_optouts"] or not rules["respect_robots"]):
         lines.append(
@@ -340,7 +349,7 @@ def print_report(report: dict) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _cache_for(workdir: Path, settings: Settings) -> Path:
+def _cache_for(workdir: Path, settings: DownloadSettings) -> Path:
     """The shard cache of these settings, without the files a killed run left half-written."""
     cache = runner.work_cache(workdir, "download", settings.as_dict())
     for partial in cache.glob("*/.*.tmp"):
@@ -352,7 +361,9 @@ def _shard_number(part: Path) -> int:
     try:
         return int(part.stem.split("-", 1)[1])
     except (IndexError, ValueError):
-        raise InputError("a candidate shard must be named part-<number>.parquet", file=part) from None
+        raise InputError(
+            f"a candidate shard is named like {layout.CANDIDATE_PART.format(number=0)}", file=part
+        ) from None
 
 
 def _digest(path: Path) -> str:
@@ -368,22 +379,3 @@ def _link(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def _demo_port(part: Path) -> int | None:
-    """The port of the bundled image host when the candidates come from the demo source."""
-    metadata = pq.read_schema(part).metadata or {}
-    if metadata.get(b"source") != b"demo":
-        return None
-    return int(metadata[b"demo_port"])
-
-
-def _start_demo_host(stack: ExitStack, port: int) -> None:
-    from pipeline.imagehost import ImageHost
-
-    try:
-        host = stack.enter_context(ImageHost(port=port))
-    except OSError as e:
-        print(f"download: demo image host port {port} is in use ({e}); using the server there", file=sys.stderr)
-        return
-    print(f"download: demo image host on {host.url('/')}", file=sys.stderr)

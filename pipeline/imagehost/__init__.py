@@ -1,7 +1,8 @@
 """A web server on 127.0.0.1 that stands in for the image web: generated class pictures,
 files from a folder, and the faults and odd formats a downloader must survive.
 
-``python -m pipeline.imagehost --port 8642`` serves until Ctrl-C; tests use ``ImageHost``.
+``python -m pipeline.imagehost --port 8642`` serves until Ctrl-C (``... -- COMMAND``: while
+COMMAND runs, as ``make demo`` uses it); tests use ``ImageHost``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ Routes (``{token}`` is any text that makes a URL unique, so state keyed by the U
   such requests in the last second: then 429 with ``Retry-After: 1``
 - ``/robots.txt``: as configured per address (``robots=``): a text, ``"timeout"``, ``"error"``
   (500), or 404 when not configured
+- ``POST /demo/catalogue``: the offline demo's candidates for a list of classes (``demo``)
 
 ``ImageHost(aliases=n)`` also listens on 127.0.0.2 ... 127.0.0.(n+1), same port: n more hosts
 for per-host rules, each with its own robots.txt and rate limit.
@@ -40,7 +41,7 @@ from aiohttp import web
 
 from pipeline.background import BackgroundServer
 
-from . import pictures
+from . import demo, pictures
 
 SLOW_PIECES = 20  # /fault/slow sends its body in this many pieces, evenly over S seconds
 HUGE_PIECE = 1 << 20  # /fault/huge streams in pieces of 1 MiB
@@ -380,9 +381,29 @@ async def image_format(request: web.Request) -> web.Response:
     return _image(await _off_loop(pictures.format_picture, kind, request.match_info["token"]), content_type)
 
 
+@routes.post("/demo/catalogue")
+async def demo_catalogue(request: web.Request) -> web.Response:
+    """Which of this host's paths stand in for the search results of each class (``demo.catalogue``)."""
+    try:
+        asked = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body must be JSON: {wnids: [...], per_class: N, seed: S}") from None
+    wnids = asked.get("wnids") if isinstance(asked, dict) else None
+    per_class, seed = (asked.get("per_class", 60), asked.get("seed", 0)) if isinstance(asked, dict) else (None, None)
+    if not (isinstance(wnids, list) and wnids and all(isinstance(w, str) and w.isalnum() for w in wnids)):
+        raise web.HTTPBadRequest(text="wnids: a list of class names (letters and digits)")
+    if not (isinstance(per_class, int) and 1 <= per_class <= demo.MAX_PER_CLASS and isinstance(seed, int)):
+        raise web.HTTPBadRequest(text=f"per_class: 1 to {demo.MAX_PER_CLASS}; seed: an integer")
+    try:
+        items = demo.catalogue(wnids, per_class, seed)
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    return web.json_response({"candidates": [item.listing() for item in items]})
+
+
 class ImageHost(BackgroundServer):
     """Runs make_app(...) on a background thread with its own event loop, on 127.0.0.1,
-    so synchronous code (tests, the download stage, benchmarks) can use it as a web server.
+    so synchronous code (tests, benchmarks, ``python -m pipeline.imagehost``) can use it as a web server.
 
     ``with ImageHost() as host:`` starts it (port 0 picks a free port, then ``host.port``
     holds it) and stops it on leaving; a port in use raises OSError from ``__enter__``.

@@ -1,5 +1,9 @@
 """The offline demo's candidates: which image-host paths stand in for image-search results.
 
+The host lists them at ``POST /demo/catalogue`` (``{"wnids": [...], "per_class": N, "seed": S}``
+-> ``{"candidates": [DemoItem.listing(), ...]}``), which the candidates stage's ``demo`` source
+asks, as it asks a search API.
+
 Each class gets ``per_class`` candidates, shuffled, the same for the same wnids and seed:
 
 ============================  =====  ==========================================================
@@ -48,6 +52,9 @@ FAULTS = (
     "/fault/redirect/7/{token}",
 )
 COPIES = 3  # near copies use ?copy=1..COPIES
+MAX_PER_CLASS = 10_000
+CREATOR = "synsetforge demo host"
+LICENSE = "cc0 1.0"  # generated pictures: no rights reserved
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,17 @@ class DemoItem:
     wnid: str  # the class the candidate was found for
     path: str  # the path on the image host
     kind: str  # a key of SHARES
+
+    def listing(self) -> dict:
+        """The item as the host's ``/demo/catalogue`` lists it: a search result's fields."""
+        return {
+            "wnid": self.wnid,
+            "path": self.path,
+            "kind": self.kind,
+            "title": f"generated picture ({self.kind})",
+            "creator": CREATOR,
+            "license": LICENSE,
+        }
 
 
 def split(per_class: int, kinds: dict[str, float]) -> dict[str, int]:
