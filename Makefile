@@ -1,5 +1,6 @@
 # synsetforge: each target runs one stage of `python -m pipeline` in .venv, which the first
-# target sets up. `make help` lists the targets; README.md explains each stage.
+# target sets up. `make help` lists the targets; README.md introduces the stages and
+# docs/stages/ holds each one's reference.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,9 +26,9 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(if $(filter 0 no false,$(RESPECT_OPTOUTS)),--ignore-optouts) $(if $(filter 0 no false,$(RESPECT_ROBOTS)),--ignore-robots) \
 	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
 	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
-DEDUPE_ARGS = $(strip $(call opt,SRC,--src) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
+DEDUPE_ARGS = $(strip $(call opt,FOLDER,--folder) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
 	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes) $(call opt,EXECUTOR,--executor))
-EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,FORMAT,--format) $(call opt,IMAGE_BASE_URL,--image-base-url) \
+EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HIT_FORMATS,--formats) $(call opt,IMAGE_BASE_URL,--image-base-url) \
 	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed))
 SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port))
 SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(call opt,SEED,--seed))
@@ -87,11 +88,11 @@ download: $(SETUP) ## fetch and verify every candidate into images/ and ledger/ 
 	$(call exists,$(DATA)/$(SUBSET)/candidates) || $(MAKE) --no-print-directory candidates
 	$(SERVE_DEMO) $(PY) -m pipeline download $(STAGE_ARGS) $(DOWNLOAD_ARGS)
 
-dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or SRC=<folder>): dedupe/ (runs download when missing)
-	test -n '$(SRC)' || $(call exists,$(DATA)/$(SUBSET)/images) || $(MAKE) --no-print-directory download
+dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or FOLDER=<dir>): dedupe/ (runs download when missing)
+	test -n '$(FOLDER)' || $(call exists,$(DATA)/$(SUBSET)/images) || $(MAKE) --no-print-directory download
 	$(PY) -m pipeline dedupe $(STAGE_ARGS) $(DEDUPE_ARGS)
 
-annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (FORMAT=mturk,labelstudio,jsonl IMAGE_BASE_URL=...)
+annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (HIT_FORMATS=mturk,labelstudio,jsonl IMAGE_BASE_URL=...)
 	$(PY) -m pipeline annotate-export $(STAGE_ARGS) $(EXPORT_ARGS)
 
 annotate-serve: $(SETUP) ## our own labelling page for a round, on http://127.0.0.1:8650 (ROUND= HOST= PORT=)

@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = Packing()
     parser.add_argument("--round", type=int, default=1, help="annotation round, from 1 (make: ROUND)")
     parser.add_argument(
-        "--format",
+        "--formats",
         default=",".join(formats.FORMATS),
         metavar="F,...",
-        help=f"any of {', '.join(formats.FORMATS)} (make: FORMAT, default all)",
+        help=f"any of {', '.join(formats.FORMATS)} (make: HIT_FORMATS, default all)",
     )
     parser.add_argument(
         "--image-base-url",
@@ -94,7 +94,7 @@ def packing_of(args: argparse.Namespace) -> Packing:
 
 
 def run(args: argparse.Namespace) -> None:
-    chosen = [f.strip() for f in args.format.split(",") if f.strip()]
+    chosen = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in formats.FORMATS]
     if unknown or not chosen:
         raise InputError(

@@ -115,7 +115,7 @@ def test_mturk_labelstudio_and_jsonl_exports_escape_what_they_show(pipeline, sto
 def test_bad_export_settings_are_clear_errors(pipeline, store, tmp_path):
     local = export(pipeline, store, "--image-base-url", "/srv/images")
     assert local.status == 2 and "IMAGE_BASE_URL" in local.err
-    unknown = export(pipeline, store, "--format", "toloka")
+    unknown = export(pipeline, store, "--formats", "toloka")
     assert unknown.status == 2 and "toloka" in unknown.err
     later = export(pipeline, store, "--round", "2")
     assert later.status == 2 and "labels.parquet" in later.err
@@ -269,6 +269,7 @@ def test_label_studio_and_our_own_results_are_read(pipeline, store, tmp_path):
     assert failed.status == 2 and "ls-empty.json: row 1" in failed.err and "empty" in failed.err
 
 
+@pytest.mark.slow
 def test_the_mturk_question_ticks_images_and_runs_no_injected_script(pipeline, store, browser):
     """The template with a batch row pasted in, as MTurk does it, in a real browser."""
     assert export(pipeline, store, "--image-base-url", "https://cdn.example/img").status == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import REPO
 
 LISTS = REPO / "wordnet" / "data"
@@ -13,6 +14,7 @@ def test_the_bundled_lists_equal_the_timm_lists(shared):
     assert (LISTS / "imagenet21k.txt").read_text().split() == (lists / "imagenet22k_synsets.txt").read_text().split()
 
 
+@pytest.mark.slow
 def test_our_glosses_and_lemmas_match_imagenets_own(shared, tmp_path):
     """ImageNet's published definitions and lemmas for its 21,844 synsets, ours to the letter."""
     from wordnet.hierarchy import load

@@ -193,7 +193,7 @@ class _Images(HTMLParser):
 
 def test_the_stage_on_a_folder_writes_its_outputs_and_skips_a_rerun(handmade, pipeline, tmp_path):
     root = handmade[0]
-    outcome = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root, "--radius", "11")
+    outcome = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--folder", root, "--radius", "11")
     assert outcome.status == 0, outcome.err
     out = Layout(tmp_path / "mine")
     clusters = {r["image_id"]: r for r in rows(out.clusters)}
@@ -201,7 +201,7 @@ def test_the_stage_on_a_folder_writes_its_outputs_and_skips_a_rerun(handmade, pi
     report = read_report(out.report("dedupe"), schemas.DEDUPE_REPORT)
     stamp = json.loads((out.root / runner.STAMPS / "dedupe.json").read_text())
     assert report["settings"] == stamp["settings"]  # the settings the runner fingerprinted
-    assert (report["settings"]["radius"], report["settings"]["verify"], report["settings"]["src"]) == (
+    assert (report["settings"]["radius"], report["settings"]["verify"], report["settings"]["folder"]) == (
         11,
         10,
         str(root),
@@ -214,21 +214,21 @@ def test_the_stage_on_a_folder_writes_its_outputs_and_skips_a_rerun(handmade, pi
     assert len(page.sources) >= 13
     for source in page.sources:
         Image.open(io.BytesIO(__import__("base64").b64decode(source.split(",", 1)[1]))).verify()
-    again = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--src", root, "--radius", "11")
+    again = pipeline("dedupe", "--data", tmp_path, "--subset", "mine", "--folder", root, "--radius", "11")
     assert again.status == 0 and "up to date" in again.err
 
 
 def test_bad_inputs_are_clear_errors(pipeline, tmp_path):
     missing = pipeline("dedupe", "--data", tmp_path, "--subset", "none")
     assert missing.status == 2 and "images" in missing.err and "make download" in missing.err
-    not_a_folder = pipeline("dedupe", "--data", tmp_path, "--subset", "none", "--src", tmp_path / "nope")
+    not_a_folder = pipeline("dedupe", "--data", tmp_path, "--subset", "none", "--folder", tmp_path / "nope")
     assert not_a_folder.status == 2 and "nope" in not_a_folder.err
     (tmp_path / "pics" / A).mkdir(parents=True)
     (tmp_path / "pics" / A / "x.jpg").write_bytes(picture_jpeg(A, 1))
     reference = tmp_path / "reference.parquet"
     write_table({"other": [1]}, reference, pa.schema([pa.field("other", pa.int64())]))
     bad_reference = pipeline(
-        "dedupe", "--data", tmp_path, "--subset", "x", "--src", tmp_path / "pics", "--reference", reference
+        "dedupe", "--data", tmp_path, "--subset", "x", "--folder", tmp_path / "pics", "--reference", reference
     )
     assert bad_reference.status == 2 and "reference.parquet" in bad_reference.err and "phash" in bad_reference.err
     assert not Layout(tmp_path / "x").dedupe.exists()
@@ -318,6 +318,7 @@ def test_real_photos_and_their_copies_are_found_without_false_pairs(shared, tmp_
     assert np.mean(together) >= 0.95
 
 
+@pytest.mark.slow
 def test_a_folder_hashed_by_ray_tasks_equals_the_local_hashing(handmade):
     pytest.importorskip("ray", reason="ray is not installed (the dev extra has it)")
     root, local, failures = handmade

@@ -49,6 +49,7 @@ def inline(host, tmp_path_factory):
     return result(workdir)
 
 
+@pytest.mark.slow
 def test_local_worker_processes_match_in_process(host, inline, tmp_path):
     workdir = tmp_path / "x"
     write_candidates(workdir, [host.url(p) for p in PATHS], shard_size=10)
@@ -58,6 +59,7 @@ def test_local_worker_processes_match_in_process(host, inline, tmp_path):
     assert len(inline[1]) == 41 and len(inline[0]) == len(PATHS)
 
 
+@pytest.mark.slow
 def test_ray_tasks_match_in_process(host, inline, tmp_path):
     pytest.importorskip("ray", reason="Ray is in the dev extra; without it EXECUTOR=ray cannot be tested")
     workdir = tmp_path / "x"
@@ -79,6 +81,7 @@ def test_ray_tasks_match_in_process(host, inline, tmp_path):
     assert shards[0].exists() and {p: p.stat().st_mtime_ns for p in kept} == kept
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     # Slow bodies (one second each) make every shard last long enough to be killed inside.
     urls = [host.url(p) for p in PATHS] + [host.url(f"/fault/slow/k{i}?seconds=1") for i in range(8)]
@@ -120,6 +123,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(host, tmp_path):
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.slow
 def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(host, tmp_path):
     """make demo's first stages (the demo host's catalogue: faults, copies, other classes'
     pictures) with EXECUTOR=ray against the local executor: the same ledger, images and clusters."""

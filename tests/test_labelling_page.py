@@ -26,6 +26,8 @@ from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.layout import Layout
 from pipeline.tables import write_table
 
+pytestmark = pytest.mark.slow  # a real browser drives the page
+
 CYPRINID, TENCH, EVIL = "n01439121", "n01440764", "n09999999"
 EVIL_GLOSS = "<script>window.pwned=1</script> a thing & more"
 EVIL_LEMMA = '"><img src=x onerror="window.pwned=2">'

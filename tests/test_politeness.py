@@ -75,6 +75,7 @@ def test_robots_txt_rules_for_our_agent(host, tmp_path):
     assert stats["politeness"]["stopped"]["disallowed_by_robots"] == 1
 
 
+@pytest.mark.slow
 def test_a_robots_txt_that_times_out_is_tried_again_then_recorded(host, tmp_path):
     paths = [f"/picture/n03000684/{i}.jpg" for i in range(3)]
     write_candidates(tmp_path / "x", [host.url(p, alias=1) for p in paths])
@@ -128,6 +129,7 @@ def test_optout_header_forms():
     assert signal(**{"tdm-reservation": "0"}) is None
 
 
+@pytest.mark.slow
 def test_pacing_and_slowing_down_for_a_host_that_answers_429(host, tmp_path):
     """The host allows 4 requests a second to /limited/ and answers more with 429 and
     Retry-After: 1. We start at 20 a second; its log must show us settle under its limit."""

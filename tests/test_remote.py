@@ -18,6 +18,8 @@ from pipeline import layout, store
 from pipeline.imagehost import ImageHost
 from pipeline.layout import Layout
 
+pytestmark = pytest.mark.slow  # a local S3 server (moto) and real stage processes
+
 BUCKET = "datasets"
 DOWNLOAD = ["download", "--allow-private-hosts", "--host-rate", "0"]
 

@@ -52,6 +52,7 @@ def first_example_split(gloss: str) -> str:
     return re.split(r'[;:] "', gloss, maxsplit=1)[0].strip().rstrip(";").strip()
 
 
+@pytest.mark.slow
 def test_ilsvrc1k_is_the_1000_classes_and_all_resolve(built, facts):
     table = built["ilsvrc1k"]
     shipped = (REPO / "wordnet" / "data" / "ilsvrc1k.txt").read_text().split()
@@ -281,6 +282,7 @@ def test_a_failed_run_leaves_the_previous_outputs_as_they_were(pipeline, tmp_pat
     assert not list((tmp_path / "mine").glob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_make_passes_its_variables_to_the_stage(tmp_path, facts):
     import subprocess
 
@@ -305,6 +307,7 @@ def test_make_passes_its_variables_to_the_stage(tmp_path, facts):
     assert "synsets: " in done.stderr
 
 
+@pytest.mark.slow
 def test_every_stage_has_help():
     from pipeline.cli import STAGES, TOOLS
 

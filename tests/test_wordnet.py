@@ -48,6 +48,7 @@ def test_the_loaded_wordnet_is_30_with_all_82115_noun_synsets(facts):
     assert b"WordNet 3.0 Copyright" in facts.header
 
 
+@pytest.mark.slow
 def test_a_dict_folder_without_lexnames_is_assembled_for_nltk(tmp_path):
     source = dict_copy(tmp_path / "dict")
     local = tmp_path / "nltk_data"
@@ -70,6 +71,7 @@ def test_another_wordnet_version_is_refused(tmp_path):
     assert not (tmp_path / "nd").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_copy_is_refused_by_its_noun_count(tmp_path):
     source = dict_copy(tmp_path / "short", nouns=1000, lexnames=True)
     done = run_isolated("wordnet", WORDNET_DIR=str(source))
@@ -77,6 +79,7 @@ def test_a_damaged_copy_is_refused_by_its_noun_count(tmp_path):
     assert "has 1000 noun synsets; WordNet 3.0 has 82115" in done.stderr
 
 
+@pytest.mark.slow
 def test_an_nltk_data_that_holds_wordnet_30_is_used(tmp_path):
     nltk_data = tmp_path / "nltk_data"
     dict_copy(nltk_data / "corpora" / "wordnet", lexnames=True)
@@ -86,6 +89,7 @@ def test_an_nltk_data_that_holds_wordnet_30_is_used(tmp_path):
     assert not (tmp_path / "local").exists()
 
 
+@pytest.mark.slow
 def test_an_nltk_data_with_another_version_is_passed_over(tmp_path):
     nltk_data = tmp_path / "nltk_data"
     dict_copy(nltk_data / "corpora" / "wordnet", version="3.1", lexnames=True)
@@ -99,6 +103,7 @@ def test_an_nltk_data_with_another_version_is_passed_over(tmp_path):
     assert (local / "corpora" / "wordnet" / "data.noun").exists()
 
 
+@pytest.mark.slow
 def test_wordnet_zip_as_nltk_downloader_leaves_it_is_used(tmp_path):
     import zipfile
 

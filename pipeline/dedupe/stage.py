@@ -1,4 +1,4 @@
-"""The dedupe stage: ``images/`` (or any folder, ``--src``) -> ``dedupe/hashes.parquet``,
+"""The dedupe stage: ``images/`` (or any folder, ``--folder``) -> ``dedupe/hashes.parquet``,
 ``dedupe/clusters.parquet``, ``dedupe/contact_sheet.html`` and ``reports/dedupe.json``.
 
 Images from the download stage carry their hashes, so only a folder is decoded here. The
@@ -38,10 +38,10 @@ SHOWN_FAILURES = 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DedupeSettings()
     parser.add_argument(
-        "--src",
+        "--folder",
         type=Path,
         metavar="DIR",
-        help="hash the images below DIR (class folders <wnid>/...) instead of images/ (make: SRC)",
+        help="hash the images below DIR (class folders <wnid>/...) instead of images/ (make: FOLDER)",
     )
     parser.add_argument(
         "--radius",
@@ -90,16 +90,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if not 0 <= args.radius < 64 or not 0 <= args.verify <= 64:
         raise InputError(f"--radius must be in 0..63 and --verify in 0..64, got {args.radius} and {args.verify}")
-    source = args.src if args.src is not None else Layout(args.workdir).images
-    if args.src is not None and not args.src.is_dir():
-        raise InputError("not a folder", file=args.src)
-    if args.src is None:
-        store.require_shards(source, "run `make download` first, or give SRC=<folder>")
+    source = args.folder if args.folder is not None else Layout(args.workdir).images
+    if args.folder is not None and not args.folder.is_dir():
+        raise InputError("not a folder", file=args.folder)
+    if args.folder is None:
+        store.require_shards(source, "run `make download` first, or give FOLDER=<dir>")
     settings = DedupeSettings(args.radius, args.verify)
     inputs = tuple(p for p in (source, args.reference, args.labels) if p is not None)
     recorded = {
         **settings._asdict(),
-        "src": str(args.src),
+        "folder": str(args.folder),
         "reference": str(args.reference),
         "labels": str(args.labels),
         "sheet_clusters": args.sheet_clusters,
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
     def build(out: Path) -> str:
         return dedupe(
             source,
-            args.src is not None,
+            args.folder is not None,
             Layout(out),
             settings,
             args.reference,
