@@ -330,7 +330,7 @@ def write_store(src: Path, images: pd.DataFrame, folder: Path, processes: int) -
     return failures
 
 
-def read_store(folder: Path) -> pd.DataFrame:
+def stored_rows(folder: Path) -> pd.DataFrame:
     """What the manifests need of the store just written (not the bytes)."""
     columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "url"]
     return store.read_images(folder, columns, with_location=True).to_pandas()
@@ -352,7 +352,7 @@ def import_dataset(
         raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
     images = found.images.sort_values("image_id", ignore_index=True)
     failures = write_store(src, images, out.images, processes)
-    stored = read_store(out.images).merge(images[["image_id", "split"]], on="image_id")
+    stored = stored_rows(out.images).merge(images[["image_id", "split"]], on="image_id")
     kept = sorted(stored.wnid.unique())
     counts = (
         stored.groupby(["wnid", "split"])

@@ -110,27 +110,27 @@ def run(args: argparse.Namespace) -> None:
     runner.run(stage, build, force=args.force)
 
 
-def eligible_images(workdir: Layout, unverified: bool) -> pd.DataFrame:
+def eligible_images(dataset: Layout, unverified: bool) -> pd.DataFrame:
     """The store's images that may enter a split, with their cluster and label confidence."""
     columns = ["image_id", "wnid", "width", "height", "sha256", "phash", "source", "url", "license"]
-    store.require_shards(workdir.images, "run `make download` first")
-    images = store.read_images(workdir.images, columns, with_location=True).to_pandas()
+    store.require_shards(dataset.images, "run `make download` first")
+    images = store.read_images(dataset.images, columns, with_location=True).to_pandas()
     images = images.rename(columns={"url": "source_url"})
     clusters = read_table(
-        workdir.clusters, schemas.CLUSTERS, columns=["image_id", "cluster_id", "representative", "keep"]
+        dataset.clusters, schemas.CLUSTERS, columns=["image_id", "cluster_id", "representative", "keep"]
     ).to_pandas()
     images = images.merge(clusters, on="image_id", how="left")
     if images.keep.isna().any():
         raise InputError(
             f"{int(images.keep.isna().sum())} images are not in dedupe's clusters: run `make dedupe` again",
-            file=workdir.clusters,
+            file=dataset.clusters,
         )
     # image_id order: the store's row order is the order downloads finished in, and the seeded
     # draws of the splits must not depend on it.
     images = images[images.keep.astype(bool)].sort_values("image_id")
     if unverified:
         return images.assign(confidence=None, votes=None, selection_frequency=None).reset_index(drop=True)
-    labels = read_table(workdir.labels, schemas.LABELS).to_pandas()
+    labels = read_table(dataset.labels, schemas.LABELS).to_pandas()
     accepted = labels[labels.accepted & labels.decided][
         ["image_id", "wnid", "confidence", "votes_total", "selection_frequency"]
     ]
@@ -139,11 +139,11 @@ def eligible_images(workdir: Layout, unverified: bool) -> pd.DataFrame:
 
 
 def build_manifests(
-    workdir: Layout, out: Layout, plan: Plan, unverified: bool, fingerprint: str, settings: dict
+    dataset: Layout, out: Layout, plan: Plan, unverified: bool, fingerprint: str, settings: dict
 ) -> str:
-    """The manifests and their report, from the dataset ``workdir``, under the build folder ``out``."""
-    synsets = read_table(workdir.synsets, schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
-    images = assign(eligible_images(workdir, unverified), plan)
+    """The manifests and their report, from the dataset folder ``dataset``, under the build folder ``out``."""
+    synsets = read_table(dataset.synsets, schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
+    images = assign(eligible_images(dataset, unverified), plan)
     counts = (
         images.groupby(["wnid", "split"])
         .size()
@@ -155,7 +155,7 @@ def build_manifests(
     kept = [w for w in sorted(synsets.wnid) if w not in empty and not (plan.drop_small and w in small)]
     label_of = {w: k for k, w in enumerate(kept)}
     metadata = {
-        "synsetforge.dataset": workdir.root.name,
+        "synsetforge.dataset": dataset.root.name,
         "synsetforge.version": __version__,
         "synsetforge.built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "synsetforge.fingerprint": fingerprint,

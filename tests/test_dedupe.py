@@ -26,21 +26,21 @@ from pipeline.schemas import candidate_id
 from pipeline.tables import read_report, write_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from dedupe_speed import planted as bench_hashes  # noqa: E402  (the speed bench's hashes, searched alike)
+from dedupe_speed import planted  # noqa: E402  (the speed bench's hashes, searched alike)
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 
 
-def planted(n: int, radius: int, seed: int = 0) -> np.ndarray:
+def planted_with_equals(n: int, radius: int, seed: int = 0) -> np.ndarray:
     """The speed bench's random hashes with their 1% near copies, and three equal values (1, 2, 3)."""
-    hashes = bench_hashes(n, radius, seed)
+    hashes = planted(n, radius, seed)
     hashes[1] = hashes[2] = hashes[3]
     return hashes
 
 
 @pytest.mark.parametrize("radius", [0, 3, 8, 10, 12])
 def test_the_index_finds_exactly_the_brute_force_pairs(radius):
-    hashes = planted(4000, max(radius, 1))
+    hashes = planted_with_equals(4000, max(radius, 1))
     index = near_pairs(hashes, radius, method="index")
     brute = near_pairs(hashes, radius, method="brute")
     assert len(index) == len(index.as_set()) == len(brute)  # every pair once
@@ -53,8 +53,8 @@ def test_the_index_finds_exactly_the_brute_force_pairs(radius):
 
 
 def test_the_index_joins_two_sets_and_takes_signed_hashes():
-    queries = planted(3000, 10, seed=1)
-    others = np.concatenate([planted(2000, 10, seed=2), queries[:50] ^ np.uint64(0b1011)])
+    queries = planted_with_equals(3000, 10, seed=1)
+    others = np.concatenate([planted_with_equals(2000, 10, seed=2), queries[:50] ^ np.uint64(0b1011)])
     index = near_pairs(queries.view(np.int64), 9, others.view(np.int64), method="index")
     brute = near_pairs(queries, 9, others, method="brute")
     assert index.as_set() == brute.as_set() and len(index) == len(brute)

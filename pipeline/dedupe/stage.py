@@ -149,7 +149,7 @@ def dedupe(
     if is_folder:
         hashes, failures = hash_folder(source, processes, executor)
     else:
-        hashes = read_store(source)
+        hashes = store_hashes(source)
     hashed = time.monotonic()
     result = cluster(
         hashes,
@@ -176,7 +176,7 @@ def dedupe(
     )
 
 
-def read_store(images: Path) -> pa.Table:
+def store_hashes(images: Path) -> pa.Table:
     """The hashes of the download stage's images, without reading the image bytes, in image_id
     order: a shard's rows are in arrival order, which differs from run to run, and the
     cluster numbering follows the row order."""
