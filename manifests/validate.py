@@ -77,7 +77,9 @@ def validate(workdir: Path, decode: bool = True) -> dict:
     }
     if decode:
         checks["images_decode"] = check_images(workdir, rows)
+    copies, source = dedupe_settings(workdir)
     return {
+        "settings": {"decode": decode, "radius": copies.radius, "verify": copies.verify, "copies_settings": source},
         "dataset": str(workdir),
         "images": {s: len(m) for s, m in splits.items()},
         "classes": len(classes),

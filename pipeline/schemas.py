@@ -365,7 +365,7 @@ MANIFESTS_REPORT = Report(  # written by the manifests stage, and by the import 
 )
 VALIDATE_REPORT = Report(
     "validate",
-    {"dataset": str, "images": dict, "classes": int, "checks": dict},
+    {"settings": dict, "dataset": str, "images": dict, "classes": int, "checks": dict},
 )
 IMPORT_REPORT = Report(
     "import",
