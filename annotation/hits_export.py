@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline import runner, schemas
 from pipeline.errors import InputError
-from pipeline.layout import Layout, report_name, round_name
+from pipeline.layout import Layout, annotate_export_stage, report_name, round_name
 from pipeline.tables import read_table, write_report, write_table
 
 from . import formats
@@ -23,11 +23,6 @@ from .tasks import CANDIDATE, Packing, controls, image_url, pack, round_items
 
 HELP = "export a round of annotation tasks: annotation/round-<n>/ (MTurk, Label Studio, JSONL)"
 DEFAULT_BASE_URL = "http://127.0.0.1:8650/image"
-
-
-def stage_name(round_: int) -> str:
-    """The runner stage, and report, of one round's export: ``annotate-export-<round>``."""
-    return f"{schemas.ANNOTATE_EXPORT_REPORT.stage}-{round_}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,7 +121,7 @@ def run(args: argparse.Namespace) -> None:
         "base_url": args.image_base_url,
         "controls": str(args.controls),
     }
-    name = stage_name(args.round)
+    name = annotate_export_stage(args.round)
     stage = runner.Stage(
         name=name,
         workdir=layout.root,
@@ -185,7 +180,7 @@ def export(
         "formats": chosen,
         "image_base_url": base_url,
     }
-    write_report(out.report(stage_name(round_)), schemas.ANNOTATE_EXPORT_REPORT, report)
+    write_report(out.report(annotate_export_stage(round_)), schemas.ANNOTATE_EXPORT_REPORT, report)
     return (
         f"round {round_}: {report['hits']} HITs, {report['images']} images, {report['votes_wanted']} votes wanted, "
         f"{report['hits_without_controls']} HITs without controls"

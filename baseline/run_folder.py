@@ -14,15 +14,16 @@ again, with the run's own settings, one whose data changed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.files import atomic_path, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from pipeline.layout import Layout
+from pipeline.layout import RUN_METRICS, Layout
+from pipeline.tables import read_report, write_report
 
 from .config import CHECKED_ON_RESUME, FIXED_ON_RESUME, Config
 from .ddp import Ranks
@@ -43,7 +44,7 @@ class RunFolder:
 
     @property
     def metrics(self) -> Path:
-        return self.path / "metrics.json"
+        return self.path / RUN_METRICS
 
     @property
     def history(self) -> Path:
@@ -99,8 +100,8 @@ class RunFolder:
         if config.force or config.resume or not self.metrics.exists():
             return None, False
         try:
-            metrics = json.loads(self.metrics.read_text())
-        except json.JSONDecodeError:
+            metrics = read_report(self.metrics, schemas.TRAIN_METRICS)
+        except InputError:  # unreadable, or written by a trainer of other figures: train anew
             return None, False
         saved = metrics.get("settings", {})
         given = {k: v for k, v in config.settings().items() if v is not None}
@@ -136,7 +137,7 @@ class RunFolder:
             torch.save(model, tmp)
 
     def write_metrics(self, result: dict) -> None:
-        atomic_write_json(self.metrics, result)
+        write_report(self.metrics, schemas.TRAIN_METRICS, result)
 
     def write_evaluation(self, scores: dict) -> None:
         atomic_write_json(self.path / "evaluate.json", scores)

@@ -11,6 +11,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
+# The demo image host's port (python -m pipeline.imagehost), where the demo candidates source
+# looks for it; the Makefile's DEMO_PORT says the same.
+DEMO_PORT = 8642
 CONTACT_URL = "https://github.com/synsetforge/synsetforge"
 # Every request we send names the tool and where to reach its users, as Wikimedia's
 # User-Agent policy and polite crawling ask; robots.txt rules are matched on "synsetforge".

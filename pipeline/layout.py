@@ -31,9 +31,12 @@ CARD = "DATASET_CARD.md"
 CARD_FIGURES = "card"
 REPORTS = "reports"
 
+STAMPS = ".stages"  # the runner's record of each finished stage, and its locks
+CACHES = ".cache"  # finished pieces of work a rerun after an interruption reuses
 SPLITS = ("train", "val", "test")
 CANDIDATE_PART = "part-{number:05d}.parquet"
 CANDIDATE_PARTS = "part-*.parquet"
+RUN_METRICS = "metrics.json"  # in a run folder, runs/<name>/
 SHARD = "shard-{number:05d}.parquet"
 SHARDS = "shard-*.parquet"
 
@@ -41,6 +44,11 @@ SHARDS = "shard-*.parquet"
 def report_name(stage: str) -> str:
     """``reports/<stage>.json``: the relative name of a stage's report."""
     return f"{REPORTS}/{stage}.json"
+
+
+def annotate_export_stage(round_: int) -> str:
+    """``annotate-export-<n>``: the runner stage, and report, of one round's HIT export."""
+    return f"annotate-export-{round_}"
 
 
 def round_name(round_: int) -> str:
@@ -169,6 +177,10 @@ class Layout:
     @property
     def runs(self) -> Path:
         return self.root / RUNS
+
+    def run_metrics(self) -> list[Path]:
+        """Every run's ``metrics.json`` (finished runs only), oldest first."""
+        return sorted(self.runs.glob(f"*/{RUN_METRICS}"), key=lambda p: p.stat().st_mtime)
 
     @property
     def card(self) -> Path:

@@ -30,13 +30,13 @@ from tqdm import tqdm
 
 from .errors import PipelineError
 from .files import atomic_write_bytes
+from .layout import CACHES, STAMPS
 
 INDEX = ".synsetforge-index.json"
-STAMPS = ".stages/"
 # Never mirrored: temporary folders, locks, the index itself, and the work caches (.cache/),
 # which only an interrupted run on this machine resumes from, and which hold hard links to
 # the published files (the download's shards) that would go up twice.
-SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|^\.cache/|" + re.escape(INDEX) + "$")
+SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|^" + re.escape(CACHES) + "/|" + re.escape(INDEX) + "$")
 
 
 def is_url(data: str | os.PathLike) -> bool:
@@ -163,7 +163,7 @@ class Remote:
         now = self.local_index()
         changed = sorted(
             (rel for rel, state in now.items() if before.get(rel) != state),
-            key=lambda rel: (rel.startswith(STAMPS), rel),
+            key=lambda rel: (rel.startswith(STAMPS + "/"), rel),
         )  # stamps after the data
         for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
             fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)

@@ -29,9 +29,7 @@ from typing import Any
 
 from .errors import InputError, PipelineError
 from .files import atomic_write_text
-
-STAMPS = ".stages"
-CACHES = ".cache"
+from .layout import CACHES, STAMPS
 
 
 @dataclass(frozen=True)

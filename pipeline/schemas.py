@@ -384,6 +384,26 @@ IMPORT_REPORT = Report(
         "classes_missing_from": dict,
     },
 )
+# A baseline run's figures, runs/<name>/metrics.json (baseline.run_folder): the run folder is
+# the trainer's, so this report lives there rather than under reports/.
+TRAIN_METRICS = Report(
+    "train",
+    {
+        "dataset": str,
+        "inputs": list,
+        "arch": str,
+        "classes": int,
+        "settings": dict,
+        "device": str,
+        "epochs_done": int,
+        "images": dict,
+        "chance_top1_error": float,
+        "val": (dict, None),
+        "test": (dict, None),
+        "per_class": list,
+        "history": list,
+    },
+)
 REPORTS = {
     r.stage: r
     for r in (
@@ -396,5 +416,6 @@ REPORTS = {
         MANIFESTS_REPORT,
         VALIDATE_REPORT,
         IMPORT_REPORT,
+        TRAIN_METRICS,
     )
 }

@@ -8,7 +8,6 @@ here instead of showing a wrong figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from . import schemas
@@ -25,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _latest_run(layout: Layout) -> dict:
-    runs = sorted(layout.runs.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(runs[-1].read_text()) | {"path": str(runs[-1].parent)} if runs else {}
+    """The newest finished run's figures and its folder ({} without one)."""
+    runs = layout.run_metrics()
+    if not runs:
+        return {}
+    return read_report(runs[-1], schemas.TRAIN_METRICS) | {"path": str(runs[-1].parent)}
 
 
 def _counts(counts: dict) -> str:
@@ -92,16 +94,16 @@ def rows(layout: Layout) -> list[tuple[str, str]]:
 
 def _baseline(run: dict) -> str:
     """Top-1 and top-5 error, centre crop / 10-crop, of the latest run's test (else val) split."""
-    split = "test" if run.get("test") else "val"
-    errors = run.get(split) or {}
+    split = "test" if run["test"] else "val"
+    errors = run[split] or {}
 
-    def pct(kind: str) -> str:
+    def centre_and_ten_crop(kind: str) -> str:
         value = errors.get(kind, {})
         return " / ".join(f"{100 * value[c]:.1f}%" for c in ("center", "ten_crop") if value.get(c) is not None) or "?"
 
     return (
-        f"{split}: top-1 error {pct('top1_error')}, top-5 error {pct('top5_error')} (centre / 10-crop; "
-        f"chance {100 * run.get('chance_top1_error', 0):.0f}%), {run.get('arch', '?')} in {run['path']}"
+        f"{split}: top-1 error {centre_and_ten_crop('top1_error')}, top-5 error {centre_and_ten_crop('top5_error')} "
+        f"(centre / 10-crop; chance {100 * run['chance_top1_error']:.0f}%), {run['arch']} in {run['path']}"
     )
 
 

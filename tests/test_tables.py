@@ -111,7 +111,7 @@ assert read_table(sys.argv[1], schemas.LEDGER).to_pydict() == rows
 
 def test_a_report_is_written_and_read_through_its_declaration(tmp_path):
     path = tmp_path / "reports" / "validate.json"
-    doc = {"dataset": "data/x", "images": {"train": 3}, "classes": 2, "checks": {}, "extra": [1]}
+    doc = {"settings": {}, "dataset": "data/x", "images": {"train": 3}, "classes": 2, "checks": {}, "extra": [1]}
     write_report(path, schemas.VALIDATE_REPORT, doc)
     assert read_report(path, schemas.VALIDATE_REPORT) == doc
     assert read_report(tmp_path / "absent.json", schemas.VALIDATE_REPORT, missing_ok=True) is None
@@ -122,7 +122,7 @@ def test_a_report_is_written_and_read_through_its_declaration(tmp_path):
     [({"classes": None}, "classes"), ({"classes": True}, "classes"), ({"checks": []}, "checks")],
 )
 def test_a_report_with_a_missing_or_mistyped_key_is_refused_by_writer_and_reader(tmp_path, change, field):
-    good = {"dataset": "data/x", "images": {}, "classes": 2, "checks": {}}
+    good = {"settings": {}, "dataset": "data/x", "images": {}, "classes": 2, "checks": {}}
     bad = {k: v for k, v in {**good, **change}.items() if v is not None}
     with pytest.raises(PipelineError, match=field):
         write_report(tmp_path / "r.json", schemas.VALIDATE_REPORT, bad)

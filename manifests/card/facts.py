@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas, store
 from pipeline.errors import InputError
-from pipeline.layout import SPLITS, Layout
+from pipeline.layout import SPLITS, Layout, annotate_export_stage
 from pipeline.tables import read_report, read_table
 
 MANIFEST_COLUMNS = [
@@ -42,7 +42,7 @@ STORE_COLUMNS = ["image_id", "format", "original_format", "width", "height", "or
 SYNSET_COLUMNS = ["wnid", "name", "lexname", "queries"]
 VOTE_COLUMNS = ["round", "worker_id", "image_id"]
 # The first round's HIT export: how HITs were packed (later rounds only ask again).
-FIRST_ROUND = f"{schemas.ANNOTATE_EXPORT_REPORT.stage}-1"
+FIRST_ROUND = annotate_export_stage(1)
 
 
 @dataclass

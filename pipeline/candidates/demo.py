@@ -18,12 +18,12 @@ import json
 import urllib.error
 import urllib.request
 
-from pipeline import USER_AGENT
+from pipeline import DEMO_PORT, USER_AGENT
 from pipeline.errors import PipelineError
 
 from .search import SearchResult
 
-DEFAULT_API = "http://127.0.0.1:8642"  # python -m pipeline.imagehost's default port
+DEFAULT_API = f"http://127.0.0.1:{DEMO_PORT}"
 PER_CLASS = 60
 TIMEOUT = 60.0
 

@@ -333,7 +333,7 @@ def print_report(report: dict, network: Network) -> None:
             f"download: {blocked} URLs lead to private or loopback addresses; for a host of your own "
             "(the demo's, a test's) say so with --allow-private-hosts (make: ALLOW_PRIVATE_HOSTS=1)"
         )
-    rules = report.get("politeness")
+    rules = report["politeness"]
     if rules and (not rules["respect_optouts"] or not rules["respect_robots"]):
         lines.append(
             "download: opt-outs "

@@ -19,9 +19,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .app import ImageHost
+from pipeline import DEMO_PORT
 
-DEFAULT_PORT = 8642
+from .app import ImageHost
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve generated pictures, files and faults on 127.0.0.1 until Ctrl-C or SIGTERM, "
         "or while COMMAND runs.",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"0 picks a free port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=int, default=DEMO_PORT, help=f"0 picks a free port (default {DEMO_PORT})")
     parser.add_argument("--folder", type=Path, help="serve its files under /files/NAME")
     parser.add_argument(
         "--aliases",
