@@ -1,0 +1,151 @@
+"""Composition (Gebru et al., "Datasheets for Datasets"): what an instance is, the
+labels, the splits and their sizes per class, the classes, what a user checks before training
+(image sizes, copies across splits, the WordNet make-up) and sample thumbnails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.layout import SPLITS
+
+from ..facts import Facts
+from .markdown import SHOWN, embed, settings_text, table
+
+LISTED_CLASSES = 50  # above this, the card lists the smallest and largest classes only
+
+
+def _class_rows(classes: pd.DataFrame) -> list[list]:
+    return [[c.label, f"`{c.wnid}`", c.name, c.train, c.val, c.test] for c in classes.itertuples()]
+
+
+def section_composition(facts: Facts, figures) -> list[str]:
+    classes = facts.classes.sort_values("label")
+    lines = [
+        "## Composition",
+        "",
+        f"Each instance is one image (RGB, in the image store `{facts.name(facts.layout.images)}/`) with one class "
+        "label. Labels are "
+        f"0-based and number the {len(classes):,} kept classes in sorted-wnid order (as torchvision, Kaggle "
+        f"and Hugging Face number ILSVRC), so label 0 is `{classes.wnid.iloc[0] if len(classes) else '-'}`; "
+        f"`{facts.name(facts.layout.classes)}` maps label, wnid, name and gloss.",
+        "",
+    ]
+    split_rows = []
+    for s in SPLITS:
+        per_class = classes[s]
+        split_rows.append(
+            [
+                s,
+                len(facts.splits[s]),
+                int((per_class > 0).sum()),
+                int(per_class.min()) if len(per_class) else 0,
+                f"{per_class.median():g}" if len(per_class) else 0,
+                int(per_class.max()) if len(per_class) else 0,
+            ]
+        )
+    lines += table(["split", "images", "classes with images", "min per class", "median", "max"], split_rows) + [""]
+    lines += embed(figures, "splits", "images per class and split")
+    report = facts.manifests_report
+    plan = report["plan"] if report else None
+    if plan:
+        lines += [
+            f"Split rules: {settings_text(plan)}. Val and test take their images first, then train takes up to "
+            "`train_max` of the rest; every cluster of near copies lies in one split.",
+            "",
+        ]
+    small, dropped = (report["classes_below_min_train"], report["classes_dropped"]) if report else ([], [])
+    if small:
+        lines += [
+            f"{len(small):,} classes have fewer than {plan['min_train']} training images "
+            f"(ILSVRC-2012's smallest class has 732): {', '.join(f'`{w}`' for w in small[:SHOWN])}"
+            f"{' ...' if len(small) > SHOWN else ''}.",
+            "",
+        ]
+    if dropped:
+        lines += [
+            f"{len(dropped):,} chosen synsets are not in the dataset (no eligible images, or dropped as too "
+            f"small): {', '.join(f'`{w}`' for w in dropped[:SHOWN])}{' ...' if len(dropped) > SHOWN else ''}.",
+            "",
+        ]
+    if len(classes) <= LISTED_CLASSES:
+        lines += [
+            "### Classes",
+            "",
+            *table(["label", "wnid", "name", "train", "val", "test"], _class_rows(classes)),
+            "",
+        ]
+    else:
+        by_train = classes.sort_values(["train", "label"])
+        lines += [
+            f"### Smallest and largest classes (by training images; all {len(classes):,} in `{facts.name(facts.layout.classes)}`)",
+            "",
+            *table(
+                ["label", "wnid", "name", "train", "val", "test"],
+                _class_rows(by_train.head(SHOWN)) + [["...", "", "", "", "", ""]] + _class_rows(by_train.tail(SHOWN)),
+            ),
+            "",
+        ]
+    lines += _composition_facts(facts)
+    lines += [
+        "### Samples",
+        "",
+        "Thumbnails per class, the first images of each class in sha256 order (a fixed, arbitrary draw from "
+        "all splits)"
+        + (f", for {facts.sampled} classes spread over the labels" if len(classes) > facts.sampled else "")
+        + ":",
+        "",
+    ]
+    if facts.store is None and "samples" in figures:
+        lines += [
+            f"The image store `{facts.name(facts.layout.images)}/` is absent: the thumbnails are placeholders.",
+            "",
+        ]
+    lines += (
+        embed(figures, "samples", "sample images per class") if "samples" in figures else ["_No samples drawn._", ""]
+    )
+    return lines
+
+
+def _composition_facts(facts: Facts) -> list[str]:
+    """Sizes, copies across splits and the WordNet make-up: what a user checks before training."""
+    rows = facts.rows
+    lines = []
+    if len(rows):
+        longer = np.maximum(rows.width, rows.height)
+        lines.append(
+            f"- Stored image size: longer side {longer.min():,} to {longer.max():,} px (median "
+            f"{longer.median():g}); shorter side from {np.minimum(rows.width, rows.height).min():,} px."
+        )
+        shared = rows.groupby("sha256").split.nunique()
+        near = rows.groupby("phash").split.nunique()
+        lines.append(
+            f"- Copies across splits, checked from the manifests: {int((shared > 1).sum()):,} identical files "
+            f"(sha256) and {int((near > 1).sum()):,} identical pHashes appear in more than one split."
+        )
+        several = rows.groupby("image_id").wnid.nunique()
+        lines.append(f"- Images under more than one class: {int((several > 1).sum()):,}.")
+    report = facts.synsets_report
+    if report:
+        lexnames = ", ".join(f"{k} {v:,}" for k, v in sorted(report["lexnames"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"- WordNet lexicographer files of the chosen synsets: {lexnames}.")
+        pairs = report["num_ancestor_pairs"]
+        lines.append(
+            f"- Pairs of classes where one is an ancestor of the other: {pairs:,}"
+            + (" (an image of the child is also an image of the parent: labels overlap)." if pairs else ".")
+        )
+        names = report["duplicate_names"]
+        if names:
+            shown = "; ".join(f"{n} ({', '.join(ws)})" for n, ws in list(names.items())[:SHOWN])
+            lines.append(f"- Class names that several classes share (tell them apart by wnid): {shown}.")
+    else:
+        absent = facts.name(facts.layout.report("synsets"))
+        lines.append(f"- WordNet make-up of the classes: unknown (`{absent}` is absent).")
+    if facts.synsets is not None:
+        kept = facts.synsets[facts.synsets.wnid.isin(facts.classes.wnid)]
+        people = int((kept.lexname == "noun.person").sum())
+        lines.append(
+            f"- Classes of people (`noun.person`): {people:,}"
+            + (". Their images show identifiable people: see Uses and the licences." if people else ".")
+        )
+    return lines + [""]
