@@ -51,7 +51,7 @@ FIELDS = (
     "Approve",
     "Reject",
 )
-PICTURE = re.compile(r"/picture/(n\d{8})/")
+PICTURE = re.compile(rf"/picture/({schemas.NOUN_WNID_RE.pattern.strip('^$')})/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

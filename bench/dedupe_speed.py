@@ -42,16 +42,28 @@ SHARED = HERE.parent.parent / "shared" / "data" / "real-photos" / "imagenet-samp
 ROUNDS = 5
 
 
-def planted(n: int, radius: int, seed: int = 0) -> np.ndarray:
-    """``n`` random 64-bit hashes; 1% of them replaced by a copy of another with 1..radius bits flipped."""
+def planted(n: int, radius: int, seed: int = 0) -> tuple[np.ndarray, set[tuple[int, int]]]:
+    """``n`` random 64-bit hashes (uint64) of which 1%, one after another, are replaced by a copy
+    of a random one with 1 to ``radius`` distinct bits flipped (none at radius 0); also the
+    planted pairs ``(i, j)``, ``i < j``: a copy and its original, where no later copy replaced
+    the original."""
     rng = np.random.default_rng(seed)
     hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    for target in rng.choice(n, n // 100, replace=False):
-        value = int(hashes[rng.integers(n)])
-        for bit in rng.choice(64, rng.integers(1, radius + 1), replace=False):
+    original: dict[int, int] = {}  # copy -> the hash it copies, in the order the copies are made
+    for target in rng.choice(n, n // 100, replace=False).tolist():
+        source = int(rng.integers(n))
+        value = int(hashes[source])
+        for bit in rng.choice(64, rng.integers(min(1, radius), radius, endpoint=True), replace=False):
             value ^= 1 << int(bit)
         hashes[target] = value
-    return hashes
+        original[target] = source
+    made = {target: step for step, target in enumerate(original)}
+    pairs = {
+        (min(target, source), max(target, source))
+        for target, source in original.items()
+        if source != target and made.get(source, -1) < made[target]
+    }
+    return hashes, pairs
 
 
 def photo_folders(root: Path) -> dict[str, list[Path]]:
@@ -142,7 +154,7 @@ def hashing() -> None:
 
 def search_against_peer(n: int, peer_n: int, skip_peer: bool) -> None:
     print(f"2. search: {n:,} random hashes, 1% planted copies, radius 10")
-    hashes = planted(n, 10)
+    hashes, _ = planted(n, 10)
     start = time.perf_counter()
     ours = near_pairs(hashes, 10)
     seconds = time.perf_counter() - start
@@ -185,7 +197,7 @@ def search_in_child(n: int, radius: int) -> None:
 
 
 def search_only(n: int, radius: int) -> None:
-    hashes = planted(n, radius)
+    hashes, _ = planted(n, radius)
     start = time.perf_counter()
     found = near_pairs(hashes, radius)
     print(f"   search alone: {len(found):,} pairs in {time.perf_counter() - start:.1f} s", flush=True)

@@ -67,6 +67,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchhost import REPO, measure, peer_venv  # noqa: E402
+from dedupe_speed import planted  # noqa: E402  (the search bench's hashes)
 
 from pipeline.hashing import hex_of  # noqa: E402
 from pipeline.nearcopies import as_uint64  # noqa: E402
@@ -181,26 +182,6 @@ def reference_pairs(hashes, radius: int) -> set[tuple[int, int]]:
     return pairs
 
 
-def planted_hashes(n: int, radius: int, share: float = 0.01, seed: int = 0) -> tuple[np.ndarray, set]:
-    """``n`` random 64-bit hashes (int64, as our columns hold them) of which ``share`` are near
-    copies of another (1 to ``radius`` distinct bits flipped), shuffled; also the planted pairs."""
-    rng = np.random.default_rng(seed)
-    copies = int(n * share)
-    info = np.iinfo(np.int64)
-    base = rng.integers(info.min, info.max, size=n - copies, dtype=np.int64, endpoint=True)
-    sources = rng.integers(0, n - copies, size=copies)
-    near = base[sources].view(np.uint64).copy()
-    for k in range(copies):
-        bits = rng.choice(64, size=rng.integers(min(1, radius), radius, endpoint=True), replace=False)
-        near[k] ^= np.bitwise_or.reduce(np.uint64(1) << bits.astype(np.uint64), initial=np.uint64(0))
-    order = rng.permutation(n)
-    hashes = np.concatenate([base, near.view(np.int64)])[order]
-    where = np.empty(n, dtype=np.int64)
-    where[order] = np.arange(n)  # where[old index] = new index
-    planted = {tuple(sorted((int(where[s]), int(where[n - copies + k])))) for k, s in enumerate(sources)}
-    return hashes, planted
-
-
 def growth(sizes: list[int], seconds: list[float], target: int) -> tuple[float, float]:
     """Least-squares exponent b of seconds ~ a * n**b, and the seconds it predicts at ``target``."""
     x, y = np.log(sizes), np.log(seconds)
@@ -225,7 +206,7 @@ def main() -> None:
     for method in methods:
         times = []
         for n in args.n:
-            hashes, planted = planted_hashes(n, args.radius, seed=args.seed)
+            hashes, copies = planted(n, args.radius, seed=args.seed)
             start = time.perf_counter()
             reference = reference_pairs(hashes, args.radius)
             reference_seconds = time.perf_counter() - start
@@ -240,7 +221,7 @@ def main() -> None:
             print(
                 f"{method} n={n} radius={args.radius}: {len(found['pairs'])} pairs "
                 f"({found['matches']} entries, {found['one_sided']} one-sided), reference {len(reference)} "
-                f"(planted {len(planted)}, {len(planted & reference)} of them found), "
+                f"(planted {len(copies)}, {len(copies & reference)} of them found), "
                 f"{'equal' if same else 'DIFFERENT'}: {len(found['pairs'] - reference)} extra, "
                 f"{len(reference - found['pairs'])} missing, {wrong_distance} wrong distances; "
                 f"find_duplicates {found['seconds']:.2f} s (CPU {found['cpu_seconds']:.2f} s), "

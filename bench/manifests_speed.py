@@ -81,12 +81,11 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
     start = time.perf_counter()
     for number, first in enumerate(range(0, n, store.SHARD_SIZE)):
         part = slice(first, min(first + store.SHARD_SIZE, n))
-        write_table(
-            store_shard(rng, ids[part], wnid[part], image_bytes),
-            store.shard_path(layout.images, number),
-            schemas.IMAGES,
-            row_group_size=store.ROW_GROUP,
-        )
+        columns = store_columns(rng, ids[part], wnid[part], image_bytes)
+        shard = store.ShardWriter(store.shard_path(layout.images, number))
+        for group in range(0, len(columns["image_id"]), store.ROW_GROUP):
+            shard.write({name: values[group : group + store.ROW_GROUP] for name, values in columns.items()})
+        shard.close()
     copies = rng.random(n) < 0.02
     cluster = np.arange(n)
     cluster[copies] = np.maximum(cluster[copies] - 1, 0)  # a copy joins its neighbour's cluster
@@ -131,37 +130,36 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
     )
 
 
-def store_shard(rng: np.random.Generator, ids: np.ndarray, wnid: np.ndarray, image_bytes: int) -> pa.Table:
+def store_columns(rng: np.random.Generator, ids: np.ndarray, wnid: np.ndarray, image_bytes: int) -> dict:
+    """A store shard's columns (lists by ``schemas.IMAGES`` name), for ``store.ShardWriter.write``."""
     n = len(ids)
     if image_bytes:
         sizes = rng.integers(image_bytes * 8 // 10, image_bytes * 12 // 10, n)
         blob = np.frombuffer(rng.bytes(int(sizes.sum())), np.uint8).copy()
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
         blob[offsets[:-1]], blob[offsets[:-1] + 1] = 0xFF, 0xD8  # a JPEG's first marker
-        image = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(blob)])
+        data = blob.tobytes()
+        image = [data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     else:
-        image = pa.array([b""] * n, pa.binary())
-    side = np.full(n, 500, np.int32)
-    hashes = {f.name: rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64) for f in schemas.HASH_FIELDS}
-    return pa.table(
-        {
-            "image_id": ids,
-            "wnid": wnid,
-            "image": image,
-            "sha256": hex_ids(rng, n, 64),
-            "width": side,
-            "height": side * 3 // 4,
-            "format": np.full(n, "JPEG"),
-            **hashes,
-            "original_width": side,
-            "original_height": side * 3 // 4,
-            "original_format": np.full(n, "JPEG"),
-            "source": np.full(n, "urllist"),
-            "url": [f"http://images.example/{i}.jpg" for i in ids],
-            "rank": np.zeros(n, np.int32),
-            "license": pa.nulls(n, pa.string()),
-        }
-    )
+        image = [b""] * n
+    hashes = {f.name: rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64).tolist() for f in schemas.HASH_FIELDS}
+    return {
+        "image_id": ids.tolist(),
+        "wnid": wnid.tolist(),
+        "image": image,
+        "sha256": hex_ids(rng, n, 64),
+        "width": [500] * n,
+        "height": [375] * n,
+        "format": ["JPEG"] * n,
+        **hashes,
+        "original_width": [500] * n,
+        "original_height": [375] * n,
+        "original_format": ["JPEG"] * n,
+        "source": ["urllist"] * n,
+        "url": [f"http://images.example/{i}.jpg" for i in ids],
+        "rank": [0] * n,
+        "license": [None] * n,
+    }
 
 
 def manifests_at_scale(root: Path, n: int, classes: int, profile: bool) -> None:

@@ -331,7 +331,7 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
     rows = data.rows
     names = np.array([f.rsplit("/", 1)[-1] for f in rows.file], object)
     labels = rows.label.to_numpy()
-    store = spill(data, rows, spill_folder)
+    spilled = spill(data, rows, spill_folder)
     (out / "data").mkdir(parents=True)
     bar = tqdm(total=len(rows), desc="write hf", unit="img", disable=None)
     files, splits = 0, []
@@ -340,7 +340,7 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
         if not len(part):
             continue
         splits.append(HF_SPLITS[split])
-        shard_of = cut(store.length[part], shard_bytes)
+        shard_of = cut(spilled.length[part], shard_bytes)
         count = int(shard_of[-1]) + 1
         for shard in range(count):
             path = out / "data" / f"{HF_SPLITS[split]}-{shard:05d}-of-{count:05d}.parquet"
@@ -355,7 +355,7 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
                 for start in range(0, len(members), HF_ROW_GROUP):
                     chunk = members[start : start + HF_ROW_GROUP]
                     image = pa.StructArray.from_arrays(
-                        [binary([store.get(p) for p in chunk]), pa.array(names[chunk], pa.string())],
+                        [binary([spilled.get(p) for p in chunk]), pa.array(names[chunk], pa.string())],
                         fields=list(schema.field("image").type),
                     )
                     writer.write_table(pa.Table.from_arrays([image, pa.array(labels[chunk])], schema=schema))
@@ -364,7 +364,7 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
     bar.close()
     shutil.rmtree(spill_folder)
     (out / "README.md").write_text(hf_card(data, splits))
-    return _summary("hf", rows, int(store.length.sum()), files)
+    return _summary("hf", rows, int(spilled.length.sum()), files)
 
 
 def hf_card(data: Dataset, splits: list[str]) -> str:
@@ -386,27 +386,27 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
     rows = data.rows.assign(rank=rank).sort_values(["rank", "image_id"]).reset_index(drop=True)
     keys = [f.rsplit("/", 1)[-1].rsplit(".", 1)[0] for f in rows.file]
     columns = {c: rows[c].tolist() for c in ("image_id", "wnid", "label", "width", "height")}
-    store = spill(data, rows, spill_folder)
+    spilled = spill(data, rows, spill_folder)
     out.mkdir(parents=True)
     bar = tqdm(total=len(rows), desc="write wds", unit="img", disable=None)
     files = 0
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()
-        shard_of = cut(store.length[part] + TAR_OVERHEAD, shard_bytes)
+        shard_of = cut(spilled.length[part] + TAR_OVERHEAD, shard_bytes)
         for shard in np.unique(shard_of).tolist():
             with tarfile.open(out / f"{split}-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
                 tar.copybufsize = 2**20
                 for p in part[shard_of == shard].tolist():
                     meta = {c: values[p] for c, values in columns.items()}
-                    extension = EXTENSIONS.get(store.formats[p], str(store.formats[p]).lower())
-                    _add(tar, f"{keys[p]}.{extension}", store.get(p))
+                    extension = EXTENSIONS.get(spilled.formats[p], str(spilled.formats[p]).lower())
+                    _add(tar, f"{keys[p]}.{extension}", spilled.get(p))
                     _add(tar, f"{keys[p]}.cls", str(meta["label"]).encode())
                     _add(tar, f"{keys[p]}.json", json.dumps(meta).encode())
                     bar.update()
             files += 1
     bar.close()
     shutil.rmtree(spill_folder)
-    return _summary("wds", rows, int(store.length.sum()), files)
+    return _summary("wds", rows, int(spilled.length.sum()), files)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes | memoryview) -> None:

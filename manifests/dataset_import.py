@@ -153,11 +153,11 @@ class Found:
     names_from: str | None
 
 
-def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
-    root = src / KAGGLE_ROOT if layout == "ilsvrc" and (src / KAGGLE_ROOT).is_dir() else src
+def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
+    root = src / KAGGLE_ROOT if src_layout == "ilsvrc" and (src / KAGGLE_ROOT).is_dir() else src
     if not (root / "train").is_dir():
-        shape = "val/*.JPEG labelled by LOC_val_solution.csv" if layout == "ilsvrc" else "val/<wnid>/..."
-        raise InputError(f"no train/ folder: the {layout} layout is train/<wnid>/..., {shape}", file=root / "train")
+        shape = "val/*.JPEG labelled by LOC_val_solution.csv" if src_layout == "ilsvrc" else "val/<wnid>/..."
+        raise InputError(f"no train/ folder: the {src_layout} layout is train/<wnid>/..., {shape}", file=root / "train")
 
     def accepted(wnid: str) -> bool:
         return bool(NOUN_WNID_RE.fullmatch(wnid)) and (allowed is None or wnid in allowed)
@@ -170,7 +170,7 @@ def find(src: Path, layout: str, allowed: set[str] | None) -> Found:
         folder = root / split
         if not folder.is_dir():
             continue
-        solution = read_solution(_first(src, root, f"LOC_{split}_solution.csv")) if layout == "ilsvrc" else {}
+        solution = read_solution(_first(src, root, f"LOC_{split}_solution.csv")) if src_layout == "ilsvrc" else {}
         labelled: dict[str, int] = {}
         for entry in tqdm(sorted(folder.iterdir()), desc=f"list {split}", unit="entry", disable=None):
             if entry.is_dir():
@@ -257,7 +257,7 @@ def read_names(path: Path) -> dict[str, list[str]]:
     return names
 
 
-def read_image(path: Path) -> tuple | str:
+def decode_file(path: Path) -> tuple | str:
     """``hash_file``'s answer with the bytes and Pillow's name of their format, for the store."""
     result = hash_file(path)
     if isinstance(result, str):
@@ -271,17 +271,17 @@ def read_image(path: Path) -> tuple | str:
     return (data, kind, *result)
 
 
-def read_images(paths: list[Path], processes: int) -> Iterator[tuple | str]:
-    """``read_image`` of each path, in order, on ``processes`` spawned processes."""
+def decode_files(paths: list[Path], processes: int) -> Iterator[tuple | str]:
+    """``decode_file`` of each path, in order, on ``processes`` spawned processes."""
     bar = tqdm(total=len(paths), desc="import", unit="img", disable=None)
     try:
         if processes <= 1 or len(paths) <= FILES_PER_BATCH:
             for path in paths:
-                yield read_image(path)
+                yield decode_file(path)
                 bar.update()
         else:
             with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                for result in pool.imap(read_image, paths, chunksize=FILES_PER_BATCH):
+                for result in pool.imap(decode_file, paths, chunksize=FILES_PER_BATCH):
                     yield result
                     bar.update()
     finally:
@@ -292,7 +292,7 @@ def write_store(src: Path, images: pd.DataFrame, folder: Path, processes: int) -
     """The image store of ``images`` (in image_id order), ``store.SHARD_SIZE`` files a shard;
     returns the files that could not be read."""
     folder.mkdir(parents=True)
-    results = read_images([src / p for p in images.path], processes)
+    results = decode_files([src / p for p in images.path], processes)
     failures = []
     for number, start in enumerate(range(0, len(images), store.SHARD_SIZE)):
         shard = store.ShardWriter(store.shard_path(folder, number))
@@ -338,7 +338,7 @@ def stored_rows(folder: Path) -> pd.DataFrame:
 
 def import_dataset(
     src: Path,
-    layout: str,
+    src_layout: str,
     allowed: set[str] | None,
     out: Layout,
     processes: int,
@@ -347,7 +347,7 @@ def import_dataset(
 ) -> str:
     """Everything the import stage writes, under the build folder ``out``; ``settings``: the
     stage's, for the reports."""
-    found = find(src, layout, allowed)
+    found = find(src, src_layout, allowed)
     if found.images.empty:
         raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
     images = found.images.sort_values("image_id", ignore_index=True)
@@ -365,7 +365,7 @@ def import_dataset(
     report = {
         "settings": settings,
         "src": str(src),
-        "layout": layout,
+        "layout": src_layout,
         "names_from": found.names_from,
         "images": {s: int(counts[s].sum()) for s in SPLITS},
         "classes": len(kept),
@@ -379,7 +379,7 @@ def import_dataset(
     write_report(out.report("import"), schemas.IMPORT_REPORT, report)
     print_report(report)
     return (
-        f"{len(stored)} images of {len(kept)} classes imported from {src} ({layout}): "
+        f"{len(stored)} images of {len(kept)} classes imported from {src} ({src_layout}): "
         + ", ".join(f"{s} {n}" for s, n in report["images"].items())
         + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
         f"{len(report['empty_classes'])} empty classes"

@@ -136,7 +136,7 @@ def check_classes(rows: pd.DataFrame) -> dict:
     return _result(problems, "every image once, under one class")
 
 
-def store_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:
+def manifest_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:
     """The six hashes of the manifest's images, from the image store, in ``rows`` order."""
     names = ["image_id", *(f.name for f in schemas.HASH_FIELDS)]
     hashes = store.read_images(Layout(workdir).images, names).to_pandas().set_index("image_id")
@@ -163,7 +163,7 @@ def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
         if group.split.nunique() > 1:
             problems.append(f"exact copy across {', '.join(sorted(set(group.split)))}: {', '.join(group.image_id)}")
     settings, source = dedupe_settings(workdir)
-    pairs = find_pairs(store_hashes(workdir, rows), settings)
+    pairs = find_pairs(manifest_hashes(workdir, rows), settings)
     split = rows.split.to_numpy()
     image_id = rows.image_id.to_numpy()
     across = split[pairs.left] != split[pairs.right]

@@ -33,7 +33,7 @@ A, B, C = "n01440764", "n02102040", "n02979186"
 
 def planted_with_equals(n: int, radius: int, seed: int = 0) -> np.ndarray:
     """The speed bench's random hashes with their 1% near copies, and three equal values (1, 2, 3)."""
-    hashes = planted(n, radius, seed)
+    hashes, _ = planted(n, radius, seed)
     hashes[1] = hashes[2] = hashes[3]
     return hashes
 

@@ -285,13 +285,13 @@ def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_pat
 
 
 def test_the_import_pool_reads_images_in_order(tmp_path):
-    from manifests.dataset_import import read_images
+    from manifests.dataset_import import decode_files
 
     paths = []
     for n in range(40):
         paths.append(tmp_path / f"{n}.jpg")
         paths[-1].write_bytes(picture_jpeg(WNIDS[0], n, 64, 48) if n % 13 else b"broken")
-    results = list(read_images(paths, 2))
+    results = list(decode_files(paths, 2))
     assert [isinstance(r, str) for r in results] == [n % 13 == 0 for n in range(40)]
     assert all(r[0] == p.read_bytes() and r[1] == "JPEG" for r, p in zip(results, paths) if not isinstance(r, str))
 
