@@ -51,7 +51,7 @@ FIELDS = (
     "Approve",
     "Reject",
 )
-PICTURE = re.compile(rf"/picture/({schemas.NOUN_WNID_RE.pattern.strip('^$')})/")
+PICTURE = re.compile(rf"/picture/({schemas.NOUN_WNID})/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

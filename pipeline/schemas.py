@@ -17,7 +17,8 @@ import pyarrow as pa
 # A WordNet synset id as ImageNet writes it: the part of speech and the 8-digit offset of the
 # synset in WordNet 3.0's data file (ImageNet's classes are all nouns, "n").
 WNID_RE = re.compile(r"^[nvasr]\d{8}$")
-NOUN_WNID_RE = re.compile(r"^n\d{8}$")
+NOUN_WNID = r"n\d{8}"  # unanchored, to build other patterns with
+NOUN_WNID_RE = re.compile(f"^{NOUN_WNID}$")
 
 
 def _table(name: str, *fields: pa.Field) -> pa.Schema:

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.errors import InputError
-from pipeline.schemas import NOUN_WNID_RE, WNID_RE
+from pipeline.schemas import NOUN_WNID, WNID_RE
 
-IMAGENET_LINE = re.compile(rf"^({NOUN_WNID_RE.pattern.strip('^$')})(?:_(\d+))?\s+(\S+)\s*$")
+IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S+)\s*$")
 MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
 SHOWN_LINES = 5
 
