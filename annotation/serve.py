@@ -31,15 +31,13 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from aiohttp import web
 
 from pipeline import schemas
 from pipeline.background import BackgroundServer
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import Layout
-from pipeline.store import iter_shards, require_shards
+from pipeline.store import StoreIndex, require_shards
 from pipeline.tables import read_table
 
 from .formats import describe, read_words
@@ -107,34 +105,19 @@ def load_hits(path: Path, round_: int) -> list[Hit]:
     return sorted(hits, key=lambda h: (h.wnid, h.hit_id))  # one round per file: (round, wnid, hit_id)
 
 
-class ImageStore:
-    """The HITs' images in the image store (``pipeline.store``): where each is, found once at
-    start from the image_id column alone; its bytes read on request from its row group only."""
-
-    def __init__(self, folder: Path, wanted: set[str], hits_path: Path):
-        require_shards(folder, "the page serves the HITs' images from the store")
-        self.where: dict[str, tuple[Path, int]] = {}
-        for shard, table in iter_shards(folder, ["image_id"]):
-            ids = table.column("image_id")
-            meta, start = pq.read_metadata(shard), 0
-            for group in range(meta.num_row_groups):
-                end = start + meta.row_group(group).num_rows
-                self.where.update((i, (shard, group)) for i in ids[start:end].to_pylist() if i in wanted)
-                start = end
-        missing = sorted(wanted - self.where.keys())
-        if missing:
-            raise InputError(
-                f"{len(missing)} images of the HITs are not in the image store ({folder}), e.g.",
-                file=hits_path,
-                field="image_id",
-                value=missing[0],
-            )
-
-    def read(self, image_id: str) -> bytes:
-        shard, group = self.where[image_id]
-        with pq.ParquetFile(shard) as file:
-            table = file.read_row_group(group, columns=["image_id", "image"])
-        return table.filter(pc.equal(table["image_id"], image_id))["image"][0].as_py()
+def hit_images(folder: Path, wanted: set[str], hits_path: Path) -> StoreIndex:
+    """Where the HITs' images are in the image store, found once at start from the image_id
+    columns alone; each image's bytes are then read on request from its row group only."""
+    index = StoreIndex(require_shards(folder, "the page serves the HITs' images from the store"), wanted)
+    missing = sorted(wanted - index.where.keys())
+    if missing:
+        raise InputError(
+            f"{len(missing)} images of the HITs are not in the image store ({folder}), e.g.",
+            file=hits_path,
+            field="image_id",
+            value=missing[0],
+        )
+    return index
 
 
 class Answers:
@@ -208,7 +191,7 @@ class Labelling:
         if unknown:
             raise InputError("HITs for a synset not in synsets.parquet", file=hits_path, field="wnid", value=unknown[0])
         self.about = describe(synsets.to_pandas(), read_words(layout.words))
-        self.images = ImageStore(layout.images, {i for h in self.hits for i in h.images}, hits_path)
+        self.images = hit_images(layout.images, {i for h in self.hits for i in h.images}, hits_path)
         self.answers = Answers(layout.local_answers(round_), list(self.by_id))
         self.results_name = str(self.answers.path.relative_to(layout.root))  # workers need not see our paths
 
@@ -363,9 +346,9 @@ async def answer(request: web.Request) -> web.Response:
 async def image(request: web.Request) -> web.Response:
     store = request.app[LABELLING].images
     image_id = request.match_info["image_id"]
-    if image_id not in store.where:
+    if image_id not in store:
         raise web.HTTPNotFound(text="not an image of this round's HITs")
-    data = await asyncio.get_running_loop().run_in_executor(None, store.read, image_id)
+    data = await asyncio.get_running_loop().run_in_executor(None, store.bytes_of, image_id)
     # An image id names one set of bytes for good: browsers may keep it.
     return web.Response(
         body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"}

@@ -46,7 +46,7 @@ def _class(entry: dict) -> str:
 
 
 def final_lines(result: dict, run: Path) -> str:
-    lines = [split_line(name, result[name], result["chance_top1_error"]) for name in ("val", "test") if name in result]
+    lines = [split_line(name, result[name], result["chance_top1_error"]) for name in ("val", "test") if result[name]]
     if result.get("worst_classes"):
         w = result["worst_classes"][0]
         other = w["most_confused_with"]

@@ -15,7 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import schemas, store
 from pipeline.errors import InputError
+from pipeline.tables import read_table
 
 
 @dataclass
@@ -29,37 +31,45 @@ class Classes:
 
 
 def read_classes(path: Path) -> Classes:
-    """The manifests stage's ``classes.parquet`` (label, wnid, name), labels 0..N-1."""
-    table = pq.read_table(path)
-    for name in ("label", "wnid"):
-        if name not in table.column_names:
-            raise InputError("column missing from the classes table", file=path, field=name)
-    table = table.sort_by("label")
+    """The manifests stage's ``classes.parquet`` (``schemas.CLASSES``: label, wnid, name), labels 0..N-1."""
+    table = read_table(path, schemas.CLASSES, columns=["label", "wnid", "name"]).sort_by("label")
     labels = table.column("label").to_pylist()
     if labels != list(range(len(labels))):
         row = next(i for i, v in enumerate(labels) if v != i)
         raise InputError("labels must run 0, 1, ... N-1", file=path, row=row, field="label", value=labels[row])
-    wnids = table.column("wnid").to_pylist()
-    names = table.column("name").to_pylist() if "name" in table.column_names else wnids
-    return Classes(wnids, names, str(path))
+    return Classes(table.column("wnid").to_pylist(), table.column("name").to_pylist(), str(path))
+
+
+STORE_COLUMNS = ["image", "image_id"]  # of an image-store shard, what the trainer reads
+
+
+def _is_packed(path: Path) -> bool:
+    """Whether ``path`` is a packed shard (``image: struct<bytes, path>``, the Hugging Face
+    layout) rather than an image-store shard; a file that is no Parquet is left to the store's
+    reader to name."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        return False
+    return "image" in schema.names and pa.types.is_struct(schema.field("image").type)
 
 
 @dataclass
 class Shard:
-    """One Parquet file holding image bytes (image-store shard or packed shard)."""
+    """One Parquet file holding image bytes: an image-store shard or a packed shard."""
 
     path: Path
-    nested: bool  # image is struct<bytes, path> (packed) rather than binary (image store)
+    nested: bool  # a packed shard, image struct<bytes, path>, rather than an image-store one, image binary
     group_starts: np.ndarray  # first row of each row group, plus the row count at the end
     group_bytes: np.ndarray  # uncompressed size of the image column per row group
 
     @classmethod
     def open(cls, path: Path) -> Shard:
-        meta = pq.ParquetFile(path).metadata
-        schema = meta.schema.to_arrow_schema()
-        if "image" not in schema.names:
-            raise InputError("no image column", file=path)
-        nested = pa.types.is_struct(schema.field("image").type)
+        nested = _is_packed(path)
+        # a packed shard as it is (the Hugging Face layout is not our store); an image-store
+        # shard through pipeline.store, its columns checked against schemas.IMAGES
+        with pq.ParquetFile(path) if nested else store.open_shard(path, STORE_COLUMNS) as file:
+            meta = file.metadata
         counts = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         sizes = []
         for g in range(meta.num_row_groups):
@@ -86,7 +96,11 @@ class Shard:
         return np.searchsorted(self.group_starts, rows, side="right") - 1
 
     def read_groups(self, groups: list[int]) -> pa.Array:
-        table = pq.ParquetFile(self.path).read_row_groups(groups, columns=[self.column])
+        if self.nested:
+            with pq.ParquetFile(self.path) as file:
+                table = file.read_row_groups(groups, columns=[self.column])
+        else:  # checked by Shard.open
+            table = store.read_row_groups(self.path, groups, [self.column])
         column = table.column(0).combine_chunks()
         return column.field("bytes") if self.nested else column
 

@@ -19,14 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import schemas  # pyarrow alone: the MANIFEST columns, defined once
+from pipeline import schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import SPLITS, Layout
+from pipeline.tables import read_table
 
 from .dataset import BadRows, Classes, DataSet, Shard, Split, read_classes
 from .packed import read_packed
 
-MANIFEST_COLUMNS = ("image_id", "label", "location")  # of schemas.MANIFEST; wnid is checked when present
+MANIFEST_COLUMNS = ["image_id", "label", "wnid", "location"]  # of schemas.MANIFEST, what the trainer reads
 NO_MANIFESTS = "no train manifest: run make manifests (make manifests UNVERIFIED=1 without annotation)"
 
 
@@ -64,31 +65,15 @@ def load_dataset(
 
 
 def _read_manifest(path: Path) -> pa.Table:
-    try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
-    for name in MANIFEST_COLUMNS:
-        if name not in names:
-            doc = schemas.MANIFEST.field(name).metadata[b"doc"].decode()
-            raise InputError(f"column missing from the manifest ({doc})", file=path, field=name)
-    table = pq.read_table(path, columns=[c for c in (*MANIFEST_COLUMNS, "wnid") if c in names])
-    if not pa.types.is_integer(table.schema.field("label").type):
-        raise InputError(f"labels must be integers, not {table.schema.field('label').type}", file=path, field="label")
-    for name in table.column_names:
-        column = table.column(name)
-        if column.null_count:
-            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError("null in a required column", file=path, row=row, field=name)
-    return table
+    """The columns the trainer reads, checked against ``schemas.MANIFEST``: errors name the file
+    and the field (and the row of a null)."""
+    return read_table(path, schemas.MANIFEST, columns=MANIFEST_COLUMNS)
 
 
 def _classes_from_manifests(tables: dict[str, pa.Table], folder: Path) -> Classes:
     wnid_of: dict[int, str] = {}
     for table in tables.values():
-        labels = table.column("label").to_pylist()
-        wnids = table.column("wnid").to_pylist() if "wnid" in table.column_names else [None] * len(labels)
-        for label, wnid in zip(labels, wnids):
+        for label, wnid in zip(table.column("label").to_pylist(), table.column("wnid").to_pylist()):
             if label >= 0:
                 wnid_of.setdefault(label, wnid or str(label))
     count = max(wnid_of) + 1 if wnid_of else 0
@@ -103,7 +88,7 @@ def _resolve(
     n = table.num_rows
     image_ids = table.column("image_id").to_pylist()
     labels = table.column("label").to_numpy().astype(np.int64)
-    wnids = table.column("wnid").to_pylist() if "wnid" in table.column_names else None
+    wnids = table.column("wnid").to_pylist()
     locations = table.column("location").to_pylist()
     shard_of = np.full(n, -1, dtype=np.int64)
     shard_row = np.full(n, -1, dtype=np.int64)
@@ -157,7 +142,7 @@ def _resolve(
                 ),
             )
             keep[row] = False
-        elif wnids is not None and wnids[row] != classes.wnids[label]:
+        elif wnids[row] != classes.wnids[label]:
             bad(
                 counts,
                 "bad label",
@@ -177,16 +162,17 @@ def _resolve(
 
 
 def _shard_ids(shard: Shard) -> dict[str, int]:
-    """image_id -> row of a shard: its image_id column, or the stems of image.path (packed)."""
-    names = pq.read_schema(shard.path).names
-    if "image_id" in names:
+    """image_id -> row of a shard: an image-store shard's image_id column; a packed shard's
+    image_id column, or else the stems of its image.path."""
+    if not shard.nested:
+        with store.open_shard(shard.path, ["image_id"]) as file:
+            ids = file.read(columns=["image_id"]).column(0).to_pylist()
+    elif "image_id" in pq.read_schema(shard.path).names:
         ids = pq.read_table(shard.path, columns=["image_id"]).column(0).to_pylist()
-    elif shard.nested:
+    else:
         ids = [
             Path(p).stem if p else None for p in pq.read_table(shard.path, columns=["image.path"]).column(0).to_pylist()
         ]
-    else:
-        raise InputError("shard has neither an image_id column nor image.path to find rows by", file=shard.path)
     out: dict[str, int] = {}
     for row, image_id in enumerate(ids):
         out.setdefault(image_id, row)

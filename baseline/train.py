@@ -287,6 +287,8 @@ def final_report(
         "data_wait_share": _mean([r["data_wait_share"] for r in history]),
         "chance_top1_error": 1 - 1 / len(classes),
         "reference_alexnet_ilsvrc2012": ALEXNET_ILSVRC2012,
+        "val": None,  # null where the manifests have no such split
+        "test": None,
     }
     scores, ten_crops = score_splits(
         score, feed, ("val", "test"), size=config.size, batch=config.batch, autocast=autocast

@@ -401,7 +401,6 @@ TRAIN_METRICS = Report(
         "chance_top1_error": float,
         "val": (dict, None),
         "test": (dict, None),
-        "per_class": list,
         "history": list,
     },
 )

@@ -3,13 +3,15 @@
 The download stage writes one store shard per candidates part, the importer one per
 ``SHARD_SIZE`` files; every other stage reads the store through ``read_images`` or
 ``iter_shards``, selecting the columns it needs (the ``image`` column holds the bytes: leave
-it out unless you decode). A manifest row points at its image with a ``location``, the
-shard's path relative to the dataset folder (``images/shard-00003.parquet``).
+it out unless you decode), or the bytes of a few images through ``StoreIndex`` and
+``image_bytes``, which read only the row groups holding them. A manifest row points at its
+image with a ``location``, the shard's path relative to the dataset folder
+(``images/shard-00003.parquet``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -81,18 +83,62 @@ def open_shard(path: Path, columns: list[str]) -> pq.ParquetFile:
     return pq.ParquetFile(path)
 
 
+def read_row_groups(path: Path, groups: list[int], columns: list[str]) -> pa.Table:
+    """Row groups ``groups`` of shard ``path``, whose ``columns`` ``open_shard`` has checked: a
+    reader that comes back to a shard for row group after row group (the labelling page, a
+    training loader) checks it once, not at every read."""
+    with pq.ParquetFile(path) as shard:
+        return shard.read_row_groups(groups, columns=columns)
+
+
+class StoreIndex:
+    """Where images of the store are: each one's shard and the row group holding it, found from
+    the shards' image_id columns alone, so that reading one image costs one row group's bytes
+    (a labelling page serves an image per request without reading whole shards). ``wanted``
+    limits the index to those images; without it the index holds every image."""
+
+    def __init__(self, shards: Iterable[Path], wanted: Collection[str] | None = None):
+        keep = None if wanted is None else set(wanted)
+        self.where: dict[str, tuple[Path, int]] = {}
+        for path in shards:
+            path = Path(path)
+            with open_shard(path, ["image_id", "image"]) as shard:
+                ids = shard.read(columns=["image_id"]).column("image_id").to_pylist()
+                counts = [shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)]
+            groups = np.repeat(np.arange(len(counts)), counts).tolist()
+            self.where.update((i, (path, g)) for i, g in zip(ids, groups) if keep is None or i in keep)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.where
+
+    def read(self, image_ids: Collection[str]) -> dict[str, bytes]:
+        """The stored bytes of those of ``image_ids`` the index holds, reading only the row
+        groups that hold them."""
+        wanted = {i for i in image_ids if i in self.where}
+        groups: dict[Path, set[int]] = {}
+        for image_id in wanted:
+            path, group = self.where[image_id]
+            groups.setdefault(path, set()).add(group)
+        found: dict[str, bytes] = {}
+        for path, numbers in groups.items():
+            table = read_row_groups(path, sorted(numbers), ["image_id", "image"])
+            images = table.column("image")
+            for row, image_id in enumerate(table.column("image_id").to_pylist()):
+                if image_id in wanted:
+                    found[image_id] = images[row].as_py()
+        return found
+
+    def bytes_of(self, image_id: str) -> bytes:
+        """One image's stored bytes (KeyError when the index does not hold it)."""
+        if image_id not in self.where:
+            raise KeyError(image_id)
+        return self.read([image_id])[image_id]
+
+
 def image_bytes(path: Path, image_ids: Collection[str]) -> dict[str, bytes]:
     """The stored bytes of those of ``image_ids`` that shard ``path`` holds, reading only the
     row groups that hold them (a few sample images must not cost a whole shard's bytes)."""
-    wanted = set(image_ids)
-    with open_shard(path, ["image_id", "image"]) as shard:
-        ids = shard.read(columns=["image_id"]).column("image_id").to_pylist()
-        rows = [i for i, image_id in enumerate(ids) if image_id in wanted]
-        ends = np.cumsum([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)])
-        groups = sorted({int(np.searchsorted(ends, r, side="right")) for r in rows})
-        table = shard.read_row_groups(groups, columns=["image_id", "image"])
-    found = zip(table.column("image_id").to_pylist(), table.column("image").to_pylist())
-    return {image_id: data for image_id, data in found if image_id in wanted}
+    return StoreIndex([path], image_ids).read(image_ids)
 
 
 def empty_rows() -> dict[str, list]:

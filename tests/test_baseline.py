@@ -349,6 +349,26 @@ def test_missing_shard_names_the_row(tmp_path):
     assert load_dataset(tmp_path / "tiny", skip_bad=True).skipped == {"missing shard": 1}
 
 
+def test_a_wrong_manifest_or_store_shard_is_an_error_naming_file_and_field(tmp_path):
+    folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
+    manifest = folder / "manifests" / "val.parquet"
+    original = pq.read_table(manifest)
+    pq.write_table(original.drop_columns(["location"]), manifest)
+    with pytest.raises(InputError) as error:
+        load_dataset(folder)
+    assert str(error.value) == f"{manifest}: location: column missing from the manifest table"
+    pq.write_table(original.set_column(1, "label", original.column("label").cast(pa.string())), manifest)
+    with pytest.raises(InputError) as error:
+        load_dataset(folder)
+    assert str(error.value) == f"{manifest}: label: column has type string, expected int64"
+    pq.write_table(original, manifest)
+    shard = folder / "images" / "shard-00000.parquet"
+    pq.write_table(pq.read_table(shard).drop_columns(["image_id"]), shard)
+    with pytest.raises(InputError) as error:
+        load_dataset(folder)
+    assert str(error.value) == f"{shard}: image_id: column missing from the images table"
+
+
 def test_without_manifests_the_trainer_says_to_run_the_manifests_stage(tmp_path, capsys):
     folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
     shutil.rmtree(folder / "manifests")  # an image store, annotation or not: still no splits to train on

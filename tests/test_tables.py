@@ -177,3 +177,27 @@ def test_the_bytes_of_a_few_images_are_read_from_their_row_groups(tmp_path):
     assert store.image_bytes(shard, wanted) == {i: data for i, _, data in images if i in wanted}
     with pytest.raises(InputError, match="missing"):
         store.image_bytes(tmp_path / "images" / "shard-00009.parquet", wanted)
+
+
+def test_the_store_index_reads_one_image_from_its_row_group(tmp_path, monkeypatch):
+    from conftest import write_images
+
+    from pipeline.imagehost.pictures import picture_jpeg
+
+    images = [(f"i{k:03d}", "n01440764", picture_jpeg("n01440764", k, 40, 30)) for k in range(300)]
+    shard = write_images(tmp_path, images)  # three row groups
+    index = store.StoreIndex(store.shards(tmp_path / "images"), {"i001", "i250", "absent"})
+    assert index.where == {"i001": (shard, 0), "i250": (shard, 1)}
+    assert "i250" in index and "absent" not in index
+    reads = []
+    read_row_groups = store.read_row_groups
+    monkeypatch.setattr(
+        store,
+        "read_row_groups",
+        lambda path, groups, columns: reads.append(groups) or read_row_groups(path, groups, columns),
+    )
+    assert index.bytes_of("i250") == images[250][2]
+    assert reads == [[1]]
+    with pytest.raises(KeyError):
+        index.bytes_of("absent")
+    assert len(store.StoreIndex([shard]).where) == 300  # without wanted: every image
