@@ -176,7 +176,8 @@ def main() -> int:
     parser.add_argument(
         "--errors-only",
         action="store_true",
-        help="faulty URLs without the opt-outs and 429s (the download issue's list)",
+        help="faulty URLs of errors only (benchhost.ERRORS: a 404, HTML, a truncated or empty body, a reset, "
+        "a 500 then 200, a redirect, a tiny, a CMYK and a mislabelled image), without the opt-outs and 429s",
     )
     args = parser.parse_args()
     args.faults = ERRORS if args.errors_only else FAULTS

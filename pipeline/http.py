@@ -7,6 +7,9 @@ download's image servers retry, back off and keep their pace the same way, defin
   jitter so that clients that failed together do not retry together.
 - ``Pacer``: a token bucket per key (a host, an API), the pace of requests to it; a server that
   says "too many" slows it down and pauses it.
+- ``retrying``: the retry loop: tries a request until its outcome is final or the tries run out,
+  waiting between two tries what the server asked for or what ``backoff_delay`` says. Each
+  client's attempt decides what is worth a retry (a ``Retry``) and what is final.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ import collections
 import email.utils
 import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def retryable(status: int) -> bool:
@@ -70,11 +78,10 @@ class Pacer:
         return self.buckets[key]
 
     async def wait(self, key: str) -> None:
-        """Return when a request to ``key`` may be sent. Waiters on one key take turns: only
-        the first sleeps, so many waiters wake one at a time, and its slot follows the rate
-        and pause as they are when its turn comes. (Slots reserved on arrival kept the halved
-        rate of a 429 for every request queued behind it, however fast the host recovered: a
-        tail of seconds per slowed host.)"""
+        """Return when a request to ``key`` may be sent. Waiters on one key take turns in the
+        order they asked, and only the first in line sleeps; its slot is computed from the
+        key's rate and pause as they are when its turn comes, not when it asked, so a
+        slow-down or a recovery applies at once to every request still waiting."""
         if self.rate <= 0:
             return
         bucket = self._bucket(key)
@@ -127,3 +134,40 @@ class Pacer:
             bucket.ceiling = min(bucket.ceiling, rate)
             bucket.rate = min(bucket.rate, bucket.ceiling)
             bucket.burst = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An attempt's outcome worth another try: why it failed, and the wait the server asked
+    for (``Retry-After``; None: back off)."""
+
+    reason: str = ""
+    after: float | None = None
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T | Retry]],
+    *,
+    retries: int,
+    backoff: float,
+    pacer: Pacer | None = None,
+    key: str = "",
+) -> T | Retry:
+    """Await ``attempt()`` until it returns something other than a ``Retry``, at most
+    ``retries`` + 1 times: that outcome, or the last ``Retry`` when every try asked for another.
+
+    Before retry number ``n`` (0 for the first) it waits the ``Retry``'s ``after``, else
+    ``backoff_delay(backoff, n)``: it sleeps, or, given a ``pacer`` that paces, pauses ``key``
+    in it, so that every request to the key waits too (the attempt's own ``pacer.wait`` then
+    serves the wait). What is final (a status, a wait too long to honour) and how a server's
+    "too many" slows the pace are the attempt's to decide."""
+    for n in range(retries):
+        outcome = await attempt()
+        if not isinstance(outcome, Retry):
+            return outcome
+        wait = outcome.after if outcome.after is not None else backoff_delay(backoff, n)
+        if pacer is not None and pacer.rate > 0:
+            pacer.pause(key, wait)
+        else:
+            await asyncio.sleep(wait)
+    return await attempt()

@@ -1,12 +1,13 @@
 """The request rules the candidates' search client and the downloader share (``pipeline.http``):
-which answers are retried, the server's Retry-After, the backoff schedule and the pacer."""
+which answers are retried, the server's Retry-After, the backoff schedule, the pacer and the
+retry loop."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from pipeline.http import Pacer, backoff_delay, retry_after, retryable
+from pipeline.http import Pacer, Retry, backoff_delay, retry_after, retryable, retrying
 
 
 def test_only_too_many_and_server_errors_are_retried():
@@ -82,3 +83,44 @@ def test_rate_zero_paces_nothing():
     pacer.pause("a", 10)
     pacer.slow_down("a", 10)
     assert max(sent_at(pacer, ["a"] * 50)) < 0.05 and not pacer.buckets
+
+
+def tried(outcomes: list, **kw) -> tuple[object, list[float]]:
+    """What ``retrying`` returns over ``outcomes``, one an attempt, and when each attempt ran."""
+    pending, times = list(outcomes), []
+
+    async def main() -> object:
+        start = time.monotonic()
+
+        async def attempt() -> object:
+            if kw.get("pacer"):
+                await kw["pacer"].wait(kw["key"])
+            times.append(time.monotonic() - start)
+            return pending.pop(0)
+
+        return await retrying(attempt, **kw)
+
+    return asyncio.run(main()), times
+
+
+def test_retrying_returns_the_first_final_outcome_at_once():
+    outcome, times = tried(["done", Retry("never")], retries=3, backoff=10)
+    assert outcome == "done" and len(times) == 1
+
+
+def test_retrying_waits_the_server_or_backs_off_then_gives_up():
+    outcome, times = tried([Retry("busy", 0.1), Retry("reset"), Retry("busy again")], retries=2, backoff=0.04)
+    assert outcome == Retry("busy again") and len(times) == 3  # retries + 1 attempts, the last Retry
+    assert times[1] - times[0] >= 0.095  # the server's wait, not the backoff's (0.02 to 0.06)
+    assert times[2] - times[1] >= 0.035  # no wait asked: backoff_delay(0.04, 1), in [0.04, 0.12)
+    outcome, times = tried([Retry("busy"), 7], retries=5, backoff=0.04)
+    assert outcome == 7 and len(times) == 2
+
+
+def test_retrying_with_a_pacer_pauses_the_key_for_every_request():
+    pacer = Pacer(1000)
+    outcome, times = tried([Retry("busy", 0.2), "ok"], retries=1, backoff=0, pacer=pacer, key="api")
+    assert outcome == "ok" and times[1] - times[0] >= 0.19
+    assert pacer.buckets["api"].paused_until  # the wait was the key's pause: every request to it waited
+    outcome, times = tried([Retry("busy", 0.2), "ok"], retries=1, backoff=0, pacer=Pacer(0), key="api")
+    assert outcome == "ok" and times[1] - times[0] >= 0.19  # a pacer that paces nothing: it slept

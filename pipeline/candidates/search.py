@@ -19,7 +19,7 @@ import aiohttp
 
 from pipeline import USER_AGENT
 from pipeline.errors import PipelineError
-from pipeline.http import Pacer, backoff_delay, retry_after, retryable
+from pipeline.http import Pacer, Retry, retry_after, retryable, retrying
 
 RETRIES = 4
 MAX_RETRY_AFTER = 120.0
@@ -114,19 +114,15 @@ class ApiClient:
         ``maxlag`` and ``ratelimited`` errors): given the decoded answer it returns a reason
         to retry, or None to accept it. Such an answer is retried like a 429, honouring
         ``Retry-After``."""
-        last = ""
-        for attempt in range(RETRIES + 1):
+        headers = {"User-Agent": USER_AGENT, **(headers or {})}
+
+        async def attempt() -> Any:
             await self.pacer.wait(self.source)
             self.requests += 1
-            wait = backoff_delay(self.backoff, attempt)
             try:
-                async with self.session.get(
-                    url, params=params, headers={"User-Agent": USER_AGENT, **(headers or {})}, allow_redirects=True
-                ) as response:
+                async with self.session.get(url, params=params, headers=headers, allow_redirects=True) as response:
                     if retryable(response.status):
-                        last = f"HTTP {response.status} {await _detail(response)}".strip()
-                        self.pacer.pause(self.source, self._retry_wait(response, wait, last, query))
-                        continue
+                        return self._retry(response, f"HTTP {response.status} {await _detail(response)}".strip(), query)
                     if response.status >= 400:
                         raise SourceError(
                             self.source, query, f"HTTP {response.status} {await _detail(response)}".strip()
@@ -136,24 +132,24 @@ class ApiClient:
                     except ValueError:
                         raise SourceError(self.source, query, "the answer is not JSON") from None
                     reason = retry_when(data) if retry_when else None
-                    if reason is None:
-                        return data
-                    last = reason
-                    self.pacer.pause(self.source, self._retry_wait(response, wait, last, query))
-                    continue
+                    return data if reason is None else self._retry(response, reason, query)
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                last = f"{type(e).__name__}: {e}"
-                self.pacer.pause(self.source, wait)
-        raise SourceError(self.source, query, f"gave up after {RETRIES + 1} attempts; last answer: {last}")
+                return Retry(f"{type(e).__name__}: {e}")
 
-    def _retry_wait(self, response: aiohttp.ClientResponse, backoff: float, last: str, query: str) -> float:
-        """Seconds to wait before retrying: the server's ``Retry-After``, else ``backoff``."""
+        outcome = await retrying(attempt, retries=RETRIES, backoff=self.backoff, pacer=self.pacer, key=self.source)
+        if isinstance(outcome, Retry):
+            raise SourceError(
+                self.source, query, f"gave up after {RETRIES + 1} attempts; last answer: {outcome.reason}"
+            )
+        return outcome
+
+    def _retry(self, response: aiohttp.ClientResponse, reason: str, query: str) -> Retry:
+        """A retry after the server's ``Retry-After`` (none: after the backoff); raises
+        ``SourceError`` when that is longer than ``MAX_RETRY_AFTER``."""
         hint = retry_after(response.headers.get("Retry-After"))
-        if hint is None:
-            return backoff
-        if hint > MAX_RETRY_AFTER:
-            raise SourceError(self.source, query, f"{last}; Retry-After {hint:.0f} s is too long to wait")
-        return hint
+        if hint is not None and hint > MAX_RETRY_AFTER:
+            raise SourceError(self.source, query, f"{reason}; Retry-After {hint:.0f} s is too long to wait")
+        return Retry(reason, hint)
 
 
 async def _detail(response: aiohttp.ClientResponse) -> str:

@@ -3,9 +3,9 @@
 ``Fetcher.fetch(url)`` always returns a ``Fetched`` (never raises for anything a server or
 network can do): the body when it got one, or the ledger status saying why not. Redirects
 are followed by hand so each hop is checked again (scheme, address, count); connection
-errors and the answers ``pipeline.http.retryable`` names (429, 5xx) are retried after the
-server's ``Retry-After`` or ``pipeline.http.backoff_delay``; timeouts and other 4xx answers
-are final. Before every request the rules of
+errors and the answers ``pipeline.http.retryable`` names (429, 5xx) are retried by
+``pipeline.http.retrying``, after the server's ``Retry-After`` or the backoff; timeouts and
+other 4xx answers are final. Before every request the rules of
 ``politeness`` apply (blocklist, robots.txt, the host's pace); after it, the opt-out headers.
 """
 
@@ -18,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from pipeline import USER_AGENT
-from pipeline.http import Pacer, backoff_delay, retry_after, retryable
+from pipeline.http import Pacer, Retry, retry_after, retryable, retrying
 
 from . import status
 from .politeness import Blocklist, Politeness, Robots, optout_signal
@@ -52,7 +52,6 @@ class Fetched:
     error: str | None = None
     attempts: int = 0
     nbytes: int = 0
-    retry_in: float | None = None  # the wait a server asked for before the next attempt
 
 
 class Fetcher:
@@ -101,15 +100,21 @@ class Fetcher:
         if isinstance(target, str):
             return Fetched(status.BAD_URL, error=target)
         result = Fetched(status.CONNECTION_ERROR)
-        redirects = retries = 0
-        while True:
-            stop = await self._rules(target)
-            if stop is not None:
-                return _final(result, *stop)
-            await self.pacer.wait(target.host)
-            result.attempts += 1
-            outcome = await self._attempt(target, result)
-            if isinstance(outcome, URL):  # a redirect, already checked
+        redirects = 0
+
+        async def attempt() -> Fetched | Retry:
+            """Requests until an answer that is not a redirect, each hop checked by the rules
+            and paced; a retry starts again at the last hop."""
+            nonlocal target, redirects
+            while True:
+                stop = await self._rules(target)
+                if stop is not None:
+                    return _final(result, *stop)
+                await self.pacer.wait(target.host)
+                result.attempts += 1
+                outcome = await self._attempt(target, result)
+                if not isinstance(outcome, URL):
+                    return outcome
                 if redirects == self.network.max_redirects:
                     return _final(
                         result,
@@ -118,16 +123,9 @@ class Fetcher:
                     )
                 redirects += 1
                 target = outcome
-                continue
-            if outcome is None:  # retryable
-                if retries == self.network.retries:
-                    return result
-                retries += 1
-                await asyncio.sleep(
-                    result.retry_in if result.retry_in is not None else backoff_delay(self.network.backoff, retries - 1)
-                )
-                continue
-            return outcome
+
+        await retrying(attempt, retries=self.network.retries, backoff=self.network.backoff)
+        return result
 
     async def _rules(self, target: URL) -> tuple[str, str] | None:
         """(status, reason) when a rule forbids requesting ``target`` at all."""
@@ -138,10 +136,9 @@ class Fetcher:
             return await self.robots.verdict(target)
         return None
 
-    async def _attempt(self, target: URL, result: Fetched) -> Fetched | URL | None:
-        """One request: a final ``Fetched``, the next URL of a redirect, or None to retry
-        (``result`` then holds the failure and ``result.retry_in`` any server-given wait)."""
-        result.retry_in = None
+    async def _attempt(self, target: URL, result: Fetched) -> Fetched | URL | Retry:
+        """One request: a final ``Fetched``, the next URL of a redirect, or a ``Retry``
+        (``result`` then holds the failure) with any server-given wait."""
         n = self.network
         try:
             async with self.session.get(target, allow_redirects=False) as response:
@@ -157,8 +154,7 @@ class Fetcher:
                     if wait is not None and wait > n.max_retry_after:
                         result.error += f"; Retry-After {wait:.0f} s is longer than {n.max_retry_after:.0f} s"
                         return result
-                    result.retry_in = wait
-                    return None
+                    return Retry(result.error, wait)
                 self.pacer.recover(target.host)
                 if response.status != 200:
                     return _final(result, status.HTTP_ERROR, f"HTTP {response.status} {response.reason or ''}".strip())
@@ -195,7 +191,7 @@ class Fetcher:
             return _final(result, status.BAD_URL, f"invalid URL {e}")
         except (aiohttp.ClientError, OSError) as e:
             _final(result, status.CONNECTION_ERROR, f"{type(e).__name__}: {e}")
-            return None
+            return Retry(result.error)
 
     def _redirect(self, target: URL, response: aiohttp.ClientResponse, result: Fetched) -> Fetched | URL:
         location = response.headers.get("Location")

@@ -25,7 +25,7 @@ import aiohttp
 from yarl import URL
 
 from pipeline.errors import InputError
-from pipeline.http import Pacer, backoff_delay
+from pipeline.http import Pacer, Retry, retrying
 
 from . import status
 
@@ -123,13 +123,14 @@ class Robots:
         return None
 
     async def _load(self, url: URL) -> urllib.robotparser.RobotFileParser | _Unavailable | None:
-        """The parsed rules, None (no rules: everything allowed) or _Unavailable."""
+        """The parsed rules, None (no rules: everything allowed) or _Unavailable. Answers
+        other than a 200 or a 4xx (a 429, a 5xx...), timeouts and connection errors are tried
+        again after the backoff; ``Retry-After`` is not read."""
         robots_url = url.origin().with_path("/robots.txt")
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(backoff_delay(self.backoff, attempt - 1))
-            await self.pacer.wait(url.host or "")
+        host = url.host or ""
+
+        async def attempt() -> urllib.robotparser.RobotFileParser | Retry | None:
+            await self.pacer.wait(host)
             try:
                 async with self.session.get(
                     robots_url, timeout=aiohttp.ClientTimeout(total=self.timeout), max_redirects=5
@@ -140,15 +141,19 @@ class Robots:
                         rules.parse(text.splitlines())
                         delay = rules.crawl_delay(AGENT)
                         if delay:
-                            self.pacer.cap(url.host or "", 1 / float(delay))
+                            self.pacer.cap(host, 1 / float(delay))
                         return rules
                     if 400 <= response.status < 500 and response.status != 429:
                         return None  # RFC 9309 2.3.1.3: unavailable, so no rules
-                    reason = f"HTTP {response.status}"
+                    return Retry(f"HTTP {response.status}")
             except aiohttp.ClientConnectorDNSError:
                 return None  # the image request itself will record what is wrong with the host
             except asyncio.TimeoutError:
-                reason = f"no answer within {self.timeout:g} s"
+                return Retry(f"no answer within {self.timeout:g} s")
             except (aiohttp.ClientError, OSError) as e:
-                reason = f"{type(e).__name__}: {e}"
-        return _Unavailable(f"{reason} ({self.retries + 1} tries)")
+                return Retry(f"{type(e).__name__}: {e}")
+
+        outcome = await retrying(attempt, retries=self.retries, backoff=self.backoff)
+        if isinstance(outcome, Retry):
+            return _Unavailable(f"{outcome.reason} ({self.retries + 1} tries)")
+        return outcome
