@@ -16,6 +16,7 @@ import sys
 
 from .errors import PipelineError
 from .remote import Remote, data_location
+from .settings import OneLineParser
 
 # name -> module; the order is the order of the pipeline.
 STAGES = {
@@ -60,11 +61,11 @@ def common_arguments() -> argparse.ArgumentParser:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``command`` (a known stage or tool) only that one's arguments."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipeline",
         description="synsetforge: build ImageNet-style datasets, one stage at a time.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="<stage>", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="<stage>", required=True, parser_class=OneLineParser)
     common = common_arguments()
     everything = {**STAGES, **TOOLS}
     chosen = {command: everything[command]} if command in everything else everything

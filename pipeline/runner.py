@@ -135,12 +135,17 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-class _Lock:
-    """An exclusive lock per stage and working folder, so two runs never interleave renames."""
+class lock:
+    """An exclusive lock per stage and working folder, so two runs never interleave writes.
 
-    def __init__(self, stage: Stage):
-        self.path = stage.workdir / STAMPS / f"{stage.name}.lock"
-        self.stage = stage
+    Every stage that writes into a dataset folder holds it while it writes, the runner's
+    stages and the ones that append (answers, imports, reports) alike; a second run fails
+    at once with one line instead of waiting or interleaving."""
+
+    def __init__(self, workdir: Path, name: str):
+        self.path = Path(workdir) / STAMPS / f"{name}.lock"
+        self.workdir = Path(workdir)
+        self.name = name
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,7 @@ class _Lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise PipelineError(f"another run of stage {self.stage.name} is writing to {self.stage.workdir}") from None
+            raise PipelineError(f"another run of stage {self.name} is writing to {self.workdir}") from None
         return self
 
     def __exit__(self, *exc):
@@ -185,7 +190,7 @@ def run(
 def _run_locked(
     stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool, log: Callable[[str], None]
 ) -> StageRun:
-    with _Lock(stage):
+    with lock(stage.workdir, stage.name):
         if not force and is_current(stage, fp):
             summary = read_stamp(stage).get("summary", "")
             log(f"{stage.name}: up to date in {stage.workdir} ({summary}); skipped, --force reruns it")
