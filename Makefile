@@ -172,5 +172,17 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/train_tiny_imagenet.py
 	$(PY) bench/crowdkit_peer.py
 
-clean: ## remove the data folder of SUBSET
-	rm -rf '$(DATA)/$(SUBSET)'
+# make clean removes $(DATA)/$(SUBSET) and nothing else: SUBSET must name one folder (an empty
+# one would name the whole data root). A refusal is make's one line `*** ...  Stop.`, exit 2.
+CLEAN_REFUSAL = $(or \
+	$(if $(strip $(DATA)),,DATA is empty), \
+	$(if $(strip $(SUBSET)),,SUBSET is empty and would name all of $(DATA)), \
+	$(if $(filter-out 1,$(words $(SUBSET))),SUBSET '$(SUBSET)' holds a space), \
+	$(if $(findstring /,$(SUBSET)),SUBSET '$(SUBSET)' holds a '/'), \
+	$(if $(findstring ..,$(SUBSET)),SUBSET '$(SUBSET)' holds '..'), \
+	$(if $(filter .% -%,$(SUBSET)),SUBSET '$(SUBSET)' starts with '.' or '-'), \
+	$(if $(findstring ',$(SUBSET)),SUBSET holds a quote))
+
+clean: ## remove the data folder of SUBSET (nothing else: SUBSET must name one folder)
+	$(if $(CLEAN_REFUSAL),$(error make clean: $(CLEAN_REFUSAL) (it removes DATA/SUBSET, one dataset folder)))
+	rm -rf '$(DATA)/$(strip $(SUBSET))'
