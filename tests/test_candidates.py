@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import rows, write_synsets
+from conftest import rows, run_cli, write_synsets
 
 from pipeline import schemas
 from pipeline.imagehost import ImageHost
@@ -68,13 +69,13 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
     assert report["list"] == {
         "rows": 197,
         "non_utf8": 1,
-        "malformed": 0,
-        "malformed_lines": [],
+        "malformed": 1,  # an undecodable line is malformed, and shown
+        "malformed_lines": [6],
         "other_classes": 1,
         "duplicates": 1,
         "over_cap": 142,
     }
-    assert "1 not UTF-8" in out.err
+    assert "1 malformed (1 not UTF-8) (lines 6)" in out.err
 
 
 def test_candidate_ids_are_stable_across_runs_and_orders(pipeline, workdir, tmp_path):
@@ -185,3 +186,106 @@ def test_a_wnid_that_could_name_a_path_is_refused(pipeline, tmp_path):
     out = pipeline("candidates", "--data", tmp_path, "--subset", "bad", "--source", "demo")
     assert out.status == 2 and "synsets.parquet: row 0: wnid '../../escape': not a wnid" in out.err
     assert not Layout(tmp_path / "bad").candidates.exists()
+
+
+def one_line_error(done) -> str:
+    """The one stderr line of a refused run (no traceback, no progress bar)."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def collected(pipeline, workdir, tmp_path) -> dict[Path, bytes]:
+    """A dataset with candidates from a good list: each output file's bytes."""
+    good = tmp_path / "good.txt"
+    good.write_text("".join(f"{TENCH}_{i}\thttp://a.example/{i}.jpg\n" for i in range(5)))
+    assert collect(pipeline, workdir, "--source", "urllist", "--urls", good).status == 0
+    return {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())}
+
+
+def recollect(workdir: Path, *args):
+    return run_cli("candidates", "--data", workdir.parent, "--subset", workdir.name, "--source", "urllist", *args)
+
+
+def test_random_bytes_are_refused_and_the_candidates_kept(workdir, collected, tmp_path):
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(random.Random(7).randbytes(200_000))
+    done = recollect(workdir, "--urls", noise)
+    assert done.returncode == 2
+    error = one_line_error(done)
+    assert error.startswith(f"error: {noise}:1: ") and "lines are not '<wnid>_<index><TAB><url>'" in error
+    assert "not UTF-8" in error
+    assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("empty.txt", ""),
+        ("blank.txt", "\n\n"),
+        ("header.csv", "wnid,url\n"),
+        ("others.txt", f"{SHARK}_1\thttp://b.example/shark.jpg\n"),
+    ],
+)
+def test_a_list_without_a_candidate_is_refused(workdir, collected, tmp_path, name, text):
+    urls = tmp_path / name
+    urls.write_text(text)
+    done = recollect(workdir, "--urls", urls)
+    assert done.returncode == 2
+    assert one_line_error(done).startswith(f"error: {urls}: ") and "no candidates" in done.stderr
+    assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
+
+
+def test_undecodable_lines_count_as_malformed_with_their_numbers(pipeline, workdir, tmp_path):
+    lines = [f"{TENCH}_{i}\thttp://a.example/{i}.jpg\n".encode() for i in range(300)]
+    lines[40] = b"\xff\xfe not text\n"
+    lines[41] = f"{TENCH}_41\thttp://a.example/caf\xe9.jpg\n".encode("latin-1")
+    urls = tmp_path / "list.txt"
+    urls.write_bytes(b"".join(lines))
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", urls)
+    assert out.status == 0, out.err
+    listed = read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT)["list"]
+    assert (listed["malformed"], listed["non_utf8"], listed["malformed_lines"]) == (2, 2, [41, 42])
+    assert "2 malformed (2 not UTF-8) (lines 41, 42)" in out.err
+    assert len(candidates(workdir)) == 298
+
+
+@pytest.mark.parametrize("kind", ["txt", "csv", "tsv"])
+def test_a_byte_order_mark_keeps_the_first_line(pipeline, workdir, tmp_path, kind):
+    """200 lines: one lost line would be under the 1% of malformed lines a list may have."""
+    urls = [f"http://a.example/{i}.jpg" for i in range(200)]
+    if kind == "txt":
+        text = "".join(f"{TENCH}_{i}\t{url}\n" for i, url in enumerate(urls))
+    else:
+        sep = "," if kind == "csv" else "\t"
+        text = f"wnid{sep}url\n" + "".join(f"{TENCH}{sep}{url}\n" for url in urls)
+    path = tmp_path / f"bom.{kind}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    out = collect(pipeline, workdir, "--source", "urllist", "--urls", path)
+    assert out.status == 0, out.err
+    assert sorted(r["url"] for r in candidates(workdir)) == sorted(urls)
+    assert read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT)["list"]["malformed"] == 0
+
+
+def test_a_csv_field_over_the_csv_limit_names_its_line(workdir, collected, tmp_path):
+    urls = tmp_path / "long.csv"
+    urls.write_text(f"wnid,url\n{TENCH},http://a.example/1.jpg\n{TENCH},http://a.example/{'x' * 200_000}.jpg\n")
+    done = recollect(workdir, "--urls", urls)
+    assert done.returncode == 2
+    error = one_line_error(done)
+    assert error.startswith(f"error: {urls}:3: not a readable CSV record (field larger than field limit")
+    assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--shard-size", "0"), ("--max-per-class", "0"), ("--per-query", "-1"), ("--demo-per-class", "0")],
+)
+def test_an_out_of_range_setting_is_refused_before_anything_runs(workdir, collected, tmp_path, option, value):
+    urls = tmp_path / "other.txt"
+    urls.write_text(f"{GOLDFISH}_1\thttp://a.example/other.jpg\n")
+    done = recollect(workdir, "--urls", urls, option, value)
+    assert done.returncode == 2
+    assert f"{option}: {value} is out of range" in one_line_error(done)
+    assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected

@@ -29,6 +29,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
 from pipeline.schemas import WNID_RE, candidate_id
+from pipeline.settings import integer
 from pipeline.tables import read_table, write_report, write_table
 
 from . import demo, urllist
@@ -54,11 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="urllist: ImageNet's <wnid>_<index><TAB><url> text, or CSV/TSV/Parquet with wnid and url (make: URLS)",
     )
     parser.add_argument(
-        "--max-per-class", type=int, metavar="N", help="keep at most N candidates per class (make: MAX_PER_CLASS)"
+        "--max-per-class",
+        type=integer(1),
+        metavar="N",
+        help="keep at most N candidates per class (make: MAX_PER_CLASS)",
     )
     parser.add_argument(
         "--per-query",
-        type=int,
+        type=integer(1),
         default=100,
         metavar="N",
         help="search sources: results asked for per query phrase (make: PER_QUERY, default 100)",
@@ -76,13 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shard-size",
-        type=int,
+        type=integer(1),
         default=1000,
         metavar="N",
         help="candidates per shard, the download stage's unit of work (make: SHARD_SIZE, default 1000)",
     )
     parser.add_argument(
-        "--demo-per-class", type=int, default=demo.PER_CLASS, metavar="N", help="demo: candidates per class"
+        "--demo-per-class", type=integer(1), default=demo.PER_CLASS, metavar="N", help="demo: candidates per class"
     )
 
 
@@ -98,8 +102,6 @@ def run(args: argparse.Namespace) -> None:
     source = source_of(args)
     if source == "urllist" and not args.urls:
         raise PipelineError("SOURCE=urllist needs URLS=<file>")
-    if args.shard_size < 1:
-        raise PipelineError("--shard-size must be at least 1")
     synsets = Layout(args.workdir).synsets
     settings = {
         "source": source,
@@ -247,7 +249,7 @@ def _print_report(report: dict) -> None:
     if "list" in report:
         lst = report["list"]
         lines.append(
-            f"candidates: {lst['rows']} list lines: {lst['non_utf8']} not UTF-8, {lst['malformed']} malformed"
+            f"candidates: {lst['rows']} list lines: {lst['malformed']} malformed ({lst['non_utf8']} not UTF-8)"
             f"{' (lines ' + ', '.join(map(str, lst['malformed_lines'])) + ')' if lst['malformed_lines'] else ''}, "
             f"{lst['other_classes']} of other classes, {lst['duplicates']} duplicates, {lst['over_cap']} over the cap"
         )

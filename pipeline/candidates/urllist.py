@@ -1,10 +1,12 @@
 """The ``urllist`` source: candidate URLs from a file the user already has.
 
 Reads ImageNet's own list format (``<wnid>_<index><TAB><url>``, one per line, as in
-``fall11_urls.txt``; lines that are not valid UTF-8 are skipped and counted, as are
-malformed lines) and tables with ``wnid`` and ``url`` columns: CSV, TSV or Parquet.
-Rows of classes outside the subset are dropped; the first ``max_per_class`` distinct
-URLs of each class are kept, in file order (that order is the candidates' ``rank``).
+``fall11_urls.txt``; a line that is not valid UTF-8 or not in that form is malformed: skipped,
+counted and its number shown) and tables with ``wnid`` and ``url`` columns: CSV, TSV or
+Parquet. A UTF-8 byte-order mark (spreadsheets and Windows editors write one) is not part of
+the first line. Rows of classes outside the subset are dropped; the first ``max_per_class``
+distinct URLs of each class are kept, in file order (that order is the candidates' ``rank``).
+A list that yields no candidate at all is refused: it would replace the candidates with none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -24,6 +27,7 @@ from pipeline.schemas import NOUN_WNID, WNID_RE
 IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S+)\s*$")
 MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
 SHOWN_LINES = 5
+BOM = "\ufeff"
 
 
 @dataclass
@@ -78,11 +82,19 @@ def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[L
     if report.rows and report.malformed > MALFORMED_TOLERANCE * report.rows:
         raise InputError(
             f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
-            "(nor CSV/TSV/Parquet by extension)",
+            f"({report.non_utf8} not UTF-8; nor CSV/TSV/Parquet by extension)",
             file=path,
             line=report.malformed_lines[0],
         )
+    if not kept:
+        raise InputError(_why_empty(report), file=path)
     return kept, report
+
+
+def _why_empty(report: ListReport) -> str:
+    if not report.rows:
+        return "the URL list lists no URL: no candidates"
+    return f"none of its {report.rows} lines lists a URL of a class of this subset: no candidates"
 
 
 def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
@@ -97,39 +109,54 @@ def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
                 report.non_utf8 += 1
+                _malformed(report, number)
                 continue
+            if number == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 report.rows -= 1
                 continue
             match = IMAGENET_LINE.match(line)
             if not match:
-                report.malformed += 1
-                if len(report.malformed_lines) < SHOWN_LINES:
-                    report.malformed_lines.append(number)
+                _malformed(report, number)
                 continue
             wnid, index, url = match.groups()
             yield ListedUrl(wnid, url, f"{wnid}_{index}" if index else None)
 
 
+def _malformed(report: ListReport, number: int) -> None:
+    report.malformed += 1
+    if len(report.malformed_lines) < SHOWN_LINES:
+        report.malformed_lines.append(number)
+
+
 def _table_rows(path: Path, delimiter: str, report: ListReport) -> Iterator[ListedUrl]:
-    with open(path, newline="", encoding="utf-8", errors="strict") as f:
+    """The rows of a CSV or TSV list; errors name the line where the bad record starts."""
+    with open(path, newline="", encoding="utf-8-sig", errors="strict") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        start = 1
         try:
-            reader = csv.DictReader(f, delimiter=delimiter)
             _check_columns(path, reader.fieldnames or [])
-            for number, row in enumerate(reader, 2):
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return
                 report.rows += 1
-                yield _listed_url(path, number, row.get("wnid"), row.get("url"), line=True)
+                yield _listed_url(path, start, row.get("wnid"), row.get("url"), line=True)
         except UnicodeDecodeError as e:
             raise InputError(f"not UTF-8 ({e.reason} at byte {e.start} of a block)", file=path) from None
+        except csv.Error as e:  # a field over csv.field_size_limit(), a NUL byte...
+            raise InputError(f"not a readable {path.suffix[1:].upper()} record ({e})", file=path, line=start) from None
 
 
 def _parquet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
     try:
         schema = pq.read_schema(path)
-    except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
-        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
-    _check_columns(path, schema.names)
-    table = pq.read_table(path, columns=["wnid", "url"])
+        _check_columns(path, schema.names)
+        table = pq.read_table(path, columns=["wnid", "url"])
+    except (pa.ArrowException, OSError) as e:  # not Parquet, truncated, corrupted
+        raise InputError(f"not a readable Parquet file ({e})".replace("\n", " "), file=path) from None
     for number, (wnid, url) in enumerate(zip(table.column("wnid").to_pylist(), table.column("url").to_pylist())):
         report.rows += 1
         yield _listed_url(path, number, wnid, url, line=False)
