@@ -316,3 +316,45 @@ def test_every_stage_has_help():
         assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m pipeline {name}")
     done = run_cli("nonsense")
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_a_wnid_list_with_a_byte_order_mark_keeps_its_first_wnid(pipeline, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(f"\ufeff{TENCH}\r\n{WHIPPET} whippet\r\n".encode())
+    out = pipeline(
+        "synsets", "--data", tmp_path, "--subset", "bom", "--wnids", listing, "--exclude", f"\ufeff{WHIPPET}"
+    )
+    assert out.status == 0, out.err
+    assert [r["wnid"] for r in rows(Layout(tmp_path / "bom").synsets)] == [TENCH]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (f"{TENCH}\n\xe9t\xe9\n".encode("latin-1"), ":2: not UTF-8 text (byte 0xe9 at column 1)"),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", ":1: not UTF-8 text (byte 0x89 at column 1)"),
+        (f"{TENCH}\n".encode() + b"\0" * 5000, ":2: holds a NUL byte at column 1"),
+        (f"{TENCH}\n".encode("utf-16"), ":1: is UTF-16 text; save it as UTF-8"),
+        (b"", ": the list holds no wnid"),
+        ("\ufeff\n# nothing\n".encode(), ": the list holds no wnid"),
+        (f"{TENCH}\n{'x' * 5000}\n".encode(), f":2: wnid '{'x' * 40}...': expected a wnid"),
+    ],
+)
+def test_a_wnid_list_that_is_not_utf8_text_is_one_line_naming_file_and_line(pipeline, tmp_path, content, message):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(content)
+    out = pipeline("synsets", "--data", tmp_path / "data", "--subset", "bad", "--wnids", listing)
+    assert out.status == 2
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {listing}{message}") and len(lines[0]) < 300
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_negative_depth_is_refused_before_anything_runs(tmp_path):
+    done = run_cli("synsets", "--data", tmp_path / "data", "--subset", "dogs", "--root", DOG, "--depth", "-1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "python -m pipeline synsets: error: argument --depth: -1 is out of range: it must be an integer "
+        "of at least 0 (--help lists the options)"
+    ]
+    assert not (tmp_path / "data").exists()

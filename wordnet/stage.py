@@ -24,12 +24,13 @@ from tqdm import tqdm
 
 from pipeline import layout, runner, schemas
 from pipeline.layout import Layout
+from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
 
 from . import provision
 from .hierarchy import WordNet, load, wnid_of
 from .queries import expand
-from .subsets import BUNDLED, Selection, check_selection, select
+from .subsets import BUNDLED, Selection, check_selection, select, wnid_items
 
 HELP = "choose the classes in WordNet 3.0: synsets.parquet, words.txt, wordnet.is_a.txt"
 OUTPUTS = (layout.SYNSETS, layout.WORDS, layout.IS_A, layout.report_name("synsets"))
@@ -41,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"Bundled subsets: {', '.join(sorted(BUNDLED))}. Any other SUBSET names a new one, chosen by --root or --wnids."
     )
     parser.add_argument("--root", metavar="WNID", help="every hyponym of this synset (make: ROOT)")
-    parser.add_argument("--depth", type=int, metavar="N", help="with --root: at most N levels below it (make: DEPTH)")
+    parser.add_argument(
+        "--depth", type=integer(0), metavar="N", help="with --root: at most N levels below it (make: DEPTH)"
+    )
     parser.add_argument("--leaves", action="store_true", help="with --root: leaf synsets only (make: LEAVES=1)")
     parser.add_argument(
         "--wnids", type=Path, metavar="FILE", help="a list of wnids, one per line, first on the line (make: WNIDS)"
@@ -66,7 +69,7 @@ def selection(args: argparse.Namespace) -> Selection:
         root=args.root or None,
         depth=args.depth,
         leaves=args.leaves,
-        exclude=tuple(sorted({w.strip() for w in args.exclude.split(",") if w.strip()})),
+        exclude=wnid_items(args.exclude),
         physical_only=not args.all_nouns,
     )
 

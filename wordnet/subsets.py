@@ -8,6 +8,7 @@ what lies under physical entity: abstractions have no pictures.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ BUNDLED = {
     "demo": DATA / "demo.txt",
 }
 SUBSET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+BOM = "\ufeff"
+SHOWN_CHARS = 40  # of a value that is not a wnid, in an error line
 _POS_NAMES = {"v": "a verb", "a": "an adjective", "s": "an adjective satellite", "r": "an adverb"}
 
 
@@ -70,14 +73,13 @@ def check_selection(sel: Selection) -> None:
         raise InputError("no such wnid list", file=sel.wnids_file)
     if (sel.depth is not None or sel.leaves) and not sel.root:
         raise InputError("DEPTH and LEAVES apply to a subtree: give ROOT=<wnid>", field="ROOT")
-    if sel.depth is not None and sel.depth < 0:
-        raise InputError("must be 0 or more", field="DEPTH", value=sel.depth)
 
 
 def resolve(wordnet: WordNet, wnid: str, **where):
     """The noun synset named by ``wnid``; an InputError saying why not, located by ``where``."""
     if not WNID_RE.match(wnid):
-        raise InputError("expected a wnid: 'n' and 8 digits, such as n01440764", value=wnid, **where)
+        shown = wnid if len(wnid) <= SHOWN_CHARS else wnid[:SHOWN_CHARS] + "..."
+        raise InputError("expected a wnid: 'n' and 8 digits, such as n01440764", value=shown, **where)
     if wnid[0] != "n":
         raise InputError(
             f"is {_POS_NAMES[wnid[0]]} synset; ImageNet classes are noun synsets (n...)", value=wnid, **where
@@ -88,23 +90,51 @@ def resolve(wordnet: WordNet, wnid: str, **where):
     return synset
 
 
+def text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, a leading byte order mark dropped (Windows editors write
+    one, and it would cling to the first wnid); any other encoding is refused at its line."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError("is UTF-16 text; save it as UTF-8", file=path, line=1)
+    data = data.removeprefix(codecs.BOM_UTF8)
+    lines = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        if b"\0" in raw:
+            raise InputError(
+                f"holds a NUL byte at column {raw.index(0) + 1}; is it a text file?", file=path, line=number
+            )
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); is it a text file?",
+                file=path,
+                line=number,
+            ) from None
+    return lines
+
+
+def wnid_items(text: str) -> tuple[str, ...]:
+    """The wnids of a comma-separated setting (EXCLUDE), sorted, without blanks or byte order marks."""
+    return tuple(sorted({w.replace(BOM, "").strip() for w in text.split(",")} - {""}))
+
+
 def read_wnid_list(wordnet: WordNet, path: Path) -> list:
     """Synsets of a list file: a wnid first on each line (words.txt-style text after it is fine),
     blank lines and ``#`` comments skipped, no wnid twice."""
     seen: dict[str, int] = {}
     synsets = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, text in enumerate(f, 1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            wnid = text.split()[0]
-            where = {"file": path, "line": number, "field": "wnid"}
-            synset = resolve(wordnet, wnid, **where)
-            if wnid in seen:
-                raise InputError(f"listed twice (first on line {seen[wnid]})", value=wnid, **where)
-            seen[wnid] = number
-            synsets.append(synset)
+    for number, text in enumerate(text_lines(path), 1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        wnid = text.split()[0]
+        where = {"file": path, "line": number, "field": "wnid"}
+        synset = resolve(wordnet, wnid, **where)
+        if wnid in seen:
+            raise InputError(f"listed twice (first on line {seen[wnid]})", value=wnid, **where)
+        seen[wnid] = number
+        synsets.append(synset)
     if not synsets:
         raise InputError("the list holds no wnid", file=path)
     return synsets
