@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+
+# A folder this process may not write to: a read-only mount, another user's files.
+READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+# A write the disk refuses: full, over quota, a file over the size limit.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class PipelineError(Exception):
@@ -56,3 +63,24 @@ class InputError(PipelineError):
         elif self.value is not None:
             what = f"{self.value!r}: "
         return f"{where}{what}{self.message}"
+
+
+class StorageError(PipelineError):
+    """A write the filesystem refused (read-only, no permission, full): one line naming the path."""
+
+    def __init__(self, error: OSError):
+        reason = os.strerror(error.errno).lower()  # pyarrow wraps the reason in its own words
+        verb = "cannot use" if error.errno in (errno.EACCES, errno.EPERM) else "cannot write to"
+        super().__init__(f"{verb} {error.filename}: {reason}" if error.filename else reason)
+        self.errno = error.errno
+
+    @staticmethod
+    def applies(error: BaseException) -> bool:
+        return isinstance(error, OSError) and error.errno in READ_ONLY | FULL
+
+
+def name_path(error: OSError, path: str | Path) -> None:
+    """Make ``error`` name ``path`` when it is a refused write that names no file (a ``write``
+    on a full disk names none)."""
+    if StorageError.applies(error) and not error.filename:
+        error.filename = str(path)

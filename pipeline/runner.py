@@ -4,8 +4,17 @@ A stage declares what it reads (``inputs``), what it writes (``outputs``, relati
 its working folder ``$(DATA)/$(SUBSET)``) and the settings that decide its result. The
 runner turns those into a fingerprint; when a finished run left the same fingerprint
 and its outputs are untouched, the stage is skipped. Otherwise the stage builds into a
-temporary folder beside its outputs and the runner renames the results into place, so a
-failed or interrupted run never leaves partial output behind.
+temporary folder beside its outputs (``.tmp-<stage>-*``) and the runner swaps the results
+in: it moves the previous outputs and their stamp aside into ``.old-<stage>-*`` (one
+rename each), renames the new ones in, writes the new stamp, then deletes the aside folder.
+
+What a kill can lose: a SIGKILL (or power cut of the process) at any moment loses at most
+the killed run's work in progress, never the last finished outputs. Until the new stamp is
+written the previous outputs are either in place or whole in the aside folder; once it is
+written the new outputs are all in place. The next run of that stage, even one that finds
+it up to date, repairs what a kill left: it puts aside outputs back when the swap had not
+finished, and deletes leftover temporary and aside folders. The stamp is only ever present
+beside the outputs it describes, so a half-swapped folder is never taken for a finished one.
 
 Inputs are identified the way ``make`` does it, by each file's size and modification
 time, which costs nothing at any scale and never misses a rewrite. A stage that reruns
@@ -18,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -27,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, PipelineError
-from .files import atomic_write_text
+from .errors import READ_ONLY, InputError, PipelineError, name_path
+from .files import atomic_write_json, atomic_write_text
 from .layout import CACHES, STAMPS
 
 
@@ -135,31 +145,151 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+TEMPORARY = ".tmp-"  # a build in progress: .tmp-<stage>-<random>
+ASIDE = ".old-"  # the previous outputs during a swap: .old-<stage>-<random>
+JOURNAL = "swap.json"  # in the aside folder: the swap's outputs, and which had a previous version
+OLD_STAMP = "stamp.json"  # in the aside folder: the previous outputs' stamp
+OLD_OUTPUTS = "outputs"  # in the aside folder: the previous outputs, under their relative names
+LOCK_TRIES = 100
+
+
+def _own_folders(workdir: Path, kind: str, name: str) -> list[Path]:
+    """This stage's temporary or aside folders (``mkdtemp`` names), not another stage's that
+    shares a prefix (annotate-export-1 and annotate-export-10)."""
+    pattern = re.compile(re.escape(f"{kind}{name}-") + r"[a-z0-9_]+")
+    return sorted(p for p in workdir.iterdir() if pattern.fullmatch(p.name)) if workdir.is_dir() else []
+
+
 class lock:
     """An exclusive lock per stage and working folder, so two runs never interleave writes.
 
     Every stage that writes into a dataset folder holds it while it writes, the runner's
     stages and the ones that append (answers, imports, reports) alike; a second run fails
-    at once with one line instead of waiting or interleaving."""
+    at once with one line instead of waiting or interleaving.
+
+    On a folder this process may not write to (a read-only mount, another user's dataset),
+    the lock file is opened read-only, so a run that only finds the stage up to date still
+    works; ``writable`` is False and ``require_writable()`` raises the refusal, naming the file.
+    A holder may delete the lock file (a failed first run removing its traces): whoever then
+    locks the deleted file sees that it is no longer the one named and locks the new one."""
 
     def __init__(self, workdir: Path, name: str):
         self.path = Path(workdir) / STAMPS / f"{name}.lock"
         self.workdir = Path(workdir)
         self.name = name
+        self.refused: OSError | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self.refused is None
+
+    def require_writable(self) -> None:
+        if self.refused is not None:
+            raise self.refused
+
+    def _open(self) -> int:
+        self.refused = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            if e.errno not in READ_ONLY:
+                raise
+            self.refused = e
+        try:
+            return os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise self.refused from None
+
+    def _is_named(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise PipelineError(f"another run of stage {self.name} is writing to {self.workdir}") from None
-        return self
+        for _ in range(LOCK_TRIES):
+            try:
+                fd = self._open()
+            except FileNotFoundError:  # a failed first run removed the folder as we made it
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise PipelineError(f"another run of stage {self.name} is writing to {self.workdir}") from None
+            if self._is_named(fd):
+                self.fd = fd
+                return self
+            os.close(fd)
+        raise PipelineError(f"another run of stage {self.name} keeps replacing {self.path}")
+
+    def remove(self, folders: list[Path]) -> None:
+        """Delete the lock file, while holding it, then each of ``folders`` (innermost last)
+        that is left empty: the traces of a first run that wrote nothing."""
+        self.path.unlink(missing_ok=True)
+        for folder in [self.path.parent, *reversed(folders)]:
+            try:
+                folder.rmdir()
+            except OSError:  # another run, or another stage, has put something there
+                return
 
     def __exit__(self, *exc):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def repair(stage: Stage) -> None:
+    """Undo what a killed run of this stage left: put back previous outputs that a swap had
+    moved aside but not replaced (the stamp tells: a finished swap wrote the new one), then
+    delete the aside and temporary folders and stamp temporaries. Call it holding the lock."""
+    for aside in _own_folders(stage.workdir, ASIDE, stage.name):
+        if not stamp_path(stage).exists():
+            _put_back(stage, aside)
+        _remove(aside)
+    for stale in _own_folders(stage.workdir, TEMPORARY, stage.name):
+        _remove(stale)
+    for stale in (stage.workdir / STAMPS).glob(f".{stage.name}.json.*.tmp"):
+        stale.unlink()
+
+
+def _put_back(stage: Stage, aside: Path) -> None:
+    """Return the outputs in ``aside`` to their places, deleting any new output moved in
+    before them (deleting frees space, so this works on a full disk), and their stamp last."""
+    try:
+        journal = json.loads((aside / JOURNAL).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):  # killed before moving anything
+        return
+    for rel in journal["outputs"]:
+        target, old = stage.workdir / rel, aside / OLD_OUTPUTS / rel
+        had_old, moved_aside = rel in journal["present"], os.path.lexists(old)
+        if had_old and not moved_aside:
+            continue  # never moved: the previous output is in place
+        if os.path.lexists(target):  # the new output the killed run had moved in
+            _remove(target)
+        if moved_aside:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old, target)
+    if (aside / OLD_STAMP).exists():
+        os.replace(aside / OLD_STAMP, stamp_path(stage))
+
+
+def _swap(stage: Stage, tmp: Path) -> Path:
+    """Move the previous outputs and stamp aside, then the new outputs in; each step one
+    rename. Returns the aside folder, to delete once the new stamp is written."""
+    aside = Path(tempfile.mkdtemp(dir=stage.workdir, prefix=f"{ASIDE}{stage.name}-"))
+    present = [rel for rel in stage.outputs if os.path.lexists(stage.workdir / rel)]
+    atomic_write_json(aside / JOURNAL, {"outputs": list(stage.outputs), "present": present})
+    if stamp_path(stage).exists():
+        os.replace(stamp_path(stage), aside / OLD_STAMP)
+    for rel in present:
+        (aside / OLD_OUTPUTS / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage.workdir / rel, aside / OLD_OUTPUTS / rel)
+    for rel in stage.outputs:
+        target = stage.workdir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, target)
+    return aside
 
 
 def _log(line: str) -> None:
@@ -177,52 +307,61 @@ def run(
     under ``tmpdir`` and returns a one-line summary of what it did."""
     start = time.monotonic()
     fp = fingerprint(stage)
-    created = next((p for p in reversed([stage.workdir, *stage.workdir.parents]) if not p.exists()), None)
+    created = [p for p in reversed([stage.workdir, *stage.workdir.parents]) if not p.exists()]
     stage.workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _run_locked(stage, build, fp, start, force, log)
-    except BaseException:
-        if created is not None:  # leave no trace of a run that wrote nothing
-            shutil.rmtree(created, ignore_errors=True)
-        raise
+    with lock(stage.workdir, stage.name) as held:
+        try:
+            return _run_locked(stage, held, build, fp, start, force, log)
+        except BaseException:
+            if created and held.writable:  # a first run that wrote nothing leaves no folder
+                held.remove(created)  # only emptied folders: another run may be starting in them
+            raise
 
 
 def _run_locked(
-    stage: Stage, build: Callable[[Path], str], fp: str, start: float, force: bool, log: Callable[[str], None]
+    stage: Stage,
+    held: lock,
+    build: Callable[[Path], str],
+    fp: str,
+    start: float,
+    force: bool,
+    log: Callable[[str], None],
 ) -> StageRun:
-    with lock(stage.workdir, stage.name):
-        if not force and is_current(stage, fp):
-            summary = read_stamp(stage).get("summary", "")
-            log(f"{stage.name}: up to date in {stage.workdir} ({summary}); skipped, --force reruns it")
-            return StageRun(stage.name, True, summary, time.monotonic() - start)
+    if held.writable:
+        repair(stage)
+    if not force and is_current(stage, fp):
+        summary = read_stamp(stage).get("summary", "")
+        log(f"{stage.name}: up to date in {stage.workdir} ({summary}); skipped, --force reruns it")
+        return StageRun(stage.name, True, summary, time.monotonic() - start)
+    held.require_writable()
 
-        for stale in stage.workdir.glob(f".tmp-{stage.name}-*"):
-            _remove(stale)
-        tmp = Path(tempfile.mkdtemp(dir=stage.workdir, prefix=f".tmp-{stage.name}-"))
+    tmp = Path(tempfile.mkdtemp(dir=stage.workdir, prefix=f"{TEMPORARY}{stage.name}-"))
+    try:
+        summary = build(tmp)
+        missing = [rel for rel in stage.outputs if not (tmp / rel).exists()]
+        if missing:
+            raise PipelineError(f"stage {stage.name} did not write {', '.join(missing)}")
         try:
-            summary = build(tmp)
-            missing = [rel for rel in stage.outputs if not (tmp / rel).exists()]
-            if missing:
-                raise PipelineError(f"stage {stage.name} did not write {', '.join(missing)}")
-            stamp_path(stage).unlink(missing_ok=True)
-            for rel in stage.outputs:
-                target = stage.workdir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _remove(target)
-                os.replace(tmp / rel, target)
-        finally:
-            _remove(tmp)
-
-        seconds = time.monotonic() - start
-        stamp = {
-            "stage": stage.name,
-            "fingerprint": fp,
-            "settings": stage.settings,
-            "outputs": {rel: tree_state(stage.workdir / rel) for rel in stage.outputs},
-            "summary": summary,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seconds": round(seconds, 3),
-        }
-        atomic_write_text(stamp_path(stage), json.dumps(stamp, indent=1, default=str) + "\n")
+            aside = _swap(stage, tmp)
+            seconds = time.monotonic() - start
+            stamp = {
+                "stage": stage.name,
+                "fingerprint": fp,
+                "settings": stage.settings,
+                "outputs": {rel: tree_state(stage.workdir / rel) for rel in stage.outputs},
+                "summary": summary,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "seconds": round(seconds, 3),
+            }
+            atomic_write_text(stamp_path(stage), json.dumps(stamp, indent=1, default=str) + "\n")
+        except BaseException:
+            repair(stage)  # no new stamp: the previous outputs go back in place
+            raise
+        _remove(aside)
+    except OSError as e:  # a write the disk refused names the folder when the error names nothing
+        name_path(e, stage.workdir)
+        raise
+    finally:
+        _remove(tmp)
     log(f"{stage.name}: {summary} -> {stage.workdir} ({seconds:.1f} s)")
     return StageRun(stage.name, False, summary, seconds)

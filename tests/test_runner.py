@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import shutil
+import signal
 
 import pytest
 
@@ -117,3 +120,180 @@ def test_stale_temporary_folders_of_a_killed_run_are_cleared(tmp_path):
     (stale / "a.txt").write_text("half")
     runner.run(stage(tmp_path), writer([]), log=lambda _: None)
     assert not stale.exists()
+
+
+OLD_OUTPUTS = ("a.txt", "parts", "reports/toy.txt")
+NEW_OUTPUTS = (*OLD_OUTPUTS, "extra.txt")  # the new run adds an output the previous one lacked
+
+
+def swap_stage(tmp_path, version: int) -> runner.Stage:
+    return stage(tmp_path, outputs=OLD_OUTPUTS if version == 1 else NEW_OUTPUTS, settings={"v": version})
+
+
+def nested_writer(text: str, calls: list | None = None):
+    """Every output of ``NEW_OUTPUTS`` (those the stage declares), each file holding ``text``."""
+
+    def build(tmp):
+        if calls is not None:
+            calls.append(text)
+        writer([], text)(tmp)
+        (tmp / "reports").mkdir()
+        (tmp / "reports" / "toy.txt").write_text(text)
+        (tmp / "extra.txt").write_text(text)
+        return f"wrote {text}"
+
+    return build
+
+
+def texts(workdir) -> dict[str, str]:
+    """Every file under the outputs, by relative name, ignoring the runner's own folders."""
+    return {
+        p.relative_to(workdir).as_posix(): p.read_text()
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file() and not p.relative_to(workdir).parts[0].startswith(".")
+    }
+
+
+OLD_TEXTS = {"a.txt": "old", "parts/part-0.txt": "old 0", "parts/part-1.txt": "old 1", "parts/part-2.txt": "old 2"}
+OLD_TEXTS = {**OLD_TEXTS, "reports/toy.txt": "old"}
+NEW_TEXTS = {**{k: v.replace("old", "new") for k, v in OLD_TEXTS.items()}, "extra.txt": "new"}
+
+
+MUTATIONS = ("mkdir", "rename", "replace", "unlink", "rmdir", "open")
+
+
+def run_killed_at(step: int, action) -> bool:
+    """Run ``action`` in a forked child that SIGKILLs itself just before its ``step``-th change
+    to the filesystem (every os call that creates, renames or deletes); True if it was killed,
+    False if it finished with fewer changes than that."""
+    pid = os.fork()
+    if pid == 0:
+        count = 0
+
+        def counting(name):
+            real = getattr(os, name)
+
+            def call(*args, **kwargs):
+                nonlocal count
+                writing = name != "open" or (len(args) > 1 and args[1] & (os.O_CREAT | os.O_WRONLY | os.O_RDWR))
+                if writing:
+                    count += 1
+                    if count == step:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                return real(*args, **kwargs)
+
+            return call
+
+        for name in MUTATIONS:
+            setattr(os, name, counting(name))
+        try:
+            action()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status)
+
+
+def previous_run(tmp_path) -> runner.Stage:
+    work = tmp_path / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    runner.run(swap_stage(tmp_path, 1), nested_writer("old"), log=lambda _: None)
+    return swap_stage(tmp_path, 1)
+
+
+def test_a_kill_at_any_instant_of_a_rerun_keeps_the_last_finished_outputs(tmp_path):
+    """SIGKILL a rerun before each of its filesystem changes in turn: the stamp always describes
+    the outputs in place, and until the new stamp is written the previous outputs come back whole
+    on the next up-to-date check, without rebuilding."""
+    old = previous_run(tmp_path)
+    new = swap_stage(tmp_path, 2)
+    workdir = old.workdir
+    outcomes = set()
+    for step in range(1, 200):
+        previous_run(tmp_path)
+        if not run_killed_at(step, lambda: runner.run(new, nested_writer("new"), log=lambda _: None)):
+            break
+        stamp = runner.read_stamp(old)
+        if stamp is not None:  # the stamp never claims outputs that are not as it recorded
+            assert all(runner.tree_state(workdir / rel) == state for rel, state in stamp["outputs"].items())
+        if stamp is not None and stamp["summary"] == "wrote new":
+            assert texts(workdir) == NEW_TEXTS, step
+            outcomes.add("new")
+            continue
+        calls = []
+        checked = runner.run(old, nested_writer("rebuilt", calls), log=lambda _: None)
+        assert checked.skipped and not calls, step
+        assert texts(workdir) == OLD_TEXTS, step
+        assert not [p.name for p in workdir.iterdir() if p.name.startswith((".tmp-", ".old-"))], step
+        outcomes.add("old")
+    else:
+        pytest.fail("the rerun never finished")
+    assert outcomes == {"old", "new"} and step > 10  # killed both before and after the swap
+    assert texts(workdir) == NEW_TEXTS and runner.read_stamp(new)["summary"] == "wrote new"
+
+
+@pytest.mark.slow
+def test_a_kill_during_the_repair_leaves_it_to_the_next_run(tmp_path):
+    """Kill the rerun at each instant the swap is half done, then kill the check that repairs it
+    at each of its own instants: the run after that still finds the previous outputs whole."""
+    old, new = swap_stage(tmp_path, 1), swap_stage(tmp_path, 2)
+    half_done = 0
+    for step in range(1, 200):
+        previous_run(tmp_path)
+        if not run_killed_at(step, lambda: runner.run(new, nested_writer("new"), log=lambda _: None)):
+            break
+        if runner.read_stamp(old) is not None:
+            continue  # nothing to put back: tested above
+        half_done += 1
+        for repair_step in range(1, 200):
+            previous_run(tmp_path)
+            run_killed_at(step, lambda: runner.run(new, nested_writer("new"), log=lambda _: None))
+            if not run_killed_at(repair_step, lambda: runner.run(old, nested_writer("rebuilt"), log=lambda _: None)):
+                break
+            calls = []
+            assert runner.run(old, nested_writer("rebuilt", calls), log=lambda _: None).skipped, (step, repair_step)
+            assert texts(old.workdir) == OLD_TEXTS and not calls, (step, repair_step)
+    assert half_done > 5
+
+
+def runner_folders(workdir) -> list[str]:
+    return sorted(p.name for p in workdir.iterdir() if p.name.startswith("."))
+
+
+def test_a_half_done_swap_left_by_a_kill_is_put_back_by_the_next_check(tmp_path):
+    old = swap_stage(tmp_path, 1)
+    runner.run(old, nested_writer("old"), log=lambda _: None)
+    work = old.workdir
+    # Killed halfway through a swap: the previous stamp and two outputs aside, two new outputs
+    # in (one the previous run did not have), a build folder not yet emptied.
+    aside = work / ".old-toy-killed"
+    (aside / runner.OLD_OUTPUTS).mkdir(parents=True)
+    journal = {"outputs": list(NEW_OUTPUTS), "present": list(OLD_OUTPUTS)}
+    (aside / runner.JOURNAL).write_text(json.dumps(journal))
+    os.replace(runner.stamp_path(old), aside / runner.OLD_STAMP)
+    os.replace(work / "a.txt", aside / runner.OLD_OUTPUTS / "a.txt")
+    os.replace(work / "parts", aside / runner.OLD_OUTPUTS / "parts")
+    (work / "a.txt").write_text("new")
+    (work / "extra.txt").write_text("new")
+    (work / ".tmp-toy-killed" / "parts").mkdir(parents=True)
+
+    calls = []
+    assert runner.run(old, nested_writer("rebuilt", calls), log=lambda _: None).skipped and not calls
+    assert texts(work) == OLD_TEXTS
+    assert runner_folders(work) == [".stages"]
+
+
+def test_a_finished_swap_left_by_a_kill_keeps_the_new_outputs_and_drops_the_old(tmp_path):
+    new = swap_stage(tmp_path, 2)
+    runner.run(new, nested_writer("new"), log=lambda _: None)
+    work = new.workdir
+    # Killed while deleting the previous outputs, after the new stamp was written.
+    aside = work / ".old-toy-killed"
+    (aside / runner.OLD_OUTPUTS / "parts").mkdir(parents=True)
+    (aside / runner.OLD_OUTPUTS / "parts" / "part-2.txt").write_text("old 2")
+    (aside / runner.JOURNAL).write_text(json.dumps({"outputs": list(NEW_OUTPUTS), "present": list(OLD_OUTPUTS)}))
+
+    assert runner.run(new, nested_writer("rebuilt"), log=lambda _: None).skipped
+    assert texts(work) == NEW_TEXTS
+    assert runner_folders(work) == [".stages"]
