@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -324,3 +325,139 @@ def test_a_folder_hashed_by_ray_tasks_equals_the_local_hashing(handmade):
     root, local, failures = handmade
     on_ray, ray_failures = hash_folder(root, processes=1, executor="ray")
     assert on_ray.equals(local) and ray_failures == failures
+
+
+def small_folder(root: Path) -> Path:
+    """Two classes of two distinct pictures each."""
+    for wnid in (A, B):
+        (root / wnid).mkdir(parents=True)
+        for n in range(2):
+            (root / wnid / f"{n}.jpg").write_bytes(picture_jpeg(wnid, n, 160, 120))
+    return root
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+BAD_TABLES = {  # what a hostile or hurried user passes for a Parquet table
+    "text": lambda path: path.write_text("phash\n1\n"),
+    "empty": lambda path: path.write_bytes(b""),
+    "folder": lambda path: path.mkdir(),
+    "missing": lambda path: None,
+}
+
+
+@pytest.mark.parametrize(
+    "option, kind, message",
+    [
+        ("--reference", "text", "not a readable Parquet file"),
+        ("--reference", "empty", "not a readable Parquet file"),
+        ("--reference", "folder", "is a folder; a Parquet file was expected"),
+        ("--reference", "missing", "no such file"),
+        ("--labels", "folder", "is a folder; a Parquet file was expected"),
+    ],
+)
+def test_a_reference_or_labels_file_that_is_not_parquet_is_one_line_naming_it(
+    pipeline, tmp_path, option, kind, message
+):
+    folder = small_folder(tmp_path / "pics")
+    table = tmp_path / "table.parquet"
+    BAD_TABLES[kind](table)
+    out = pipeline("dedupe", "--data", tmp_path / "data", "--subset", "x", "--folder", folder, option, table)
+    assert out.status == 2
+    assert one_error_line(out.err).startswith(f"error: {table}: ") and message in out.err
+    assert not (tmp_path / "data").exists()
+
+
+def test_symbolic_links_are_followed_broken_ones_listed_and_a_rerun_sees_inside_them(pipeline, tmp_path):
+    elsewhere = small_folder(tmp_path / "elsewhere")
+    root = tmp_path / "pics"
+    (root / C).mkdir(parents=True)
+    (root / C / "own.jpg").write_bytes(picture_jpeg(C, 7, 160, 120))
+    (root / C / "linked.jpg").symlink_to(elsewhere / A / "0.jpg")
+    (root / C / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (root / C / "circle.jpg").symlink_to("circle.jpg")
+    (root / B).symlink_to(elsewhere / B, target_is_directory=True)
+    args = ("dedupe", "--data", tmp_path / "data", "--subset", "x", "--folder", root)
+    out = pipeline(*args)
+    assert out.status == 0, out.err
+    layout = Layout(tmp_path / "data" / "x")
+    assert sorted(r["image_id"] for r in rows(layout.hashes)) == [
+        f"{B}/0.jpg",
+        f"{B}/1.jpg",
+        f"{C}/linked.jpg",
+        f"{C}/own.jpg",
+    ]
+    skipped = read_report(layout.report("dedupe"), schemas.DEDUPE_REPORT)["unreadable_files"]
+    assert [(f["file"], f["error"].split(":")[0]) for f in skipped] == [
+        (f"{C}/circle.jpg", "symbolic link to 'circle.jpg'"),
+        (f"{C}/gone.jpg", f"symbolic link to '{tmp_path / 'nowhere.jpg'}'"),
+    ]
+    assert f"skipped: {C}/gone.jpg" in out.err and f"skipped: {C}/circle.jpg" in out.err
+    assert "up to date" in pipeline(*args).err
+    (elsewhere / B / "1.jpg").write_bytes(picture_jpeg(B, 9, 200, 150))  # inside the linked class folder
+    rerun = pipeline(*args)
+    assert rerun.status == 0 and "up to date" not in rerun.err
+
+
+def test_a_symbolic_link_loop_is_one_line_naming_it_and_no_endless_walk(tmp_path):
+    root = small_folder(tmp_path / "pics")
+    (root / A / "again").symlink_to(root, target_is_directory=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "dedupe", "--data", tmp_path / "data", "--subset", "x", "--folder", root],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        one_error_line(done.stderr) == f"error: {root / A / 'again'}: leads back to {root}, a folder above it: a loop"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_folder_without_a_readable_image_is_one_line(pipeline, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / A).mkdir(parents=True)
+    (empty / A / "notes.txt").write_text("no pictures here")
+    out = pipeline("dedupe", "--data", tmp_path / "data", "--subset", "x", "--folder", empty)
+    assert out.status == 2 and one_error_line(out.err).startswith(f"error: {empty}: no image file (.bmp, ")
+    broken = tmp_path / "broken"
+    (broken / A).mkdir(parents=True)
+    (broken / A / "a.jpg").write_bytes(b"not a jpeg")
+    out = pipeline("dedupe", "--data", tmp_path / "data", "--subset", "x", "--folder", broken)
+    assert out.status == 2
+    assert one_error_line(out.err).startswith(f"error: {broken}: not one image could be read (the first: {A}/a.jpg: ")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, wanted",
+    [
+        ("--radius", "64", "an integer from 0 to 63"),
+        ("--radius", "-1", "an integer from 0 to 63"),
+        ("--verify", "65", "an integer from 0 to 64"),
+        ("--processes", "0", "an integer of at least 1"),
+        ("--sheet-clusters", "-3", "an integer of at least 0"),
+        ("--radius", "ten", "an integer from 0 to 63"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_and_the_previous_outputs_stay(pipeline, tmp_path, option, value, wanted):
+    folder = small_folder(tmp_path / "pics")
+    assert pipeline("dedupe", "--data", tmp_path, "--subset", "x", "--folder", folder).status == 0
+    workdir = tmp_path / "x"
+    before = {p: p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "dedupe", "--data", tmp_path, "--subset", "x", "--folder", folder]
+        + [option, value],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m pipeline dedupe: error: argument {option}: ")
+    assert wanted in lines[0]
+    assert {p: p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()} == before

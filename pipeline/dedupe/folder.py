@@ -3,31 +3,74 @@
 Files are decoded by ``pipeline.hashing``'s rule (JPEG draft mode, upright; ``hash_files``), so their
 hashes compare with the download stage's. A class folder layout (``<wnid>/<file>``, as
 ImageFolder and ILSVRC's train folders have it) gives each image its class; files at the
-top have none. A file Pillow cannot read is listed as a failure, not hashed.
+top have none. A file Pillow cannot read, or a symbolic link to nothing, is listed as a
+failure, not hashed; a link that loops back to a folder above it is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing
+import os
+import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline import schemas
+from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, Hashes, hash_files
 
 RAY_CHUNK = 512  # files per Ray task
 
 
-def image_files(folder: Path) -> list[str]:
-    """Paths below ``folder`` with an image extension, POSIX style, sorted."""
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
-    )
+class Listing(NamedTuple):
+    """The images below a folder, found once for the fingerprint and the hashing."""
+
+    files: list[str]  # image files, paths relative to the folder, POSIX style, sorted
+    broken_links: list[tuple[str, str]]  # (path, why) of symbolic links that lead nowhere, skipped
+    state: str  # sha256 over every image file's path, size and modification time
+
+
+def list_folder(folder: Path) -> Listing:
+    """The image files below ``folder``, following symbolic links to folders (a class folder
+    linked from another disk is part of the collection). A link back to a folder above it
+    would make the walk endless: it is an InputError naming the link. Links to nothing are
+    skipped and listed; a file Pillow cannot read is left to ``hash_files`` to report."""
+    found: list[tuple[str, int, int]] = []
+    broken: list[tuple[str, str]] = []
+    top = folder.stat()
+    pending = [(folder, "", frozenset({(top.st_dev, top.st_ino)}))]
+    while pending:
+        directory, prefix, above = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as e:
+            raise InputError(f"cannot list this folder ({e.strerror})", file=directory) from None
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                st = entry.stat()
+            except OSError as e:
+                why = f"symbolic link to {os.readlink(entry.path)!r}" if entry.is_symlink() else "file"
+                broken.append((name, f"{why}: {e.strerror}"))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in above:
+                    raise InputError(
+                        f"leads back to {os.path.realpath(entry.path)}, a folder above it: a loop",
+                        file=entry.path,
+                    )
+                pending.append((Path(entry.path), name + "/", above | {(st.st_dev, st.st_ino)}))
+            elif stat.S_ISREG(st.st_mode) and not entry.name.startswith("."):
+                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append((name, st.st_size, st.st_mtime_ns))
+    found.sort()
+    state = hashlib.sha256("".join(f"{n}\0{size}\0{time}\n" for n, size, time in found).encode()).hexdigest()
+    return Listing([n for n, _, _ in found], sorted(broken), state)
 
 
 def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
@@ -46,10 +89,14 @@ def _hash_on_ray(paths: list[Path], bar) -> list[tuple | str]:
     return [result for ref in refs for result in done[ref]]
 
 
-def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[pa.Table, list[tuple[str, str]]]:
-    """The hashes table of every image below ``folder``, and the (path, error) of the failures.
-    ``executor``: local worker processes, or Ray tasks (``ray``)."""
-    files = image_files(folder)
+def hash_folder(
+    folder: Path, processes: int, executor: str = "local", listing: Listing | None = None
+) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """The hashes table of every image below ``folder``, and the (path, error) of the files
+    not hashed: unreadable images and broken links. ``executor``: local worker processes, or
+    Ray tasks (``ray``); ``listing``: the folder's ``list_folder``, when already taken."""
+    listing = listing or list_folder(folder)
+    files = listing.files
     paths = [folder / f for f in files]
     bar = tqdm(total=len(files), desc="hash", unit="img", disable=None)
     results = []
@@ -71,7 +118,7 @@ def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[
     finally:
         bar.close()
     rows = {name: [] for name in schemas.HASHES.names}
-    failures = []
+    failures = list(listing.broken_links)
     for name, result in zip(files, results):
         if isinstance(result, str):
             failures.append((name, result))
@@ -87,4 +134,4 @@ def hash_folder(folder: Path, processes: int, executor: str = "local") -> tuple[
         rows["rank"].append(0)
         for field in Hashes._fields:
             rows[field].append(getattr(hashes, field))
-    return pa.Table.from_pydict(rows, schema=schemas.HASHES), failures
+    return pa.Table.from_pydict(rows, schema=schemas.HASHES), sorted(failures)

@@ -20,19 +20,22 @@ import pyarrow.parquet as pq
 
 from pipeline import runner, schemas, store
 from pipeline.errors import InputError
+from pipeline.hashing import IMAGE_EXTENSIONS
 from pipeline.layout import DEDUPE, Layout, report_name
 from pipeline.nearcopies import DedupeSettings
-from pipeline.tables import read_table, write_report, write_table
+from pipeline.settings import integer
+from pipeline.tables import check_schema, read_table, write_report, write_table
 
 from . import sheet
 from .clusters import DROPPED, MEANING, cluster
-from .folder import hash_folder
+from .folder import Listing, hash_folder, list_folder
 
 HELP = (
     "find exact and near-duplicate images: dedupe/hashes.parquet, clusters.parquet, contact_sheet.html, "
     "reports/dedupe.json"
 )
 SHOWN_FAILURES = 20
+LABEL_COLUMNS = ["image_id", "wnid", "accepted", "decided"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,14 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--radius",
-        type=int,
+        type=integer(0, 63),
         default=d.radius,
         metavar="BITS",
         help=f"pHash bits within which two images are copies (make: RADIUS, default {d.radius})",
     )
     parser.add_argument(
         "--verify",
-        type=int,
+        type=integer(0, 64),
         default=d.verify,
         metavar="BITS",
         help=f"dHash bits a pHash match must also be within; 64 turns it off (make: VERIFY, default {d.verify})",
@@ -70,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="annotation/labels.parquet: images accepted in one class settle conflicts (make: LABELS)",
     )
     parser.add_argument(
-        "--processes", type=int, default=None, help="processes hashing a folder (make: PROCESSES, default one per core)"
+        "--processes",
+        type=integer(1),
+        default=None,
+        help="processes hashing a folder (make: PROCESSES, default one per core)",
     )
     parser.add_argument(
         "--executor",
@@ -80,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sheet-clusters",
-        type=int,
+        type=integer(0),
         default=sheet.CLUSTERS,
         metavar="N",
         help=f"clusters shown in the contact sheet (default {sheet.CLUSTERS})",
@@ -88,18 +94,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    if not 0 <= args.radius < 64 or not 0 <= args.verify <= 64:
-        raise InputError(f"--radius must be in 0..63 and --verify in 0..64, got {args.radius} and {args.verify}")
     source = args.folder if args.folder is not None else Layout(args.workdir).images
-    if args.folder is not None and not args.folder.is_dir():
-        raise InputError("not a folder", file=args.folder)
-    if args.folder is None:
+    listing = None
+    if args.folder is not None:
+        if not args.folder.is_dir():
+            raise InputError("not a folder", file=args.folder)
+        listing = list_folder(args.folder)
+        if not listing.files:
+            broken = f"; {len(listing.broken_links)} symbolic links lead nowhere" if listing.broken_links else ""
+            raise InputError(
+                f"no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) below it{broken}", file=args.folder
+            )
+    else:
         store.require_shards(source, "run `make download` first, or give FOLDER=<dir>")
+    if args.reference is not None:
+        reference_columns(args.reference)
+    if args.labels is not None:
+        check_labels(args.labels)
     settings = DedupeSettings(args.radius, args.verify)
-    inputs = tuple(p for p in (source, args.reference, args.labels) if p is not None)
+    # A folder is fingerprinted by its listing (which follows links to class folders), the
+    # store and the tables by the runner.
+    inputs = tuple(p for p in (None if listing else source, args.reference, args.labels) if p is not None)
     recorded = {
         **settings._asdict(),
         "folder": str(args.folder),
+        "folder_state": listing.state if listing else None,
         "reference": str(args.reference),
         "labels": str(args.labels),
         "sheet_clusters": args.sheet_clusters,
@@ -115,7 +134,7 @@ def run(args: argparse.Namespace) -> None:
     def build(out: Path) -> str:
         return dedupe(
             source,
-            args.folder is not None,
+            listing,
             Layout(out),
             settings,
             args.reference,
@@ -131,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
 
 def dedupe(
     source: Path,
-    is_folder: bool,
+    listing: Listing | None,
     out: Layout,
     settings: DedupeSettings,
     reference: Path | None,
@@ -141,15 +160,19 @@ def dedupe(
     recorded: dict,
     executor: str = "local",
 ) -> str:
-    """Hash (a folder) or read (the store), cluster, and write the dedupe outputs under ``out``
-    (a build folder); ``recorded``: the stage's settings, for the report."""
+    """Hash (a folder, whose ``listing`` is given) or read (the store), cluster, and write the
+    dedupe outputs under ``out`` (a build folder); ``recorded``: the stage's settings, for the report."""
+    is_folder = listing is not None
     out.dedupe.mkdir(parents=True)
     start = time.monotonic()
     failures = []
     if is_folder:
-        hashes, failures = hash_folder(source, processes, executor)
+        hashes, failures = hash_folder(source, processes, executor, listing)
     else:
         hashes = store_hashes(source)
+    if hashes.num_rows == 0:
+        first = f" (the first: {failures[0][0]}: {failures[0][1]})" if failures else ""
+        raise InputError(f"not one image could be read{first}", file=source)
     hashed = time.monotonic()
     result = cluster(
         hashes,
@@ -185,18 +208,42 @@ def store_hashes(images: Path) -> pa.Table:
     return table.select(schemas.HASHES.names).cast(schemas.HASHES).sort_by("image_id")
 
 
-def read_reference(path: Path) -> pa.Table:
-    names = [f.name for f in schemas.HASH_FIELDS]
-    present = [n for n in pq.read_schema(path).names if n in names] if path.exists() else []
+def _parquet_names(path: Path) -> list[str]:
+    """The column names of the Parquet file at ``path``; an InputError when it is none."""
+    if not path.exists():
+        raise InputError("no such file", file=path)
+    if not path.is_file():
+        raise InputError("is a folder; a Parquet file was expected", file=path)
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+
+
+def reference_columns(path: Path) -> list[str]:
+    """The hash columns of a reference table, checked (phash at least, each int64), reading no data."""
+    names = _parquet_names(path)
+    present = [f.name for f in schemas.HASH_FIELDS if f.name in names]
     if "phash" not in present:
         raise InputError(
             "a reference table needs a phash column (int64), e.g. dedupe/hashes.parquet", file=path, field="phash"
         )
-    return read_table(path, schemas.HASHES, columns=present)
+    check_schema(path, schemas.HASHES, present)
+    return present
+
+
+def read_reference(path: Path) -> pa.Table:
+    return read_table(path, schemas.HASHES, columns=reference_columns(path))
+
+
+def check_labels(path: Path) -> None:
+    """The labels table has the columns conflicts are settled by, with their types; reads no data."""
+    _parquet_names(path)
+    check_schema(path, schemas.LABELS, LABEL_COLUMNS)
 
 
 def read_accepted(path: Path) -> set[tuple[str, str]]:
-    table = read_table(path, schemas.LABELS, columns=["image_id", "wnid", "accepted", "decided"])
+    table = read_table(path, schemas.LABELS, columns=LABEL_COLUMNS)
     table = table.filter(pc.and_(table.column("accepted"), table.column("decided")))
     return set(zip(table.column("image_id").to_pylist(), table.column("wnid").to_pylist()))
 
