@@ -19,6 +19,7 @@ import pyarrow as pa
 from pipeline import __version__, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import MANIFESTS, SPLITS, Layout, report_name
+from pipeline.settings import integer, number
 from pipeline.tables import read_table, write_report, write_table
 
 from .splits import SAMPLINGS, Plan, assign
@@ -31,15 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = Plan()
     parser.add_argument(
         "--train-max",
-        type=int,
+        type=integer(0),
         default=p.train_max,
         help=f"training images per class at most (make: TRAIN_MAX, default {p.train_max})",
     )
     parser.add_argument(
-        "--val-n", type=int, default=p.val_n, help=f"validation images per class (make: VAL_N, default {p.val_n})"
+        "--val-n",
+        type=integer(0),
+        default=p.val_n,
+        help=f"validation images per class (make: VAL_N, default {p.val_n})",
     )
     parser.add_argument(
-        "--test-n", type=int, default=p.test_n, help=f"test images per class (make: TEST_N, default {p.test_n})"
+        "--test-n", type=integer(0), default=p.test_n, help=f"test images per class (make: TEST_N, default {p.test_n})"
     )
     parser.add_argument(
         "--sampling",
@@ -49,13 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=number(0, 1),
         default=p.threshold,
         help=f"sampling threshold: least selection frequency (default {p.threshold})",
     )
     parser.add_argument(
         "--min-train",
-        type=int,
+        type=integer(0),
         default=p.min_train,
         help=f"report classes with fewer training images (make: MIN_TRAIN, default {p.min_train}, ILSVRC's smallest)",
     )
@@ -67,12 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build from candidate labels when annotation has not run; every file says so (make: UNVERIFIED=1)",
     )
-    parser.add_argument("--seed", type=int, default=p.seed, help="split seed (make: SEED)")
+    parser.add_argument("--seed", type=integer(0), default=p.seed, help="split seed (make: SEED)")
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.val_n < 0 or args.test_n < 0 or args.train_max < 0:
-        raise InputError("TRAIN_MAX, VAL_N and TEST_N must not be negative")
     plan = Plan(
         train_max=args.train_max,
         val_n=args.val_n,
@@ -93,6 +95,9 @@ def run(args: argparse.Namespace) -> None:
     inputs = [workdir.synsets, workdir.images, workdir.clusters]
     if not args.unverified:
         inputs.append(workdir.labels)
+    for table in (workdir.synsets, workdir.clusters, workdir.labels):
+        if table in inputs and table.is_dir():
+            raise InputError("is a folder; a Parquet file was expected", file=table)
     settings = {**plan.__dict__, "unverified": args.unverified}
     stage = runner.Stage(
         name="manifests",
@@ -134,6 +139,16 @@ def eligible_images(dataset: Layout, unverified: bool) -> pd.DataFrame:
     accepted = labels[labels.accepted & labels.decided][
         ["image_id", "wnid", "confidence", "votes_total", "selection_frequency"]
     ]
+    twice = accepted.duplicated(["image_id", "wnid"])
+    if twice.any():
+        row = int(accepted.index[twice][0])
+        raise InputError(
+            "this image is accepted twice for its class: it would enter the manifests twice",
+            file=dataset.labels,
+            row=row,
+            field="image_id",
+            value=accepted.at[row, "image_id"],
+        )
     images = images.merge(accepted, on=["image_id", "wnid"], how="inner").rename(columns={"votes_total": "votes"})
     return images.sort_values("image_id").reset_index(drop=True)
 
@@ -143,7 +158,15 @@ def build_manifests(
 ) -> str:
     """The manifests and their report, from the dataset folder ``dataset``, under the build folder ``out``."""
     synsets = read_table(dataset.synsets, schemas.SYNSETS, columns=["wnid", "name", "gloss"]).to_pandas()
-    images = assign(eligible_images(dataset, unverified), plan)
+    images = eligible_images(dataset, unverified)
+    others = images[~images.wnid.isin(synsets.wnid)]
+    if len(others):
+        print(
+            f"manifests: {len(others)} eligible images of {others.wnid.nunique()} wnids that "
+            f"{dataset.synsets.name} does not list are left out, e.g. {others.wnid.iloc[0]}",
+            file=sys.stderr,
+        )
+    images = assign(images[images.wnid.isin(synsets.wnid)].reset_index(drop=True), plan)
     counts = (
         images.groupby(["wnid", "split"])
         .size()
@@ -153,6 +176,13 @@ def build_manifests(
     small = counts.index[counts.train < plan.min_train].tolist()
     empty = counts.index[counts.sum(axis=1) == 0].tolist()
     kept = [w for w in sorted(synsets.wnid) if w not in empty and not (plan.drop_small and w in small)]
+    if not kept:
+        dropped = f", {len(small)} dropped below MIN_TRAIN (DROP_SMALL)" if plan.drop_small and small else ""
+        raise InputError(
+            f"no class is left for the manifests: {len(empty)} of its {len(synsets)} classes "
+            f"have no eligible image{dropped}",
+            file=dataset.synsets,
+        )
     label_of = {w: k for k, w in enumerate(kept)}
     metadata = {
         "synsetforge.dataset": dataset.root.name,
