@@ -4,11 +4,13 @@ warnings, unknown sections instead of failures, matplotlib figures, and reruns t
 from __future__ import annotations
 
 import argparse
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
-from conftest import write_images, write_synsets
+from conftest import run_cli, write_images, write_synsets
 from PIL import Image
 
 from manifests import card
@@ -39,8 +41,11 @@ def write_stage_report(workdir: Path, declaration: schemas.Report, doc: dict, st
     write_report(Layout(workdir).report(stage or declaration.stage), declaration, doc)
 
 
-def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=COUNTS) -> list[tuple[str, str]]:
-    """Manifests as the manifests stage writes them; returns the (image_id, wnid) of every row."""
+def write_manifests(
+    workdir: Path, wnids=WNIDS, verified: str = "yes", counts=COUNTS, names: dict | None = None, licence="cc-by 4.0"
+) -> list[tuple[str, str]]:
+    """Manifests as the manifests stage writes them; returns the (image_id, wnid) of every row.
+    ``names``: class names by wnid (else "class <wnid>"); ``licence``: that of three images in four."""
     meta = {
         "synsetforge.dataset": workdir.name,
         "synsetforge.verified": verified,
@@ -63,7 +68,7 @@ def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=CO
                 "phash": list(range(len(written) - len(rows), len(written))),
                 "source": ["commons"] * len(rows),
                 "source_url": [f"https://upload.example/{r[2]}.jpg" for r in rows],
-                "license": [None if k % 4 == 3 else "cc-by 4.0" for k in range(len(rows))],
+                "license": [None if k % 4 == 3 else licence for k in range(len(rows))],
                 "confidence": [None if verified == "no" else 0.995] * len(rows),
                 "votes": [None if verified == "no" else 3] * len(rows),
             },
@@ -75,7 +80,7 @@ def write_manifests(workdir: Path, wnids=WNIDS, verified: str = "yes", counts=CO
         {
             "label": list(range(len(wnids))),
             "wnid": list(wnids),
-            "name": [f"class {w}" for w in wnids],
+            "name": [(names or {}).get(w, f"class {w}") for w in wnids],
             "gloss": ["a test class"] * len(wnids),
             **{s: [n] * len(wnids) for s, n in counts.items()},
         },
@@ -424,3 +429,60 @@ def test_missing_manifests_is_a_clear_error_and_writes_nothing(tmp_path):
         run_card(workdir)
     assert "manifests" in str(error.value) and "make manifests" in str(error.value)
     assert not Layout(workdir).card.exists() and not Layout(workdir).card_figures.exists()
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of a Markdown table row by GFM's rule: a ``|`` splits unless backslash-escaped."""
+    cells, cell, chars = [], "", iter(line.strip().strip("|"))
+    for char in chars:
+        if char == "\\":
+            cell += char + next(chars, "")
+        elif char == "|":
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += char
+    return cells + [cell.strip()]
+
+
+def shown(markdown_text: str) -> str:
+    """What a renderer shows of Markdown text without markup: backslash escapes, then entities."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown_text))
+
+
+def test_class_names_and_licences_from_the_data_cannot_inject_html_or_break_a_table(tmp_path):
+    hostile = {
+        A: "<script>alert(1)</script> | x",
+        B: "two\nlines & a [link](javascript:alert(1)) *bold* back\\",
+        C: "`ticks` and <img src=x onerror=alert(1)>",
+    }
+    licence = "<b>CC</b> | BY"
+    workdir = tmp_path / "hostile"
+    write_manifests(workdir, names=hostile, licence=licence)
+    run_card(workdir)
+    card_text = read_card(workdir)
+    assert "<script" not in card_text and "<img" not in card_text and "<b>" not in card_text
+    classes = card_text.split("### Classes")[1].split("\n\n")[1].splitlines()
+    assert [table_cells(row)[0] for row in classes] == ["label", "---", "0", "1", "2"]
+    for row, wnid in zip(classes[2:], WNIDS):
+        cells = table_cells(row)
+        assert len(cells) == 6 and cells[1] == f"`{wnid}`"
+        assert shown(cells[2]) == " ".join(hostile[wnid].splitlines())
+    licences = [table_cells(row) for row in card_text.split("## Licences")[1].splitlines() if row.startswith("|")]
+    assert all(len(cells) == 3 for cells in licences)
+    assert shown(licences[2][0]) == licence
+
+
+@pytest.mark.parametrize("option, value", [("--samples-per-class", "-1"), ("--sample-classes", "-2")])
+def test_a_negative_sample_count_is_refused_and_the_previous_card_stays(tmp_path, option, value):
+    workdir = tmp_path / "set"
+    write_manifests(workdir)
+    run_card(workdir)
+    before = {p: p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+    done = run_cli("card", "--data", tmp_path, "--subset", "set", option, value)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"python -m pipeline card: error: argument {option}: {value} is out of range: it must be an integer "
+        "of at least 0 (--help lists the options)"
+    ]
+    assert {p: p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()} == before

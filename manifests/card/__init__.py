@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from pipeline import layout, runner
-from pipeline.errors import InputError
+from pipeline.settings import integer
 
 from .facts import load_facts, manifest_tables, optional_inputs
 from .sections import render
@@ -30,21 +30,19 @@ SAMPLE_CLASSES = 50
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples-per-class",
-        type=int,
+        type=integer(0),
         default=SAMPLES_PER_CLASS,
-        help=f"thumbnails per class in the sample grid (default {SAMPLES_PER_CLASS})",
+        help=f"thumbnails per class in the sample grid, 0 for none (default {SAMPLES_PER_CLASS})",
     )
     parser.add_argument(
         "--sample-classes",
-        type=int,
+        type=integer(0),
         default=SAMPLE_CLASSES,
         help=f"classes shown in the sample grid at most, spread over the labels (default {SAMPLE_CLASSES})",
     )
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.samples_per_class < 0 or args.sample_classes < 0:
-        raise InputError("--samples-per-class and --sample-classes must not be negative")
     dataset = layout.Layout(args.workdir)
     settings = {"samples_per_class": args.samples_per_class, "sample_classes": args.sample_classes}
     stage = runner.Stage(

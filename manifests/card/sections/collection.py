@@ -4,7 +4,7 @@ search phrases, the download's outcomes and the politeness rules it fetched unde
 from __future__ import annotations
 
 from ..facts import Facts
-from .markdown import SHOWN, embed, pct, settings_text, table
+from .markdown import SHOWN, code, embed, pct, settings_text, table, text
 
 SOURCE_NOTES = {
     "urllist": "a URL list given to the candidates stage (for ImageNet's own lists, ImageNet's terms of access apply)",
@@ -21,12 +21,12 @@ def section_collection(facts: Facts, figures) -> list[str]:
     sources = rows.source.value_counts()
     lines += table(
         ["source", "images in the dataset", "what it is"],
-        [[s, int(n), SOURCE_NOTES.get(s, "")] for s, n in sources.items()],
+        [[text(s), int(n), SOURCE_NOTES.get(s, "")] for s, n in sources.items()],
     ) + [""]
     c = facts.candidates_report
     if c:
         lines.append(
-            f"The candidates stage gathered {c['candidates']:,} candidate URLs from `{c['source']}` "
+            f"The candidates stage gathered {c['candidates']:,} candidate URLs from {code(c['source'])} "
             f"for {c['classes']:,} classes ({len(c['classes_without_candidates']):,} without any)."
         )
         if c["settings"]:
@@ -37,7 +37,9 @@ def section_collection(facts: Facts, figures) -> list[str]:
     if facts.synsets is not None:
         queries = facts.synsets[facts.synsets.wnid.isin(facts.classes.wnid)]
         counts = queries.queries.map(len)
-        examples = "; ".join(f"`{r.wnid}`: {', '.join(r.queries[:4])}" for r in queries.head(3).itertuples())
+        examples = "; ".join(
+            f"{code(r.wnid)}: {', '.join(map(text, r.queries[:4]))}" for r in queries.head(3).itertuples()
+        )
         lines += [
             f"Search phrases (used by the search sources): {int(counts.sum()):,} over the classes, "
             f"{counts.min()} to {counts.max()} per class, every lemma plus ImageNet's expansion with words of "
@@ -68,7 +70,7 @@ def _download_lines(d: dict, figures) -> list[str]:
     ]
     lines += table(
         ["status", "URLs", "share", "meaning"],
-        [[s, n, pct(n, candidates), meaning.get(s, "")] for s, n in d["statuses"].items()],
+        [[text(s), n, pct(n, candidates), text(meaning.get(s, ""))] for s, n in d["statuses"].items()],
     ) + [""]
     lines += embed(figures, "download", "download outcomes by status")
     hosts = list(d["top_hosts"].items())[:SHOWN]
@@ -76,13 +78,13 @@ def _download_lines(d: dict, figures) -> list[str]:
         lines += [
             f"Hosts that served the most candidates (top {len(hosts)}):",
             "",
-            *table(["host", "URLs", "ok"], [[h, sum(c.values()), c.get("ok", 0)] for h, c in hosts]),
+            *table(["host", "URLs", "ok"], [[text(h), sum(c.values()), c.get("ok", 0)] for h, c in hosts]),
             "",
         ]
     below = d["classes_below_min"]
     if below:
         lines += [f"{len(below):,} classes got fewer than {d['min_per_class']} images.", ""]
-    return lines + [f"Downloaded: {d['finished_at']} (images served later may have changed or gone).", ""]
+    return lines + [f"Downloaded: {text(d['finished_at'])} (images served later may have changed or gone).", ""]
 
 
 def _politeness_lines(download: dict) -> list[str]:
@@ -90,7 +92,7 @@ def _politeness_lines(download: dict) -> list[str]:
     lines = ["### Politeness", ""]
     rules = download["politeness"]
     stopped = rules["stopped"]
-    directives = ", ".join(rules["optout_directives"])
+    directives = ", ".join(map(text, rules["optout_directives"]))
     if rules["respect_optouts"]:
         lines.append(
             f"- **Opt-outs respected**: an answer whose `X-Robots-Tag` carried {directives} (for every "
@@ -134,7 +136,10 @@ def _politeness_lines(download: dict) -> list[str]:
             "",
             *table(
                 ["host", "stopped"],
-                [[h, ", ".join(f"{s} {n:,}" for s, n in c.items())] for h, c in list(per_host.items())[:SHOWN]],
+                [
+                    [text(h), ", ".join(f"{text(s)} {n:,}" for s, n in c.items())]
+                    for h, c in list(per_host.items())[:SHOWN]
+                ],
             ),
         ]
     return lines + [""]

@@ -10,13 +10,13 @@ import pandas as pd
 from pipeline.layout import SPLITS
 
 from ..facts import Facts
-from .markdown import SHOWN, embed, settings_text, table
+from .markdown import SHOWN, code, embed, settings_text, table, text
 
 LISTED_CLASSES = 50  # above this, the card lists the smallest and largest classes only
 
 
 def _class_rows(classes: pd.DataFrame) -> list[list]:
-    return [[c.label, f"`{c.wnid}`", c.name, c.train, c.val, c.test] for c in classes.itertuples()]
+    return [[c.label, code(c.wnid), text(c.name), c.train, c.val, c.test] for c in classes.itertuples()]
 
 
 def section_composition(facts: Facts, figures) -> list[str]:
@@ -27,7 +27,7 @@ def section_composition(facts: Facts, figures) -> list[str]:
         f"Each instance is one image (RGB, in the image store `{facts.name(facts.layout.images)}/`) with one class "
         "label. Labels are "
         f"0-based and number the {len(classes):,} kept classes in sorted-wnid order (as torchvision, Kaggle "
-        f"and Hugging Face number ILSVRC), so label 0 is `{classes.wnid.iloc[0] if len(classes) else '-'}`; "
+        f"and Hugging Face number ILSVRC), so label 0 is {code(classes.wnid.iloc[0] if len(classes) else '-')}; "
         f"`{facts.name(facts.layout.classes)}` maps label, wnid, name and gloss.",
         "",
     ]
@@ -58,14 +58,14 @@ def section_composition(facts: Facts, figures) -> list[str]:
     if small:
         lines += [
             f"{len(small):,} classes have fewer than {plan['min_train']} training images "
-            f"(ILSVRC-2012's smallest class has 732): {', '.join(f'`{w}`' for w in small[:SHOWN])}"
+            f"(ILSVRC-2012's smallest class has 732): {', '.join(code(w) for w in small[:SHOWN])}"
             f"{' ...' if len(small) > SHOWN else ''}.",
             "",
         ]
     if dropped:
         lines += [
             f"{len(dropped):,} chosen synsets are not in the dataset (no eligible images, or dropped as too "
-            f"small): {', '.join(f'`{w}`' for w in dropped[:SHOWN])}{' ...' if len(dropped) > SHOWN else ''}.",
+            f"small): {', '.join(code(w) for w in dropped[:SHOWN])}{' ...' if len(dropped) > SHOWN else ''}.",
             "",
         ]
     if len(classes) <= LISTED_CLASSES:
@@ -127,7 +127,7 @@ def _composition_facts(facts: Facts) -> list[str]:
         lines.append(f"- Images under more than one class: {int((several > 1).sum()):,}.")
     report = facts.synsets_report
     if report:
-        lexnames = ", ".join(f"{k} {v:,}" for k, v in sorted(report["lexnames"].items(), key=lambda kv: -kv[1]))
+        lexnames = ", ".join(f"{text(k)} {v:,}" for k, v in sorted(report["lexnames"].items(), key=lambda kv: -kv[1]))
         lines.append(f"- WordNet lexicographer files of the chosen synsets: {lexnames}.")
         pairs = report["num_ancestor_pairs"]
         lines.append(
@@ -136,7 +136,7 @@ def _composition_facts(facts: Facts) -> list[str]:
         )
         names = report["duplicate_names"]
         if names:
-            shown = "; ".join(f"{n} ({', '.join(ws)})" for n, ws in list(names.items())[:SHOWN])
+            shown = "; ".join(f"{text(n)} ({', '.join(map(code, ws))})" for n, ws in list(names.items())[:SHOWN])
             lines.append(f"- Class names that several classes share (tell them apart by wnid): {shown}.")
     else:
         absent = facts.name(facts.layout.report("synsets"))

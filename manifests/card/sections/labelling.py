@@ -5,7 +5,7 @@ workers' accuracy on control images."""
 from __future__ import annotations
 
 from ..facts import Facts
-from .markdown import embed, pct, settings_text, table
+from .markdown import code, embed, pct, settings_text, table
 
 METHODS = {
     "dynamic": "ImageNet's dynamic consensus: per synset, a table P(shows the synset | k yes of n votes) is "
@@ -31,7 +31,7 @@ def section_labelling(facts: Facts, figures) -> list[str]:
     method = settings["method"]
     lines += [
         f"Crowd verification, ImageNet's way: workers saw one synset (lemmas, gloss, parent) and a grid of "
-        f"candidate images, and ticked those that show it. Aggregation: `{method}`, {METHODS.get(method, '')}. "
+        f"candidate images, and ticked those that show it. Aggregation: {code(method)}, {METHODS.get(method, '')}. "
         f"Settings: {settings_text(settings)}.",
         "",
     ]

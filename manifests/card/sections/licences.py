@@ -4,7 +4,7 @@ licences their sources gave, counted from the manifests."""
 from __future__ import annotations
 
 from ..facts import Facts
-from .markdown import SHOWN, pct, table
+from .markdown import SHOWN, pct, table, text
 
 
 def section_licences(facts: Facts, figures) -> list[str]:
@@ -18,7 +18,7 @@ def section_licences(facts: Facts, figures) -> list[str]:
         "",
         *table(
             ["licence", "images", "share"],
-            [[name, int(n), pct(n, len(rows))] for name, n in licences.head(SHOWN * 2).items()],
+            [[text(name), int(n), pct(n, len(rows))] for name, n in licences.head(SHOWN * 2).items()],
         ),
         "",
     ]

@@ -7,16 +7,17 @@ from __future__ import annotations
 from pipeline.layout import report_name
 
 from ..facts import Facts
+from .markdown import code, text
 
 
 def section_maintenance(facts: Facts, figures) -> list[str]:
     lines = [
         "## Maintenance",
         "",
-        f"- Built {facts.meta.get('synsetforge.built_at', 'at an unknown time')} with synsetforge "
-        f"{facts.meta.get('synsetforge.version', '(version unknown)')}; manifests fingerprint "
-        f"`{facts.meta.get('synsetforge.fingerprint', 'unknown')}`.",
-        f"- Rebuild: run the stages again with `SUBSET={facts.dataset}` (`make synsets candidates download dedupe`, the "
+        f"- Built {text(facts.meta.get('synsetforge.built_at', 'at an unknown time'))} with synsetforge "
+        f"{text(facts.meta.get('synsetforge.version', '(version unknown)'))}; manifests fingerprint "
+        f"{code(facts.meta.get('synsetforge.fingerprint', 'unknown'))}.",
+        f"- Rebuild: run the stages again with {code(f'SUBSET={facts.dataset}')} (`make synsets candidates download dedupe`, the "
         "annotation rounds, `make manifests`), then `python -m pipeline card`; each stage's settings are in "
         f"`{report_name('<stage>')}`. Source URLs go dead over time; the image store keeps the bytes.",
     ]
@@ -26,7 +27,7 @@ def section_maintenance(facts: Facts, figures) -> list[str]:
         failed = [n for n, c in checks.items() if not c["ok"]]
         lines.append(
             f"- Validation (`{validation}`): {len(checks) - len(failed)} of {len(checks)} checks passed"
-            + (f"; failed: {', '.join(failed)}." if failed else ".")
+            + (f"; failed: {', '.join(map(text, failed))}." if failed else ".")
         )
     else:
         lines.append(f"- Validation: not run (`python -m pipeline validate` writes `{validation}`).")

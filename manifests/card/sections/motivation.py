@@ -5,7 +5,7 @@ maintainers to complete."""
 from __future__ import annotations
 
 from ..facts import Facts
-from .markdown import settings_text
+from .markdown import code, settings_text
 
 
 def section_motivation(facts: Facts, figures) -> list[str]:
@@ -30,7 +30,7 @@ def section_motivation(facts: Facts, figures) -> list[str]:
     ]
     if facts.synsets_report:
         chosen = settings_text(facts.synsets_report["settings"])
-        lines += [f"Classes chosen with: {chosen} (subset `{facts.layout.root.name}`).", ""]
+        lines += [f"Classes chosen with: {chosen} (subset {code(facts.layout.root.name)}).", ""]
     lines += [
         "**To complete by the dataset's maintainers** (the pipeline does not record it): who created the "
         "dataset and for which task or gap, on whose behalf, and who funded it.",

@@ -4,7 +4,7 @@ were normalised and re-encoded, and which near copies were dropped."""
 from __future__ import annotations
 
 from ..facts import Facts
-from .markdown import SHOWN, embed, settings_text, table
+from .markdown import SHOWN, code, embed, settings_text, table, text
 
 
 def section_preprocessing(facts: Facts, figures) -> list[str]:
@@ -31,8 +31,8 @@ def section_preprocessing(facts: Facts, figures) -> list[str]:
         lines.append(f"- Rule: unknown (`{absent}`, where the download stage records its settings, is absent).")
     store = facts.store
     if store:
-        formats = ", ".join(f"{f} {n:,}" for f, n in store["formats"].most_common())
-        originals = ", ".join(f"{f} {n:,}" for f, n in store["original_formats"].most_common())
+        formats = ", ".join(f"{text(f)} {n:,}" for f, n in store["formats"].most_common())
+        originals = ", ".join(f"{text(f)} {n:,}" for f, n in store["original_formats"].most_common())
         spread = store["original_longer_side"]
         lines += [
             f"- The dataset's {store['images']:,} images: stored as {formats}; fetched as {originals}; "
@@ -70,7 +70,7 @@ def _dedupe_lines(facts: Facts, figures) -> list[str]:
     ]
     lines += table(
         ["reason", "images", "kept", "meaning"],
-        [[r, n, "no" if r in dropped else "yes", meaning.get(r, "")] for r, n in d["reasons"].items()],
+        [[text(r), n, "no" if r in dropped else "yes", text(meaning.get(r, ""))] for r, n in d["reasons"].items()],
     )
     lines += [""] + embed(figures, "dedupe", "dedupe counts by reason")
     conflicts = d["conflicts"]
@@ -87,9 +87,9 @@ def _dedupe_lines(facts: Facts, figures) -> list[str]:
                 [
                     [
                         c["cluster_id"],
-                        ", ".join(c["wnids"]),
+                        ", ".join(map(code, c["wnids"])),
                         len(c["image_ids"]),
-                        c["settled_in"] or "-",
+                        code(c["settled_in"]) if c["settled_in"] else "-",
                     ]
                     for c in conflicts[:SHOWN]
                 ],
