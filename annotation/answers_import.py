@@ -1,13 +1,16 @@
 """``annotate-import``: crowd answers in, verified labels out.
 
 Each import adds the votes of one results file to ``annotation/votes.parquet`` (a file already
-imported is skipped, and an answer already held is not counted twice), then recomputes from
+imported is skipped, and an assignment or answer already held is not counted twice), then recomputes from
 all votes: ``workers.parquet`` (accuracy on the controls; workers below
 ``MIN_WORKER_ACCURACY`` are excluded), ``labels.parquet`` (the chosen aggregation over the
 candidates' votes of the workers kept) and the report ``reports/annotate-import.json``
 (schemas.ANNOTATE_IMPORT_REPORT, with the crowd's agreement: ``annotation.agreement``).
 Files are replaced whole, votes first, and only once the import has succeeded: a failed
-import loses nothing.
+import loses nothing. The file is recorded as imported (``annotation/imports.json``) last, so
+an import killed before that step is redone in full, and its assignments, already among the
+votes, are not counted again. The whole read-modify-write holds the stage's lock: two imports
+at once would each add their votes to the same old table and one file's votes would be lost.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import schemas
+from pipeline import runner, schemas
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_json
 from pipeline.layout import Layout
 from pipeline.remote import data_location, is_url, local_copy
+from pipeline.settings import integer, number
 from pipeline.tables import read_report, read_table, write_report, write_table
 
 from . import aggregate
@@ -34,6 +38,7 @@ from .tasks import CANDIDATE
 
 HELP = "import crowd answers (MTurk CSV, Label Studio JSON, our JSONL) and aggregate them: annotation/labels.parquet"
 METHODS = ("dynamic", "majority", "dawid_skene")
+STAGE = schemas.ANNOTATE_IMPORT_REPORT.stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,22 +57,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--confidence",
-        type=float,
+        type=number(0.5, 1, above=True),
         default=aggregate.CONFIDENCE,
-        help="dynamic: decide an image once P(shows the synset) passes this, or 1 minus it "
+        help="dynamic: decide an image once P(shows the synset) reaches this (above 0.5, at most 1), "
+        "or falls to 1 minus it "
         f"(make: CONFIDENCE, default {aggregate.CONFIDENCE}; 0.95 measured 98.9-99.4%% precision)",
     )
     parser.add_argument(
         "--max-votes",
-        type=int,
+        type=integer(1),
         default=aggregate.MAX_VOTES,
         help=f"dynamic: an image with this many votes is decided anyway (make: MAX_VOTES, default {aggregate.MAX_VOTES})",
     )
     parser.add_argument(
         "--min-worker-accuracy",
-        type=float,
+        type=number(0, 1),
         default=aggregate.MIN_WORKER_ACCURACY,
-        help="workers below this accuracy on the controls are not counted "
+        help="workers below this accuracy on the controls (0 to 1) are not counted "
         f"(make: MIN_WORKER_ACCURACY, default {aggregate.MIN_WORKER_ACCURACY})",
     )
 
@@ -84,8 +90,14 @@ def run(args: argparse.Namespace) -> None:
     if is_url(args.results):
         args.results = local_copy(args.results)
     layout = Layout(args.workdir)
-    report_path = layout.report(schemas.ANNOTATE_IMPORT_REPORT.stage)
-    hits = all_hits(layout)
+    hits = all_hits(layout)  # before the lock, which would create a folder that has none
+    with runner.lock(layout.root, STAGE):
+        import_file(layout, hits, args)
+
+
+def import_file(layout: Layout, hits: pd.DataFrame, args: argparse.Namespace) -> None:
+    """Add ``args.results``'s votes and aggregate all of them (the caller holds the lock)."""
+    report_path = layout.report(STAGE)
     digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None
     imports = json.loads(layout.imports.read_text()) if layout.imports.exists() else []
     settings = {
@@ -102,8 +114,8 @@ def run(args: argparse.Namespace) -> None:
     ):
         print(f"annotate-import: {args.results} was imported already; skipped, --force redoes it", file=sys.stderr)
         return
-    new, skipped = read_results(args.results, hits)
     old = read_table(layout.votes, schemas.VOTES).to_pandas() if layout.votes.exists() else None
+    new, skipped = read_results(args.results, hits, imported=old)
     votes = merge_votes(old, new, hits)
     workers, labels, report = aggregate_votes(votes, hits, settings)
     report["last_import"] = {
@@ -118,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
     write_report(report_path, schemas.ANNOTATE_IMPORT_REPORT, {"settings": settings, **report})
     if digest not in [i["sha256"] for i in imports]:
         imports.append({"file": str(args.results), "sha256": digest})
-    atomic_write_json(layout.imports, imports)
+    atomic_write_json(layout.imports, imports)  # last: only once its votes are in
     print_report(report)
 
 
@@ -131,7 +143,7 @@ def last_settings(report_path: Path) -> dict | None:
 def merge_votes(old: pd.DataFrame | None, new: pd.DataFrame, hits: pd.DataFrame) -> pd.DataFrame:
     """All votes so far, each (worker, HIT, image) once, with the HIT's round, wnid and kind."""
     new = new.merge(hits[["hit_id", "image_id", "round", "wnid", "kind"]], on=["hit_id", "image_id"], how="left")
-    votes = new if old is None else pd.concat([old, new], ignore_index=True)
+    votes = new if old is None else old if new.empty else pd.concat([old, new], ignore_index=True)
     votes = votes.drop_duplicates(["worker_id", "hit_id", "image_id"], keep="first")
     return votes[list(schemas.VOTES.names)].reset_index(drop=True)
 

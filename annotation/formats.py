@@ -9,6 +9,9 @@
   synset) and ``labelstudio/config.xml`` (yes/no per image); set the project's overlap to
   the HIT's assignments.
 - JSONL: ``tasks.jsonl``, one HIT per line, for any other tool.
+
+It also reads the files people hand back (results, seed controls, a truth list) as text: UTF-8
+or an error naming the line and field where another encoding shows.
 """
 
 from __future__ import annotations
@@ -17,14 +20,23 @@ import csv
 import html
 import io
 import json
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
 
+from pipeline.errors import InputError
 from pipeline.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 FORMATS = ("mturk", "labelstudio", "jsonl")
+BOM = b"\xef\xbb\xbf"  # Excel's UTF-8 CSVs start with it
+MAX_FIELD = 128 * 1024  # characters in one CSV field: Python's csv limit (no answer comes near it)
+SHOWN = 80  # bytes of an undecodable value an error shows
+UNDECODABLE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
 MTURK_FIELDS = ("hit_id", "round", "wnid", "words", "gloss", "parent", "wikipedia", "images")
 
 QUESTION = """<!-- synsetforge HIT: MTurk question template. ${...} placeholders are batch.csv's header. -->
@@ -174,3 +186,153 @@ def read_words(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     return dict(line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line)
+
+
+# -- reading what people hand back ---------------------------------------------------------------
+
+
+def decode(path: Path, data: bytes, kind: str) -> str:
+    """``data`` as UTF-8 text (a leading BOM dropped); otherwise an error naming the line and,
+    where the text around it parses, the row and field (``kind``: csv, json or jsonl)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        offset = e.start + (len(BOM) if data.startswith(BOM) else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        if b"\0" in data:
+            raise InputError(f"binary data, not text (byte 0x{data[offset]:02x})", file=path, line=line) from None
+        row, field, value = _undecodable(data.decode("utf-8-sig", "surrogateescape"), kind)
+        raise InputError(
+            f"not UTF-8 text (byte 0x{data[offset]:02x}): save the file as UTF-8",
+            file=path,
+            line=line,
+            row=row,
+            field=field,
+            value=value.encode("utf-8", "surrogateescape")[:SHOWN] if value is not None else None,
+        ) from None
+
+
+def _undecodable(text: str, kind: str) -> tuple[int | None, str | None, str | None]:
+    """Row (CSV data row, JSON array item; None for JSONL, whose row is its line), field path
+    and value of the first string holding a byte that is not UTF-8; Nones where unparseable."""
+    try:
+        if kind == "csv":
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header = next(reader, [])
+            if any(UNDECODABLE.search(name) for name in header):
+                return None, "header", next(n for n in header if UNDECODABLE.search(n))
+            for row, record in enumerate(reader, start=1):
+                found = _found(dict(zip(header, record)))
+                if found:
+                    return row, *found
+        elif kind == "json":
+            for row, item in enumerate(json.loads(text), start=1):
+                found = _found(item)
+                if found:
+                    return row, *found
+        else:
+            for line in text.splitlines():
+                found = _found(json.loads(line)) if UNDECODABLE.search(line) else None
+                if found:
+                    return None, *found
+    except (csv.Error, ValueError, TypeError):
+        pass
+    return None, None, None
+
+
+def _found(value: object, where: str = "") -> tuple[str, str] | None:
+    """(field path, string) of the first string in ``value`` (dicts and lists within) that
+    holds an undecodable byte: a key counts as its own field."""
+    if isinstance(value, str):
+        return (where or "value", value) if UNDECODABLE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = _found(key, path) or _found(item, path)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _found(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def csv_records(path: Path, text: str) -> tuple[list[str], Iterator[tuple[dict, dict]]]:
+    """A CSV text's header, and its data rows as (where: ``line`` and ``row``, record). A
+    malformed CSV, or a field over ``MAX_FIELD`` characters, stops with its line, row and field."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        raise _csv_error(path, text, e, {"line": 1}) from None
+    return list(header), _csv_rows(path, text, reader)
+
+
+def _csv_rows(path: Path, text: str, reader: csv.DictReader) -> Iterator[tuple[dict, dict]]:
+    row = 0
+    try:
+        for row, record in enumerate(reader, start=1):
+            yield {"line": reader.line_num, "row": row}, record
+    except csv.Error as e:
+        raise _csv_error(path, text, e, {"line": reader.line_num + 1, "row": row + 1}) from None
+
+
+def _csv_error(path: Path, text: str, error: csv.Error, where: dict) -> InputError:
+    field = _oversized(text)
+    if field is None:
+        return InputError(f"not CSV ({error})", file=path, **where)
+    return InputError(
+        f"a field over {MAX_FIELD // 1024} KB: not a value this file should hold", file=path, **where, field=field
+    )
+
+
+def _oversized(text: str) -> str | None:
+    """The name of the first field longer than ``MAX_FIELD`` characters, or None (another
+    CSV error). csv's limit is process-wide: raised only while looking, then put back."""
+    limit = csv.field_size_limit(sys.maxsize)
+    try:
+        records = csv.reader(io.StringIO(text, newline=""))
+        header = next(records, [])
+        for column, name in enumerate(header):
+            if len(name) > MAX_FIELD:
+                return f"header column {column + 1}"
+        for record in records:
+            for column, value in enumerate(record):
+                if len(value) > MAX_FIELD:
+                    return header[column] if column < len(header) else f"column {column + 1}"
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return None
+
+
+def read_listing(path: Path, columns: tuple[str, ...], what: str) -> list[tuple[dict, dict]]:
+    """A CSV or Parquet list handed in on the command line (seed controls, a truth list): each
+    row's ``columns`` with where it came from (``line`` and ``row``, for errors). A file that
+    is not UTF-8 CSV or Parquet, a missing column or an empty value stops with one line."""
+    if not path.is_file():
+        raise InputError(f"no such {what} file", file=path)
+    if path.suffix == ".parquet":
+        try:
+            table = pd.read_parquet(path)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise InputError(f"not a Parquet {what} file ({str(e).splitlines()[0]})", file=path) from None
+        records = [({"row": n}, r) for n, r in enumerate(table.to_dict("records"), start=1)]
+        header = list(table.columns)
+    else:
+        header, rows = csv_records(path, decode(path, path.read_bytes(), "csv"))
+        records = list(rows)
+    for field in columns:
+        if field not in header:
+            raise InputError(f"column missing from the {what} file", file=path, field=field)
+    out = []
+    for where, record in records:
+        for field in columns:
+            value = record.get(field)
+            if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+                raise InputError("empty", file=path, **where, field=field)
+        out.append((where, {f: record[f] for f in columns}))
+    return out
