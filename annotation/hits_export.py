@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline import runner, schemas
 from pipeline.errors import InputError
 from pipeline.layout import Layout, annotate_export_stage, report_name, round_name
+from pipeline.settings import integer
 from pipeline.tables import read_table, write_report, write_table
 
 from . import formats
@@ -27,7 +28,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8650/image"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = Packing()
-    parser.add_argument("--round", type=int, default=1, help="annotation round, from 1 (make: ROUND)")
+    parser.add_argument("--round", type=integer(1), default=1, help="annotation round, from 1 (make: ROUND)")
     parser.add_argument(
         "--formats",
         default=",".join(formats.FORMATS),
@@ -40,28 +41,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"where workers' browsers fetch images (make: IMAGE_BASE_URL, default {DEFAULT_BASE_URL})",
     )
-    parser.add_argument("--per-hit", type=int, default=p.per_hit, help=f"candidates per HIT (default {p.per_hit})")
     parser.add_argument(
-        "--positives", type=int, default=p.positives, help=f"known positives per HIT (default {p.positives})"
+        "--per-hit", type=integer(1), default=p.per_hit, help=f"candidates per HIT (default {p.per_hit})"
     )
     parser.add_argument(
-        "--negatives", type=int, default=p.negatives, help=f"known negatives per HIT (default {p.negatives})"
+        "--positives", type=integer(0), default=p.positives, help=f"known positives per HIT (default {p.positives})"
+    )
+    parser.add_argument(
+        "--negatives", type=integer(0), default=p.negatives, help=f"known negatives per HIT (default {p.negatives})"
     )
     parser.add_argument(
         "--votes",
-        type=int,
+        type=integer(1),
         default=None,
         help=f"answers per image this round (make: VOTES, default {p.votes} in round 1, {p.votes_later} later)",
     )
     parser.add_argument(
         "--initial",
-        type=int,
+        type=integer(0),
         default=p.initial,
         help=f"round 1: images per synset in dynamic consensus's initial subset (default {p.initial})",
     )
     parser.add_argument(
         "--initial-votes",
-        type=int,
+        type=integer(1),
         default=p.initial_votes,
         help=f"answers per image of the initial subset (default {p.initial_votes})",
     )
@@ -71,17 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="seed controls (image_id, wnid, kind positive|negative), CSV or Parquet (make: CONTROLS)",
     )
-    parser.add_argument("--seed", type=int, default=p.seed, help="packing seed (make: SEED)")
+    parser.add_argument("--seed", type=integer(0), default=p.seed, help="packing seed (make: SEED)")
 
 
 def packing_of(args: argparse.Namespace) -> Packing:
-    votes = args.votes or None
     return Packing(
         per_hit=args.per_hit,
         positives=args.positives,
         negatives=args.negatives,
-        votes=votes or Packing.votes,
-        votes_later=votes or Packing.votes_later,
+        votes=args.votes or Packing.votes,
+        votes_later=args.votes or Packing.votes_later,
         initial=args.initial,
         initial_votes=args.initial_votes,
         seed=args.seed,
@@ -95,8 +97,6 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(
             f"unknown format {unknown[0] if unknown else '(none)'}; choose from {', '.join(formats.FORMATS)}"
         )
-    if args.round < 1 or args.per_hit < 1:
-        raise InputError(f"--round and --per-hit must be at least 1, got {args.round} and {args.per_hit}")
     if not args.image_base_url.startswith(("http://", "https://")):
         raise InputError(
             "IMAGE_BASE_URL must be an http(s) URL where the images are served, not a path",

@@ -4,7 +4,8 @@ The demo and the tests use it where the truth is known: each HIT gets its ``assi
 answers from distinct workers of an ``annotation.simulate.Crowd`` (careful, noisy, spammers),
 who tick the images by the truth and their accuracy. The file,
 ``annotation/round-<n>/results-simulated.csv``, is what MTurk's "Download results" gives:
-``annotate-import`` reads it as it would read a real one.
+``annotate-import`` reads it as it would read a real one. It is written whole, under the
+stage's lock: a second run at once fails instead of racing it.
 
 The truth comes from ``--truth`` (image_id, wnid, truth as CSV or Parquet) or, for images
 fetched from the bundled image host (the demo), from their URL: ``/picture/<wnid>/...``
@@ -24,16 +25,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import schemas, store
+from pipeline import runner, schemas, settings, store
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
 from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
+from .formats import read_listing
 from .simulate import Crowd
 from .tasks import NEGATIVE, POSITIVE
 
+STAGE = "annotate-simulate"
 HELP = "simulated workers answer a round's HITs: annotation/round-<n>/results-simulated.csv (MTurk's format)"
 FIELDS = (
     "HITId",
@@ -51,12 +54,16 @@ FIELDS = (
     "Approve",
     "Reject",
 )
+TRUTH_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 PICTURE = re.compile(rf"/picture/({schemas.NOUN_WNID})/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = Crowd()
-    parser.add_argument("--round", type=int, default=1, help="the exported round to answer (make: ROUND)")
+    share = settings.number(0, 1)
+    parser.add_argument(
+        "--round", type=settings.integer(1), default=1, help="the exported round to answer (make: ROUND)"
+    )
     parser.add_argument(
         "--truth",
         type=Path,
@@ -64,29 +71,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image_id, wnid, truth (CSV or Parquet); default: from the demo host's URLs (make: TRUTH)",
     )
     parser.add_argument(
-        "--careful", type=float, default=c.careful, help=f"share of careful workers (default {c.careful})"
+        "--careful", type=share, default=c.careful, help=f"share of careful workers, 0 to 1 (default {c.careful})"
     )
-    parser.add_argument("--noisy", type=float, default=c.noisy, help=f"share of noisy workers (default {c.noisy})")
-    parser.add_argument("--spammers", type=float, default=c.spammers, help=f"share of spammers (default {c.spammers})")
-    parser.add_argument("--workers", type=int, default=c.size, help=f"workers in the pool (default {c.size})")
-    parser.add_argument("--seed", type=int, default=0, help="the crowd's seed (make: SEED)")
+    parser.add_argument(
+        "--noisy", type=share, default=c.noisy, help=f"share of noisy workers, 0 to 1 (default {c.noisy})"
+    )
+    parser.add_argument(
+        "--spammers", type=share, default=c.spammers, help=f"share of spammers, 0 to 1 (default {c.spammers})"
+    )
+    parser.add_argument(
+        "--workers", type=settings.integer(1), default=c.size, help=f"workers in the pool (default {c.size})"
+    )
+    parser.add_argument("--seed", type=settings.integer(0), default=0, help="the crowd's seed (make: SEED)")
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.careful + args.noisy + args.spammers == 0:
+        raise InputError("the shares of careful, noisy and spamming workers are all 0", field="--careful")
     layout = Layout(args.workdir)
-    results = layout.simulated_answers(args.round)
-    if results.exists() and not args.force:
-        print(f"annotate-simulate: {results} exists; skipped, --force answers again", file=sys.stderr)
-        return
     hits = read_table(layout.hits(args.round), schemas.HITS).to_pandas()
-    truth = read_truth(args.truth) if args.truth else url_truth(layout)
-    crowd = Crowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
-    answers = answer_hits(hits, truth, crowd, args.seed)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(answers)
-    atomic_write_text(results, buffer.getvalue())
+    with runner.lock(layout.root, STAGE):
+        results = layout.simulated_answers(args.round)
+        if results.exists() and not args.force:
+            print(f"annotate-simulate: {results} exists; skipped, --force answers again", file=sys.stderr)
+            return
+        truth = read_truth(args.truth) if args.truth else url_truth(layout)
+        crowd = Crowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
+        answers = answer_hits(hits, truth, crowd, args.seed)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(answers)
+        atomic_write_text(results, buffer.getvalue())
     print(
         f"annotate-simulate: {len(answers)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
         f"{crowd.counts()} -> {results}"
@@ -133,15 +149,16 @@ def answer_hits(hits: pd.DataFrame, truth: dict[tuple[str, str], bool], crowd: C
 
 
 def read_truth(path: Path) -> dict[tuple[str, str], bool]:
-    if not path.exists():
-        raise InputError("no such truth file", file=path)
-    table = (
-        pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"image_id": str, "wnid": str})
-    )
-    for field in ("image_id", "wnid", "truth"):
-        if field not in table.columns:
-            raise InputError("column missing from the truth file", file=path, field=field)
-    return {(i, w): bool(t) for i, w, t in zip(table.image_id, table.wnid, table.truth)}
+    """image_id, wnid, truth (true/false, 1/0 or yes/no) from a CSV or Parquet file."""
+    truth = {}
+    for where, record in read_listing(path, ("image_id", "wnid", "truth"), "truth"):
+        shows = TRUTH_VALUES.get(str(record["truth"]).strip().lower())
+        if shows is None:
+            raise InputError(
+                "not a truth value (true/false, 1/0, yes/no)", file=path, **where, field="truth", value=record["truth"]
+            )
+        truth[(str(record["image_id"]), str(record["wnid"]))] = shows
+    return truth
 
 
 def url_truth(layout: Layout) -> dict[tuple[str, str], bool]:

@@ -27,6 +27,8 @@ from pipeline.layout import Layout
 from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
+from .formats import read_listing
+
 CANDIDATE, POSITIVE, NEGATIVE = "candidate", "positive", "negative"
 
 
@@ -111,18 +113,14 @@ def _related(a: str, b: str, parents: dict[str, set]) -> bool:
 
 def read_seed(path: Path) -> pd.DataFrame:
     """A seed list of controls: CSV or Parquet with image_id, wnid, kind (positive|negative)."""
-    if not path.exists():
-        raise InputError("no such controls file", file=path)
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
-    for field in ("image_id", "wnid", "kind"):
-        if field not in table.columns:
-            raise InputError("column missing from the controls file", file=path, field=field)
-    bad = table[~table.kind.isin([POSITIVE, NEGATIVE])]
-    if len(bad):
-        raise InputError(
-            "kind must be positive or negative", file=path, row=int(bad.index[0]), field="kind", value=bad.kind.iloc[0]
-        )
-    return table[["image_id", "wnid", "kind"]]
+    rows = []
+    for where, record in read_listing(path, ("image_id", "wnid", "kind"), "controls"):
+        if record["kind"] not in (POSITIVE, NEGATIVE):
+            raise InputError(
+                "kind must be positive or negative", file=path, **where, field="kind", value=record["kind"]
+            )
+        rows.append({k: str(v) for k, v in record.items()})
+    return pd.DataFrame(rows, columns=["image_id", "wnid", "kind"])
 
 
 def pack(items: pd.DataFrame, known: pd.DataFrame, round_: int, packing: Packing) -> pd.DataFrame:
