@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError, PipelineError
 from pipeline.remote import Remote, data_location
+from pipeline.settings import OneLineParser, integer, number
 
 ARCHS = ("alexnet", "caffenet")  # model.ARCHS, spelled here so that --help works without PyTorch
 
@@ -43,7 +44,9 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default="alexnet", help="run name: runs/<name> (make: NAME, default alexnet)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run folder (default <data>/<subset>/runs/<name>)")
-    parser.add_argument("--workers", type=int, help="DataLoader workers (make: WORKERS)")
+    parser.add_argument(
+        "--workers", type=integer(0), help="DataLoader workers, 0 to load in the training process (make: WORKERS)"
+    )
     parser.add_argument(
         "--skip-bad",
         action="store_true",
@@ -61,10 +64,10 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m baseline", description="AlexNet baseline: does a dataset train the way ILSVRC did?"
     )
-    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True, parser_class=OneLineParser)
 
     t = commands.add_parser(
         "train",
@@ -77,18 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _data_arguments(t)
     t.add_argument("--arch", choices=ARCHS, help="make: ARCH (default alexnet)")
-    t.add_argument("--epochs", type=int, help="make: EPOCHS (default 90 with CUDA, 10 on CPU)")
+    t.add_argument("--epochs", type=integer(1), help="make: EPOCHS (default 90 with CUDA, 10 on CPU)")
     t.add_argument(
         "--batch",
-        type=int,
+        type=integer(1),
         help="images a step in each process: under torchrun (make: NPROC) a step "
         "takes NPROC x BATCH (make: BATCH; default 128, less for a small "
         "training set)",
     )
-    t.add_argument("--lr", type=float, help="make: LR (default 0.01)")
+    t.add_argument("--lr", type=number(0, above=True), help="make: LR (default 0.01)")
     t.add_argument(
         "--size",
-        type=int,
+        type=integer(1),
         help="crop side in pixels, images scaled to 256/224 of it first "
         "(make: SIZE; default 224, 227 for caffenet, with CUDA; 64 on CPU)",
     )
@@ -98,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="plateau: lr / 10 when val top-1 error stops falling (AlexNet's; the default for 30 epochs "
         "or more); cosine (the default for shorter runs) (make: SCHEDULE)",
     )
-    t.add_argument("--patience", type=int, default=3, help="plateau: epochs without improvement before lr / 10")
-    t.add_argument("--warmup", type=int, help="cosine: epochs of linear lr warm-up (default 1)")
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--dropout", type=float, default=0.5)
+    t.add_argument("--patience", type=integer(0), default=3, help="plateau: epochs without improvement before lr / 10")
+    t.add_argument("--warmup", type=integer(0), help="cosine: epochs of linear lr warm-up (default 1)")
+    t.add_argument("--weight-decay", type=number(0), default=5e-4)
+    t.add_argument("--momentum", type=number(0, 1), default=0.9)
+    t.add_argument("--dropout", type=number(0, 1), default=0.5, help="share of the classifier's units dropped")
     t.add_argument("--no-lighting", dest="lighting", action="store_false", help="no PCA colour lighting")
     t.add_argument(
         "--stats",
@@ -110,21 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="train",
         help="mean, std and colour PCA: from the training split (default) or ImageNet's",
     )
-    t.add_argument("--seed", type=int, default=0, help="make: SEED")
+    t.add_argument("--seed", type=integer(0), default=0, help="make: SEED")
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (make: RESUME=1)")
     t.add_argument("--force", action="store_true", help="start the run over (make: FORCE=1)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (make: COMPILE=1)")
     t.add_argument(
         "--cache-gb",
-        type=float,
+        type=number(0),
         help="read splits up to this size into memory, stream larger ones (default a quarter of RAM)",
     )
-    t.add_argument("--max-steps", type=int, help="stop each epoch after N steps (benchmarks)")
+    t.add_argument("--max-steps", type=integer(1), help="stop each epoch after N steps (benchmarks)")
 
     s = commands.add_parser("summary", help="per-layer shapes, parameters, receptive fields, multiply-adds")
     s.add_argument("--arch", choices=ARCHS, default="alexnet")
-    s.add_argument("--classes", type=int, default=1000)
-    s.add_argument("--size", type=int, help="input side (default 224, 227 for caffenet)")
+    s.add_argument("--classes", type=integer(1), default=1000)
+    s.add_argument("--size", type=integer(1), help="input side (default 224, 227 for caffenet)")
 
     e = commands.add_parser("evaluate", help="score a run's last checkpoint on val and test (centre and 10-crop)")
     _data_arguments(e)
