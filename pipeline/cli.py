@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from .errors import PipelineError
+from .errors import PipelineError, StorageError
 from .remote import Remote, data_location
 from .settings import OneLineParser
 
@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status
+    except OSError as e:
+        if not StorageError.applies(e):
+            raise
+        refused = StorageError(e)  # a read-only folder or a full disk: one line, no traceback
+        print(f"error: {refused}", file=sys.stderr)
+        return refused.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

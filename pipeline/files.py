@@ -25,16 +25,31 @@ def publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _name(error: BaseException, path: Path) -> None:
+    """Make ``error`` name ``path`` where it named the temporary file, or nothing (a ``write`` on
+    a full disk): the user knows the file they asked for, not our temporary name."""
+    if isinstance(error, OSError) and error.errno is not None:
+        named = Path(error.filename).name if isinstance(error.filename, str) else None
+        if named is None or (named.startswith(f".{path.name}.") and named.endswith(".tmp")):
+            error.filename = str(path)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary name beside ``path`` to write to; renamed to ``path`` when the block
-    ends without an error, removed otherwise."""
-    tmp = temporary_beside(path)
+    ends without an error, removed otherwise. A refused write names ``path``."""
+    path = Path(path)
+    try:
+        tmp = temporary_beside(path)
+    except OSError as e:
+        _name(e, path)
+        raise
     try:
         yield tmp
         publish(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _name(e, path)
         raise
 
 

@@ -168,15 +168,17 @@ class lock:
     at once with one line instead of waiting or interleaving.
 
     On a folder this process may not write to (a read-only mount, another user's dataset),
-    the lock file is opened read-only, so a run that only finds the stage up to date still
-    works; ``writable`` is False and ``require_writable()`` raises the refusal, naming the file.
+    entering raises the refusal (an ``OSError`` naming the lock file); with ``read_only_ok``
+    the lock file is opened read-only instead, so a run that only finds the stage up to date
+    still works: ``writable`` is False and ``require_writable()`` raises the refusal.
     A holder may delete the lock file (a failed first run removing its traces): whoever then
     locks the deleted file sees that it is no longer the one named and locks the new one."""
 
-    def __init__(self, workdir: Path, name: str):
+    def __init__(self, workdir: Path, name: str, *, read_only_ok: bool = False):
         self.path = Path(workdir) / STAMPS / f"{name}.lock"
         self.workdir = Path(workdir)
         self.name = name
+        self.read_only_ok = read_only_ok
         self.refused: OSError | None = None
 
     @property
@@ -193,7 +195,7 @@ class lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
-            if e.errno not in READ_ONLY:
+            if e.errno not in READ_ONLY or not self.read_only_ok:
                 raise
             self.refused = e
         try:
@@ -309,7 +311,7 @@ def run(
     fp = fingerprint(stage)
     created = [p for p in reversed([stage.workdir, *stage.workdir.parents]) if not p.exists()]
     stage.workdir.mkdir(parents=True, exist_ok=True)
-    with lock(stage.workdir, stage.name) as held:
+    with lock(stage.workdir, stage.name, read_only_ok=True) as held:
         try:
             return _run_locked(stage, held, build, fp, start, force, log)
         except BaseException:
