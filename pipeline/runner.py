@@ -8,13 +8,14 @@ temporary folder beside its outputs (``.tmp-<stage>-*``) and the runner swaps th
 in: it moves the previous outputs and their stamp aside into ``.old-<stage>-*`` (one
 rename each), renames the new ones in, writes the new stamp, then deletes the aside folder.
 
-What a kill can lose: a SIGKILL (or power cut of the process) at any moment loses at most
-the killed run's work in progress, never the last finished outputs. Until the new stamp is
+What a kill can lose: a SIGKILL (or Ctrl-C, or the process crashing) at any moment loses at
+most the killed run's work in progress, never the last finished outputs. Until the new stamp is
 written the previous outputs are either in place or whole in the aside folder; once it is
 written the new outputs are all in place. The next run of that stage, even one that finds
 it up to date, repairs what a kill left: it puts aside outputs back when the swap had not
 finished, and deletes leftover temporary and aside folders. The stamp is only ever present
 beside the outputs it describes, so a half-swapped folder is never taken for a finished one.
+Nothing is fsynced: a power cut or a kernel crash is outside this promise.
 
 Inputs are identified the way ``make`` does it, by each file's size and modification
 time, which costs nothing at any scale and never misses a rewrite. A stage that reruns
