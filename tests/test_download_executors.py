@@ -3,6 +3,7 @@ Ray (a local instance), and a run killed with SIGKILL then rerun."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -151,3 +152,70 @@ def test_the_demo_download_and_dedupe_on_ray_equal_the_local_run(host, tmp_path)
     (ledger, images), clusters = outcomes["local"]
     assert len(images) > 500 and {status for _, status, _ in ledger} > {"ok"}
     assert {c["reason"] for c in clusters} > {"unique", "representative"}
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` now (its children, theirs...), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for a reaper has stopped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def files_of(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_workers_end_with_a_stage_killed_by_sigkill(host, tmp_path):
+    """SIGKILL reaches the stage alone (as the OOM killer's does); its workers must not go on
+    fetching and writing cache files as orphans."""
+    workdir = tmp_path / "x"
+    write_candidates(workdir, [host.url(f"/fault/slow/orphan{i}?seconds=6") for i in range(4)], shard_size=2)
+    command = [sys.executable, "-m", "pipeline", "download", "--data", str(tmp_path), "--subset", "x"]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(
+            [*command, "--processes", "2", *FLAGS, "--timeout", "30"],
+            cwd=REPO,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while len(host.requests_to("/fault/slow/orphan")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(host.requests_to("/fault/slow/orphan")) == 4, (tmp_path / "stderr").read_text()
+        below = descendants(process.pid)
+        assert len(below) >= 2
+        process.kill()
+        process.wait()
+        killed = time.monotonic()
+        deadline = killed + 3  # well before the slow answers end
+        while any(running(pid) for pid in below) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in below if running(pid)], "processes of the killed stage still run"
+        cache = workdir / ".cache" / "download"
+        left = files_of(cache)
+        # By then the slow answers have ended: an orphan would have written its shard.
+        time.sleep(max(0.0, killed + 7 - time.monotonic()))
+        assert files_of(cache) == left and not list(cache.glob("*/stats/*.json"))
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of a failed run
+            os.killpg(process.pid, signal.SIGKILL)

@@ -11,9 +11,11 @@ folder.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue as queues
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import replace
@@ -93,18 +95,27 @@ class _Reporter:
         self.last = time.monotonic()
 
 
+def _die_with_parent() -> None:
+    """End this worker the moment the stage that started it ends, however it ends: a stage
+    killed with SIGKILL runs no cleanup, and an orphan would go on fetching and writing cache
+    files. The fork server, not the stage, is a worker's parent process (so no
+    PR_SET_PDEATHSIG), but the stage holds the write end of the pipe behind
+    ``parent_process().sentinel``, which therefore reads as ready when the stage is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # no cleanup: the stage's rerun discards what was half-written
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker(jobs, channel) -> None:
     """A local worker process: shards from ``jobs`` until a None, results and progress to ``channel``."""
+    _die_with_parent()
     reporter = _Reporter(channel)
-
-    def next_job() -> ShardJob | None:
-        parent = multiprocessing.parent_process()
-        while parent is None or parent.is_alive():  # an orphan (the parent was killed) stops at the next shard
-            try:
-                return jobs.get(timeout=1.0)
-            except queues.Empty:
-                continue
-        return None
 
     def done(stats: dict) -> None:
         reporter.flush()
@@ -112,7 +123,7 @@ def _worker(jobs, channel) -> None:
 
     calm_collector()
     try:
-        download_shards(next_job, reporter, done)
+        download_shards(jobs.get, reporter, done)
     except BaseException as e:
         channel.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
         raise
