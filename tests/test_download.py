@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 import time
 from pathlib import Path
 
 import pytest
-from conftest import rows
+from conftest import rows, run_cli
 from PIL import Image
 
 from pipeline import schemas, store
@@ -269,3 +270,153 @@ def test_make_download_collects_candidates_first_and_passes_its_variables(host, 
     rules = report(tmp_path / "x")["politeness"]
     assert rules["respect_robots"] is False and rules["respect_optouts"] is True and rules["host_rate"] == 0
     assert "robots.txt IGNORED" in done.stderr
+
+
+def dataset_files(workdir: Path) -> dict[str, bytes]:
+    """Every file of the dataset folder but the stages' lock files, by path: what a refused run must not touch."""
+    return {
+        str(p.relative_to(workdir)): p.read_bytes()
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file() and p.suffix != ".lock"
+    }
+
+
+def one_line_error(done) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def downloaded(host, pipeline, tmp_path) -> Path:
+    """A dataset folder with two candidate parts, downloaded once (images, ledger, cache, report)."""
+    workdir = tmp_path / "x"
+    write_candidates(workdir, [host.url(f"/picture/n01440764/{i}.jpg") for i in range(4)], shard_size=2)
+    out = download(pipeline, workdir, "--allow-private-hosts", *FAST)
+    assert out.status == 0, out.err
+    assert list((workdir / ".cache" / "download").glob("*/stats/*.json"))
+    return workdir
+
+
+def damage(part: Path, how: str) -> None:
+    data = part.read_bytes()
+    if how == "empty":
+        part.write_bytes(b"")
+    elif how == "truncated":
+        part.write_bytes(data[: len(data) // 2])
+    else:  # the footer intact, the first data page's header overwritten
+        part.write_bytes(data[:4] + random.Random(3).randbytes(196) + data[200:])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "corrupted"])
+def test_an_unreadable_candidates_part_is_refused_and_nothing_written(downloaded, how):
+    part = Layout(downloaded).candidate_part(1)
+    damage(part, how)
+    before = dataset_files(downloaded)
+    done = run_cli("download", "--data", downloaded.parent, "--subset", "x", "--allow-private-hosts", *FAST)
+    assert done.returncode == 2
+    assert one_line_error(done).startswith(f"error: {part}: ")
+    assert dataset_files(downloaded) == before
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--max-side", "-5"),
+        ("--min-side", "-1"),
+        ("--quality", "0"),
+        ("--quality", "101"),
+        ("--timeout", "0"),
+        ("--retries", "-1"),
+        ("--max-mb", "0"),
+        ("--processes", "0"),
+        ("--concurrency", "0"),
+        ("--per-host", "0"),
+        ("--robots-timeout", "-1"),
+        ("--host-rate", "-1"),
+        ("--host-burst", "0.5"),
+        ("--min-per-class", "-1"),
+        ("--timeout", "nan"),
+    ],
+)
+def test_an_out_of_range_setting_is_refused_and_the_last_run_kept(downloaded, option, value):
+    """``--max-side -5`` once stored every image as 1x1 and, the cache keeping only the current
+    settings' shards, deleted the last run's."""
+    before = dataset_files(downloaded)
+    done = run_cli("download", "--data", downloaded.parent, "--subset", "x", "--allow-private-hosts", option, value)
+    assert done.returncode == 2
+    assert f"argument {option}: " in one_line_error(done)
+    assert dataset_files(downloaded) == before
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--port", "65536"), ("--port", "-1"), ("--aliases", "-1"), ("--aliases", "254")]
+)
+def test_the_image_host_refuses_an_out_of_range_setting(option, value):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.imagehost", option, value, "--", "true"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""  # never listened
+    assert f"argument {option}: {value} is out of range" in one_line_error(done)
+
+
+NUMERIC_HOSTS = ("127.1", "2130706433", "0177.0.0.1", "0x7f.0.0.1")
+
+
+@pytest.mark.parametrize("numeric", NUMERIC_HOSTS)
+def test_a_host_written_as_a_number_is_the_address_it_names(host, pipeline, tmp_path, numeric):
+    """Browsers read 127.1, 2130706433 and 0177.0.0.1 as 127.0.0.1: blocked as loopback, and
+    fetched from there when private hosts are allowed."""
+    path = f"/picture/n01440764/{100 + NUMERIC_HOSTS.index(numeric)}.jpg"
+    url = f"http://{numeric}:{host.port}{path}"
+    workdir = tmp_path / "x"
+    write_candidates(workdir, [url])
+    out = download(pipeline, workdir, *FAST)
+    assert out.status == 0, out.err
+    [row] = table(workdir, "ledger")
+    assert (row["status"], row["host"]) == ("blocked_address", "127.0.0.1"), row["error"]
+    assert not host.requests_to(path)
+    out = download(pipeline, workdir, "--allow-private-hosts", *FAST)
+    assert out.status == 0, out.err
+    assert [r["status"] for r in table(workdir, "ledger")] == ["ok"]
+    assert [r.address for r in host.requests_to(path)] == ["127.0.0.1"]
+
+
+def test_a_number_that_is_no_address_is_a_bad_url(pipeline, tmp_path):
+    workdir = tmp_path / "x"
+    write_candidates(workdir, ["http://256.0.0.1/x.jpg", "http://1.2.3.4.5/x.jpg", "http://4294967296/x.jpg"])
+    out = download(pipeline, workdir, *FAST)
+    assert out.status == 0, out.err
+    assert {r["status"] for r in table(workdir, "ledger")} == {"bad_url"}
+
+
+def test_ipv6_loopback_is_loopback(pipeline, tmp_path):
+    """[::1] is refused as loopback, and allowed by --allow-private-hosts as 127.0.0.1 is."""
+    try:
+        server = ImageHost(host="::1").__enter__()
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here ({e})")
+    try:
+        url = f"http://[::1]:{server.port}/picture/n01440764/6.jpg"
+        workdir = tmp_path / "x"
+        write_candidates(workdir, [url])
+        out = download(pipeline, workdir, *FAST)
+        assert out.status == 0, out.err
+        [row] = table(workdir, "ledger")
+        assert row["status"] == "blocked_address" and "private or loopback" in row["error"]
+        assert not server.requests_to("/picture/")
+        out = download(pipeline, workdir, "--allow-private-hosts", *FAST)
+        assert out.status == 0, out.err
+        assert [r["status"] for r in table(workdir, "ledger")] == ["ok"]
+        assert len(server.requests_to("/picture/n01440764/6.jpg")) == 1
+    finally:
+        server.__exit__(None, None, None)

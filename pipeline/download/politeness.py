@@ -146,7 +146,7 @@ class Robots:
                     if 400 <= response.status < 500 and response.status != 429:
                         return None  # RFC 9309 2.3.1.3: unavailable, so no rules
                     return Retry(f"HTTP {response.status}")
-            except aiohttp.ClientConnectorDNSError:
+            except (aiohttp.ClientConnectorDNSError, aiohttp.InvalidURL):
                 return None  # the image request itself will record what is wrong with the host
             except asyncio.TimeoutError:
                 return Retry(f"no answer within {self.timeout:g} s")

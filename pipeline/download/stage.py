@@ -22,18 +22,18 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import layout, runner, schemas
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import Layout
+from pipeline.settings import integer, number
 from pipeline.tables import read_table, write_report
 
 from . import executors, status
 from .fetch import Network
 from .images import Normalise
 from .politeness import Blocklist, Politeness
-from .shard import DownloadSettings, Limits, ShardJob, finished
+from .shard import CANDIDATE_COLUMNS, DownloadSettings, Limits, ShardJob, finished
 
 HELP = "fetch, verify and normalise every candidate: images/, ledger/, reports/download.json"
 OUTPUTS = (layout.IMAGES, layout.LEDGER, layout.report_name("download"))
@@ -45,20 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("images")
     group.add_argument(
         "--max-side",
-        type=int,
+        type=integer(0),
         default=r.max_side,
         metavar="PX",
         help=f"resize so the longer side is at most PX; 0 keeps the size (make: MAX_SIDE, default {r.max_side})",
     )
     group.add_argument(
         "--min-side",
-        type=int,
+        type=integer(0),
         default=r.min_side,
         metavar="PX",
         help=f"shorter side below PX is too_small (make: MIN_SIDE, default {r.min_side})",
     )
     group.add_argument(
-        "--quality", type=int, default=r.quality, help=f"JPEG quality of re-encoded images (default {r.quality})"
+        "--quality",
+        type=integer(1, 100),
+        default=r.quality,
+        help=f"JPEG quality of re-encoded images (default {r.quality})",
     )
     group.add_argument(
         "--keep-original",
@@ -68,20 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("network")
     group.add_argument(
         "--timeout",
-        type=float,
+        type=number(0, above=True),
         default=n.total_timeout,
         metavar="S",
         help=f"total seconds for one request (make: TIMEOUT, default {n.total_timeout:g})",
     )
     group.add_argument(
         "--retries",
-        type=int,
+        type=integer(0),
         default=n.retries,
         help=f"retries after a connection error, 5xx or 429 (make: RETRIES, default {n.retries})",
     )
     group.add_argument(
         "--max-mb",
-        type=float,
+        type=number(0, above=True),
         default=n.max_bytes / 2**20,
         metavar="MB",
         help=f"byte cap of one image (make: MAX_MB, default {n.max_bytes / 2**20:g})",
@@ -99,17 +102,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local worker processes, or Ray tasks (cluster from RAY_ADDRESS) (make: EXECUTOR)",
     )
     group.add_argument(
-        "--processes", type=int, default=None, help="local worker processes (make: PROCESSES, default one per core)"
+        "--processes",
+        type=integer(1),
+        default=None,
+        help="local worker processes (make: PROCESSES, default one per core)",
     )
     group.add_argument(
         "--concurrency",
-        type=int,
+        type=integer(1),
         default=256,
         help="requests in flight over all workers (make: CONCURRENCY, default 256)",
     )
     group.add_argument(
         "--per-host",
-        type=int,
+        type=integer(1),
         default=limits.per_host,
         help=f"connections to one host per worker (make: PER_HOST, default {limits.per_host})",
     )
@@ -128,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ignore-robots", action="store_true", help="do not read robots.txt (make: RESPECT_ROBOTS=0)")
     group.add_argument(
         "--robots-timeout",
-        type=float,
+        type=number(0, above=True),
         default=p.robots_timeout,
         metavar="S",
         help=f"seconds for one robots.txt request (default {p.robots_timeout:g})",
@@ -141,21 +147,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--host-rate",
-        type=float,
+        type=number(0),
         default=limits.host_rate,
         metavar="R",
         help=f"requests a second to one host, all workers together; 0 unpaced (make: HOST_RATE, default {limits.host_rate:g})",
     )
     group.add_argument(
         "--host-burst",
-        type=float,
+        type=number(1),
         default=limits.host_burst,
         metavar="N",
         help=f"requests to one host that may go at once (make: HOST_BURST, default {limits.host_burst:g})",
     )
     parser.add_argument(
         "--min-per-class",
-        type=int,
+        type=integer(0),
         default=1,
         metavar="N",
         help="list classes that end with fewer images (make: MIN_PER_CLASS; ILSVRC's smallest has 732)",
@@ -238,13 +244,14 @@ def download(
     min_per_class: int,
     pace: dict,
 ) -> str:
+    rows = {part: _candidate_rows(part) for part in parts}  # a bad part stops the run before any work
     cache = _cache_for(workdir, settings)
     jobs = []
     for part in parts:
         number = _shard_number(part)
         jobs.append(ShardJob(number, part, _digest(part), cache, settings, limits))
     todo = [job for job in jobs if finished(job) is None]
-    total = sum(pq.read_metadata(job.candidates).num_rows for job in todo)
+    total = sum(rows[job.candidates] for job in todo)
     if len(todo) < len(jobs):
         print(f"download: {len(jobs) - len(todo)} of {len(jobs)} shards already finished, resuming", file=sys.stderr)
     ran = executors.run(todo, executor, processes, total)
@@ -355,6 +362,21 @@ def _cache_for(workdir: Path, settings: DownloadSettings) -> Path:
     for partial in cache.glob("*/.*.tmp"):
         partial.unlink(missing_ok=True)
     return cache
+
+
+def _candidate_rows(part: Path) -> int:
+    """The number of candidates in ``part``, read whole: an empty, truncated or corrupted part
+    is refused here, naming it, instead of failing a worker halfway through the run."""
+    try:
+        return read_table(part, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).num_rows
+    except InputError as e:  # not Parquet, or not the candidates table; Arrow's reasons span lines
+        raise InputError(_one_line(e.message), file=part, row=e.row, field=e.field, value=e.value) from None
+    except (pa.ArrowException, OSError) as e:  # a data page that does not decode
+        raise InputError(f"not a readable candidates part ({_one_line(str(e))})", file=part) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _shard_number(part: Path) -> int:

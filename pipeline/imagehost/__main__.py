@@ -20,21 +20,26 @@ import threading
 from pathlib import Path
 
 from pipeline import DEMO_PORT
+from pipeline.settings import OneLineParser, integer
 
 from .app import ImageHost
 
+MAX_ALIASES = 253  # 127.0.0.2 ... 127.0.0.254
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipeline.imagehost",
         description="Serve generated pictures, files and faults on 127.0.0.1 until Ctrl-C or SIGTERM, "
         "or while COMMAND runs.",
     )
-    parser.add_argument("--port", type=int, default=DEMO_PORT, help=f"0 picks a free port (default {DEMO_PORT})")
+    parser.add_argument(
+        "--port", type=integer(0, 65535), default=DEMO_PORT, help=f"0 picks a free port (default {DEMO_PORT})"
+    )
     parser.add_argument("--folder", type=Path, help="serve its files under /files/NAME")
     parser.add_argument(
         "--aliases",
-        type=int,
+        type=integer(0, MAX_ALIASES),
         default=0,
         metavar="N",
         help="also listen on 127.0.0.2 ... 127.0.0.(N+1): N more hosts, same port",
