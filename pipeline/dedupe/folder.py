@@ -3,8 +3,8 @@
 Files are decoded by ``pipeline.hashing``'s rule (JPEG draft mode, upright; ``hash_files``), so their
 hashes compare with the download stage's. A class folder layout (``<wnid>/<file>``, as
 ImageFolder and ILSVRC's train folders have it) gives each image its class; files at the
-top have none. A file Pillow cannot read, or a symbolic link to nothing, is listed as a
-failure, not hashed; a link that loops back to a folder above it is refused.
+top have none. A file Pillow cannot read, a symbolic link to nothing and a link back to a
+folder above it (a loop) are listed as failures, not hashed.
 """
 
 from __future__ import annotations
@@ -25,21 +25,22 @@ from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, Hashes, hash_files
 
 RAY_CHUNK = 512  # files per Ray task
+LOOP = "a link back to a folder above it (a loop): not walked again"
 
 
 class Listing(NamedTuple):
     """The images below a folder, found once for the fingerprint and the hashing."""
 
     files: list[str]  # image files, paths relative to the folder, POSIX style, sorted
-    broken_links: list[tuple[str, str]]  # (path, why) of symbolic links that lead nowhere, skipped
+    broken_links: list[tuple[str, str]]  # (path, why) of links skipped: to nothing, or back up (a loop)
     state: str  # sha256 over every image file's path, size and modification time
 
 
 def list_folder(folder: Path) -> Listing:
     """The image files below ``folder``, following symbolic links to folders (a class folder
     linked from another disk is part of the collection). A link back to a folder above it
-    would make the walk endless: it is an InputError naming the link. Links to nothing are
-    skipped and listed; a file Pillow cannot read is left to ``hash_files`` to report."""
+    would make the walk endless, and a link to nothing has no image: both are skipped and
+    listed. A file Pillow cannot read is left to ``hash_files`` to report."""
     found: list[tuple[str, int, int]] = []
     broken: list[tuple[str, str]] = []
     top = folder.stat()
@@ -60,10 +61,8 @@ def list_folder(folder: Path) -> Listing:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in above:
-                    raise InputError(
-                        f"leads back to {os.path.realpath(entry.path)}, a folder above it: a loop",
-                        file=entry.path,
-                    )
+                    broken.append((name, f"{LOOP} ({os.path.realpath(entry.path)})"))
+                    continue
                 pending.append((Path(entry.path), name + "/", above | {(st.st_dev, st.st_ino)}))
             elif stat.S_ISREG(st.st_mode) and not entry.name.startswith("."):
                 if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
