@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline import pixels
+
 from .dataset import DataSet, Split
-from .transforms import open_image
 
 
 @dataclass
@@ -48,8 +49,9 @@ IMAGENET_STATS = Stats(
 
 
 def training_stats(data: DataSet, split: Split, limit: int = 512, side: int = 64) -> Stats:
-    """Mean, std and the RGB PCA of up to ``limit`` training images, decoded small, read from
-    row groups spread over the split (cheap also when streaming)."""
+    """Mean, std and the RGB PCA of up to ``limit`` training images, decoded small by the
+    pipeline's rule (``pixels.decode``), read from row groups spread over the split (cheap also
+    when streaming)."""
     groups: list[tuple[int, int, list[int]]] = []
     for s in np.unique(split.shard):
         members = np.flatnonzero(split.shard == s)
@@ -59,22 +61,21 @@ def training_stats(data: DataSet, split: Split, limit: int = 512, side: int = 64
     per_group = max(1, math.ceil(len(split) / max(1, len(groups))))
     wanted = max(1, math.ceil(limit / per_group))  # row groups to read, spread over the split
     take = groups[:: max(1, len(groups) // wanted)][:wanted]
-    pixels = []
+    samples = []
     for s, g, indices in take:
         shard = data.shards[s]
         array = shard.read_groups([g])
         for i in indices[: max(1, limit // max(1, len(take)))]:
             try:
-                image = open_image(array[int(split.shard_row[i] - shard.group_starts[g])].as_py())
-                image.draft("RGB", (side, side))
-                image = image.convert("RGB")
+                blob = array[int(split.shard_row[i] - shard.group_starts[g])].as_py()
+                image = pixels.decode(blob, at_least=(side, side))
                 image.thumbnail((side, side))
             except Exception:  # noqa: BLE001  bad images are reported when training reaches them
                 continue
-            pixels.append(np.asarray(image, dtype=np.float64).reshape(-1, 3) / 255)
-    if not pixels:
+            samples.append(np.asarray(image, dtype=np.float64).reshape(-1, 3) / 255)
+    if not samples:
         return IMAGENET_STATS
-    values = np.concatenate(pixels)
+    values = np.concatenate(samples)
     mean, std = values.mean(0), values.std(0) + 1e-6
     eigval, eigvec = np.linalg.eigh(np.cov(values, rowvar=False))
     order = np.argsort(eigval)[::-1]
@@ -83,5 +84,5 @@ def training_stats(data: DataSet, split: Split, limit: int = 512, side: int = 64
         tuple(map(float, std)),
         tuple(float(max(v, 0)) for v in eigval[order]),
         tuple(tuple(map(float, row)) for row in eigvec[:, order]),
-        f"train ({len(pixels)} images)",
+        f"train ({len(samples)} images)",
     )

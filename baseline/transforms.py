@@ -6,12 +6,14 @@ centre for evaluation). Every random choice comes from a generator seeded by (se
 sample index): the same crops in every run, whatever the number of workers, and after a
 resume. Crops are placed in whole source pixels, so that the two decoders cut the same
 squares: Pillow in DataLoader workers (``crop``), or nvJPEG on the GPU with the crops cut
-and scaled there (``decode_batch``).
+and scaled there (``decode_batch``). Both see the image every stage sees
+(``pipeline.pixels.decode``: upright, 8-bit RGB, within the pixel limit): nvJPEG is given only
+JPEGs that are upright as stored; the rest go through Pillow. The transforms after decoding
+are torch's alone.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline import pixels
 from pipeline.errors import PipelineError
 
 LIGHTING_STD = 0.1  # AlexNet's colour lighting: alphas ~ N(0, 0.1) along the RGB principal components
@@ -75,9 +78,13 @@ def resize_for(size: int) -> int:
 
 
 def open_image(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.size  # noqa: B018  header read: raises for what is no image at all
-    return image
+    """The image as the GPU path's worker needs it, to place the crops and choose the decoder:
+    its header (nothing decoded) where it is upright as stored; where its EXIF orientation turns
+    it, its upright pixels (``pixels.decode``), whose size is the upright size and whose format,
+    None, sends it to Pillow (nvJPEG would not turn it). Raises for what is no image at all, or
+    one over the pixel limit."""
+    image = pixels.open_bytes(data)
+    return image if pixels.orientation(image) == 1 else pixels.decode(data)
 
 
 def describe(error: Exception) -> str:
@@ -90,16 +97,13 @@ def describe(error: Exception) -> str:
 
 
 def crop(data: bytes, view: View, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode with Pillow (reduced-size JPEG decoding when the crop allows) and cut the view's
-    crops: uint8 (k, size, size, 3), and the lighting alphas."""
-    image = open_image(data)
-    width, height = image.size
+    """Decode with Pillow by the pipeline's rule (reduced-size JPEG decoding when the crop
+    allows) and cut the view's crops: uint8 (k, size, size, 3), and the lighting alphas."""
+    width, height = pixels.size(data)
     boxes, flip, alpha = view.boxes(width, height, index)
-    if image.format == "JPEG":
-        scale = view.resize / min(width, height)
-        image.draft("RGB", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+    scale = view.resize / min(width, height)
+    image = pixels.decode(data, at_least=(math.ceil(width * scale), math.ceil(height * scale)))
     fx, fy = image.size[0] / width, image.size[1] / height
-    image = image.convert("RGB")
     out = np.empty((len(boxes), view.size, view.size, 3), dtype=np.uint8)
     for k, (x0, y0, x1, y1) in enumerate(boxes):
         piece = image.resize((view.size, view.size), Image.BILINEAR, box=(x0 * fx, y0 * fy, x1 * fx, y1 * fy))
@@ -137,10 +141,11 @@ def decoder(choice: str, device: torch.device):
 
 
 def pillow_decoder(blobs: list[torch.Tensor], device) -> list[torch.Tensor]:
-    """Whole images as CHW uint8 tensors: the fallback for what nvJPEG refuses (PNG, CMYK)."""
+    """Whole images as CHW uint8 tensors (``pixels.decode``): the fallback for what nvJPEG
+    refuses (PNG, CMYK) or would not turn upright."""
     out = []
     for blob in blobs:
-        image = open_image(blob.numpy().tobytes()).convert("RGB")
+        image = pixels.decode(blob.numpy().tobytes())
         out.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).to(device))
     return out
 

@@ -15,9 +15,20 @@
   extension), ``<key>.cls`` (the label) and ``<key>.json``, in image_id order: ids are hashes, so
   every shard mixes the classes, as webdataset's own ImageNet recipe shuffles before writing.
 
-Images are written byte for byte as the store holds them. Each store shard is read once, front
-to back, and only its row groups that hold wanted images. A class's images lie in every store
-shard, so hf and wds put the bytes in their order through bucket files on disk (``Spill``).
+Each layout's files are what its readers expect (``Rule``), and every image reads upright at the
+manifest's size (which is the upright size). ILSVRC's readers (torchvision's ImageFolder, timm)
+take every ``.JPEG`` for a JPEG and open it with Pillow without applying the EXIF orientation,
+so there every file is an upright JPEG: a PNG, GIF, WebP, BMP or TIFF, and a JPEG whose EXIF
+orientation turns it, is re-encoded from its upright RGB pixels (``pixels.decode``) at quality
+``QUALITY``; ``files.csv`` says which. ``datasets``' Image feature opens the bytes whatever the
+name and applies the EXIF orientation, so hf keeps the stored bytes and names each by its real
+format (``.png``, ...; a JPEG keeps imagenet-1k's ``.JPEG``). webdataset's Pillow decoders do not
+apply it, so wds keeps the stored format (the member's extension) but re-encodes an image the
+EXIF orientation turns. Everything else is written byte for byte as the store holds it, checked
+against the manifest's sha256 (the store's image pages are uncompressed: damage inside them
+would otherwise be exported as it is). Each store shard is read once, front to back, and only
+its row groups that hold wanted images. A class's images lie in every store shard, so hf and
+wds put the bytes in their order through bucket files on disk (``Spill``).
 
 ``--link`` (ilsvrc): store images live inside Parquet, so a first export has no file to link to
 and writes every file. A later export (the manifests changed, or ``--force``) hard-links each
@@ -44,11 +55,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 from tqdm import tqdm
 
-from pipeline import __version__, runner, schemas, store
+from pipeline import __version__, pixels, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import EXPORT, SPLITS, Layout
+from pipeline.settings import number
 from pipeline.tables import read_table
 
 HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
@@ -62,6 +75,7 @@ TAR_OVERHEAD = 3 * 1024  # headers and padding of a sample's three members, for 
 BUCKET_BYTES = 128 * 2**20  # a spill bucket: what the reordering holds in memory at a time
 OPEN_BUCKETS = 64  # spill files kept open while the store is read
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+QUALITY = 95  # JPEG quality of the images a layout needs re-encoded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,15 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shard-mb",
-        type=float,
+        type=number(0, above=True),
         default=500,
         help="hf and wds: megabytes of images per shard at most (make: SHARD_MB, default 500)",
     )
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.shard_mb <= 0:
-        raise InputError("must be more than 0", field="SHARD_MB", value=args.shard_mb)
     if not PREFIX_RE.fullmatch(args.prefix):
         raise InputError("a file name prefix: letters, digits, '_', '.' and '-'", field="PREFIX", value=args.prefix)
     if args.link and args.format != "ilsvrc":
@@ -108,6 +120,7 @@ def run(args: argparse.Namespace) -> None:
         outputs=(output,),
         inputs=(layout.manifests, layout.synsets, layout.images),
         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
+        version=2,  # 2: files upright and named (or re-encoded) by their real format
     )
     shard_bytes = int(args.shard_mb * 1e6)
 
@@ -170,8 +183,10 @@ STORE_COLUMNS = ["image_id", "image", "format"]
 
 
 def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[np.ndarray, pa.Array, pa.Array]]:
-    """(positions in ``rows``, their bytes, their formats) in store order, a row group at a time.
-    Each shard's ids are read first, so only row groups holding wanted images are read."""
+    """(positions in ``rows``, their bytes, their formats) in store order, a row group at a time,
+    the bytes checked against the manifest's sha256. Each shard's ids are read first, so only
+    row groups holding wanted images are read."""
+    sha256, image_ids = rows.sha256.to_numpy(), rows.image_id.to_numpy()
     bar = tqdm(total=len(rows), desc=desc, unit="img", disable=None)
     try:
         for location, group in rows.groupby("location", sort=True):
@@ -199,15 +214,44 @@ def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[n
                 if len(keep):
                     table = shard.read_row_group(number, columns=["image", "format"])
                     take = pa.array(keep)
-                    yield (
-                        positions[hit[start + keep]],
-                        table.column("image").take(take).combine_chunks(),
-                        table.column("format").take(take).combine_chunks(),
-                    )
+                    found = positions[hit[start + keep]]
+                    images = table.column("image").take(take).combine_chunks()
+                    for position, view in zip(found.tolist(), _views(images)):
+                        store.check_bytes(path, number, image_ids[position], view, sha256[position])
+                    yield found, images, table.column("format").take(take).combine_chunks()
                     bar.update(len(keep))
                 start += size
     finally:
         bar.close()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which stored images a layout re-encodes as upright JPEGs, for its readers' sake."""
+
+    formats: tuple[str, ...] | None  # stored formats written as they are; None: any format
+    turned: bool  # whether an image its EXIF orientation turns is re-encoded upright
+
+
+RULES = {"ilsvrc": Rule(("JPEG",), turned=True), "hf": Rule(None, turned=False), "wds": Rule(None, turned=True)}
+
+
+def exported(data: memoryview, stored_format: str, rule: Rule, image_id: str) -> tuple[bytes | memoryview, str, str]:
+    """What a layout writes for a stored image: the bytes, their format, and why they were
+    re-encoded (the stored format, or the EXIF orientation; '' for the stored bytes)."""
+    try:
+        if rule.formats is not None and stored_format not in rule.formats:
+            why = stored_format
+        else:
+            turn = pixels.orientation(pixels.open_bytes(data)) if rule.turned else 1
+            if turn == 1:
+                return data, stored_format, ""
+            why = f"EXIF orientation {turn}"
+        return pixels.as_jpeg(pixels.decode(bytes(data)), QUALITY), "JPEG", why
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise InputError(
+            f"cannot be re-encoded as an upright JPEG ({type(e).__name__}: {e})", field="image_id", value=image_id
+        ) from None
 
 
 def _views(images: pa.Array) -> Iterator[memoryview]:
@@ -329,9 +373,9 @@ def hf_schema(classes: pd.DataFrame) -> pa.Schema:
 def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
     schema = hf_schema(data.classes)
     rows = data.rows
-    names = np.array([f.rsplit("/", 1)[-1] for f in rows.file], object)
     labels = rows.label.to_numpy()
     spilled = spill(data, rows, spill_folder)
+    names = np.array([hf_name(f, kind) for f, kind in zip(rows.file, spilled.formats)], object)
     (out / "data").mkdir(parents=True)
     bar = tqdm(total=len(rows), desc="write hf", unit="img", disable=None)
     files, splits = 0, []
@@ -367,6 +411,15 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
     return _summary("hf", rows, int(spilled.length.sum()), files)
 
 
+def hf_name(file: str, stored_format: str) -> str:
+    """An image's ``path`` in the hf layout: imagenet-1k's ``.JPEG`` name for a JPEG, the real
+    format's extension for anything else (hf keeps the stored bytes)."""
+    name = file.rsplit("/", 1)[-1]
+    if stored_format == "JPEG":
+        return name
+    return f"{name.rsplit('.', 1)[0]}.{EXTENSIONS.get(stored_format, stored_format.lower())}"
+
+
 def hf_card(data: Dataset, splits: list[str]) -> str:
     """The card's ``configs`` tell ``load_dataset(<folder>)`` which files hold which split."""
     configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
@@ -389,7 +442,7 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
     spilled = spill(data, rows, spill_folder)
     out.mkdir(parents=True)
     bar = tqdm(total=len(rows), desc="write wds", unit="img", disable=None)
-    files = 0
+    files = written = 0
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()
         shard_of = cut(spilled.length[part] + TAR_OVERHEAD, shard_bytes)
@@ -398,15 +451,16 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
                 tar.copybufsize = 2**20
                 for p in part[shard_of == shard].tolist():
                     meta = {c: values[p] for c, values in columns.items()}
-                    extension = EXTENSIONS.get(spilled.formats[p], str(spilled.formats[p]).lower())
-                    _add(tar, f"{keys[p]}.{extension}", spilled.get(p))
+                    image, kind, _ = exported(spilled.get(p), spilled.formats[p], RULES["wds"], meta["image_id"])
+                    _add(tar, f"{keys[p]}.{EXTENSIONS.get(kind, kind.lower())}", image)
+                    written += len(image)
                     _add(tar, f"{keys[p]}.cls", str(meta["label"]).encode())
                     _add(tar, f"{keys[p]}.json", json.dumps(meta).encode())
                     bar.update()
             files += 1
     bar.close()
     shutil.rmtree(spill_folder)
-    return _summary("wds", rows, int(spilled.length.sum()), files)
+    return _summary("wds", rows, written, files)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes | memoryview) -> None:
@@ -422,42 +476,49 @@ def write_ilsvrc(data: Dataset, out: Path, prefix: str, previous: Path | None) -
         (out / split).mkdir(parents=True)
     for wnid in data.classes.wnid:  # an empty class keeps its folder: ImageFolder's indices must not shift
         (out / "train" / wnid).mkdir()
-    linked = link_previous(rows, previous, out) if previous is not None else np.zeros(len(rows), bool)
+    converted = np.full(len(rows), "", object)  # why each file was re-encoded, '' where not
+    linked = np.zeros(len(rows), bool)
+    if previous is not None:
+        linked = link_previous(rows, previous, out, converted)
     todo = rows[~linked].reset_index(drop=True)
-    paths = todo.path.to_numpy()
-    formats: dict[str, int] = {}
+    paths, ids, where = todo.path.to_numpy(), todo.image_id.to_numpy(), np.flatnonzero(~linked)
     written = 0
     for positions, images, kinds in scan_store(data.workdir, todo, "write ilsvrc"):
         for position, view, kind in zip(positions.tolist(), _views(images), kinds.to_pylist()):
-            (out / paths[position]).write_bytes(view)
-            formats[kind] = formats.get(kind, 0) + 1
-            written += len(view)
-    write_ilsvrc_metadata(data, rows, out, prefix, {k: n for k, n in formats.items() if k != "JPEG"})
+            image, _, converted[where[position]] = exported(view, kind, RULES["ilsvrc"], ids[position])
+            (out / paths[position]).write_bytes(image)
+            written += len(image)
+    write_ilsvrc_metadata(data, rows.assign(converted=converted), out, prefix)
     summary = _summary("ilsvrc", rows, written, len(rows))
     return summary + (f", {int(linked.sum())} hard-linked from the previous export" if previous is not None else "")
 
 
-def link_previous(rows: pd.DataFrame, previous: Path, out: Path) -> np.ndarray:
+def link_previous(rows: pd.DataFrame, previous: Path, out: Path, converted: np.ndarray) -> np.ndarray:
     """Hard-link the files of the previous export holding the same image (image_id and sha256);
-    True where linked."""
+    True where linked, and ``converted`` set to what the previous export said of them. An export
+    whose files.csv has no ``converted`` column wrote the stored bytes under every name: nothing
+    of it is linked."""
     index = previous / "files.csv"
     linked = np.zeros(len(rows), bool)
     if not index.exists():
         return linked
-    before = pd.read_csv(index, dtype=str).set_index(["image_id", "sha256"]).file
+    before = pd.read_csv(index, dtype=str, keep_default_na=False)
+    if "converted" not in before.columns:
+        return linked
+    before = before.set_index(["image_id", "sha256"])
     before = before[~before.index.duplicated()]
-    found = before.reindex(pd.MultiIndex.from_arrays([rows.image_id, rows.sha256])).to_numpy()
-    for i, (old, new) in enumerate(zip(found, rows.path.to_numpy())):
+    found = before.reindex(pd.MultiIndex.from_arrays([rows.image_id, rows.sha256]))
+    for i, (old, why, new) in enumerate(zip(found.file, found.converted, rows.path.to_numpy())):
         if isinstance(old, str):
             try:
                 os.link(previous / old, out / new)
-                linked[i] = True
+                linked[i], converted[i] = True, why
             except OSError:  # gone, another filesystem, or no hard links here: write it
                 pass
     return linked
 
 
-def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: str, other_formats: dict) -> None:
+def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: str) -> None:
     classes = data.classes
     (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {t}\n" for w, t in zip(classes.wnid, classes.lemmas)))
     for split, name in DEVKIT_SPLITS.items():
@@ -468,13 +529,13 @@ def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: 
         ]
         (out / f"LOC_{split}_solution.csv").write_text("ImageId,PredictionString\n" + "".join(boxes))
         (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{label + 1}\n" for label in held.label))
-    rows[["path", "image_id", "label", "wnid", "sha256"]].rename(columns={"path": "file"}).to_csv(
+    rows[["path", "image_id", "label", "wnid", "sha256", "converted"]].rename(columns={"path": "file"}).to_csv(
         out / "files.csv", index=False
     )
-    (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix, other_formats))
+    (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix))
 
 
-def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, other_formats: dict) -> str:
+def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
     counts = rows.split.value_counts()
     no_train = sorted(set(data.classes.wnid) - set(rows.wnid[rows.split == "train"]))
     lines = [
@@ -495,16 +556,17 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, other_formats:
         "",
         "LOC_val_solution.csv and LOC_test_solution.csv have Kaggle's format (ImageId,PredictionString),",
         "with one whole-image box per image (wnid 0 0 width-1 height-1): this dataset has no object boxes.",
-        "files.csv gives each file's image_id, label, wnid and sha256, to find its row in the manifests.",
+        "files.csv gives each file's image_id, label, wnid and sha256 (of the stored image), to find its",
+        "row in the manifests, and why the file was re-encoded (empty where it holds the stored bytes).",
         "",
-        "Files hold the image store's bytes as they are.",
+        "Every file is a JPEG and upright (readers such as torchvision's ImageFolder ignore EXIF",
+        "orientation). Files hold the image store's bytes as they are, except images stored in another",
+        f"format or turned by their EXIF orientation, re-encoded from their upright pixels at quality {QUALITY}.",
     ]
-    if other_formats:
-        shown = ", ".join(f"{n} {k}" for k, n in sorted(other_formats.items()))
-        lines.append(f"Of the files this export wrote (not hard-linked), not JPEG despite the .JPEG name: {shown}")
-        lines.append(
-            "(ILSVRC-2012 itself has a PNG named .JPEG); readers that look at the content, like Pillow, open them."
-        )
+    reasons = rows.converted[rows.converted != ""].value_counts()
+    if len(reasons):
+        shown = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+        lines.append(f"Re-encoded: {shown}.")
     if no_train:
         lines.append(f"Classes with no training image (their train/ folder is empty): {', '.join(no_train)}.")
     return "\n".join(lines) + "\n"

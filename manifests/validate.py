@@ -1,27 +1,29 @@
 """``validate``: check a built dataset the way a user's loader and a reviewer would.
 
 Checks, each reported with what failed: the manifests' schemas; labels within range and
-equal to the class's place in sorted-wnid order; every image's bytes found and decoded; split
+equal to the class's place in sorted-wnid order; every image's bytes found, equal to the
+manifest's sha256 and decoded by the pipeline's pixel rule (``pipeline.pixels.decode``: upright,
+8-bit RGB, within the pixel limit) at the manifest's size; split
 counts equal to classes.parquet's; no exact or near copy across splits (recomputed from the
 images' hashes with dedupe's own pair search, at the radius and verify dedupe's report
 records, not trusted from the build); no image under two classes. Writes
-``reports/validate.json`` and exits non-zero on any failure.
+``reports/validate.json`` and exits non-zero on any failure: 1 for a failed check, 2 for a
+file it cannot read (a truncated manifest, a damaged image store shard), naming it.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import hashlib
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from PIL import Image
 from tqdm import tqdm
 
-from pipeline import schemas, store
+from pipeline import pixels, schemas, store
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import SPLITS, Layout, report_name
 from pipeline.nearcopies import DedupeSettings, find_pairs
@@ -192,7 +194,7 @@ def check_images(workdir: Path, rows: pd.DataFrame) -> dict:
         for batch in shard.iter_batches(batch_size=256, columns=["image_id", "image"]):
             for image_id, data in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
                 for row in wanted.pop(image_id, []):
-                    problem = _decode_problem(data, row.width, row.height)
+                    problem = _decode_problem(data, row.width, row.height, row.sha256)
                     if problem:
                         problems.append(f"{row.split}.parquet: image {image_id} in {location}: {problem}")
                     bar.update()
@@ -200,16 +202,18 @@ def check_images(workdir: Path, rows: pd.DataFrame) -> dict:
             problems.append(f"{missing[0].split}.parquet: image {image_id} not found in {location}")
             bar.update(len(missing))
     bar.close()
-    return _result(problems, f"{len(rows)} images decode at their recorded size")
+    return _result(problems, f"{len(rows)} images match their sha256 and decode upright at their recorded size")
 
 
-def _decode_problem(data: bytes, width: int, height: int) -> str | None:
+def _decode_problem(data: bytes, width: int, height: int, sha256: str) -> str | None:
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return "its bytes do not match the manifest's sha256: the shard is damaged, or the manifests are stale"
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            size = image.size
+        size = pixels.decode(data).size
+    except pixels.TooManyPixels as e:
+        return f"refused: {e}"
     except Exception as e:  # noqa: BLE001 - any decoder failure is the finding
         return f"does not decode ({type(e).__name__}: {e})"
     if size != (width, height):
-        return f"decodes to {size[0]}x{size[1]}, manifest says {width}x{height}"
+        return f"decodes upright to {size[0]}x{size[1]}, manifest says {width}x{height}"
     return None

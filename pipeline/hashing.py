@@ -43,7 +43,7 @@ import simplejpeg
 from PIL import Image
 
 from .lanczos import PILLOW_VERSION, resize_many, resize_sums, round_sums
-from .pixels import orientation, to_rgb, upright, upright_size
+from .pixels import MAX_PIXELS, open_bytes, orientation, to_rgb, upright, upright_size
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
@@ -180,15 +180,14 @@ def _has_app1(data: bytes) -> bool:
 
 def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of a JPEG whose hash input libjpeg-turbo gives straight (greyscale or
-    YCbCr, within Pillow's pixel limit); None for any other bytes."""
+    YCbCr, within the pipeline's pixel limit); None for any other bytes."""
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
         return None
-    limit = Image.MAX_IMAGE_PIXELS
-    return None if colorspace not in ("Gray", "YCbCr") or (limit and width * height > limit) else (width, height)
+    return None if colorspace not in ("Gray", "YCbCr") or width * height > MAX_PIXELS else (width, height)
 
 
 def _scaled_grey(data: bytes, width: int, height: int) -> np.ndarray | None:
@@ -243,18 +242,20 @@ def libjpeg_matches_pillow() -> bool:
 
 def hash_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
     """The upright (width, height) of encoded image bytes and their ``grey_pixels`` by the
-    hashing rule. Raises what Pillow raises for bytes it cannot read."""
+    hashing rule. Raises what Pillow raises for bytes it cannot read, and
+    ``pixels.TooManyPixels`` for an image over the pixel limit."""
     size = _plain_jpeg_size(data) if libjpeg_matches_pillow() else None
     if size is not None and _has_app1(data):  # EXIF or XMP: Pillow reads the orientation
-        with Image.open(io.BytesIO(data)) as image:
+        with open_bytes(data) as image:
             size = size if orientation(image) == 1 else None
     pixels = None if size is None else _scaled_grey(data, *size)
     return (size, pixels) if pixels is not None else _pillow_input(data)
 
 
 def _pillow_input(data: bytes) -> tuple[tuple[int, int], np.ndarray]:
-    """``hash_input`` through Pillow: any format, rotation and colour space, its errors raised."""
-    with Image.open(io.BytesIO(data)) as image:
+    """``hash_input`` through Pillow: any format, rotation and colour space, its errors raised
+    (``pixels.TooManyPixels`` over the pixel limit)."""
+    with open_bytes(data) as image:
         return upright_size(image), grey_pixels(decode_for_hash(image))
 
 

@@ -7,10 +7,18 @@ it out unless you decode), or the bytes of a few images through ``StoreIndex`` a
 ``image_bytes``, which read only the row groups holding them. A manifest row points at its
 image with a ``location``, the shard's path relative to the dataset folder
 (``images/shard-00003.parquet``).
+
+A damaged shard is bad input, never a traceback: whatever pyarrow fails to read (a corrupted
+page header, compressed data that no longer decompresses, text that is not UTF-8, a page
+checksum that does not match) is an ``InputError`` naming the shard and, where known, the row
+group. Image bytes are stored uncompressed, so a flipped bit inside them reads back without
+complaint; the readers that hand out bytes (``StoreIndex``, the exports) check them against the
+row's sha256.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -25,6 +33,70 @@ from .tables import TableWriter, check_schema, read_table
 
 ROW_GROUP = 128  # images per Parquet row group: readers can stream a shard, writers flush it
 SHARD_SIZE = 1000  # images per shard where the store is cut by count (the importer), as candidates parts are
+READ_ERRORS = (pa.ArrowException, OSError)  # what pyarrow raises for a damaged file
+ERROR_CHARS = 160  # of pyarrow's message, in ours: it may quote garbage bytes
+
+
+def damaged(path: Path, error: Exception, group: int | None = None) -> InputError:
+    """The error for a shard pyarrow could not read: one line naming it and the row group."""
+    said = "".join(c if c.isprintable() else "?" for c in " ".join(str(error).split()))[:ERROR_CHARS]
+    return InputError(
+        f"the image store shard is damaged ({type(error).__name__}: {said}): restore it, or rebuild the store "
+        "with the stage that wrote it (FORCE=1)",
+        file=path,
+        field=None if group is None else "row group",
+        value=group,
+    )
+
+
+class ShardFile(pq.ParquetFile):
+    """A store shard open for reading, whose reads fail with ``damaged``'s error: page checksums
+    are verified where the writer stored them, and every table or batch read is validated in
+    full (the UTF-8 of its text columns), so that garbage from a corrupted page stops here."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            super().__init__(self.path, page_checksum_verification=True)
+        except READ_ERRORS as e:
+            raise damaged(self.path, e) from None
+
+    def read(self, columns=None, **options) -> pa.Table:
+        return self.read_row_groups(range(self.num_row_groups), columns, **options)
+
+    def read_row_group(self, i, columns=None, **options) -> pa.Table:
+        return self.read_row_groups([i], columns, **options)
+
+    def read_row_groups(self, row_groups, columns=None, **options) -> pa.Table:
+        groups = list(row_groups)
+        try:
+            table = super().read_row_groups(groups, columns=columns, **options)
+            table.validate(full=True)
+        except READ_ERRORS as e:
+            raise damaged(self.path, e, self.first_damaged(groups, columns)) from None
+        return table
+
+    def iter_batches(self, batch_size=65536, row_groups=None, columns=None, **options) -> Iterator[pa.RecordBatch]:
+        groups = list(range(self.num_row_groups) if row_groups is None else row_groups)
+        done = 0
+        try:
+            for batch in super().iter_batches(batch_size, groups, columns, **options):
+                batch.validate(full=True)
+                done += batch.num_rows
+                yield batch
+        except READ_ERRORS as e:
+            counts = np.cumsum([self.metadata.row_group(g).num_rows for g in groups])
+            at = int(np.searchsorted(counts, done, side="right"))
+            raise damaged(self.path, e, groups[at] if at < len(groups) else None) from None
+
+    def first_damaged(self, groups: list[int], columns) -> int | None:
+        """Which of ``groups`` fails to read (read one by one: only once a read has failed)."""
+        for group in groups:
+            try:
+                super().read_row_group(group, columns=columns).validate(full=True)
+            except READ_ERRORS:
+                return group
+        return None
 
 
 def shards(folder: Path) -> list[Path]:
@@ -52,7 +124,19 @@ def require_shards(folder: Path, hint: str) -> list[Path]:
 def iter_shards(folder: Path, columns: list[str] | None = None) -> Iterator[tuple[Path, pa.Table]]:
     """Each shard's path and its ``columns``, checked against ``schemas.IMAGES``."""
     for path in shards(folder):
-        yield path, read_table(path, schemas.IMAGES, columns=columns)
+        yield path, read_shard(path, columns)
+
+
+def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One whole shard's ``columns``, checked against ``schemas.IMAGES``; a damaged one is an
+    error naming it and its first unreadable row group."""
+    try:
+        table = read_table(path, schemas.IMAGES, columns=columns)
+        table.validate(full=True)
+    except READ_ERRORS as e:
+        with ShardFile(path) as shard:
+            raise damaged(path, e, shard.first_damaged(list(range(shard.num_row_groups)), columns)) from None
+    return table
 
 
 def read_images(folder: Path, columns: list[str] | None = None, *, with_location: bool = False) -> pa.Table:
@@ -72,23 +156,36 @@ def read_images(folder: Path, columns: list[str] | None = None, *, with_location
     return pa.concat_tables(tables)
 
 
-def open_shard(path: Path, columns: list[str]) -> pq.ParquetFile:
+def open_shard(path: Path, columns: list[str]) -> ShardFile:
     """One shard, opened to stream ``columns`` batch by batch or row group by row group (the
     image bytes of a whole store do not fit in memory); a shard that is missing, unreadable or
-    lacks a column is an error naming it."""
+    lacks a column is an error naming it, and so is a damaged page met while reading."""
     path = Path(path)
     if not path.exists():
         raise InputError("an image store shard named by the manifests is missing", file=path)
     check_schema(path, schemas.IMAGES, columns)
-    return pq.ParquetFile(path)
+    return ShardFile(path)
 
 
 def read_row_groups(path: Path, groups: list[int], columns: list[str]) -> pa.Table:
     """Row groups ``groups`` of shard ``path``, whose ``columns`` ``open_shard`` has checked: a
     reader that comes back to a shard for row group after row group (the labelling page, a
     training loader) checks it once, not at every read."""
-    with pq.ParquetFile(path) as shard:
+    with ShardFile(path) as shard:
         return shard.read_row_groups(groups, columns=columns)
+
+
+def check_bytes(path: Path, group: int, image_id: str, data: bytes, sha256: str) -> None:
+    """Stored bytes against the sha256 recorded with them: an image column's pages are not
+    compressed, so damage inside them reads back as other bytes rather than as an error."""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise InputError(
+            f"image {image_id}: its bytes do not match their sha256: the image store shard is damaged; "
+            "restore it, or rebuild the store with the stage that wrote it (FORCE=1)",
+            file=path,
+            field="row group",
+            value=group,
+        )
 
 
 class StoreIndex:
@@ -102,7 +199,7 @@ class StoreIndex:
         self.where: dict[str, tuple[Path, int]] = {}
         for path in shards:
             path = Path(path)
-            with open_shard(path, ["image_id", "image"]) as shard:
+            with open_shard(path, ["image_id", "image", "sha256"]) as shard:
                 ids = shard.read(columns=["image_id"]).column("image_id").to_pylist()
                 counts = [shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)]
             groups = np.repeat(np.arange(len(counts)), counts).tolist()
@@ -113,7 +210,7 @@ class StoreIndex:
 
     def read(self, image_ids: Collection[str]) -> dict[str, bytes]:
         """The stored bytes of those of ``image_ids`` the index holds, reading only the row
-        groups that hold them."""
+        groups that hold them, each checked against its sha256 (``check_bytes``)."""
         wanted = {i for i in image_ids if i in self.where}
         groups: dict[Path, set[int]] = {}
         for image_id in wanted:
@@ -121,11 +218,13 @@ class StoreIndex:
             groups.setdefault(path, set()).add(group)
         found: dict[str, bytes] = {}
         for path, numbers in groups.items():
-            table = read_row_groups(path, sorted(numbers), ["image_id", "image"])
-            images = table.column("image")
+            table = read_row_groups(path, sorted(numbers), ["image_id", "image", "sha256"])
+            images, sha256 = table.column("image"), table.column("sha256")
             for row, image_id in enumerate(table.column("image_id").to_pylist()):
                 if image_id in wanted:
-                    found[image_id] = images[row].as_py()
+                    data = images[row].as_py()
+                    check_bytes(path, self.where[image_id][1], image_id, data, sha256[row].as_py())
+                    found[image_id] = data
         return found
 
     def bytes_of(self, image_id: str) -> bytes:

@@ -172,7 +172,7 @@ def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
     readme = (folder / "README.txt").read_text()
     assert "label + 1" in readme and "NOT the official ILSVRC2012_ID" in readme
     index = (folder / "files.csv").read_text().splitlines()
-    assert index[0] == "file,image_id,label,wnid,sha256" and len(index) == 22
+    assert index[0] == "file,image_id,label,wnid,sha256,converted" and len(index) == 22
 
     first = folder / "val" / "TINY_val_00000001.JPEG"
     inode = first.stat().st_ino
@@ -325,3 +325,68 @@ def test_the_command_line_lists_both_stages():
     for stage, option in (("export", "--format"), ("import", "--layout")):
         shown = run_cli(stage, "--help")
         assert shown.returncode == 0 and option in shown.stdout
+
+
+def one_line_error(done, *named: str) -> str:
+    """The single stderr line of a failed run, which must name ``named``."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error: " in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert all(name in lines[0] for name in named), lines[0]
+    return lines[0]
+
+
+def damaged_copy(built: Path, folder: Path, offset: int) -> Path:
+    """A copy of the built dataset whose first store shard has 16 bytes inverted at ``offset``."""
+    copy = folder / "tiny"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("export", ".stages"))
+    shard = store.shard_path(Layout(copy).images, 0)
+    data = bytearray(shard.read_bytes())
+    data[offset : offset + 16] = bytes(b ^ 0xFF for b in data[offset : offset + 16])
+    shard.write_bytes(bytes(data))
+    return copy
+
+
+READERS = (  # every stage that reads the store, as a user runs it
+    ("validate",),
+    ("export", "--format", "hf"),
+    ("export", "--format", "ilsvrc"),
+    ("export", "--format", "wds"),
+    ("card",),
+    ("manifests", *PLAN, "--force"),
+    ("dedupe",),
+)
+
+
+@pytest.mark.slow
+def test_a_damaged_page_of_a_store_shard_is_one_line_naming_the_shard(built, tmp_path):
+    first = pq.ParquetFile(store.shard_path(Layout(built).images, 0)).metadata.row_group(0).column(0)
+    assert first.path_in_schema == "image_id"  # the column every reader reads
+    copy = damaged_copy(built, tmp_path, first.dictionary_page_offset or first.data_page_offset)
+    shard = str(store.shard_path(Layout(copy).images, 0))
+    for stage in READERS:
+        done = run_cli(*stage, *where(copy))
+        assert done.returncode == 2, (stage, done.stderr)
+        assert "the image store shard is damaged" in one_line_error(done, shard, "row group 0")
+
+
+@pytest.mark.slow
+def test_flipped_bytes_inside_stored_images_are_caught_by_every_reader_of_the_bytes(built, tmp_path):
+    """The image column's pages are not compressed: damage in the middle of a shard reads back
+    as other bytes, which the sha256 recorded with them gives away."""
+    path = store.shard_path(Layout(built).images, 0)
+    middle = path.stat().st_size // 2
+    image = pq.ParquetFile(path).metadata.row_group(0).column(2)
+    start = image.dictionary_page_offset or image.data_page_offset
+    assert image.path_in_schema == "image" and start + 100 < middle < start + image.total_compressed_size - 100
+    copy = damaged_copy(built, tmp_path, middle)
+    shard = str(store.shard_path(Layout(copy).images, 0))
+    for stage in READERS:
+        done = run_cli(*stage, *where(copy))
+        if stage[0] in ("manifests", "dedupe"):  # they read the store's hashes and sizes, not its bytes
+            assert done.returncode == 0, (stage, done.stderr)
+        elif stage[0] == "validate":  # a failed check, named in its list of problems
+            assert done.returncode == 1 and "FAIL images_decode" in done.stderr, done.stderr
+            assert "images/shard-00000.parquet: its bytes do not match the manifest's sha256" in done.stderr
+        else:
+            assert done.returncode == 2, (stage, done.stderr)
+            assert "bytes do not match their sha256" in one_line_error(done, shard, "row group 0")

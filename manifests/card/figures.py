@@ -8,7 +8,6 @@ touched, so nothing is left open once a figure is saved and dropped.
 
 from __future__ import annotations
 
-import io
 import textwrap
 
 import numpy as np
@@ -17,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
-from pipeline import store
+from pipeline import pixels, store
 from pipeline.layout import SPLITS, Layout
 
 from .facts import Facts
@@ -308,11 +307,10 @@ def sample_bytes(layout: Layout, wanted: pd.DataFrame) -> dict[str, bytes]:
 
 
 def thumbnail(data: bytes | None) -> np.ndarray | None:
-    """The image fitted into a square tile of ``THUMB`` pixels; None when its bytes are missing or broken."""
+    """The image, upright and in RGB as every stage reads it, fitted into a square tile of
+    ``THUMB`` pixels; None when its bytes are missing or broken."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (THUMB, THUMB))  # JPEG: decode at reduced size
-        image = image.convert("RGB")
+        image = pixels.decode(data, at_least=(THUMB, THUMB))  # a JPEG decoded at reduced size
     except Exception:  # noqa: BLE001 - any undecodable image becomes the placeholder
         return None
     image.thumbnail((THUMB, THUMB))

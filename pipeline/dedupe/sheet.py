@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from pipeline import pixels
 from pipeline.files import atomic_write_text
 from pipeline.nearcopies import MATCH_REASONS, DedupeSettings
 
@@ -27,6 +27,7 @@ CLUSTERS = 30  # clusters shown per section
 FAR_PAIRS = 40  # pairs shown near the radius
 MEMBERS = 12  # images shown per cluster
 THUMB = 128
+THUMB_QUALITY = 75
 
 STYLE = """
 body { font: 14px sans-serif; margin: 1em 2em; }
@@ -98,11 +99,10 @@ def write(
 
 
 def _thumbnail(data: bytes) -> str:
+    """A small JPEG of the image as every stage reads it (upright, RGB); '' when it does not decode."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.thumbnail((THUMB, THUMB))
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, "JPEG", quality=75)
-    except OSError:
+        image = pixels.decode(data, at_least=(THUMB, THUMB))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return ""
-    return base64.b64encode(buffer.getvalue()).decode()
+    image.thumbnail((THUMB, THUMB))
+    return base64.b64encode(pixels.as_jpeg(image, THUMB_QUALITY)).decode()
