@@ -18,17 +18,28 @@ the wnid; gloss and lexname are empty, depth -1 (unknown), parents empty, and th
 lemmas. ``make synsets WNIDS=<words.txt>`` in another subset gives WordNet's facts.
 
 Images keep their bytes (``format`` as Pillow names it) and are hashed by the download stage's
-rule (``pipeline.hashing.hash_file``) in a spawn pool; ``source`` is ``import``, ``url`` the
-file's path relative to SRC, ``image_id`` the candidate id of (wnid, that path), so shards are cut
-in image_id order as the download's are. Nothing is dropped silently: folders not named by a noun
-wnid (or not in ``--wnids``), unreadable images, flat files without a label, files that are not
-images and classes left without an image are reported on stderr and in ``reports/import.json``.
+rule (``pipeline.hashing.hash_file``) in a spawn pool; width and height are the upright size
+(EXIF orientation applied, as every stage reads pixels: ``pipeline.pixels``). ``source`` is
+``import``, ``url`` the file's path relative to SRC, ``image_id`` the candidate id of (wnid, that
+path), so shards are cut in image_id order as the download's are. Nothing is dropped silently:
+folders not named by a noun wnid (or not in ``--wnids``), unreadable images (among them images
+over ``pixels.MAX_PIXELS``, which the download refuses too), flat files without a label, files
+that are not images and classes left without an image are reported on stderr and in
+``reports/import.json``.
+
+Links: symbolic links below a class folder are followed, as torchvision's ImageFolder follows
+them; a link back to a folder already walked (a loop) is reported among the unreadable and not
+walked again. A link in SRC that leads nowhere (dangling, or a loop of links) is an error naming
+it: the stage's fingerprint reads the size of every file of SRC. The text files (``LOC_*_solution.csv``,
+the names file, ``--wnids``) are UTF-8, a byte order mark allowed; other bytes are an error
+naming the file and line.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import multiprocessing
 import os
@@ -40,14 +51,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from PIL import Image
 from tqdm import tqdm
 
-from pipeline import __version__, runner, schemas, store
+from pipeline import __version__, pixels, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, hash_file
 from pipeline.layout import IMAGES, MANIFESTS, SPLITS, SYNSETS, Layout, report_name
 from pipeline.schemas import NOUN_WNID_RE, candidate_id
+from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
 
 HELP = "bring in a dataset built elsewhere (ImageFolder or ILSVRC/Kaggle tree): synsets, image store, manifests"
@@ -75,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=integer(1),
         default=None,
         help="processes reading and hashing images (make: PROCESSES, default one per core)",
     )
@@ -102,7 +113,10 @@ def run(args: argparse.Namespace) -> None:
             file=workdir,
         )
     allowed = read_wnids(args.wnids) if args.wnids is not None else None
-    fingerprint = runner.fingerprint(stage)
+    try:
+        fingerprint = runner.fingerprint(stage)
+    except OSError as e:  # the fingerprint reads every file of SRC
+        raise unreadable_file(e) from None
 
     def build(out: Path) -> str:
         return import_dataset(
@@ -124,10 +138,35 @@ def run(args: argparse.Namespace) -> None:
     runner.run(stage, build, force=args.force)
 
 
+def unreadable_file(error: OSError) -> InputError:
+    """The error naming a file of SRC that cannot be read: a dangling link, a loop of links."""
+    path = Path(error.filename or "")
+    if error.errno == errno.ELOOP:
+        problem = "a loop of symbolic links"
+    elif error.errno == errno.ENOENT and path.is_symlink():
+        problem = f"a symbolic link to {os.readlink(path)}, which does not exist"
+    else:
+        problem = f"cannot be read ({error.strerror or error})"
+    return InputError(f"{problem}: remove or mend it, then import again", file=path)
+
+
+def read_text(path: Path) -> str:
+    """A text file of SRC as UTF-8, with or without a byte order mark; other bytes are an error
+    naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")  # not utf-8-sig: its error positions skip the mark
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(
+            f"not UTF-8 text (byte 0x{data[e.start]:02x}): save it as UTF-8", file=path, line=line
+        ) from None
+
+
 def read_wnids(path: Path) -> set[str]:
     """A wnid list: first on each line, blank lines and ``#`` comments skipped."""
     wnids = set()
-    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for number, text in enumerate(read_text(path).splitlines(), 1):
         if text.strip() and not text.lstrip().startswith("#"):
             wnid = text.split()[0]
             if not NOUN_WNID_RE.fullmatch(wnid):
@@ -147,6 +186,7 @@ class Found:
     images: pd.DataFrame  # split, wnid, path (relative to SRC, POSIX), image_id
     classes: set[str]  # accepted wnids that have a folder or a label, with images or not
     unknown: list[dict]  # {"where", "files"}: class folders (or labels) that name no accepted wnid
+    unreadable: list[dict]  # {"file", "error"}: what could not be listed (a link back to a folder walked)
     unlabelled: list[str]  # flat files that no solution file labels
     ignored: list[str]  # files that are not images
     names: dict[str, list[str]]  # wnid -> lemmas, from a names file
@@ -165,7 +205,7 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
     def relative(path: Path) -> str:
         return path.relative_to(src).as_posix()
 
-    rows, classes, unknown, unlabelled, ignored = [], set(), [], [], []
+    rows, classes, unknown, unreadable, unlabelled, ignored = [], set(), [], [], [], []
     for split in SPLITS:
         folder = root / split
         if not folder.is_dir():
@@ -174,8 +214,9 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
         labelled: dict[str, int] = {}
         for entry in tqdm(sorted(folder.iterdir()), desc=f"list {split}", unit="entry", disable=None):
             if entry.is_dir():
-                images, others = _files(entry)
+                images, others, loops = _files(entry)
                 ignored += map(relative, others)
+                unreadable += [{"file": relative(p), "error": LOOP} for p in loops]
                 if accepted(entry.name):
                     classes.add(entry.name)
                     rows += [(split, entry.name, relative(p)) for p in images]
@@ -201,6 +242,7 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
         images,
         classes | (allowed or set()),
         unknown,
+        unreadable,
         unlabelled,
         ignored,
         read_names(names_file) if names_file else {},
@@ -212,21 +254,43 @@ def _first(src: Path, root: Path, name: str) -> Path | None:
     return next((folder / name for folder in (src, root) if (folder / name).is_file()), None)
 
 
-def _files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The images below a class folder and its other files, sorted."""
-    images, others = [], []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-            (images if image else others).append(path)
-    return images, others
+LOOP = "a link to a folder already walked (a loop of links, or a second link to it): not walked again"
+
+
+def _files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The images below a class folder, its other files, and the linked folders not walked
+    because their folder was walked already (``LOOP``), each sorted. Links are followed, as
+    ImageFolder follows them; a file whose link leads nowhere is listed by its name, and its
+    read fails (reported as unreadable)."""
+    images, others, loops = [], [], []
+    walked = {_identity(folder)}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        kept = []
+        for name in sorted(dirs):
+            identity = _identity(Path(root, name))
+            if identity in walked:
+                loops.append(Path(root, name))
+            else:
+                walked.add(identity)
+                kept.append(name)
+        dirs[:] = kept
+        for name in files:
+            image = Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith(".")
+            (images if image else others).append(Path(root, name))
+    return sorted(images), sorted(others), sorted(loops)
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    """A folder's device and inode: the same folder whatever link leads to it."""
+    st = os.stat(folder)
+    return st.st_dev, st.st_ino
 
 
 def read_solution(path: Path | None) -> dict[str, str]:
     """Kaggle's ``LOC_<split>_solution.csv``: ImageId -> the first wnid of its PredictionString."""
     if path is None:
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header != ["ImageId", "PredictionString"]:
@@ -250,7 +314,7 @@ def read_solution(path: Path | None) -> dict[str, str]:
 def read_names(path: Path) -> dict[str, list[str]]:
     """``LOC_synset_mapping.txt`` (``wnid lemma, lemma``) or ``words.txt`` (``wnid<TAB>lemma, lemma``)."""
     names = {}
-    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for text in read_text(path).splitlines():
         parts = text.split(None, 1)
         if len(parts) == 2:
             names[parts[0]] = [lemma.strip() for lemma in parts[1].split(",") if lemma.strip()]
@@ -264,7 +328,7 @@ def decode_file(path: Path) -> tuple | str:
         return result
     try:
         data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
+        with pixels.open_bytes(data) as image:
             kind = image.format
     except OSError as e:
         return f"{type(e).__name__}: {e}"
@@ -370,7 +434,7 @@ def import_dataset(
         "images": {s: int(counts[s].sum()) for s in SPLITS},
         "classes": len(kept),
         "unknown_wnids": found.unknown,
-        "unreadable": failures,
+        "unreadable": found.unreadable + failures,
         "unlabelled": found.unlabelled,
         "ignored_files": found.ignored,
         "empty_classes": sorted(found.classes - set(kept)),
@@ -381,7 +445,7 @@ def import_dataset(
     return (
         f"{len(stored)} images of {len(kept)} classes imported from {src} ({src_layout}): "
         + ", ".join(f"{s} {n}" for s, n in report["images"].items())
-        + f"; {len(failures)} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
+        + f"; {len(report['unreadable'])} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
         f"{len(report['empty_classes'])} empty classes"
     )
 

@@ -390,3 +390,76 @@ def test_flipped_bytes_inside_stored_images_are_caught_by_every_reader_of_the_by
         else:
             assert done.returncode == 2, (stage, done.stderr)
             assert "bytes do not match their sha256" in one_line_error(done, shard, "row group 0")
+
+
+def test_import_names_a_link_that_leads_nowhere_and_reports_a_loop_of_folders(built, tmp_path):
+    src = tmp_path / "src"
+    imagefolder_tree(built, src)
+    dangling = src / "train" / WNIDS[0] / "gone.jpg"
+    dangling.symlink_to("nowhere.jpg")
+    done = run_cli("import", "--data", tmp_path / "data", "--subset", "links", "--src", src)
+    assert done.returncode == 2 and "which does not exist" in one_line_error(done, str(dangling))
+    dangling.unlink()
+    looped = src / "train" / WNIDS[0] / "loop.jpg"
+    looped.symlink_to("loop.jpg")
+    done = run_cli("import", "--data", tmp_path / "data", "--subset", "links", "--src", src)
+    assert done.returncode == 2 and "a loop of symbolic links" in one_line_error(done, str(looped))
+    assert not (tmp_path / "data" / "links").exists()
+    looped.unlink()
+
+    (src / "train" / WNIDS[1] / "again").symlink_to(".")  # a folder linked into itself: walked once
+    (src / "train" / WNIDS[2] / "more").symlink_to(src / "test" / WNIDS[2])  # followed, as ImageFolder does
+    done = run_cli("import", "--data", tmp_path / "data", "--subset", "links", "--src", src)
+    assert done.returncode == 0, done.stderr
+    workdir = tmp_path / "data" / "links"
+    assert rows(Layout(workdir).classes)[2]["train"] == 4 + 1  # the test image under the linked folder
+    report = read_report(Layout(workdir).report("import"), schemas.IMPORT_REPORT)
+    loops = [u for u in report["unreadable"] if "already walked" in u["error"]]
+    assert [u["file"] for u in loops] == [f"train/{WNIDS[1]}/again"]
+    assert f"train/{WNIDS[1]}/again" in done.stderr
+
+
+def with_bom(path: Path) -> None:
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+
+def test_import_reads_text_files_with_a_byte_order_mark_and_names_a_line_that_is_not_utf8(built, pipeline, tmp_path):
+    assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
+    src = tmp_path / "src"
+    shutil.copytree(Layout(built).export("ilsvrc"), src)
+    for name in ("LOC_val_solution.csv", "LOC_synset_mapping.txt"):
+        with_bom(src / name)
+    wnids = tmp_path / "wnids.txt"
+    wnids.write_text("".join(f"{w}\n" for w in WNIDS))
+    with_bom(wnids)
+    done = pipeline(
+        "import", "--data", tmp_path, "--subset", "bom", "--src", src, "--layout", "ilsvrc", "--wnids", wnids
+    )
+    assert done.status == 0, done.err
+    assert content(tmp_path / "bom") == content(built)  # every val image labelled, the first too
+    assert rows(Layout(tmp_path / "bom").synsets)[0]["lemmas"] == ["tench", "Tinca tinca"]
+
+    solution = src / "LOC_val_solution.csv"
+    lines = solution.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b",", b"\xe9,", 1)  # a Latin-1 byte on line 3
+    solution.write_bytes(b"\n".join(lines))
+    done = run_cli("import", "--data", tmp_path, "--subset", "latin", "--src", src, "--layout", "ilsvrc")
+    assert done.returncode == 2
+    assert "not UTF-8 text (byte 0xe9)" in one_line_error(done, f"{solution}:3:")
+    assert not (tmp_path / "latin").exists()
+
+
+def test_numeric_options_out_of_range_are_one_line_and_run_nothing(built, pipeline, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("export", ".stages"))
+    assert pipeline("export", *where(copy), "--format", "hf").status == 0
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in Layout(copy).export("hf").rglob("*"))
+    for value in ("0", "-1", "nan"):
+        done = run_cli("export", *where(copy), "--format", "hf", "--shard-mb", value, "--force")
+        assert done.returncode == 2 and "--shard-mb" in one_line_error(done), done.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in Layout(copy).export("hf").rglob("*")) == before
+    src = tmp_path / "src"
+    imagefolder_tree(built, src)
+    done = run_cli("import", "--data", tmp_path, "--subset", "none", "--src", src, "--processes", "0")
+    assert done.returncode == 2 and "--processes" in one_line_error(done)
+    assert not (tmp_path / "none").exists()
