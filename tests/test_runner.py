@@ -235,26 +235,32 @@ def test_a_kill_at_any_instant_of_a_rerun_keeps_the_last_finished_outputs(tmp_pa
 
 @pytest.mark.slow
 def test_a_kill_during_the_repair_leaves_it_to_the_next_run(tmp_path):
-    """Kill the rerun at each instant the swap is half done, then kill the check that repairs it
-    at each of its own instants: the run after that still finds the previous outputs whole."""
+    """Kill the rerun when its swap is half done (just after the stamp went aside, halfway, and
+    just before the new stamp), then kill the check that repairs it at each of its own instants:
+    the run after that still finds the previous outputs whole."""
     old, new = swap_stage(tmp_path, 1), swap_stage(tmp_path, 2)
-    half_done = 0
+
+    def rerun():
+        runner.run(new, nested_writer("new"), log=lambda _: None)
+
+    half_done = []
     for step in range(1, 200):
         previous_run(tmp_path)
-        if not run_killed_at(step, lambda: runner.run(new, nested_writer("new"), log=lambda _: None)):
+        if not run_killed_at(step, rerun):
             break
-        if runner.read_stamp(old) is not None:
-            continue  # nothing to put back: tested above
-        half_done += 1
+        if runner.read_stamp(old) is None:
+            half_done.append(step)
+    assert len(half_done) > 5
+    for step in (half_done[0], half_done[len(half_done) // 2], half_done[-1]):
         for repair_step in range(1, 200):
             previous_run(tmp_path)
-            run_killed_at(step, lambda: runner.run(new, nested_writer("new"), log=lambda _: None))
+            run_killed_at(step, rerun)
             if not run_killed_at(repair_step, lambda: runner.run(old, nested_writer("rebuilt"), log=lambda _: None)):
                 break
             calls = []
             assert runner.run(old, nested_writer("rebuilt", calls), log=lambda _: None).skipped, (step, repair_step)
             assert texts(old.workdir) == OLD_TEXTS and not calls, (step, repair_step)
-    assert half_done > 5
+        assert repair_step > 5
 
 
 def runner_folders(workdir) -> list[str]:
