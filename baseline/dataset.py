@@ -41,6 +41,7 @@ def read_classes(path: Path) -> Classes:
 
 
 STORE_COLUMNS = ["image", "image_id"]  # of an image-store shard, what the trainer reads
+PACKED = "packed export shard"
 
 
 def _is_packed(path: Path) -> bool:
@@ -67,8 +68,9 @@ class Shard:
     def open(cls, path: Path) -> Shard:
         nested = _is_packed(path)
         # a packed shard as it is (the Hugging Face layout is not our store); an image-store
-        # shard through pipeline.store, its columns checked against schemas.IMAGES
-        with pq.ParquetFile(path) if nested else store.open_shard(path, STORE_COLUMNS) as file:
+        # shard through pipeline.store, its columns checked against schemas.IMAGES; either read
+        # as store.ShardFile, so that a damaged page is an error naming the file
+        with store.ShardFile(path, PACKED) if nested else store.open_shard(path, STORE_COLUMNS) as file:
             meta = file.metadata
         counts = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         sizes = []
@@ -97,7 +99,7 @@ class Shard:
 
     def read_groups(self, groups: list[int]) -> pa.Array:
         if self.nested:
-            with pq.ParquetFile(self.path) as file:
+            with store.ShardFile(self.path, PACKED) as file:
                 table = file.read_row_groups(groups, columns=[self.column])
         else:  # checked by Shard.open
             table = store.read_row_groups(self.path, groups, [self.column])

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from pipeline import store
 from pipeline.errors import InputError
 from pipeline.layout import Layout
 
-from .dataset import BadRows, Classes, DataSet, Shard, Split, read_classes
+from .dataset import PACKED, BadRows, Classes, DataSet, Shard, Split, read_classes
 
 PACKED_SPLIT_NAMES = {"train": ("train",), "val": ("validation", "val", "valid"), "test": ("test",)}
 
@@ -38,7 +39,8 @@ def read_packed(folder: Path, bad: BadRows) -> DataSet:
             names = names or _hf_label_names(file)
             if "label" not in pq.read_schema(file).names:
                 raise InputError("column missing from the packed shard", file=file, field="label")
-            column = pq.read_table(file, columns=["label"]).column(0)
+            with store.ShardFile(file, PACKED) as parquet:
+                column = parquet.read(columns=["label"]).column(0)
             if column.null_count:
                 row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
                 raise InputError("null label", file=file, row=row, field="label")

@@ -37,12 +37,12 @@ READ_ERRORS = (pa.ArrowException, OSError)  # what pyarrow raises for a damaged 
 ERROR_CHARS = 160  # of pyarrow's message, in ours: it may quote garbage bytes
 
 
-def damaged(path: Path, error: Exception, group: int | None = None) -> InputError:
-    """The error for a shard pyarrow could not read: one line naming it and the row group."""
+def damaged(path: Path, error: Exception, group: int | None = None, what: str = "image store shard") -> InputError:
+    """The error for a file pyarrow could not read: one line naming it and the row group."""
     said = "".join(c if c.isprintable() else "?" for c in " ".join(str(error).split()))[:ERROR_CHARS]
     return InputError(
-        f"the image store shard is damaged ({type(error).__name__}: {said}): restore it, or rebuild the store "
-        "with the stage that wrote it (FORCE=1)",
+        f"the {what} is damaged ({type(error).__name__}: {said}): restore it, or write it again with the "
+        "stage that wrote it (FORCE=1)",
         file=path,
         field=None if group is None else "row group",
         value=group,
@@ -50,16 +50,17 @@ def damaged(path: Path, error: Exception, group: int | None = None) -> InputErro
 
 
 class ShardFile(pq.ParquetFile):
-    """A store shard open for reading, whose reads fail with ``damaged``'s error: page checksums
-    are verified where the writer stored them, and every table or batch read is validated in
-    full (the UTF-8 of its text columns), so that garbage from a corrupted page stops here."""
+    """A store shard (or another Parquet file of images, ``what``: a packed export's shard) open
+    for reading, whose reads fail with ``damaged``'s error: page checksums are verified where the
+    writer stored them, and every table or batch read is validated in full (the UTF-8 of its text
+    columns), so that garbage from a corrupted page stops here."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, what: str = "image store shard"):
+        self.path, self.what = Path(path), what
         try:
             super().__init__(self.path, page_checksum_verification=True)
         except READ_ERRORS as e:
-            raise damaged(self.path, e) from None
+            raise damaged(self.path, e, what=what) from None
 
     def read(self, columns=None, **options) -> pa.Table:
         return self.read_row_groups(range(self.num_row_groups), columns, **options)
@@ -73,7 +74,7 @@ class ShardFile(pq.ParquetFile):
             table = super().read_row_groups(groups, columns=columns, **options)
             table.validate(full=True)
         except READ_ERRORS as e:
-            raise damaged(self.path, e, self.first_damaged(groups, columns)) from None
+            raise damaged(self.path, e, self.first_damaged(groups, columns), self.what) from None
         return table
 
     def iter_batches(self, batch_size=65536, row_groups=None, columns=None, **options) -> Iterator[pa.RecordBatch]:
@@ -87,7 +88,7 @@ class ShardFile(pq.ParquetFile):
         except READ_ERRORS as e:
             counts = np.cumsum([self.metadata.row_group(g).num_rows for g in groups])
             at = int(np.searchsorted(counts, done, side="right"))
-            raise damaged(self.path, e, groups[at] if at < len(groups) else None) from None
+            raise damaged(self.path, e, groups[at] if at < len(groups) else None, self.what) from None
 
     def first_damaged(self, groups: list[int], columns) -> int | None:
         """Which of ``groups`` fails to read (read one by one: only once a read has failed)."""

@@ -430,6 +430,39 @@ def test_unreadable_image_names_the_row_or_is_skipped(tmp_path):
     assert result["history"][0]["images"] == 8
 
 
+def invert(path: Path, column: int) -> None:
+    """Invert 16 bytes at the first page header of ``column`` in row group 0 of a Parquet file."""
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(column)
+    at = chunk.dictionary_page_offset or chunk.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_store_or_packed_shard_is_one_line_naming_it(tmp_path, capsys):
+    folder = make_dataset(tmp_path, per_class=3, val_per_class=1)
+    shard = folder / "images" / "shard-00000.parquet"
+    invert(shard, pq.read_schema(shard).get_field_index("image"))
+    assert main(["train", "--data", str(tmp_path), "--subset", "tiny", "--device", "cpu", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{shard}: row group 0: the image store shard is damaged" in err.splitlines()[-1]
+
+    packed = tmp_path / "packed" / "data"
+    packed.mkdir(parents=True)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    images = [{"bytes": picture_jpeg(WNIDS[i % 3], i, 80, 60), "path": f"{i}.jpg"} for i in range(6)]
+    table = pa.table({"image": pa.array(images, image_type), "label": pa.array([i % 3 for i in range(6)])})
+    pq.write_table(table, packed / "train-00000-of-00001.parquet")
+    invert(packed / "train-00000-of-00001.parquet", 0)  # image.bytes
+    data = load_dataset(tmp_path, packed=tmp_path / "packed")
+    with pytest.raises(InputError) as error:
+        Blobs.load(data, data.splits["train"])
+    assert str(error.value).startswith(
+        f"{packed / 'train-00000-of-00001.parquet'}: row group 0: the packed export shard"
+    )
+
+
 # --------------------------------------------------------------------------- data paths
 
 
