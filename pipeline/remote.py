@@ -33,10 +33,10 @@ from .files import atomic_write_bytes
 from .layout import CACHES, STAMPS
 
 INDEX = ".synsetforge-index.json"
-# Never mirrored: temporary folders, locks, the index itself, and the work caches (.cache/),
+# Never mirrored: temporary and aside folders (.tmp-, .old-), locks, the index itself, and the work caches (.cache/),
 # which only an interrupted run on this machine resumes from, and which hold hard links to
 # the published files (the download's shards) that would go up twice.
-SKIP = re.compile(r"(^|/)\.tmp-|\.lock$|^" + re.escape(CACHES) + "/|" + re.escape(INDEX) + "$")
+SKIP = re.compile(r"(^|/)\.(tmp|old)-|\.lock$|^" + re.escape(CACHES) + "/|" + re.escape(INDEX) + "$")
 
 
 def is_url(data: str | os.PathLike) -> bool:
