@@ -139,6 +139,13 @@ def _integers(values: list, type_: pa.DataType) -> pa.Array | None:
     return pa.Array.from_buffers(type_, len(array), [validity, pa.py_buffer(array.astype(dtype))])
 
 
+def unreadable(path: Path, error: Exception) -> InputError:
+    """A Parquet file that cannot be read (not Parquet, truncated, a corrupted page, a folder),
+    as one line: Arrow's messages can run over several."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return InputError(f"not a readable Parquet file ({reason})", file=path)
+
+
 def check_schema(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> None:
     """Every wanted column of ``schema`` is in the file at ``path``, with its type; reads no data."""
     path = Path(path)
@@ -146,8 +153,8 @@ def check_schema(path: Path, schema: pa.Schema, columns: list[str] | None = None
         raise InputError(f"no such {table_name(schema)} table", file=path)
     try:
         file_schema = pq.read_schema(path)
-    except pa.ArrowException as e:
-        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
+    except (pa.ArrowException, OSError) as e:
+        raise unreadable(path, e) from None
     for name in columns or schema.names:
         expected = schema.field(name)
         if name not in file_schema.names:
@@ -164,8 +171,11 @@ def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) 
     wanted = columns or schema.names
     # ParquetFile, not pq.read_table: that one imports pyarrow.dataset and with it pandas,
     # a quarter of a second of CPU in every process that reads one table (download workers).
-    with pq.ParquetFile(path) as file:
-        table = file.read(columns=wanted)
+    try:
+        with pq.ParquetFile(path) as file:
+            table = file.read(columns=wanted)
+    except (pa.ArrowException, OSError) as e:
+        raise unreadable(path, e) from None
     for name in wanted:
         column = table.column(name)
         if not schema.field(name).nullable and column.null_count:

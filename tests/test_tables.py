@@ -76,6 +76,25 @@ def test_not_parquet_at_all(tmp_path):
         read_table(path, schemas.SYNSETS)
 
 
+def test_a_folder_or_a_corrupted_page_where_a_table_should_be_is_one_line(tmp_path):
+    folder = tmp_path / "synsets.parquet"
+    folder.mkdir()
+    with pytest.raises(InputError, match="not a readable Parquet file") as e:
+        read_table(folder, schemas.SYNSETS)
+    assert str(e.value).startswith(str(folder)) and "\n" not in str(e.value)
+
+    path = tmp_path / "big.parquet"
+    rows = {k: v * 2000 for k, v in ROW.items()}
+    write_table(rows, path, schemas.SYNSETS)
+    data = bytearray(path.read_bytes())
+    data[64:128] = b"\xff" * 64  # the first data page, not the footer: the schema still reads
+    path.write_bytes(bytes(data))
+    pq.read_schema(path)
+    with pytest.raises(InputError, match="not a readable Parquet file") as e:
+        read_table(path, schemas.SYNSETS)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
 def test_ledger_and_image_columns_are_built_as_pa_array_builds_them_without_pandas(tmp_path):
     """Text, bytes and integers (the download workers' columns) skip pa.array, which imports
     pandas; the values, nulls and errors are pa.array's."""
