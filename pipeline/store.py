@@ -133,11 +133,27 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
     error naming it and its first unreadable row group."""
     try:
         table = read_table(path, schemas.IMAGES, columns=columns)
-        table.validate(full=True)
-    except READ_ERRORS as e:
-        with ShardFile(path) as shard:
-            raise damaged(path, e, shard.first_damaged(list(range(shard.num_row_groups)), columns)) from None
+        table.validate(full=True)  # the UTF-8 of text columns: a damaged page may decompress to garbage
+    except (InputError, *READ_ERRORS) as e:
+        where = _first_damaged_group(path, columns)
+        if where is None and isinstance(e, InputError):
+            raise  # not damage: a missing column, a null where none may be
+        raise where or damaged(path, e) from None
     return table
+
+
+def _first_damaged_group(path: Path, columns: list[str] | None) -> InputError | None:
+    """``damaged``'s error for the first row group of the shard that fails to read, or None
+    when every one reads (read one by one: only once a read has failed)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        with ShardFile(path) as shard:
+            for group in range(shard.num_row_groups):
+                shard.read_row_group(group, columns)
+    except InputError as e:
+        return e
+    return None
 
 
 def read_images(folder: Path, columns: list[str] | None = None, *, with_location: bool = False) -> pa.Table:
