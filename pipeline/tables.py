@@ -31,12 +31,15 @@ def write_table(
 
     Extra ``metadata`` (dataset name, settings...) is added to the schema's own. The file is
     written under a temporary name in the same folder and renamed, so no reader (or rerun
-    after a kill) ever sees a partial file.
+    after a kill) ever sees a partial file. Every page carries a CRC32 (Parquet's page
+    checksum), so a reader that verifies them finds a damaged page instead of reading it.
     """
     schema = _with_metadata(schema, metadata)
     table = rows.select(schema.names).cast(schema) if isinstance(rows, pa.Table) else _columns(rows, schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size, compression=_compression(schema))
+        pq.write_table(
+            table, tmp, row_group_size=row_group_size, compression=_compression(schema), write_page_checksum=True
+        )
     return table
 
 
@@ -48,7 +51,9 @@ class TableWriter:
         self.path = Path(path)
         self.schema = _with_metadata(schema, metadata)
         self.tmp = temporary_beside(self.path)
-        self.writer = pq.ParquetWriter(self.tmp, self.schema, compression=_compression(schema))
+        self.writer = pq.ParquetWriter(
+            self.tmp, self.schema, compression=_compression(schema), write_page_checksum=True
+        )
         self.rows = 0
 
     def write(self, rows: Mapping[str, list]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.hashing import grey_of_bytes
-from pipeline.pixels import orientation, to_rgb, upright, upright_size
+from pipeline.pixels import MAX_PIXELS, orientation, to_rgb, upright, upright_size
 
 from . import status
 
@@ -45,7 +45,7 @@ class Normalise:
     min_side: int = 32  # shorter side below this is too_small
     quality: int = 90  # JPEG quality of re-encoded images
     keep_original: bool = False  # store the fetched bytes as they are
-    max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit (a 0.25 GB RGB bitmap)
+    max_pixels: int = MAX_PIXELS  # the one limit every stage that reads pixels applies
 
 
 @dataclass(frozen=True)
