@@ -65,9 +65,7 @@ class StageRun:
 
 def tree_state(path: Path) -> list[list[Any]]:
     """``[relative name, size, mtime_ns]`` for a file, or for every file below a folder.
-
-    A link to nothing (or a loop of links) is described by the link itself: the stage that
-    reads the folder decides what such a link means and says so, not the fingerprint."""
+    A link to nothing (or a loop of file links) raises the OSError naming it."""
     if path.is_file():
         st = path.stat()
         return [[".", st.st_size, st.st_mtime_ns]]
@@ -76,10 +74,7 @@ def tree_state(path: Path) -> list[list[Any]]:
         dirs.sort()
         for name in sorted(files):
             full = Path(root, name)
-            try:
-                st = full.stat()
-            except OSError:
-                st = full.lstat()
+            st = full.stat()
             state.append([full.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns])
     return state
 

@@ -370,10 +370,19 @@ def test_a_damaged_page_of_a_store_shard_is_one_line_naming_the_shard(built, tmp
 
 
 @pytest.mark.slow
-def test_flipped_bytes_inside_stored_images_are_caught_by_every_reader_of_the_bytes(built, tmp_path):
-    """The image column's pages are not compressed: damage in the middle of a shard reads back
-    as other bytes, which the sha256 recorded with them gives away."""
+@pytest.mark.parametrize("checksums", [True, False], ids=["page-checksums", "no-checksums"])
+def test_flipped_bytes_inside_stored_images_are_caught_by_every_reader_of_the_bytes(built, tmp_path, checksums):
+    """Damage in the middle of a shard's image pages: the page checksum the store is written
+    with gives it away; in a shard written without checksums the pages are not compressed
+    and read back as other bytes, which the sha256 recorded with them gives away."""
     path = store.shard_path(Layout(built).images, 0)
+    if not checksums:  # a store written before page checksums, or by another writer
+        rewritten = tmp_path / "rewritten"
+        shutil.copytree(built, rewritten, ignore=shutil.ignore_patterns("export", ".stages"))
+        rows_per_group = pq.ParquetFile(path).metadata.row_group(0).num_rows
+        path = store.shard_path(Layout(rewritten).images, 0)
+        pq.write_table(pq.read_table(path), path, row_group_size=rows_per_group, compression="none")
+        built = rewritten
     middle = path.stat().st_size // 2
     image = pq.ParquetFile(path).metadata.row_group(0).column(2)
     start = image.dictionary_page_offset or image.data_page_offset
@@ -384,6 +393,9 @@ def test_flipped_bytes_inside_stored_images_are_caught_by_every_reader_of_the_by
         done = run_cli(*stage, *where(copy))
         if stage[0] in ("manifests", "dedupe"):  # they read the store's hashes and sizes, not its bytes
             assert done.returncode == 0, (stage, done.stderr)
+        elif checksums:
+            assert done.returncode == 2, (stage, done.stderr)
+            assert "CRC checksum verification failed" in one_line_error(done, shard, "row group 0")
         elif stage[0] == "validate":  # a failed check, named in its list of problems
             assert done.returncode == 1 and "FAIL images_decode" in done.stderr, done.stderr
             assert "images/shard-00000.parquet: its bytes do not match the manifest's sha256" in done.stderr
