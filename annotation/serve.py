@@ -1,12 +1,17 @@
 """``annotate-serve``: our own crowd labelling page, the in-house alternative to MTurk.
 
 Serves one round's HITs (``annotation/round-<n>/hits.parquet``) to workers who name
-themselves on ``/`` (a cookie keeps the name). ``/hit`` shows a worker the first HIT, in
-(round, wnid, hit_id) order, that they have not answered and that still wants answers; the
-images come from the image store, in grid order, and nothing on the page tells a control
-from a candidate. Answers go to ``results-local.jsonl`` beside hits.parquet, one JSON object
-a line in the format ``annotate-import`` reads (``annotation.results``); ``/progress`` and
+themselves on ``/`` (a cookie keeps the name). ``/hit`` shows a worker the HIT they hold, or
+holds for them the first HIT, in (round, wnid, hit_id) order, that they have not answered and
+that has a free assignment; the images come from the image store, in grid order, and nothing
+on the page tells a control from a candidate. Answers go to ``results-local.jsonl`` beside
+hits.parquet, one JSON object a line in the format ``annotate-import`` reads
+(``annotation.results``), never more for a HIT than it wants; ``/progress`` and
 ``/progress.json`` count them per synset.
+
+The page is for a team on a trusted network: worker ids are self-declared, and the holds and
+the assignment count stop accidental over-answering, not a hostile worker. Requests naming
+another host than the page's own (DNS rebinding) are refused.
 
 Routes: ``/``, ``POST /worker``, ``/hit``, ``POST /hit/<hit_id>`` (JSON ``{"ticked": [image
 ids], "seconds": s}``), ``/image/<image_id>.jpg``, ``/static/<file>``, ``/progress[.json]``.
@@ -17,12 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import functools
 import json
 import math
 import os
 import re
+import socket
+import sys
+import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,9 +44,9 @@ from string import Template
 
 from aiohttp import web
 
-from pipeline import schemas
+from pipeline import runner, schemas, settings
 from pipeline.background import BackgroundServer
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import FULL, InputError, PipelineError
 from pipeline.layout import Layout
 from pipeline.store import StoreIndex, require_shards
 from pipeline.tables import read_table
@@ -48,6 +59,8 @@ __all__ = ["LabellingServer", "serve", "HELP", "add_arguments", "run"]
 
 HELP = "serve a round's HITs on our own labelling page: annotation/round-<n>/results-local.jsonl"
 DEFAULT_PORT = 8650
+DEFAULT_HOLD_MINUTES = 30.0  # how long a HIT shown to a worker is kept for their answer
+LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WORKER_COOKIE = "synsetforge_worker"
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 HEADERS = {
@@ -122,7 +135,8 @@ def hit_images(folder: Path, wanted: set[str], hits_path: Path) -> StoreIndex:
 
 class Answers:
     """``results-local.jsonl``: who answered which HIT, read at start so a restart goes on
-    where the last run stopped, and appended one whole line per answer."""
+    where the last run stopped (and counts what each HIT has), and appended one whole line
+    per answer."""
 
     def __init__(self, path: Path, hit_ids: list[str]):
         self.path = path
@@ -141,31 +155,18 @@ class Answers:
                 if record.get("hit_id") in self.workers and record.get("status") != "Rejected":
                     self.workers[record["hit_id"]].add(str(record.get("worker_id")))
 
-    async def add(self, hit: Hit, worker: str, ticked: set[str], seconds: float) -> dict:
-        """Record an answer, or raise 409 if the worker already gave one. Runs on the event loop,
-        so the check and the claim are one step; the write goes to a thread."""
-        if worker in self.workers[hit.hit_id]:
-            raise web.HTTPConflict(text=f"you have already answered HIT {hit.hit_id}")
-        record = {
-            "format": OURS,
-            "hit_id": hit.hit_id,
-            "assignment_id": uuid.uuid4().hex,
-            "worker_id": worker,
-            "status": "Submitted",
-            "ticked": [i for i in dict.fromkeys(hit.images) if i in ticked],
-            "shown": list(hit.images),
-            "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "seconds": round(seconds, 3),
-        }
-        self.workers[hit.hit_id].add(worker)
+    def check_writable(self) -> None:
+        """Refuse to start a page whose answers could not be saved; opening for append, or a
+        nameless file beside it, changes nothing on disk."""
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._append, record)
-        except BaseException:
-            self.workers[hit.hit_id].discard(worker)
-            raise
-        return record
+            if self.path.exists():
+                open(self.path, "ab").close()
+            else:
+                tempfile.TemporaryFile(dir=self.path.parent).close()
+        except OSError as e:
+            raise PipelineError(f"cannot write answers to {self.path}: {e.strerror or e}") from None
 
-    def _append(self, record: dict) -> None:
+    def append(self, record: dict) -> None:
         """One write of a whole line, flushed and synced before the worker hears "saved": a crash
         loses at most the answer in flight, never leaves half a line."""
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
@@ -175,11 +176,77 @@ class Answers:
             os.fsync(file.fileno())
 
 
+class Assignments:
+    """Which worker may answer which HIT. A HIT has ``assignments`` slots; an answer (saved or
+    being saved) fills one for good, a hold keeps one for a worker for ``hold`` seconds. A
+    worker holds one HIT at a time and answers a HIT once. Every method runs on the event loop
+    and awaits nothing, so a check and the claim it allows are one step: two submits cannot
+    both take the last slot. Holds live in memory; the answers, read back at start, are what
+    bound the count across restarts."""
+
+    def __init__(self, hits: list[Hit], answers: Answers, hold: float):
+        self.hits = hits
+        self.answered = answers.workers
+        self.hold = hold
+        self.holds: dict[str, dict[str, float]] = {h.hit_id: {} for h in hits}  # hit -> worker -> until
+
+    def free(self, hit: Hit, worker: str, now: float) -> int:
+        """Slots of ``hit`` neither answered nor held by another worker."""
+        answered = self.answered[hit.hit_id]
+        held = sum(w != worker and w not in answered and until > now for w, until in self.holds[hit.hit_id].items())
+        return hit.assignments - len(answered) - held
+
+    def holding(self, hit: Hit, worker: str, now: float) -> bool:
+        return self.holds[hit.hit_id].get(worker, 0.0) > now
+
+    def open_to(self, worker: str) -> list[Hit]:
+        """HITs the worker may answer now: not answered by them, held by them or with a free slot;
+        the one they hold first."""
+        now = time.monotonic()
+        hits = [
+            h
+            for h in self.hits
+            if worker not in self.answered[h.hit_id] and (self.holding(h, worker, now) or self.free(h, worker, now) > 0)
+        ]
+        return sorted(hits, key=lambda h: not self.holding(h, worker, now))
+
+    def take(self, hit: Hit, worker: str) -> None:
+        """Hold ``hit`` for the worker from now on, letting go of any other HIT they held."""
+        for holds in self.holds.values():
+            holds.pop(worker, None)
+        self.holds[hit.hit_id][worker] = time.monotonic() + self.hold
+
+    def claim(self, hit: Hit, worker: str) -> None:
+        """Fill a slot with the worker's answer, or raise 409 saying why it is not counted."""
+        now = time.monotonic()
+        answered = self.answered[hit.hit_id]
+        if worker in answered:
+            raise web.HTTPConflict(text=f"you have already answered HIT {hit.hit_id}")
+        if not self.holding(hit, worker, now) and self.free(hit, worker, now) < 1:
+            lapsed = worker in self.holds[hit.hit_id]
+            why = f" (your hold on it ran out after {self.hold / 60:g} minutes)" if lapsed else ""
+            raise web.HTTPConflict(
+                text=f"HIT {hit.hit_id} already has the {hit.assignments} answers it wants, given or held "
+                f"by other workers{why}: your answer was not counted"
+            )
+        answered.add(worker)
+
+    def release(self, hit: Hit, worker: str) -> None:
+        """The answer was not saved: free its slot, and hold the HIT for the worker to retry."""
+        self.answered[hit.hit_id].discard(worker)
+        self.take(hit, worker)
+
+    def settle(self, hit: Hit, worker: str) -> None:
+        """The answer is saved: the worker's hold on the HIT has done its work."""
+        self.holds[hit.hit_id].pop(worker, None)
+
+
 class Labelling:
     """One round as the page serves it: HITs, what workers read about their synsets, the
-    images and the answers so far. InputError for a missing or malformed input file."""
+    images, the answers so far and who holds which HIT. InputError for a missing or malformed
+    input file, PipelineError when the answers could not be saved."""
 
-    def __init__(self, workdir: Path, round_: int):
+    def __init__(self, workdir: Path, round_: int, hold_minutes: float = DEFAULT_HOLD_MINUTES):
         layout = Layout(workdir)
         self.round = round_
         hits_path, synsets_path = layout.hits(round_), layout.synsets
@@ -193,15 +260,33 @@ class Labelling:
         self.about = describe(synsets.to_pandas(), read_words(layout.words))
         self.images = hit_images(layout.images, {i for h in self.hits for i in h.images}, hits_path)
         self.answers = Answers(layout.local_answers(round_), list(self.by_id))
+        self.answers.check_writable()
+        self.assignments = Assignments(self.hits, self.answers, hold_minutes * 60)
         self.results_name = str(self.answers.path.relative_to(layout.root))  # workers need not see our paths
 
-    def open_to(self, worker: str) -> list[Hit]:
-        """HITs the worker may answer: not answered by them, still short of answers."""
-        return [
-            h
-            for h in self.hits
-            if worker not in self.answers.workers[h.hit_id] and len(self.answers.workers[h.hit_id]) < h.assignments
-        ]
+    async def submit(self, hit: Hit, worker: str, ticked: set[str], seconds: float) -> dict:
+        """Record an answer, or raise 409 when it is not counted (see Assignments.claim); the
+        slot is claimed on the event loop, the write goes to a thread. OSError when the write
+        fails, the slot then free again and held for the worker."""
+        self.assignments.claim(hit, worker)
+        record = {
+            "format": OURS,
+            "hit_id": hit.hit_id,
+            "assignment_id": uuid.uuid4().hex,
+            "worker_id": worker,
+            "status": "Submitted",
+            "ticked": [i for i in dict.fromkeys(hit.images) if i in ticked],
+            "shown": list(hit.images),
+            "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "seconds": round(seconds, 3),
+        }
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.answers.append, record)
+        except BaseException:
+            self.assignments.release(hit, worker)
+            raise
+        self.assignments.settle(hit, worker)
+        return record
 
     def progress(self) -> dict:
         """Per synset and in all: HITs, complete HITs, answers and answers wanted, distinct workers."""
@@ -288,10 +373,11 @@ async def next_hit(request: web.Request) -> web.Response:
     if worker is None:
         raise web.HTTPSeeOther("/")
     labelling = request.app[LABELLING]
-    open_hits = labelling.open_to(worker)
+    open_hits = labelling.assignments.open_to(worker)
     if not open_hits:
         return _page("Done", render("done.html"), worker)
     hit = open_hits[0]
+    labelling.assignments.take(hit, worker)
     about = labelling.about[hit.wnid]
     tiles = Html(
         "\n".join(
@@ -338,7 +424,20 @@ async def answer(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"image {strangers[0]!r} is not in HIT {hit.hit_id}")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
         raise web.HTTPBadRequest(text="seconds: must be a number of seconds, not negative")
-    record = await labelling.answers.add(hit, worker, set(ticked), float(seconds))
+    try:
+        record = await labelling.submit(hit, worker, set(ticked), float(seconds))
+    except OSError as e:
+        print(
+            f"error: the answer of worker {worker} to HIT {hit.hit_id} was NOT saved, the page asks them to submit "
+            f"again: cannot write {labelling.answers.path}: {e.strerror or e}",
+            file=sys.stderr,
+            flush=True,
+        )
+        refusal = web.HTTPInsufficientStorage if e.errno in FULL else web.HTTPServiceUnavailable
+        raise refusal(
+            text=f"Your answer was NOT saved: the server cannot write its answers file ({e.strerror or e}). "
+            "Your ticks are still here: tell whoever runs this page, then submit again."
+        ) from None
     return web.json_response({"assignment_id": record["assignment_id"], "next": "/hit"})
 
 
@@ -385,8 +484,40 @@ async def _secure(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(HEADERS)
 
 
-def make_app(labelling: Labelling) -> web.Application:
-    app = web.Application()
+def _bracketed(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def own_hosts(bound: str, local: tuple | None) -> set[str]:
+    """The Host headers the page answers to: its loopback names, the address it was told to
+    listen on, and the address and name of this machine that the connection came in on
+    (what a colleague types when the page listens on 0.0.0.0), each with the port."""
+    if not local:
+        return set()
+    address, port = local[0], local[1]
+    names = {*LOCAL_NAMES, _bracketed(bound), _bracketed(address), socket.gethostname()}
+    hosts = {f"{name}:{port}".lower() for name in names}
+    return hosts | ({name.lower() for name in names} if port == 80 else set())
+
+
+def host_check(bound: str):
+    """Refuse a request whose Host is not one of the page's own: a page on 127.0.0.1 that
+    answered any name could be read and written by a site whose name resolves to 127.0.0.1
+    (DNS rebinding)."""
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        host = request.headers.get("Host", "")
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        if host.lower() not in own_hosts(bound, local):
+            raise web.HTTPMisdirectedRequest(text=f"refused: Host {host!r} is not this page's address")
+        return await handler(request)
+
+    return check
+
+
+def make_app(labelling: Labelling, host: str = "127.0.0.1") -> web.Application:
+    app = web.Application(middlewares=[host_check(host)])
     app[LABELLING] = labelling
     app.add_routes(routes)
     app.on_response_prepare.append(_secure)
@@ -403,8 +534,15 @@ class LabellingServer(BackgroundServer):
 
     name = "labelling"
 
-    def __init__(self, workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
-        self.labelling = Labelling(Path(workdir), round)
+    def __init__(
+        self,
+        workdir: Path,
+        round: int,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        hold_minutes: float = DEFAULT_HOLD_MINUTES,
+    ):
+        self.labelling = Labelling(Path(workdir), round, hold_minutes)
         self.host = host
         self.port = port
 
@@ -416,25 +554,38 @@ class LabellingServer(BackgroundServer):
         return f"http://{self.host}:{self.port}{path}"
 
     def make_app(self) -> web.Application:
-        return make_app(self.labelling)
+        return make_app(self.labelling, self.host)
 
 
-def serve(workdir: Path, round: int, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
-    """Serve the page until Ctrl-C; answers already written stay written."""
-    server = LabellingServer(workdir, round, host, port)
-    try:
-        with server:
-            print(
-                f"labelling page for round {round} on {server.url('/')}; answers go to {server.results}; "
-                "Ctrl-C stops it",
-                flush=True,
-            )
-            try:
-                threading.Event().wait()
-            except KeyboardInterrupt:
-                pass
-    except OSError as e:
-        raise PipelineError(f"cannot listen on {host}:{port}: {e}") from None
+def serve(
+    workdir: Path,
+    round: int,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    hold_minutes: float = DEFAULT_HOLD_MINUTES,
+) -> None:
+    """Serve the page until Ctrl-C, holding the stage's lock: a second page on the same data
+    would hand out the same slots. Answers already written stay written."""
+    with contextlib.ExitStack() as stack:
+        lock = runner.lock(workdir, "annotate-serve")
+        try:
+            stack.enter_context(lock)
+        except OSError as e:
+            raise PipelineError(f"cannot take the stage lock {lock.path}: {e.strerror or e}") from None
+        server = LabellingServer(workdir, round, host, port, hold_minutes)
+        try:
+            stack.enter_context(server)
+        except OSError as e:
+            why = "address in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+            raise PipelineError(f"cannot listen on {host}:{port}: {why}") from None
+        print(
+            f"labelling page for round {round} on {server.url('/')}; answers go to {server.results}; Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
 
 
 def latest_round(workdir: Path) -> int:
@@ -446,12 +597,26 @@ def latest_round(workdir: Path) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--round", type=int, default=None, help="annotation round (make: ROUND, default the latest)")
+    parser.add_argument(
+        "--round", type=settings.integer(1), default=None, help="annotation round (make: ROUND, default the latest)"
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(make: PORT, default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--port",
+        type=settings.integer(0, 65535),
+        default=DEFAULT_PORT,
+        help=f"0 picks a free port (make: PORT, default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--reservation-minutes",
+        type=settings.number(0, 7 * 24 * 60, above=True),
+        default=DEFAULT_HOLD_MINUTES,
+        help="how long a HIT shown to a worker stays theirs to answer; its slot is then free for others "
+        f"(default {DEFAULT_HOLD_MINUTES:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    serve(args.workdir, args.round or latest_round(args.workdir), args.host, args.port)
+    serve(args.workdir, args.round or latest_round(args.workdir), args.host, args.port, args.reservation_minutes)

@@ -4,9 +4,18 @@ and hostile synset text shown as text. Checks that need no browser use plain HTT
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -16,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
-from conftest import write_images, write_synsets
+from conftest import run_cli, write_images, write_synsets
+from wordnet_facts import REPO
 
 from annotation.results import read_results
 from annotation.serve import WORKER_COOKIE, LabellingServer, latest_round
@@ -224,7 +234,7 @@ def test_a_hit_goes_to_other_workers_until_it_has_its_answers(server, new_page):
     bob.keyboard.press("Enter")
     wait_for_hit(bob, SECOND)
     sign_in(carol, server, "carol")
-    assert shown_hit(carol) == SECOND  # FIRST has the two answers it wants
+    assert shown_hit(carol) == HOSTILE  # FIRST has the two answers it wants, SECOND's two are held
     assert [(r["worker_id"], r["hit_id"], r["ticked"]) for r in results(server)] == [
         ("alice", FIRST, []),
         ("bob", FIRST, [GRIDS[FIRST][0]]),
@@ -313,13 +323,16 @@ def test_a_restart_goes_on_from_the_results_file(workdir):
         for worker in ("alice", "bob"):
             assert post_answer(server, worker, FIRST, {"ticked": [], "seconds": 2}).ok
     with LabellingServer(workdir, 1, port=0) as server:
-        assert hit_for(server, "alice") == hit_for(server, "carol") == SECOND
+        assert hit_for(server, "alice") == SECOND
         assert post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 2}).status_code == 409
+        late = post_answer(server, "carol", FIRST, {"ticked": [], "seconds": 2})  # the answers before count
+        assert late.status_code == 409 and "already has the 2 answers it wants" in late.text
         for hit_id in (SECOND, HOSTILE):
             assert post_answer(server, "alice", hit_id, {"ticked": [], "seconds": 2}).ok
         assert hit_for(server, "alice") is None
         assert "no HIT is left for you" in requests.get(server.url("/hit"), cookies={WORKER_COOKIE: "alice"}).text
         assert hit_for(server, "bob") == SECOND  # HOSTILE has its one answer
+        assert hit_for(server, "carol") is None  # SECOND: alice's answer and bob's hold
         assert requests.get(server.url("/progress.json"), timeout=10).json()["total"]["answers"] == 4
     assert len(server.results.read_text().splitlines()) == 4
 
@@ -369,3 +382,249 @@ def test_missing_or_malformed_inputs_name_the_file(workdir):
     make_round(workdir)
     results.write_text('{"format": "synsetforge-results/1", "hit_id": "x", "worker_id": "a"}\n{"half": \n')
     assert f"{results}:2" in refusal()
+
+
+# Who answers what: a HIT's assignment count and the holds.
+
+
+def answer_at_once(server: LabellingServer, hit_id: str, workers: list[str]) -> list[int]:
+    """Every worker submits ``hit_id`` at the same moment, without holding it; their statuses."""
+    start = threading.Barrier(len(workers))
+
+    def submit(worker: str) -> int:
+        start.wait()
+        return post_answer(server, worker, hit_id, {"ticked": [], "seconds": 1}).status_code
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        return list(pool.map(submit, workers))
+
+
+def test_a_hit_takes_no_more_answers_than_it_wants(server):
+    statuses = [post_answer(server, f"w{n}", FIRST, {"ticked": [], "seconds": 1}) for n in range(6)]
+    assert [r.status_code for r in statuses] == [200, 200, 409, 409, 409, 409]
+    assert (
+        statuses[2].text == f"HIT {FIRST} already has the 2 answers it wants, given or held by other workers: "
+        "your answer was not counted"
+    )
+    assert [(r["hit_id"], r["worker_id"]) for r in results(server)] == [(FIRST, "w0"), (FIRST, "w1")]
+    assert hit_for(server, "w2") == SECOND
+
+
+def test_simultaneous_submits_cannot_both_take_the_last_slot(server):
+    workers = [f"w{n}" for n in range(8)]
+    assert sorted(answer_at_once(server, HOSTILE, workers)) == [200] + [409] * 7
+    assert sorted(answer_at_once(server, FIRST, workers)) == [200] * 2 + [409] * 6
+    answered = [r["hit_id"] for r in results(server)]
+    assert answered.count(HOSTILE) == 1 and answered.count(FIRST) == 2
+
+
+def test_a_shown_hit_is_held_for_its_worker_until_the_hold_runs_out(workdir):
+    hold = 2.0  # seconds
+    with LabellingServer(workdir, 1, port=0, hold_minutes=hold / 60) as server:
+        assert hit_for(server, "alice") == hit_for(server, "bob") == FIRST
+        assert hit_for(server, "carol") == SECOND  # FIRST's two slots are held
+        assert hit_for(server, "alice") == FIRST  # a reload shows the HIT held
+        refused = post_answer(server, "carol", FIRST, {"ticked": [], "seconds": 1})
+        assert refused.status_code == 409 and "held by other workers" in refused.text
+        time.sleep(hold + 0.3)
+        assert hit_for(server, "dave") == FIRST  # the holds ran out
+        assert post_answer(server, "bob", FIRST, {"ticked": [], "seconds": 1}).ok  # a slot still free
+        lapsed = post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 1})
+        assert lapsed.status_code == 409 and "your hold on it ran out" in lapsed.text
+        assert post_answer(server, "dave", FIRST, {"ticked": [], "seconds": 1}).ok  # held for dave
+        assert [r["worker_id"] for r in results(server)] == ["bob", "dave"]
+
+
+def test_the_page_tells_a_worker_whose_answer_came_too_late(workdir, new_page):
+    with LabellingServer(workdir, 1, port=0, hold_minutes=1 / 60) as server:
+        page = new_page()
+        sign_in(page, server, "alice")
+        assert shown_hit(page) == FIRST
+        page.click("label.tile >> nth=0")
+        time.sleep(1.3)
+        for worker in ("bob", "carol"):
+            assert hit_for(server, worker) == FIRST
+            assert post_answer(server, worker, FIRST, {"ticked": [], "seconds": 1}).ok
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#status a")
+        assert "already has the 2 answers it wants" in page.text_content("#status")
+        assert "your answer was not counted" in page.text_content("#status")
+        page.click("#status a")
+        wait_for_hit(page, SECOND)
+        assert [r["worker_id"] for r in results(server)] == ["bob", "carol"]
+
+
+# Who may ask: the Host header.
+
+
+def test_only_requests_naming_the_page_itself_are_answered(server):
+    port = server.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert requests.get(server.url("/hit"), headers={"Host": host}, timeout=10).status_code == 200, host
+    for host in (f"evil.example:{port}", "localhost:1", f"127.0.0.1.evil.example:{port}"):
+        refused = requests.get(server.url("/progress.json"), headers={"Host": host}, timeout=10)
+        assert refused.status_code == 421 and refused.text == f"refused: Host {host!r} is not this page's address"
+    evil = {"Host": f"evil.example:{port}"}
+    assert post_answer(server, "alice", FIRST, {"ticked": [], "seconds": 1}, headers=evil).status_code == 421
+    assert not server.results.exists()
+
+
+# The command line, as a user runs it.
+
+
+def serve_command(workdir: Path, *options: str) -> list[str]:
+    data = ["--data", str(workdir.parent), "--subset", workdir.name]
+    return [sys.executable, "-m", "pipeline", "annotate-serve", *data, *options]
+
+
+class Serving:
+    """``annotate-serve`` as a separate process on a free port, up once it says where; leaving
+    stops it with Ctrl-C and keeps its exit status and stderr."""
+
+    def __init__(self, workdir: Path, *options: str, preexec_fn=None):
+        self.command = serve_command(workdir, "--port", "0", *options)
+        self.preexec_fn = preexec_fn
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=self.preexec_fn,
+        )
+        line = self.process.stdout.readline()
+        found = re.search(r" on (http://\S+)/;", line)
+        if not found:
+            self.process.kill()
+            pytest.fail(f"annotate-serve did not start: {line}{self.process.communicate()[1]}")
+        self.base = found.group(1)
+        return self
+
+    def url(self, path: str = "/") -> str:
+        return self.base + path
+
+    def __exit__(self, *exc) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.stderr = self.process.communicate(timeout=20)[1]
+        self.status = self.process.returncode
+
+
+def one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    return line
+
+
+def test_out_of_range_numbers_are_refused_before_anything_runs(workdir):
+    for option, value in (("--port", "99999"), ("--port", "-1"), ("--reservation-minutes", "0"), ("--round", "0")):
+        done = run_cli(*serve_command(workdir, option, value)[3:])
+        assert done.returncode == 2, (option, value)
+        assert "out of range" in one_line(done.stderr) and option in done.stderr
+    assert not (workdir / ".stages").exists() and not Layout(workdir).local_answers(1).exists()
+
+
+def test_a_port_in_use_is_one_line(workdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(*serve_command(workdir, "--port", str(port))[3:])
+    assert done.returncode == 1
+    assert one_line(done.stderr) == f"error: cannot listen on 127.0.0.1:{port}: address in use"
+
+
+def test_a_second_page_on_the_same_data_is_refused(workdir):
+    with Serving(workdir) as first:
+        second = subprocess.run(
+            serve_command(workdir, "--port", "0"), cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1
+        assert one_line(second.stderr) == f"error: another run of stage annotate-serve is writing to {workdir}"
+        assert requests.get(first.url("/hit"), cookies={WORKER_COOKIE: "alice"}, timeout=10).ok
+    assert first.status == 0 and first.stderr == ""
+    with Serving(workdir) as again:  # the lock goes with the page
+        assert requests.get(again.url("/progress.json"), timeout=10).ok
+
+
+# A data folder the page cannot write to.
+
+
+def _drop_root_override() -> None:
+    """Run as root but without the capabilities that ignore file modes (the interpreter lives
+    under /root, which user nobody cannot read): a folder of mode 555 is then read-only."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+        if libc.prctl(24, capability, 0, 0, 0):  # PR_CAPBSET_DROP: gone for the next exec
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Make a folder read-only for a server started with ``preexec_fn=_drop_root_override``
+    (and writable again); skips where that cannot be arranged."""
+    probe = tmp_path / "probe"
+    probe.mkdir(mode=0o555)
+    try:
+        written = subprocess.run(
+            [sys.executable, "-c", f"open({str(probe / 'x')!r}, 'w')"], preexec_fn=_drop_root_override
+        ).returncode
+    except subprocess.SubprocessError as e:
+        pytest.skip(f"cannot drop the capabilities that let root write anywhere: {e}")
+    if written == 0:
+        pytest.skip("a folder of mode 555 is writable for the server here")
+
+    @contextlib.contextmanager
+    def made(folder: Path):
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+
+    return made
+
+
+def test_a_page_whose_answers_cannot_be_saved_does_not_start(workdir, read_only):
+    round_ = Layout(workdir).round(1)
+    with read_only(round_):
+        done = subprocess.run(
+            serve_command(workdir, "--port", "0"),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            preexec_fn=_drop_root_override,
+            timeout=60,
+        )
+    assert done.returncode == 1 and done.stdout == ""
+    answers = Layout(workdir).local_answers(1)
+    assert one_line(done.stderr) == f"error: cannot write answers to {answers}: Permission denied"
+
+
+def test_an_answer_that_cannot_be_saved_is_refused_and_kept_for_another_try(workdir, read_only, new_page):
+    round_ = Layout(workdir).round(1)
+    answers = Layout(workdir).local_answers(1)
+    with Serving(workdir, preexec_fn=_drop_root_override) as server:
+        page = new_page()
+        sign_in(page, server, "alice")
+        page.click("label.tile >> nth=1")
+        page.click("label.tile >> nth=3")
+        with read_only(round_):
+            refused = post_answer(server, "bob", FIRST, {"ticked": [], "seconds": 1})
+            assert refused.status_code == 503 and refused.text.startswith("Your answer was NOT saved: ")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#status:has-text('NOT saved')")
+            assert "Permission denied" in page.text_content("#status") and page.locator("#status a").count() == 0
+            assert shown_hit(page) == FIRST and not answers.exists()
+            ticked = page.eval_on_selector_all("input:checked", "boxes => boxes.map(b => b.value)")
+            assert ticked == [GRIDS[FIRST][1], GRIDS[FIRST][3]]
+        page.keyboard.press("Enter")  # the same ticks, once the folder is writable again
+        wait_for_hit(page, SECOND)
+    assert [(r["worker_id"], r["ticked"]) for r in map(json.loads, answers.read_text().splitlines())] == [
+        ("alice", [GRIDS[FIRST][1], GRIDS[FIRST][3]])
+    ]
+    assert server.status == 0 and "Traceback" not in server.stderr
+    lines = server.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: the answer of worker ") for line in lines)
+    assert f"worker bob to HIT {FIRST} was NOT saved" in lines[0] and f"cannot write {answers}" in lines[0]

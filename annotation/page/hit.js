@@ -54,11 +54,13 @@
         location.assign("/hit");
         return;
       }
-      status.textContent = (await response.text()) + " ";
-      const next = document.createElement("a");
-      next.href = "/hit";
-      next.textContent = "Go to the next HIT";
-      status.append(next);
+      status.textContent = await response.text();
+      if (response.status < 500) {  // not counted (409...): this HIT is over for this worker
+        const next = document.createElement("a");
+        next.href = "/hit";
+        next.textContent = "Go to the next HIT";
+        status.append(" ", next);
+      }  // not saved (503, 507): the ticks stay on the page for another submit
     } catch (error) {
       status.textContent = `Could not reach the server (${error.message}): try again.`;
     }
