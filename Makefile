@@ -30,7 +30,7 @@ DEDUPE_ARGS = $(strip $(call opt,FOLDER,--folder) $(call opt,RADIUS,--radius) $(
 	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes) $(call opt,EXECUTOR,--executor))
 EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HIT_FORMATS,--formats) $(call opt,IMAGE_BASE_URL,--image-base-url) \
 	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed))
-SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port))
+SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port) $(call opt,RESERVATION_MINUTES,--reservation-minutes))
 SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(call opt,SEED,--seed))
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))

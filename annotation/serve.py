@@ -447,7 +447,11 @@ async def image(request: web.Request) -> web.Response:
     image_id = request.match_info["image_id"]
     if image_id not in store:
         raise web.HTTPNotFound(text="not an image of this round's HITs")
-    data = await asyncio.get_running_loop().run_in_executor(None, store.bytes_of, image_id)
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(None, store.bytes_of, image_id)
+    except InputError as e:  # a damaged shard: say which, once per request, without a traceback
+        print(f"error: image {image_id} not served: {e}", file=sys.stderr, flush=True)
+        raise web.HTTPInternalServerError(text=f"image {image_id} is damaged in the image store") from None
     # An image id names one set of bytes for good: browsers may keep it.
     return web.Response(
         body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"}

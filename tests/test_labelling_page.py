@@ -628,3 +628,20 @@ def test_an_answer_that_cannot_be_saved_is_refused_and_kept_for_another_try(work
     lines = server.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("error: the answer of worker ") for line in lines)
     assert f"worker bob to HIT {FIRST} was NOT saved" in lines[0] and f"cannot write {answers}" in lines[0]
+
+
+def test_an_image_damaged_in_the_store_is_an_error_naming_it_and_the_page_goes_on(workdir):
+    shard = store.shard_path(Layout(workdir).images, 0)
+    data = bytearray(shard.read_bytes())
+    middle = len(data) // 2  # inside the image column's pages
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    shard.write_bytes(bytes(data))
+    damaged = set(pd.read_parquet(shard, columns=["image_id"]).image_id)
+    with LabellingServer(workdir, 1, port=0) as server:
+        for grid in GRIDS.values():
+            for image_id in grid:
+                got = requests.get(server.url(f"/image/{image_id}.jpg"), timeout=10)
+                if image_id in damaged:
+                    assert got.status_code == 500 and "damaged in the image store" in got.text
+                else:
+                    assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
