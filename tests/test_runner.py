@@ -303,4 +303,3 @@ def test_a_finished_swap_left_by_a_kill_keeps_the_new_outputs_and_drops_the_old(
     assert runner.run(new, nested_writer("rebuilt"), log=lambda _: None).skipped
     assert texts(work) == NEW_TEXTS
     assert runner_folders(work) == [".stages"]
-
