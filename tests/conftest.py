@@ -146,3 +146,28 @@ def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int
         )
     writer.close()
     return path
+
+
+def write_labels(workdir: Path, images: list[tuple[str, str]], **columns: list) -> Path:
+    """labels.parquet as annotate-import writes it: every (image_id, wnid) accepted and
+    decided by 3 of 3 votes, unless ``columns`` give a column's values (one per image)."""
+    from pipeline import schemas
+    from pipeline.layout import Layout
+    from pipeline.tables import write_table
+
+    n = len(images)
+    labels = {
+        "image_id": [i for i, _ in images],
+        "wnid": [w for _, w in images],
+        "accepted": [True] * n,
+        "decided": [True] * n,
+        "confidence": [0.9] * n,
+        "votes_yes": [3] * n,
+        "votes_total": [3] * n,
+        "selection_frequency": [1.0] * n,
+        "method": ["majority"] * n,
+        "round": [1] * n,
+    }
+    path = Layout(workdir).labels
+    write_table(labels | columns, path, schemas.LABELS)
+    return path

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, write_images, write_synsets
+from conftest import run_cli, write_images, write_labels, write_synsets
 from PIL import Image
 
 from manifests import card
@@ -170,21 +170,13 @@ def write_annotation(workdir: Path, written: list[tuple[str, str]]) -> None:
     layout = Layout(workdir)
     write_table(votes, layout.votes, schemas.VOTES)
     n = len(written)
-    write_table(
-        {
-            "image_id": [i for i, _ in written],
-            "wnid": [w for _, w in written],
-            "accepted": [True] * n,
-            "decided": [True] * n,
-            "confidence": [0.995] * n,
-            "votes_yes": [2 if k % 3 == 0 else 3 for k in range(n)],
-            "votes_total": [3] * n,
-            "selection_frequency": [2 / 3 if k % 3 == 0 else 1.0 for k in range(n)],
-            "method": ["dynamic"] * n,
-            "round": [1] * n,
-        },
-        layout.labels,
-        schemas.LABELS,
+    write_labels(
+        workdir,
+        written,
+        confidence=[0.995] * n,
+        votes_yes=[2 if k % 3 == 0 else 3 for k in range(n)],
+        selection_frequency=[2 / 3 if k % 3 == 0 else 1.0 for k in range(n)],
+        method=["dynamic"] * n,
     )
     write_table(
         {

@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import rows, write_images, write_synsets
+from conftest import rows, write_images, write_labels, write_synsets
 
-from pipeline import schemas
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.layout import Layout
-from pipeline.tables import write_table
 
 A, B, C = "n01440764", "n02102040", "n02979186"
 SMALL_PLAN = ("--val-n", "1", "--test-n", "1", "--min-train", "1")
@@ -38,26 +36,6 @@ def one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     return lines[0]
-
-
-def write_labels(workdir: Path, accepted: list[tuple[str, str]]) -> None:
-    n = len(accepted)
-    write_table(
-        {
-            "image_id": [i for i, _ in accepted],
-            "wnid": [w for _, w in accepted],
-            "accepted": [True] * n,
-            "decided": [True] * n,
-            "confidence": [0.9] * n,
-            "votes_yes": [3] * n,
-            "votes_total": [3] * n,
-            "selection_frequency": [1.0] * n,
-            "method": ["majority"] * n,
-            "round": [1] * n,
-        },
-        Layout(workdir).labels,
-        schemas.LABELS,
-    )
 
 
 @pytest.mark.parametrize("table", ["synsets", "labels"])
