@@ -485,6 +485,13 @@ class Serving:
         self.command = serve_command(workdir, "--port", "0", *options)
         self.preexec_fn = preexec_fn
 
+    def _before_exec(self) -> None:
+        # A shell without job control starts background jobs with Ctrl-C ignored, which Python
+        # keeps: pytest run that way would hand the page a SIGINT it cannot hear.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if self.preexec_fn is not None:
+            self.preexec_fn()
+
     def __enter__(self):
         self.process = subprocess.Popen(
             self.command,
@@ -492,7 +499,7 @@ class Serving:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=self.preexec_fn,
+            preexec_fn=self._before_exec,
         )
         line = self.process.stdout.readline()
         found = re.search(r" on (http://\S+)/;", line)
