@@ -169,7 +169,7 @@ def test_a_manifests_run_killed_mid_build_leaves_the_previous_outputs_and_stamp(
 def test_two_first_runs_of_a_new_subset_at_once_leave_one_whole_output(tmp_path):
     wnids = tmp_path / "classes.txt"
     wnids.write_text("n01440764\nn02012849\n")
-    for attempt in range(8):
+    for attempt in range(4):
         data = tmp_path / f"data-{attempt}"  # neither the data root nor the subset exists yet
         both = [start("synsets", "--data", data, "--subset", "new", "--wnids", wnids) for _ in range(2)]
         errs = [run.communicate(timeout=300)[1] for run in both]
