@@ -65,12 +65,21 @@ class StageRun:
 
 def tree_state(path: Path) -> list[list[Any]]:
     """``[relative name, size, mtime_ns]`` for a file, or for every file below a folder.
-    A link to nothing (or a loop of file links) raises the OSError naming it."""
+
+    Links are followed, to files and to folders (an image folder of class folders linked from
+    elsewhere is read through them, so their files count); a folder reached twice (a loop of
+    links) is listed once. A link to nothing raises the OSError naming it."""
     if path.is_file():
         st = path.stat()
         return [[".", st.st_size, st.st_mtime_ns]]
     state = []
-    for root, dirs, files in os.walk(path):
+    seen = set()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs.sort()
         for name in sorted(files):
             full = Path(root, name)

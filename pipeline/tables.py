@@ -171,13 +171,14 @@ def check_schema(path: Path, schema: pa.Schema, columns: list[str] | None = None
 
 def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
     """Read ``path`` and check it against ``schema``: every wanted column present, with its type,
-    and no nulls where the schema forbids them. Errors name the file, field and row."""
+    and no nulls where the schema forbids them. Errors name the file, field and row; the pages'
+    checksums are verified where the writer stored them (``write_table`` does)."""
     check_schema(path, schema, columns)
     wanted = columns or schema.names
     # ParquetFile, not pq.read_table: that one imports pyarrow.dataset and with it pandas,
     # a quarter of a second of CPU in every process that reads one table (download workers).
     try:
-        with pq.ParquetFile(path) as file:
+        with pq.ParquetFile(path, page_checksum_verification=True) as file:
             table = file.read(columns=wanted)
     except (pa.ArrowException, OSError) as e:
         raise unreadable(path, e) from None

@@ -303,3 +303,19 @@ def test_a_finished_swap_left_by_a_kill_keeps_the_new_outputs_and_drops_the_old(
     assert runner.run(new, nested_writer("rebuilt"), log=lambda _: None).skipped
     assert texts(work) == NEW_TEXTS
     assert runner_folders(work) == [".stages"]
+
+
+def test_the_fingerprint_reads_through_links_to_folders_and_walks_a_loop_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "n01440764"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "a.JPEG").write_bytes(b"first")
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    (src / "n01440764").symlink_to(elsewhere, target_is_directory=True)
+    (src / "n01440764" / "back").symlink_to(src, target_is_directory=True)  # a loop
+    stage = runner.Stage("import", tmp_path / "work", ("out",), inputs=(src.parent,))
+    before = runner.fingerprint(stage)
+    names = [row[0] for row in runner.tree_state(src.parent)]
+    assert names.count("train/n01440764/a.JPEG") == 1
+    (elsewhere / "a.JPEG").write_bytes(b"changed, longer")
+    assert runner.fingerprint(stage) != before

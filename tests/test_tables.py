@@ -10,9 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_images
 
 from pipeline import schemas, store
 from pipeline.errors import InputError, PipelineError
+from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.layout import Layout
 from pipeline.tables import _array, read_report, read_table, write_report, write_table
 
@@ -92,6 +94,22 @@ def test_a_folder_or_a_corrupted_page_where_a_table_should_be_is_one_line(tmp_pa
     pq.read_schema(path)
     with pytest.raises(InputError, match="not a readable Parquet file") as e:
         read_table(path, schemas.SYNSETS)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_bytes_flipped_inside_a_page_that_still_decodes_are_caught_by_its_checksum(tmp_path):
+    """Image pages are stored uncompressed: flipped bytes there decode into other bytes without
+    any error, so only the page checksum every table is written with gives them away."""
+    images = [(f"img{n}", "n01440764", picture_jpeg("n01440764", n, 200, 150)) for n in range(4)]
+    path = write_images(tmp_path, images)
+    read_table(path, schemas.IMAGES)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    path.write_bytes(bytes(data))
+    assert pq.ParquetFile(path).read(columns=["image"]).num_rows == 4  # unverified, it reads
+    with pytest.raises(InputError, match="CRC checksum verification failed") as e:
+        read_table(path, schemas.IMAGES, columns=["image"])
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
 
 
