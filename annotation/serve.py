@@ -176,7 +176,7 @@ class Answers:
             os.fsync(file.fileno())
 
 
-class Assignments:
+class Slots:
     """Which worker may answer which HIT. A HIT has ``assignments`` slots; an answer (saved or
     being saved) fills one for good, a hold keeps one for a worker for ``hold`` seconds. A
     worker holds one HIT at a time and answers a HIT once. Every method runs on the event loop
@@ -261,14 +261,14 @@ class Labelling:
         self.images = hit_images(layout.images, {i for h in self.hits for i in h.images}, hits_path)
         self.answers = Answers(layout.local_answers(round_), list(self.by_id))
         self.answers.check_writable()
-        self.assignments = Assignments(self.hits, self.answers, hold_minutes * 60)
+        self.slots = Slots(self.hits, self.answers, hold_minutes * 60)
         self.results_name = str(self.answers.path.relative_to(layout.root))  # workers need not see our paths
 
     async def submit(self, hit: Hit, worker: str, ticked: set[str], seconds: float) -> dict:
-        """Record an answer, or raise 409 when it is not counted (see Assignments.claim); the
+        """Record an answer, or raise 409 when it is not counted (see Slots.claim); the
         slot is claimed on the event loop, the write goes to a thread. OSError when the write
         fails, the slot then free again and held for the worker."""
-        self.assignments.claim(hit, worker)
+        self.slots.claim(hit, worker)
         record = {
             "format": OURS,
             "hit_id": hit.hit_id,
@@ -283,9 +283,9 @@ class Labelling:
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.answers.append, record)
         except BaseException:
-            self.assignments.release(hit, worker)
+            self.slots.release(hit, worker)
             raise
-        self.assignments.settle(hit, worker)
+        self.slots.settle(hit, worker)
         return record
 
     def progress(self) -> dict:
@@ -373,11 +373,11 @@ async def next_hit(request: web.Request) -> web.Response:
     if worker is None:
         raise web.HTTPSeeOther("/")
     labelling = request.app[LABELLING]
-    open_hits = labelling.assignments.open_to(worker)
+    open_hits = labelling.slots.open_to(worker)
     if not open_hits:
         return _page("Done", render("done.html"), worker)
     hit = open_hits[0]
-    labelling.assignments.take(hit, worker)
+    labelling.slots.take(hit, worker)
     about = labelling.about[hit.wnid]
     tiles = Html(
         "\n".join(
@@ -492,16 +492,17 @@ def _bracketed(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def own_hosts(bound: str, local: tuple | None) -> set[str]:
+@functools.lru_cache(maxsize=16)
+def own_hosts(bound: str, local: tuple | None) -> frozenset[str]:
     """The Host headers the page answers to: its loopback names, the address it was told to
     listen on, and the address and name of this machine that the connection came in on
     (what a colleague types when the page listens on 0.0.0.0), each with the port."""
     if not local:
-        return set()
+        return frozenset()
     address, port = local[0], local[1]
     names = {*LOCAL_NAMES, _bracketed(bound), _bracketed(address), socket.gethostname()}
     hosts = {f"{name}:{port}".lower() for name in names}
-    return hosts | ({name.lower() for name in names} if port == 80 else set())
+    return frozenset(hosts | ({name.lower() for name in names} if port == 80 else set()))
 
 
 def host_check(bound: str):

@@ -107,8 +107,8 @@ def stamp_changed(workdir: Path, stage: str):
 
 
 # The instants at which a rerun's SIGKILL used to destroy the previous export: its build finished
-# (the reproduction), its stamp removed (the old export was being deleted next), and the
-# swap begun (previous outputs moved aside).
+# (the old export about to be deleted), its stamp removed (the old export being deleted), and
+# the swap begun (previous outputs moved aside).
 MOMENTS = {
     "build finished": lambda workdir: (
         lambda: any(
