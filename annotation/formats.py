@@ -16,6 +16,7 @@ or an error naming the line and field where another encoding shows.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import html
 import io
@@ -31,9 +32,10 @@ import pyarrow as pa
 
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from pipeline.text import NotUtf8
+from pipeline.text import decode as decode_text
 
 FORMATS = ("mturk", "labelstudio", "jsonl")
-BOM = b"\xef\xbb\xbf"  # Excel's UTF-8 CSVs start with it
 MAX_FIELD = 128 * 1024  # characters in one CSV field: Python's csv limit (no answer comes near it)
 SHOWN = 80  # bytes of an undecodable value an error shows
 UNDECODABLE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
@@ -192,20 +194,17 @@ def read_words(path: Path) -> dict[str, str]:
 
 
 def decode(path: Path, data: bytes, kind: str) -> str:
-    """``data`` as UTF-8 text (a leading BOM dropped); otherwise an error naming the line and,
-    where the text around it parses, the row and field (``kind``: csv, json or jsonl)."""
+    """``data`` as UTF-8 text (``pipeline.text.decode``); where a byte that is not UTF-8 stops
+    it and the text around it parses, the error names the row and field too (``kind``: csv,
+    json or jsonl)."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        offset = e.start + (len(BOM) if data.startswith(BOM) else 0)
-        line = data.count(b"\n", 0, offset) + 1
-        if b"\0" in data:
-            raise InputError(f"binary data, not text (byte 0x{data[offset]:02x})", file=path, line=line) from None
-        row, field, value = _undecodable(data.decode("utf-8-sig", "surrogateescape"), kind)
+        return decode_text(data, path)
+    except NotUtf8 as e:
+        row, field, value = _undecodable(data.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape"), kind)
         raise InputError(
-            f"not UTF-8 text (byte 0x{data[offset]:02x}): save the file as UTF-8",
+            e.message,
             file=path,
-            line=line,
+            line=e.line,
             row=row,
             field=field,
             value=value.encode("utf-8", "surrogateescape")[:SHOWN] if value is not None else None,

@@ -13,6 +13,7 @@ named, before anything is written.
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from pipeline.errors import InputError
 
-from .formats import BOM, csv_records, decode
+from .formats import csv_records, decode
 
 OURS = "synsetforge-results/1"
 MTURK, LABEL_STUDIO, SYNSETFORGE = "mturk", "labelstudio", "synsetforge"
@@ -36,7 +37,7 @@ def read_results(path: Path, hits: pd.DataFrame, imported: pd.DataFrame | None =
         raise InputError("no such results file", file=path)
     data = path.read_bytes()
     grids = {h: list(g) for h, g in hits.sort_values("position").groupby("hit_id").image_id}
-    first = data.removeprefix(BOM).lstrip()[:1]
+    first = data.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
     if first == b"[":
         assignments = _label_studio(path, decode(path, data, "json"), grids)
     elif first == b"{":

@@ -60,6 +60,7 @@ from pipeline.layout import IMAGES, MANIFESTS, SPLITS, SYNSETS, Layout, report_n
 from pipeline.schemas import NOUN_WNID_RE, candidate_id
 from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
+from pipeline.text import read_lines, read_text
 
 HELP = "bring in a dataset built elsewhere (ImageFolder or ILSVRC/Kaggle tree): synsets, image store, manifests"
 OUTPUTS = (SYNSETS, IMAGES, MANIFESTS, report_name("manifests"), report_name("import"))
@@ -150,23 +151,10 @@ def unreadable_file(error: OSError) -> InputError:
     return InputError(f"{problem}: remove or mend it, then import again", file=path)
 
 
-def read_text(path: Path) -> str:
-    """A text file of SRC as UTF-8, with or without a byte order mark; other bytes are an error
-    naming the line."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")  # not utf-8-sig: its error positions skip the mark
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InputError(
-            f"not UTF-8 text (byte 0x{data[e.start]:02x}): save it as UTF-8", file=path, line=line
-        ) from None
-
-
 def read_wnids(path: Path) -> set[str]:
     """A wnid list: first on each line, blank lines and ``#`` comments skipped."""
     wnids = set()
-    for number, text in enumerate(read_text(path).splitlines(), 1):
+    for number, text in enumerate(read_lines(path), 1):
         if text.strip() and not text.lstrip().startswith("#"):
             wnid = text.split()[0]
             if not NOUN_WNID_RE.fullmatch(wnid):
@@ -314,7 +302,7 @@ def read_solution(path: Path | None) -> dict[str, str]:
 def read_names(path: Path) -> dict[str, list[str]]:
     """``LOC_synset_mapping.txt`` (``wnid lemma, lemma``) or ``words.txt`` (``wnid<TAB>lemma, lemma``)."""
     names = {}
-    for text in read_text(path).splitlines():
+    for text in read_lines(path):
         parts = text.split(None, 1)
         if len(parts) == 2:
             names[parts[0]] = [lemma.strip() for lemma in parts[1].split(",") if lemma.strip()]

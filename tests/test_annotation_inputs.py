@@ -356,7 +356,7 @@ def test_simulate_refuses_a_binary_truth_file(exported, tmp_path):
     truth = tmp_path / "truth.csv"
     truth.write_bytes(picture_jpeg("n01440764", 0, 32, 32))
     error = one_line_error(stage("annotate-simulate", exported, "--truth", truth))
-    assert f"{truth}:1: binary data, not text" in error
+    assert f"{truth}:1: not UTF-8 text (byte 0xff at column 1); is it a text file?" in error
     assert not Layout(exported).simulated_answers(1).exists()
 
 

@@ -278,6 +278,21 @@ def test_a_csv_field_over_the_csv_limit_names_its_line(workdir, collected, tmp_p
     assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
 
 
+def test_a_csv_list_that_is_not_utf8_names_the_line_and_column(workdir, collected, tmp_path):
+    """The decoder stops in a block of the file; the error still names the line (past 8 KB)."""
+    lines = [f"{TENCH},http://a.example/{i}.jpg\n".encode() for i in range(500)]
+    lines[400] = f"{TENCH},http://a.example/caf\xe9.jpg\n".encode("latin-1")
+    urls = tmp_path / "latin.csv"
+    urls.write_bytes(b"\xef\xbb\xbfwnid,url\r\n" + b"".join(lines))
+    done = recollect(workdir, "--urls", urls)
+    assert done.returncode == 2
+    column = len(f"{TENCH},http://a.example/caf") + 1
+    assert one_line_error(done) == (
+        f"error: {urls}:402: not UTF-8 text (byte 0xe9 at column {column}): save it as UTF-8"
+    )
+    assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
+
+
 @pytest.mark.parametrize(
     "option, value",
     [("--shard-size", "0"), ("--max-per-class", "0"), ("--per-query", "-1"), ("--demo-per-class", "0")],

@@ -457,7 +457,8 @@ def test_import_reads_text_files_with_a_byte_order_mark_and_names_a_line_that_is
     solution.write_bytes(b"\n".join(lines))
     done = run_cli("import", "--data", tmp_path, "--subset", "latin", "--src", src, "--layout", "ilsvrc")
     assert done.returncode == 2
-    assert "not UTF-8 text (byte 0xe9)" in one_line_error(done, f"{solution}:3:")
+    column = lines[2].index(b"\xe9") + 1
+    assert f"not UTF-8 text (byte 0xe9 at column {column}): save it as UTF-8" in one_line_error(done, f"{solution}:3:")
     assert not (tmp_path / "latin").exists()
 
 

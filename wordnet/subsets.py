@@ -8,7 +8,6 @@ what lies under physical entity: abstractions have no pictures.
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.schemas import WNID_RE
+from pipeline.text import BOM, read_lines
 
 from .hierarchy import PHYSICAL_ENTITY, WordNet, wnid_of
 
@@ -26,7 +26,6 @@ BUNDLED = {
     "demo": DATA / "demo.txt",
 }
 SUBSET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-BOM = "\ufeff"
 SHOWN_CHARS = 40  # of a value that is not a wnid, in an error line
 _POS_NAMES = {"v": "a verb", "a": "an adjective", "s": "an adjective satellite", "r": "an adverb"}
 
@@ -90,30 +89,6 @@ def resolve(wordnet: WordNet, wnid: str, **where):
     return synset
 
 
-def text_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file, a leading byte order mark dropped (Windows editors write
-    one, and it would cling to the first wnid); any other encoding is refused at its line."""
-    data = path.read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError("is UTF-16 text; save it as UTF-8", file=path, line=1)
-    data = data.removeprefix(codecs.BOM_UTF8)
-    lines = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        if b"\0" in raw:
-            raise InputError(
-                f"holds a NUL byte at column {raw.index(0) + 1}; is it a text file?", file=path, line=number
-            )
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise InputError(
-                f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); is it a text file?",
-                file=path,
-                line=number,
-            ) from None
-    return lines
-
-
 def wnid_items(text: str) -> tuple[str, ...]:
     """The wnids of a comma-separated setting (EXCLUDE), sorted, without blanks or byte order marks."""
     return tuple(sorted({w.replace(BOM, "").strip() for w in text.split(",")} - {""}))
@@ -124,7 +99,7 @@ def read_wnid_list(wordnet: WordNet, path: Path) -> list:
     blank lines and ``#`` comments skipped, no wnid twice."""
     seen: dict[str, int] = {}
     synsets = []
-    for number, text in enumerate(text_lines(path), 1):
+    for number, text in enumerate(read_lines(path), 1):
         text = text.strip()
         if not text or text.startswith("#"):
             continue

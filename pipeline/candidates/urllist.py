@@ -11,6 +11,7 @@ A list that yields no candidate at all is refused: it would replace the candidat
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Iterator
@@ -23,11 +24,11 @@ from tqdm import tqdm
 
 from pipeline.errors import InputError
 from pipeline.schemas import NOUN_WNID, WNID_RE
+from pipeline.text import undecodable
 
 IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S+)\s*$")
 MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
 SHOWN_LINES = 5
-BOM = "\ufeff"
 
 
 @dataclass
@@ -105,14 +106,14 @@ def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
         for number, raw in enumerate(f, 1):
             bar.update(len(raw))
             report.rows += 1
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
                 report.non_utf8 += 1
                 _malformed(report, number)
                 continue
-            if number == 1:
-                line = line.removeprefix(BOM)
             if not line.strip():
                 report.rows -= 1
                 continue
@@ -144,8 +145,8 @@ def _table_rows(path: Path, delimiter: str, report: ListReport) -> Iterator[List
                     return
                 report.rows += 1
                 yield _listed_url(path, start, row.get("wnid"), row.get("url"), line=True)
-        except UnicodeDecodeError as e:
-            raise InputError(f"not UTF-8 ({e.reason} at byte {e.start} of a block)", file=path) from None
+        except UnicodeDecodeError:  # its position is in a block of the file: find the line
+            raise undecodable(path) from None
         except csv.Error as e:  # a field over csv.field_size_limit(), a NUL byte...
             raise InputError(f"not a readable {path.suffix[1:].upper()} record ({e})", file=path, line=start) from None
 
