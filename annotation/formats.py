@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from pipeline.tables import unreadable
 from pipeline.text import NotUtf8
 from pipeline.text import decode as decode_text
 
@@ -318,7 +319,7 @@ def read_listing(path: Path, columns: tuple[str, ...], what: str) -> list[tuple[
         try:
             table = pd.read_parquet(path)
         except (pa.ArrowException, OSError, ValueError) as e:
-            raise InputError(f"not a Parquet {what} file ({str(e).splitlines()[0]})", file=path) from None
+            raise unreadable(path, e) from None
         records = [({"row": n}, r) for n, r in enumerate(table.to_dict("records"), start=1)]
         header = list(table.columns)
     else:

@@ -95,9 +95,6 @@ def run(args: argparse.Namespace) -> None:
     inputs = [workdir.synsets, workdir.images, workdir.clusters]
     if not args.unverified:
         inputs.append(workdir.labels)
-    for table in (workdir.synsets, workdir.clusters, workdir.labels):
-        if table in inputs and table.is_dir():
-            raise InputError("is a folder; a Parquet file was expected", file=table)
     settings = {**plan.__dict__, "unverified": args.unverified}
     stage = runner.Stage(
         name="manifests",

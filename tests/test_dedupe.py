@@ -355,9 +355,10 @@ BAD_TABLES = {  # what a hostile or hurried user passes for a Parquet table
     [
         ("--reference", "text", "not a readable Parquet file"),
         ("--reference", "empty", "not a readable Parquet file"),
-        ("--reference", "folder", "is a folder; a Parquet file was expected"),
+        ("--reference", "folder", "not a readable Parquet file"),
         ("--reference", "missing", "no such file"),
-        ("--labels", "folder", "is a folder; a Parquet file was expected"),
+        ("--labels", "folder", "not a readable Parquet file"),
+        ("--labels", "missing", "no such labels table"),
     ],
 )
 def test_a_reference_or_labels_file_that_is_not_parquet_is_one_line_naming_it(

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from pipeline.errors import InputError
 from pipeline.schemas import NOUN_WNID, WNID_RE
+from pipeline.tables import unreadable
 from pipeline.text import undecodable
 
 IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S+)\s*$")
@@ -157,7 +158,7 @@ def _parquet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
         _check_columns(path, schema.names)
         table = pq.read_table(path, columns=["wnid", "url"])
     except (pa.ArrowException, OSError) as e:  # not Parquet, truncated, corrupted
-        raise InputError(f"not a readable Parquet file ({e})".replace("\n", " "), file=path) from None
+        raise unreadable(path, e) from None
     for number, (wnid, url) in enumerate(zip(table.column("wnid").to_pylist(), table.column("url").to_pylist())):
         report.rows += 1
         yield _listed_url(path, number, wnid, url, line=False)

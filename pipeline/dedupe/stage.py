@@ -24,7 +24,7 @@ from pipeline.hashing import IMAGE_EXTENSIONS
 from pipeline.layout import DEDUPE, Layout, report_name
 from pipeline.nearcopies import DedupeSettings
 from pipeline.settings import integer
-from pipeline.tables import check_schema, read_table, write_report, write_table
+from pipeline.tables import check_schema, read_table, unreadable, write_report, write_table
 
 from . import sheet
 from .clusters import DROPPED, MEANING, cluster
@@ -107,10 +107,10 @@ def run(args: argparse.Namespace) -> None:
             )
     else:
         store.require_shards(source, "run `make download` first, or give FOLDER=<dir>")
-    if args.reference is not None:
-        reference_columns(args.reference)
+    # The tables given are checked before any image is hashed.
+    reference = (args.reference, reference_columns(args.reference)) if args.reference is not None else None
     if args.labels is not None:
-        check_labels(args.labels)
+        check_schema(args.labels, schemas.LABELS, LABEL_COLUMNS)
     settings = DedupeSettings(args.radius, args.verify)
     # A folder is fingerprinted by its listing (which follows links to class folders), the
     # store and the tables by the runner.
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
             listing,
             Layout(out),
             settings,
-            args.reference,
+            reference,
             args.labels,
             args.processes or os.cpu_count() or 1,
             args.sheet_clusters,
@@ -153,7 +153,7 @@ def dedupe(
     listing: Listing | None,
     out: Layout,
     settings: DedupeSettings,
-    reference: Path | None,
+    reference: tuple[Path, list[str]] | None,
     labels: Path | None,
     processes: int,
     sheet_clusters: int,
@@ -161,7 +161,8 @@ def dedupe(
     executor: str = "local",
 ) -> str:
     """Hash (a folder, whose ``listing`` is given) or read (the store), cluster, and write the
-    dedupe outputs under ``out`` (a build folder); ``recorded``: the stage's settings, for the report."""
+    dedupe outputs under ``out`` (a build folder); ``reference``: a table and its hash columns
+    (``reference_columns``); ``recorded``: the stage's settings, for the report."""
     is_folder = listing is not None
     out.dedupe.mkdir(parents=True)
     start = time.monotonic()
@@ -177,7 +178,7 @@ def dedupe(
     result = cluster(
         hashes,
         settings,
-        reference=read_reference(reference) if reference else None,
+        reference=read_reference(*reference) if reference else None,
         accepted=read_accepted(labels) if labels else None,
     )
     clustered = time.monotonic()
@@ -208,21 +209,14 @@ def store_hashes(images: Path) -> pa.Table:
     return table.select(schemas.HASHES.names).cast(schemas.HASHES).sort_by("image_id")
 
 
-def _parquet_names(path: Path) -> list[str]:
-    """The column names of the Parquet file at ``path``; an InputError when it is none."""
-    if not path.exists():
-        raise InputError("no such file", file=path)
-    if not path.is_file():
-        raise InputError("is a folder; a Parquet file was expected", file=path)
-    try:
-        return pq.read_schema(path).names
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"not a readable Parquet file ({e})", file=path) from None
-
-
 def reference_columns(path: Path) -> list[str]:
     """The hash columns of a reference table, checked (phash at least, each int64), reading no data."""
-    names = _parquet_names(path)
+    if not path.exists():
+        raise InputError("no such file", file=path)
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as e:
+        raise unreadable(path, e) from None
     present = [f.name for f in schemas.HASH_FIELDS if f.name in names]
     if "phash" not in present:
         raise InputError(
@@ -232,14 +226,9 @@ def reference_columns(path: Path) -> list[str]:
     return present
 
 
-def read_reference(path: Path) -> pa.Table:
-    return read_table(path, schemas.HASHES, columns=reference_columns(path))
-
-
-def check_labels(path: Path) -> None:
-    """The labels table has the columns conflicts are settled by, with their types; reads no data."""
-    _parquet_names(path)
-    check_schema(path, schemas.LABELS, LABEL_COLUMNS)
+def read_reference(path: Path, columns: list[str]) -> pa.Table:
+    """The reference table's ``columns`` (``reference_columns``, checked before the stage ran)."""
+    return read_table(path, schemas.HASHES, columns=columns)
 
 
 def read_accepted(path: Path) -> set[tuple[str, str]]:

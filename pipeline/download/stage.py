@@ -367,16 +367,7 @@ def _cache_for(workdir: Path, settings: DownloadSettings) -> Path:
 def _candidate_rows(part: Path) -> int:
     """The number of candidates in ``part``, read whole: an empty, truncated or corrupted part
     is refused here, naming it, instead of failing a worker halfway through the run."""
-    try:
-        return read_table(part, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).num_rows
-    except InputError as e:  # not Parquet, or not the candidates table; Arrow's reasons span lines
-        raise InputError(_one_line(e.message), file=part, row=e.row, field=e.field, value=e.value) from None
-    except (pa.ArrowException, OSError) as e:  # a data page that does not decode
-        raise InputError(f"not a readable candidates part ({_one_line(str(e))})", file=part) from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return read_table(part, schemas.CANDIDATES, columns=CANDIDATE_COLUMNS).num_rows
 
 
 def _shard_number(part: Path) -> int:
