@@ -55,7 +55,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 from tqdm import tqdm
 
 from pipeline import __version__, pixels, runner, schemas, store
@@ -248,7 +247,7 @@ def exported(data: memoryview, stored_format: str, rule: Rule, image_id: str) ->
                 return data, stored_format, ""
             why = f"EXIF orientation {turn}"
         return pixels.as_jpeg(pixels.decode(bytes(data)), QUALITY), "JPEG", why
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+    except pixels.DECODE_ERRORS as e:
         raise InputError(
             f"cannot be re-encoded as an upright JPEG ({type(e).__name__}: {e})", field="image_id", value=image_id
         ) from None

@@ -43,7 +43,7 @@ import simplejpeg
 from PIL import Image
 
 from .lanczos import PILLOW_VERSION, resize_many, resize_sums, round_sums
-from .pixels import MAX_PIXELS, open_bytes, orientation, to_rgb, upright, upright_size
+from .pixels import DECODE_ERRORS, MAX_PIXELS, open_bytes, orientation, to_rgb, upright, upright_size
 
 SIZE, BITS = 32, 8
 DRAFT_SIDE = 64
@@ -286,7 +286,7 @@ def hash_files(paths: list[Path]) -> list[tuple | str]:
         try:
             data = path.read_bytes()
             (width, height), pixels = hash_input(data)
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+        except DECODE_ERRORS as e:
             read.append(f"{type(e).__name__}: {e}")
             continue
         read.append((hashlib.sha256(data).hexdigest(), width, height, pixels))

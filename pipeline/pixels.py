@@ -26,6 +26,12 @@ class TooManyPixels(Image.DecompressionBombError):
     """An image over ``MAX_PIXELS``; a kind of Pillow's bomb error, so handlers of it handle this."""
 
 
+# What Pillow raises on bytes it cannot decode: its plugins fail with any of these (a truncated
+# file is OSError or EOFError, a bad header SyntaxError or ValueError, bad tags IndexError or
+# TypeError), and an image over the pixel limit is a DecompressionBombError (TooManyPixels).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError)
+
+
 def open_bytes(data: bytes) -> Image.Image:
     """Encoded bytes opened, their header read and no pixel decoded; an image over MAX_PIXELS is
     refused (``TooManyPixels``) without Pillow's DecompressionBombWarning on stderr."""

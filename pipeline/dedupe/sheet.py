@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from pipeline import pixels
 from pipeline.files import atomic_write_text
@@ -102,7 +101,7 @@ def _thumbnail(data: bytes) -> str:
     """A small JPEG of the image as every stage reads it (upright, RGB); '' when it does not decode."""
     try:
         image = pixels.decode(data, at_least=(THUMB, THUMB))
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+    except pixels.DECODE_ERRORS:
         return ""
     image.thumbnail((THUMB, THUMB))
     return base64.b64encode(pixels.as_jpeg(image, THUMB_QUALITY)).decode()

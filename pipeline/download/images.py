@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.hashing import grey_of_bytes
-from pipeline.pixels import MAX_PIXELS, orientation, to_rgb, upright, upright_size
+from pipeline.pixels import DECODE_ERRORS, MAX_PIXELS, orientation, to_rgb, upright, upright_size
 
 from . import status
 
@@ -111,7 +111,7 @@ def normalise(data: bytes, rule: Normalise) -> Stored:
         raise Rejected(status.DECOMPRESSION_BOMB, str(e)) from None
     except Rejected:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
+    except DECODE_ERRORS as e:  # a bomb was caught above, as its own status
         raise Rejected(status.DECODE_ERROR, f"{fmt}: {e}") from None
     return Stored(
         data=stored,
