@@ -6,8 +6,9 @@
    them), dedupe clusters with 2% copies dropped and annotation labels accepting 90%. Seconds and
    peak memory of the process; the target is under 30 s and 4 GiB. ``--profile`` adds the stage's
    top functions under cProfile.
-2. ``export --format hf`` (and ilsvrc, wds) of about ``--export-gb`` GB of 110 KB images (random
-   bytes behind a JPEG marker: the export never decodes) against ``cp -r`` of the store shards
+2. ``export --format hf`` (and ilsvrc, wds) of about ``--export-gb`` GB of 110 KB images (a real
+   JPEG followed by random bytes, each image its own: the exports read each header for its
+   orientation and check each image's sha256, they decode no pixels) against ``cp -r`` of the store shards
    holding them, each followed by ``sync`` so both pay for their writes; page cache warm for both; the best
    of ROUNDS runs each, as other load on the machine only slows a run down.
 3. ``import`` of an ImageFolder tree of ``--import-n`` real 500x375 photos (bench/benchhost.py's
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -38,10 +40,12 @@ sys.path.insert(0, str(HERE))
 from benchhost import REPO, WNIDS, measure, photo_folder  # noqa: E402
 
 from pipeline import schemas, store  # noqa: E402
+from pipeline.imagehost.pictures import picture_jpeg  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 from pipeline.tables import write_table  # noqa: E402
 
 PHOTO_BYTES = 110_000
+PICTURES = 64  # distinct JPEGs behind the export's images
 ROUNDS = 3
 TARGET_SECONDS, TARGET_GIB = 30, 4
 STAGE = [sys.executable, "-m", "pipeline"]
@@ -133,21 +137,25 @@ def synthetic_dataset(workdir: Path, n: int, classes: int, image_bytes: int, see
 def store_columns(rng: np.random.Generator, ids: np.ndarray, wnid: np.ndarray, image_bytes: int) -> dict:
     """A store shard's columns (lists by ``schemas.IMAGES`` name), for ``store.ShardWriter.write``."""
     n = len(ids)
-    if image_bytes:
-        sizes = rng.integers(image_bytes * 8 // 10, image_bytes * 12 // 10, n)
-        blob = np.frombuffer(rng.bytes(int(sizes.sum())), np.uint8).copy()
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        blob[offsets[:-1]], blob[offsets[:-1] + 1] = 0xFF, 0xD8  # a JPEG's first marker
-        data = blob.tobytes()
-        image = [data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    if image_bytes:  # a real JPEG's header and pixels, then random bytes after its end marker
+        # (decoders ignore them), each image its own: the exports read every header for its
+        # orientation and check every sha256, and a store of repeated bytes would compress
+        pictures = [picture_jpeg("n01440764", k, 160, 120) for k in range(PICTURES)]
+        sizes = rng.integers(image_bytes * 8 // 10, image_bytes * 12 // 10, n).tolist()
+        image = [
+            pictures[k % PICTURES] + rng.bytes(max(0, size - len(pictures[k % PICTURES])))
+            for k, size in enumerate(sizes)
+        ]
+        sha256 = [hashlib.sha256(data).hexdigest() for data in image]
     else:
         image = [b""] * n
+        sha256 = hex_ids(rng, n, 64)
     hashes = {f.name: rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64).tolist() for f in schemas.HASH_FIELDS}
     return {
         "image_id": ids.tolist(),
         "wnid": wnid.tolist(),
         "image": image,
-        "sha256": hex_ids(rng, n, 64),
+        "sha256": sha256,
         "width": [500] * n,
         "height": [375] * n,
         "format": ["JPEG"] * n,
