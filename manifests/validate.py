@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import pixels, schemas, store
+from pipeline import pixels, runner, schemas, store
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import SPLITS, Layout, report_name
 from pipeline.nearcopies import DedupeSettings, find_pairs
@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     report = validate(args.workdir, decode=not args.no_decode)
     path = Layout(args.workdir).report("validate")
-    write_report(path, schemas.VALIDATE_REPORT, report)
+    with runner.lock(args.workdir, "validate"):  # the checks only read; the report is its one write
+        write_report(path, schemas.VALIDATE_REPORT, report)
     failed = {name: check for name, check in report["checks"].items() if not check["ok"]}
     for name, check in report["checks"].items():
         mark = "ok  " if check["ok"] else "FAIL"

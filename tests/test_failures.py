@@ -253,7 +253,7 @@ READ_ONLY_RUNS = [
     (["export", "--format", "wds"], ".stages/export-wds.lock"),
     (["dedupe"], ".stages/dedupe.lock"),
     (["card"], ".stages/card.lock"),
-    (["validate"], "reports/validate.json"),
+    (["validate"], ".stages/validate.lock"),
 ]
 
 
@@ -294,3 +294,14 @@ def test_an_export_on_a_full_disk_fails_in_one_line_and_keeps_the_previous_expor
         filler.unlink()
         assert run_cli("export", *where(workdir), "--format", "ilsvrc", "--force").returncode == 0
         assert files(folder) == previous
+
+
+def test_validate_writes_its_report_under_the_stage_lock(built, tmp_path):  # noqa: F811
+    workdir = dataset(built, tmp_path)
+    report = Layout(workdir).report("validate")
+    with runner.lock(workdir, "validate"):
+        done = run_cli("validate", *where(workdir), "--no-decode")
+    assert done.returncode == 1
+    assert one_error_line(done) == f"error: another run of stage validate is writing to {workdir}"
+    assert not report.exists()
+    assert run_cli("validate", *where(workdir), "--no-decode").returncode == 0 and report.exists()
