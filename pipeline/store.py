@@ -143,14 +143,13 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def _first_damaged_group(path: Path, columns: list[str] | None) -> InputError | None:
-    """``damaged``'s error for the first row group of the shard that fails to read, or None
-    when every one reads (read one by one: only once a read has failed)."""
+    """``damaged``'s error for the first row group of the shard that fails to read (as
+    ``ShardFile`` finds it), or None when the shard reads."""
     if not Path(path).is_file():
         return None
     try:
         with ShardFile(path) as shard:
-            for group in range(shard.num_row_groups):
-                shard.read_row_group(group, columns)
+            shard.read(columns)
     except InputError as e:
         return e
     return None
