@@ -153,6 +153,19 @@ class Layout:
     def labels(self) -> Path:
         return self.annotation / "labels.parquet"
 
+    # object boxes (Su, Deng and Fei-Fei's draw, quality and coverage tasks)
+    @property
+    def boxes(self) -> Path:
+        """The verified boxes (schemas.BOXES): crowd consensus, or imported with a dataset."""
+        return self.annotation / "boxes.parquet"
+
+    def box_round(self, round_: int, task: str) -> Path:
+        """``annotation/box-rounds/round-<n>/<task>/``: one box task's export and answers."""
+        return self.annotation / "box-rounds" / f"round-{round_}" / task
+
+    def box_tasks(self, round_: int, task: str) -> Path:
+        return self.box_round(round_, task) / "tasks.parquet"
+
     @property
     def imports(self) -> Path:
         """The digests of the answer files imported so far."""
@@ -169,6 +182,11 @@ class Layout:
     @property
     def classes(self) -> Path:
         return self.manifests / "classes.parquet"
+
+    @property
+    def box_manifest(self) -> Path:
+        """The boxes of the manifests' images, with their split (schemas.BOX_MANIFEST)."""
+        return self.manifests / "boxes.parquet"
 
     # what is made from the manifests
     def export(self, format_: str) -> Path:

@@ -235,6 +235,73 @@ CLASSES = _table(
 )
 
 
+# -- object boxes (coordinates: pipeline.boxes, integer pixel edges of the stored image,
+# 0-based, xmax/ymax exclusive: 0 <= xmin < xmax <= width) ---------------------------------------
+BOX_EDGES = (
+    ("xmin", "left edge, 0-based"),
+    ("ymin", "top edge, 0-based"),
+    ("xmax", "right edge, exclusive"),
+    ("ymax", "bottom edge, exclusive"),
+)
+BOX_FIELDS = tuple(
+    _required(name, pa.int32(), f"{what} of the box in the stored image's pixels (pipeline.boxes)")
+    for name, what in BOX_EDGES
+)
+BOX_SOURCES = ("crowd", "imported")
+
+BOXES = _table(
+    "boxes",
+    _required("box_id", pa.string(), "stable id of the box"),
+    _required("image_id", pa.string(), "the image the box lies in"),
+    _required("wnid", pa.string(), "the class of the boxed object: the image's class"),
+    *BOX_FIELDS,
+    _required("width", pa.int32(), "width of the stored image, pixels"),
+    _required("height", pa.int32(), "height of the stored image, pixels"),
+    _required("drawn_by", pa.int32(), "workers whose drawn boxes were merged into this one (0 when imported)"),
+    _required("approved_by", pa.int32(), "workers who judged it a good box (0 when imported)"),
+    _required("source", pa.string(), "crowd (drawn, judged and merged here) or imported (from a dataset's files)"),
+)
+
+# Boxes travel with the splits in their own table beside the manifests, one row per box: an
+# image has any number of boxes (none for most of train), so a list column would change the
+# one-row-per-image manifest every reader of it relies on, and tools that know nothing of boxes
+# keep reading the manifests as they are.
+BOX_MANIFEST = _table(
+    "box_manifest",
+    _required("image_id", pa.string(), "the manifest row's image_id"),
+    _required("split", pa.string(), "train, val or test: the split of the image"),
+    _required("label", pa.int64(), "the image's label (0-based sorted-wnid index)"),
+    _required("wnid", pa.string(), "the image's class, which the boxed object belongs to"),
+    *BOX_FIELDS,
+    _required("width", pa.int32(), "width of the stored image, pixels"),
+    _required("height", pa.int32(), "height of the stored image, pixels"),
+    _required("source", pa.string(), "crowd or imported"),
+)
+
+BOX_TASK_KINDS = ("draw", "quality", "coverage")
+
+BOX_TASKS = _table(
+    "box_tasks",
+    _required("task_id", pa.string(), "b<round>-<task>-<...>: one image (draw, coverage) or one box (quality)"),
+    _required("round", pa.int32(), "box round, from 1"),
+    _required("task", pa.string(), "draw, quality or coverage (Su, Deng and Fei-Fei, HCOMP 2012)"),
+    _required("image_id", pa.string(), "the image shown"),
+    _required("wnid", pa.string(), "the synset whose instances are boxed"),
+    _required("kind", pa.string(), "candidate, or gold: positive (a known good answer) or negative"),
+    _optional("box_id", pa.string(), "quality: the box judged"),
+    *(_optional(name, pa.int32(), f"quality: the judged box's {what}") for name, what in BOX_EDGES),
+    _required(
+        "shown",
+        pa.list_(pa.list_(pa.int32(), 4)),
+        "draw and coverage: the boxes accepted so far, [xmin, ymin, xmax, ymax] each, shown to the worker",
+    ),
+    _required("width", pa.int32(), "width of the stored image, pixels: the coordinates' frame"),
+    _required("height", pa.int32(), "height of the stored image, pixels"),
+    _required("assignments", pa.int32(), "answers wanted (MTurk's MaxAssignments)"),
+    _required("url", pa.string(), "where a worker's browser fetches the image: IMAGE_BASE_URL/<image_id>.jpg"),
+)
+
+
 @dataclass(frozen=True)
 class Report:
     """A stage's JSON report, ``reports/<stage>.json`` (``pipeline.layout.report_name``): the
