@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import http.client
 import io
+import json
 import selectors
 import signal
 import socket
@@ -20,10 +22,12 @@ import aiohttp
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
+from scipy import ndimage
 from wordnet_facts import REPO
 
-from pipeline.imagehost import ImageHost, Request, make_app
+from pipeline.boxes import clip, iou_matrix, problem
+from pipeline.imagehost import ImageHost, Request, make_app, pictures
 from pipeline.imagehost.demo import FAULTS, SHARES, catalogue, split
 
 IMAGENETTE = [
@@ -153,6 +157,122 @@ def test_copies_are_near_in_phash_but_not_the_same_bytes(host, wnid, n):
         assert 480 <= width < 500 and 360 <= height < 375  # cropped by a few pixels each side
     assert len(set(copies)) == 3
     assert _phash(get(host, f"/picture/{wnid}/{n + 1}.jpg").body) - _phash(original) > 6
+
+
+# true boxes
+
+# One class of each shape kind and of each texture (the texture's draws come before the shapes').
+EVERY_LOOK = [f"n{n:08d}" for n in (4, 1, 3, 10, 6, 0, 12, 16, 5, 9, 33)]
+
+
+def test_shapes_cover_every_kind_and_texture():
+    looks = [pictures.style_of(wnid) for wnid in EVERY_LOOK]
+    assert {s.shape for s in looks} == set(pictures.SHAPES) and {s.texture for s in looks} == set(pictures.TEXTURES)
+
+
+def test_instance_masks_leave_the_pictures_as_they_were():
+    """Pixels digested before the true boxes were added: tests and benchmarks name pictures by
+    URL, so a picture's pixels (any size, near copies too) must never change."""
+    digest = hashlib.sha256()
+    for wnid in EVERY_LOOK:
+        for n in range(3):
+            digest.update(pictures.render(wnid, n).tobytes())
+            digest.update(pictures.render(wnid, n, 250, 188).tobytes())
+            copy, quality = pictures.near_copy(pictures.render(wnid, n), 2, (wnid, n, 500, 375))
+            digest.update(copy.tobytes() + bytes([quality]))
+    assert digest.hexdigest() == "f99bb253f705d1d4f706316644607e67a209f0a67df021ccaee0199478323b29"
+
+
+def _ink(body: bytes, wnid: str) -> np.ndarray:
+    """Pixels of the class's ink colour (any of its shades) in a served picture, grain smoothed out."""
+    pixels = ndimage.uniform_filter(np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), np.float32), (3, 3, 1))
+    ink = pictures.style_of(wnid).ink
+    along = ink / np.linalg.norm(ink)
+    shade = np.clip(pixels @ along, 0.7 * np.linalg.norm(ink), 1.2 * np.linalg.norm(ink))
+    return np.linalg.norm(pixels - shade[..., None] * along, axis=2) < 35
+
+
+def _strips(box, depth: int = 8) -> list[tuple[slice, slice]]:
+    """The four bands ``depth`` pixels wide just inside each edge of ``box``, as (rows, columns)."""
+    x0, y0, x1, y1 = box
+    rows, columns = slice(y0, y1), slice(x0, x1)
+    return [
+        (rows, slice(x0, x0 + depth)),
+        (rows, slice(x1 - depth, x1)),
+        (slice(y0, y0 + depth), columns),
+        (slice(y1 - depth, y1), columns),
+    ]
+
+
+def _truth(host, path: str) -> dict:
+    answer = get(host, path)
+    assert answer.status == 200 and answer.headers.get_content_type() == "application/json"
+    return json.loads(answer.body)
+
+
+def test_true_boxes_are_tight_around_the_ink_of_the_served_pictures(host):
+    """Each true box reaches the shape's ink on all four sides, the boxes hold nearly all the ink
+    of the picture, and a box grown past the visible part leaves ink behind on some side."""
+    boxes = grown_tight = 0
+    for wnid in EVERY_LOOK:
+        for n in range(4):
+            ink = _ink(get(host, f"/picture/{wnid}/{n}.jpg").body, wnid)
+            truth = _truth(host, f"/truth/{wnid}/{n}.json")
+            assert (truth["width"], truth["height"]) == (500, 375) and truth["boxes"]
+            inside = np.zeros_like(ink)
+            for box in truth["boxes"]:
+                assert problem(tuple(box), 500, 375) is None, box
+                assert all(ink[strip].any() for strip in _strips(box)), (wnid, n, box)
+                grown = clip((box[0] - 8, box[1] - 8, box[2] + 8, box[3] + 8), 500, 375)
+                grown_tight += all(ink[strip].any() for strip in _strips(grown))
+                inside[box[1] : box[3], box[0] : box[2]] = True
+                boxes += 1
+            assert (ink & ~inside).sum() <= 0.04 * ink.sum(), (wnid, n)
+    assert boxes > 100 and grown_tight < boxes / 2
+
+
+def test_true_boxes_are_the_visible_parts_of_the_shapes():
+    """A shape's box is its outline's box cut to the picture, smaller where later shapes cover
+    it, and no box at all for a shape too little of which shows."""
+    shrunk = dropped = 0
+    for wnid in EVERY_LOOK:
+        for n in range(4):
+            mask = pictures.instance_mask(wnid, n)
+            _, boxes = pictures.true_boxes(wnid, n)
+            shown = dict(enumerate(np.bincount(mask.ravel())))
+            kept = [k for k in range(1, mask.max() + 1) if shown.get(k, 0) >= pictures.MIN_VISIBLE * mask.size]
+            dropped += mask.max() - len(kept)
+            assert len(boxes) == len(kept)
+            _, _, shapes = pictures._scene(wnid, n, 500, 375)
+            for k, box in zip(kept, boxes):
+                alone = Image.new("L", (500, 375), 0)
+                pictures._paint(ImageDraw.Draw(alone), shapes[k - 1], 1)
+                x0, y0, x1, y1 = Image.fromarray(np.asarray(alone) * 255).getbbox()
+                assert x0 <= box[0] and y0 <= box[1] and box[2] <= x1 and box[3] <= y1
+                shrunk += tuple(box) != (x0, y0, x1, y1)
+    assert shrunk > 10 and dropped > 0
+
+
+def test_true_boxes_follow_the_picture_size_and_near_copies(host):
+    full = _truth(host, "/truth/n00000004/1.json")
+    half = _truth(host, "/truth/n00000004/1.json?w=250&h=188")
+    assert (half["width"], half["height"]) == (250, 188)
+    doubled = np.array(half["boxes"]) * 2
+    overlap = iou_matrix(doubled, full["boxes"])
+    assert len(half["boxes"]) == len(full["boxes"]) and (overlap.max(axis=0) > 0.85).all()
+    assert np.median(np.abs(doubled[overlap.argmax(axis=0)] - full["boxes"])) <= 2
+    for k in (1, 2, 3):
+        copy = _truth(host, f"/truth/n00000004/1.json?copy={k}")
+        assert (copy["width"], copy["height"]) == get(host, f"/picture/n00000004/1.jpg?copy={k}").image().size
+        left = full["width"] - copy["width"]  # the crop takes under 1% of each side
+        shifts = np.array(full["boxes"]) - np.array(copy["boxes"])
+        assert len(copy["boxes"]) == len(full["boxes"]) and (shifts >= 0).all() and (shifts <= left).all()
+        assert all(problem(tuple(box), copy["width"], copy["height"]) is None for box in copy["boxes"])
+
+
+@pytest.mark.parametrize("query", ["?w=0", "?h=big", "?copy=0"])
+def test_bad_truth_query_is_refused(host, query):
+    assert get(host, f"/truth/n00000004/1.json{query}").status == 400
 
 
 # faults

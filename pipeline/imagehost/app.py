@@ -4,6 +4,9 @@ Tests, benchmarks and the offline demo point the pipeline at this host instead o
 Routes (``{token}`` is any text that makes a URL unique, so state keyed by the URL is fresh):
 
 - ``/picture/{wnid}/{n}.jpg[?w=&h=&copy=k]``: picture ``n`` of class ``wnid`` (see ``pictures``)
+- ``/truth/{wnid}/{n}.json[?w=&h=&copy=k]``: that picture's true object boxes, one per shape
+  a person could box, ``{"width": W, "height": H, "boxes": [[xmin, ymin, xmax, ymax], ...]}``
+  in the served picture's pixels (``pipeline.boxes``' convention; ``pictures.true_boxes``)
 - ``/files/{name}``: a file from the host's folder
 - ``/fault/{kind}/{token}``: 404, flaky, ratelimit, slow, reset, truncated, html, empty,
   wrongtype, huge, huge-chunked, bomb, loop, private, offsite; ``/fault/redirect/{n}/{token}``
@@ -180,13 +183,24 @@ async def _send(response: web.StreamResponse, request: web.Request, pieces, paus
         pass
 
 
-@routes.get(r"/picture/{wnid}/{n:\d+}.jpg")
-async def picture(request: web.Request) -> web.Response:
+def _picture_of(request: web.Request) -> tuple[str, int, int, int, int]:
+    """wnid, variant, width, height and copy of a ``/picture/`` or ``/truth/`` request."""
     width = _int_query(request, "w", pictures.WIDTH, 1, pictures.MAX_SIDE)
     height = _int_query(request, "h", pictures.HEIGHT, 1, pictures.MAX_SIDE)
     copy = _int_query(request, "copy", 0, 1, 1_000_000)
-    wnid, variant = request.match_info["wnid"], int(request.match_info["n"])
-    return _image(await _off_loop(pictures.picture_jpeg, wnid, variant, width, height, copy))
+    return request.match_info["wnid"], int(request.match_info["n"]), width, height, copy
+
+
+@routes.get(r"/picture/{wnid}/{n:\d+}.jpg")
+async def picture(request: web.Request) -> web.Response:
+    return _image(await _off_loop(pictures.picture_jpeg, *_picture_of(request)))
+
+
+@routes.get(r"/truth/{wnid}/{n:\d+}.json")
+async def truth(request: web.Request) -> web.Response:
+    """The true boxes of the picture the same path and query serve (``pictures.true_boxes``)."""
+    (width, height), boxes = await _off_loop(pictures.true_boxes, *_picture_of(request))
+    return web.json_response({"width": width, "height": height, "boxes": [list(box) for box in boxes]})
 
 
 @routes.get("/files/{name:.+}")

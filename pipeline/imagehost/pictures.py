@@ -38,6 +38,10 @@ COPY_QUALITIES = (72, 78, 84, 95)
 
 BOMB_SIDE = 30_000
 
+# A shape showing less than this share of a picture, or fewer pixels, has no true box.
+MIN_VISIBLE = 0.005
+MIN_VISIBLE_PIXELS = 64
+
 
 def _digest(*parts: object) -> bytes:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
@@ -126,36 +130,61 @@ def _bar(cx: float, cy: float, length: float, thickness: float, turn: float) -> 
     return [(cx + u * c - v * s, cy + u * s + v * c) for u, v in half]
 
 
-def _draw_shapes(image: Image.Image, style: Style, rng: np.random.Generator) -> None:
-    draw = ImageDraw.Draw(image)
-    width, height = image.size
+@dataclass(frozen=True)
+class Shape:
+    """One instance of the class's shape: the Pillow calls that paint it, and its colour.
+
+    ``parts`` holds ``("ellipse", bounds, outline_width)`` (0: filled) and
+    ``("polygon", points, 0)``; the picture and the instance mask paint the same parts, so
+    the mask's pixels are the picture's ink pixels (Pillow's drawing is not antialiased)."""
+
+    parts: tuple
+    fill: tuple[int, int, int]
+
+
+def _shapes(style: Style, rng: np.random.Generator, width: int, height: int) -> list[Shape]:
+    """The picture's shapes, in painting order (a later one covers an earlier one)."""
     scale = min(width, height)
     count = max(1, style.count + int(rng.integers(-2, 3)))
     stripe_turn = rng.uniform(0, math.pi)  # stripes in one picture run parallel
+    shapes = []
     for _ in range(count):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         radius = scale * rng.uniform(0.06, 0.2)
         turn = rng.uniform(0, 2 * math.pi)
         fill = tuple(int(v) for v in np.clip(style.ink * rng.uniform(0.75, 1.15), 0, 255))
+        disc = (cx - radius, cy - radius, cx + radius, cy + radius)
         if style.shape == "discs":
-            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=fill)
+            parts = [("ellipse", disc, 0)]
         elif style.shape == "rings":
-            draw.ellipse(
-                (cx - radius, cy - radius, cx + radius, cy + radius), outline=fill, width=max(2, int(radius / 3))
-            )
+            parts = [("ellipse", disc, max(2, int(radius / 3)))]
         elif style.shape == "squares":
-            draw.polygon(_polygon(cx, cy, (radius,), 4, turn), fill=fill)
+            parts = [("polygon", _polygon(cx, cy, (radius,), 4, turn), 0)]
         elif style.shape == "triangles":
-            draw.polygon(_polygon(cx, cy, (radius,), 3, turn), fill=fill)
+            parts = [("polygon", _polygon(cx, cy, (radius,), 3, turn), 0)]
         elif style.shape == "hexagons":
-            draw.polygon(_polygon(cx, cy, (radius,), 6, turn), fill=fill)
+            parts = [("polygon", _polygon(cx, cy, (radius,), 6, turn), 0)]
         elif style.shape == "stars":
-            draw.polygon(_polygon(cx, cy, (radius * 1.2, radius * 0.5), 10, turn), fill=fill)
+            parts = [("polygon", _polygon(cx, cy, (radius * 1.2, radius * 0.5), 10, turn), 0)]
         elif style.shape == "crosses":
-            draw.polygon(_bar(cx, cy, 2 * radius, radius / 2, turn), fill=fill)
-            draw.polygon(_bar(cx, cy, 2 * radius, radius / 2, turn + math.pi / 2), fill=fill)
+            parts = [
+                ("polygon", _bar(cx, cy, 2 * radius, radius / 2, turn), 0),
+                ("polygon", _bar(cx, cy, 2 * radius, radius / 2, turn + math.pi / 2), 0),
+            ]
         else:  # stripes: bars right across the picture
-            draw.polygon(_bar(cx, cy, 3 * max(width, height), radius / 2, stripe_turn), fill=fill)
+            parts = [("polygon", _bar(cx, cy, 3 * max(width, height), radius / 2, stripe_turn), 0)]
+        shapes.append(Shape(tuple(parts), fill))
+    return shapes
+
+
+def _paint(draw: ImageDraw.ImageDraw, shape: Shape, fill: object) -> None:
+    for kind, xy, outline in shape.parts:
+        if kind == "ellipse" and outline:
+            draw.ellipse(xy, outline=fill, width=outline)
+        elif kind == "ellipse":
+            draw.ellipse(xy, fill=fill)
+        else:
+            draw.polygon(xy, fill=fill)
 
 
 @lru_cache(maxsize=1)
@@ -174,26 +203,51 @@ def _grain(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     return tile[top : top + height, left : left + width]
 
 
+def _scene(wnid: str, variant: int, width: int, height: int) -> tuple[np.random.Generator, np.ndarray, list[Shape]]:
+    """The random draws of a picture in the order ``render`` makes them: the texture field and
+    the shapes; the generator is left where the grain's draw comes next."""
+    style = style_of(wnid)
+    rng = _rng("picture", wnid, variant)
+    blend = _texture(style, rng, width, height)
+    return rng, blend, _shapes(style, rng, width, height)
+
+
 def render(wnid: str, variant: int, width: int = WIDTH, height: int = HEIGHT) -> Image.Image:
     """The RGB picture ``variant`` of class ``wnid``."""
     style = style_of(wnid)
-    rng = _rng("picture", wnid, variant)
-    blend = _texture(style, rng, width, height)[..., None]
-    pixels = style.backdrop * (1 - blend) + style.background * blend
+    rng, blend, shapes = _scene(wnid, variant, width, height)
+    pixels = style.backdrop * (1 - blend[..., None]) + style.background * blend[..., None]
     image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB")
-    _draw_shapes(image, style, rng)
+    draw = ImageDraw.Draw(image)
+    for shape in shapes:
+        _paint(draw, shape, shape.fill)
     grainy = np.asarray(image, dtype=np.float32) + _grain(rng, width, height)
     return Image.fromarray(grainy.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def instance_mask(wnid: str, variant: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """Which shape each pixel of picture ``variant`` shows: a (height, width) uint8 array, 0
+    for the background and k for the k-th shape painted (1-based), where it was not covered."""
+    _, _, shapes = _scene(wnid, variant, width, height)
+    mask = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(mask)
+    for number, shape in enumerate(shapes, start=1):
+        _paint(draw, shape, number)
+    return np.asarray(mask)
+
+
+def _copy_crop(rng: np.random.Generator, width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of a ``width`` x ``height`` picture a near copy keeps: (left, top, right, bottom)."""
+    left, right = (int(width * f) for f in rng.uniform(0.002, COPY_CROP, 2))
+    top, bottom = (int(height * f) for f in rng.uniform(0.002, COPY_CROP, 2))
+    return left, top, width - right, height - bottom
 
 
 def near_copy(image: Image.Image, copy: int, key: object) -> tuple[Image.Image, int]:
     """Copy number ``copy`` of ``image``: cropped by a few %, brightened or darkened a little,
     and the JPEG quality to re-encode it at, as a re-upload elsewhere on the web would be."""
     rng = _rng("copy", key, copy)
-    width, height = image.size
-    left, right = (int(width * f) for f in rng.uniform(0.002, COPY_CROP, 2))
-    top, bottom = (int(height * f) for f in rng.uniform(0.002, COPY_CROP, 2))
-    cropped = image.crop((left, top, width - right, height - bottom))
+    cropped = image.crop(_copy_crop(rng, *image.size))
     factor = 1 + rng.choice((-1, 1)) * rng.uniform(0.02, COPY_BRIGHTNESS)
     return ImageEnhance.Brightness(cropped).enhance(factor), COPY_QUALITIES[copy % len(COPY_QUALITIES)]
 
@@ -204,14 +258,48 @@ def encode(image: Image.Image, format: str, **params) -> bytes:
     return out.getvalue()
 
 
+def _copy_key(wnid: str, variant: int, width: int, height: int) -> tuple:
+    """What seeds the near copies of a picture."""
+    return wnid, variant, width, height
+
+
 @lru_cache(maxsize=2048)  # ~250 MB of 500x375 pictures; a benchmark's working set fits
 def picture_jpeg(wnid: str, variant: int, width: int = WIDTH, height: int = HEIGHT, copy: int = 0) -> bytes:
     """The JPEG bytes of a picture, or of its near copy ``copy`` (>= 1)."""
     image = render(wnid, variant, width, height)
     quality = QUALITY
     if copy:
-        image, quality = near_copy(image, copy, (wnid, variant, width, height))
+        image, quality = near_copy(image, copy, _copy_key(wnid, variant, width, height))
     return encode(image, "JPEG", quality=quality)
+
+
+@lru_cache(maxsize=4096)
+def true_boxes(
+    wnid: str, variant: int, width: int = WIDTH, height: int = HEIGHT, copy: int = 0
+) -> tuple[tuple[int, int], tuple[tuple[int, int, int, int], ...]]:
+    """The served picture's size and the box of each shape's visible part, in painting order.
+
+    What a careful annotator would box: the pixels each shape still shows after the later
+    shapes covered it and the picture's edges (and a near copy's crop) cut it, as
+    (xmin, ymin, xmax, ymax) in ``pipeline.boxes``' convention. A shape showing fewer than
+    ``MIN_VISIBLE`` of the picture's pixels, or fewer than ``MIN_VISIBLE_PIXELS``, is left
+    out: nobody could box it."""
+    mask = instance_mask(wnid, variant, width, height)
+    if copy:
+        left, top, right, bottom = _copy_crop(
+            _rng("copy", _copy_key(wnid, variant, width, height), copy), width, height
+        )
+        mask = mask[top:bottom, left:right]
+    rows, columns = mask.shape
+    least = max(MIN_VISIBLE_PIXELS, MIN_VISIBLE * rows * columns)
+    boxes = []
+    for number, shown in enumerate(np.bincount(mask.ravel())):
+        if number == 0 or shown < least:
+            continue
+        inside = mask == number
+        ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        boxes.append((int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1))
+    return (columns, rows), tuple(boxes)
 
 
 FAULT_CLASS = "fault"  # the look of pictures served by fault and format routes
