@@ -9,6 +9,9 @@ here ticks every image with probability ``spam_tick_rate`` = 0.5, whatever it sh
 random clicker, the harder spammer for aggregation (an always-ticker shows up at once on
 the negatives and in Dawid-Skene's confusion matrix; a coin flipper only in aggregate).
 Set ``spam_tick_rate=1.0`` for workers who tick everything.
+
+``BoxCrowd`` adds drawing boxes to the same workers (``BoxCrowd.draw``); they judge boxes
+(good box? every instance boxed?) as they tick images.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from pipeline.boxes import Box, iou_matrix
 
 CAREFUL, NOISY, SPAMMER = "careful", "noisy", "spammer"
 PER_HIT = 42  # candidates per HIT (ImageNetV2: 42 candidates + 3 positives + 3 negatives)
@@ -150,3 +155,57 @@ def simulate_controls(
     controls["kind"] = np.tile(np.where(truth, "positive", "negative"), len(tasks))
     controls["answer"] = np.concatenate(answers) if answers else np.array([], bool)
     return controls
+
+
+# Boxes (Su, Deng and Fei-Fei's draw, quality and coverage tasks): the same pool of workers,
+# who draw as carefully as they judge. Judging is ``Worker.answer`` on the task's truth.
+GOOD_IOU = 0.7  # a good box of an instance (the usual standard for a box one would accept)
+COVER_IOU = 0.5  # a shown box covers an instance (ILSVRC's localisation threshold)
+
+
+@dataclass(frozen=True)
+class BoxCrowd(Crowd):
+    """A ``Crowd`` that also draws boxes. A careful or noisy (sloppy) drawer picks, at random,
+    a true instance that no shown box covers and boxes it, each edge off by a gaussian error
+    of ``*_edge`` times the box's side; with none left it draws nothing. A sloppy drawer boxes
+    an instance already shown instead with probability ``noisy_redraw``. A spammer draws a
+    random box anywhere, whatever the image shows."""
+
+    careful_edge: float = 0.025
+    noisy_edge: float = 0.10
+    noisy_redraw: float = 0.15
+
+    def draw(self, worker: Worker, truth, shown, width: int, height: int, rng: np.random.Generator):
+        """The box ``worker`` draws on a ``width`` x ``height`` image whose true boxes are
+        ``truth`` (n x 4) where ``shown`` (m x 4) are shown, or None for "nothing left"."""
+        if worker.kind == SPAMMER:
+            xmin, xmax = np.sort(rng.choice(width + 1, 2, replace=False))
+            ymin, ymax = np.sort(rng.choice(height + 1, 2, replace=False))
+            return Box(int(xmin), int(ymin), int(xmax), int(ymax))
+        truth = np.asarray(truth, float).reshape(-1, 4)
+        done = covered(truth, shown)
+        redraw = worker.kind == NOISY and done.any() and rng.random() < self.noisy_redraw
+        pool = truth[done if redraw else ~done]
+        if not len(pool):
+            return None
+        box = pool[rng.integers(len(pool))]
+        sides = np.array([box[2] - box[0], box[3] - box[1]] * 2)
+        edge = self.careful_edge if worker.kind == CAREFUL else self.noisy_edge
+        xmin, ymin, xmax, ymax = np.rint(box + rng.normal(0, edge, 4) * sides).astype(int)
+        xmin, ymin = min(max(xmin, 0), width - 1), min(max(ymin, 0), height - 1)
+        return Box(int(xmin), int(ymin), int(min(max(xmax, xmin + 1), width)), int(min(max(ymax, ymin + 1), height)))
+
+
+def covered(truth, shown) -> np.ndarray:
+    """Which true boxes (n x 4) some shown box covers at IoU >= ``COVER_IOU``."""
+    truth = np.asarray(truth, float).reshape(-1, 4)
+    shown = np.asarray(shown, float).reshape(-1, 4)
+    if not len(truth) or not len(shown):
+        return np.zeros(len(truth), bool)
+    return iou_matrix(truth, shown).max(axis=1) >= COVER_IOU
+
+
+def good_box(box, truth) -> bool:
+    """Whether ``box`` is a good box of one true instance: IoU >= ``GOOD_IOU`` with one of ``truth``."""
+    truth = np.asarray(truth, float).reshape(-1, 4)
+    return bool(len(truth)) and bool(iou_matrix([box], truth).max() >= GOOD_IOU)

@@ -1,4 +1,5 @@
-"""``annotate-simulate``: a simulated crowd answers a round's HITs, in MTurk's results format.
+"""``annotate-simulate``: a simulated crowd answers a round's HITs or box tasks, in MTurk's
+results format.
 
 The demo and the tests use it where the truth is known: each HIT gets its ``assignments``
 answers from distinct workers of an ``annotation.simulate.Crowd`` (careful, noisy, spammers),
@@ -10,6 +11,18 @@ stage's lock: a second run at once fails instead of racing it.
 The truth comes from ``--truth`` (image_id, wnid, truth as CSV or Parquet) or, for images
 fetched from the bundled image host (the demo), from their URL: ``/picture/<wnid>/...``
 shows ``<wnid>``; anything else shows no class.
+
+``--task draw|quality|coverage`` answers a box round's tasks instead
+(``annotation/box-rounds/round-<n>/<task>/tasks.parquet``), into
+``results-simulated.csv`` beside them: drawers box one true instance no shown box covers
+(crowd-bounding-box's output), judges say whether a box is good (IoU >= 0.7 with a true
+instance) or every instance is covered (each at IoU >= 0.5 by a shown box), gold tasks
+included: workers see the picture, not the task's kind (``annotation.simulate.BoxCrowd``).
+The true boxes come from ``--truth-boxes`` (image_id, xmin, ymin, xmax, ymax in the stored
+image's pixels; CSV or Parquet) or, for images fetched from the bundled image host, from the
+host itself: ``/picture/<wnid>/<n>.jpg?...`` has its boxes at ``/truth/<wnid>/<n>.json?...``,
+in the served picture's pixels, scaled here to the stored image's. An image whose picture
+shows another class, or that came from elsewhere, has none.
 """
 
 from __future__ import annotations
@@ -20,12 +33,17 @@ import io
 import json
 import re
 import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from pipeline import runner, schemas, settings, store
+from pipeline.boxes import COLUMNS, problem, to_ltwh
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
@@ -33,11 +51,16 @@ from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
 from .formats import read_listing
-from .simulate import Crowd
+from .simulate import BoxCrowd, Crowd, covered, good_box
 from .tasks import NEGATIVE, POSITIVE
 
 STAGE = "annotate-simulate"
-HELP = "simulated workers answer a round's HITs: annotation/round-<n>/results-simulated.csv (MTurk's format)"
+HELP = (
+    "simulated workers answer a round's HITs (annotation/round-<n>/) or box tasks "
+    "(annotation/box-rounds/round-<n>/<task>/): results-simulated.csv, MTurk's format"
+)
+CLASSIFY = "classify"
+TASKS = (CLASSIFY, *schemas.BOX_TASK_KINDS)
 FIELDS = (
     "HITId",
     "HITTypeId",
@@ -54,15 +77,31 @@ FIELDS = (
     "Approve",
     "Reject",
 )
+BOX_FIELDS = (*FIELDS[:8], "Input.task_id", "Input.round", "Input.task", "Input.wnid", *FIELDS[-3:])
 TRUTH_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 PICTURE = re.compile(rf"/picture/({schemas.NOUN_WNID})/")
+HOST_PICTURE = re.compile(rf"^(https?://[^/?#]+)/picture/({schemas.NOUN_WNID})/(\d+)\.jpg(\?[^#]*)?$")
+TRUTH_TIMEOUT = 60  # seconds for one /truth/ answer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    c = Crowd()
+    c = BoxCrowd()
     share = settings.number(0, 1)
     parser.add_argument(
         "--round", type=settings.integer(1), default=1, help="the exported round to answer (make: ROUND)"
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        default=CLASSIFY,
+        help="classify: the round's HITs; draw, quality, coverage: that box task of the box round (make: TASK)",
+    )
+    parser.add_argument(
+        "--truth-boxes",
+        type=Path,
+        metavar="FILE",
+        help="box tasks: image_id, xmin, ymin, xmax, ymax in the stored image's pixels (CSV or Parquet); "
+        "default: from the demo host (make: TRUTH_BOXES)",
     )
     parser.add_argument(
         "--truth",
@@ -74,7 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--careful", type=share, default=c.careful, help=f"share of careful workers, 0 to 1 (default {c.careful})"
     )
     parser.add_argument(
-        "--noisy", type=share, default=c.noisy, help=f"share of noisy workers, 0 to 1 (default {c.noisy})"
+        "--noisy",
+        "--sloppy",
+        type=share,
+        default=c.noisy,
+        help=f"share of noisy (sloppy) workers, 0 to 1 (default {c.noisy})",
     )
     parser.add_argument(
         "--spammers", type=share, default=c.spammers, help=f"share of spammers, 0 to 1 (default {c.spammers})"
@@ -88,25 +131,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.careful + args.noisy + args.spammers == 0:
         raise InputError("the shares of careful, noisy and spamming workers are all 0", field="--careful")
+    if args.task == CLASSIFY and args.truth_boxes:
+        raise InputError("--truth-boxes is for box tasks (--task draw, quality or coverage)", field="--truth-boxes")
+    if args.task != CLASSIFY and args.truth:
+        raise InputError("--truth is for classification HITs; box tasks take --truth-boxes", field="--truth")
     layout = Layout(args.workdir)
-    hits = read_table(layout.hits(args.round), schemas.HITS).to_pandas()
-    with runner.lock(layout.root, STAGE):
+    crowd = BoxCrowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
+    if args.task == CLASSIFY:
+        hits = read_table(layout.hits(args.round), schemas.HITS).to_pandas()
         results = layout.simulated_answers(args.round)
+        what = f"{hits.hit_id.nunique()} HITs"
+    else:
+        tasks = read_box_tasks(layout, args.round, args.task)
+        results = layout.simulated_box_answers(args.round, args.task)
+        what = f"{len(tasks)} {args.task} tasks"
+    with runner.lock(layout.root, STAGE):
         if results.exists() and not args.force:
             print(f"annotate-simulate: {results} exists; skipped, --force answers again", file=sys.stderr)
             return
-        truth = read_truth(args.truth) if args.truth else url_truth(layout)
-        crowd = Crowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
-        answers = answer_hits(hits, truth, crowd, args.seed)
+        if args.task == CLASSIFY:
+            truth = read_truth(args.truth) if args.truth else url_truth(layout)
+            answers, fields = answer_hits(hits, truth, crowd, args.seed), FIELDS
+        else:
+            boxes = read_truth_boxes(args.truth_boxes, layout) if args.truth_boxes else host_truth_boxes(layout, tasks)
+            answers, fields = answer_box_tasks(tasks, boxes, crowd, args.seed), BOX_FIELDS
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(answers)
         atomic_write_text(results, buffer.getvalue())
-    print(
-        f"annotate-simulate: {len(answers)} assignments on {hits.hit_id.nunique()} HITs by a crowd of "
-        f"{crowd.counts()} -> {results}"
-    )
+    print(f"annotate-simulate: {len(answers)} assignments on {what} by a crowd of {crowd.counts()} -> {results}")
 
 
 def answer_hits(hits: pd.DataFrame, truth: dict[tuple[str, str], bool], crowd: Crowd, seed: int) -> list[dict]:
@@ -170,3 +224,155 @@ def url_truth(layout: Layout) -> dict[tuple[str, str], bool]:
         shown = PICTURE.search(url)
         truth[(image_id, wnid)] = bool(shown) and shown.group(1) == wnid
     return truth
+
+
+def read_box_tasks(layout: Layout, round_: int, task: str) -> pd.DataFrame:
+    path = layout.box_tasks(round_, task)
+    if not path.exists():
+        raise InputError(
+            f"no {task} tasks exported for box round {round_}: run `make annotate-export TASK={task} ROUND={round_}`",
+            file=path,
+        )
+    return read_table(path, schemas.BOX_TASKS).to_pandas()
+
+
+def answer_box_tasks(tasks: pd.DataFrame, truth: dict[str, np.ndarray], crowd: BoxCrowd, seed: int) -> list[dict]:
+    """One MTurk results row per assignment: each task answered by ``assignments`` distinct
+    workers, who see ``truth`` (image_id -> true boxes, n x 4 in the stored image's pixels;
+    an image not in it shows no instance)."""
+    workers = crowd.workers()
+    rows = []
+    for task in tasks.sort_values("task_id").itertuples(index=False):
+        if task.assignments > len(workers):
+            raise InputError(
+                f"task {task.task_id} wants {task.assignments} answers but the crowd has {len(workers)} workers"
+            )
+        true = truth.get(task.image_id, np.empty((0, 4)))
+        shown = np.array([list(box) for box in task.shown], float).reshape(-1, 4)
+        if task.task == "quality":
+            right = good_box([getattr(task, c) for c in COLUMNS], true)
+        elif task.task == "coverage":
+            right = bool(covered(true, shown).all())
+        rng = rng_for(seed, "box-answers", task.task_id)
+        for number, k in enumerate(rng.choice(len(workers), task.assignments, replace=False)):
+            worker = workers[k]
+            if task.task == "draw":
+                box = crowd.draw(worker, true, shown, task.width, task.height, rng)
+                drawn = [] if box is None else [dict(zip(("left", "top", "width", "height"), to_ltwh(box)))]
+                result = {
+                    "boundingBoxes": [{**b, "label": task.wnid} for b in drawn],
+                    "inputImageProperties": {"width": int(task.width), "height": int(task.height)},
+                }
+                answer = [{"annotatedResult": result}]
+            else:
+                yes = bool(worker.answer(np.array([right]), rng)[0])
+                answer = [{"yes": {"on": yes}, "no": {"on": not yes}}]
+            rows.append(
+                {
+                    "HITId": f"SIM{task.task_id}",
+                    "HITTypeId": f"SIMULATED-{task.task}",
+                    "AssignmentId": f"{task.task_id}-a{number}",
+                    "WorkerId": worker.worker_id,
+                    "AssignmentStatus": "Submitted",
+                    "AcceptTime": "",
+                    "SubmitTime": "",
+                    "WorkTimeInSeconds": "0",
+                    "Input.task_id": task.task_id,
+                    "Input.round": str(task.round),
+                    "Input.task": task.task,
+                    "Input.wnid": task.wnid,
+                    "Answer.taskAnswers": json.dumps(answer),
+                    "Approve": "",
+                    "Reject": "",
+                }
+            )
+    return rows
+
+
+def _stored_sizes(layout: Layout, image_ids=None) -> pd.DataFrame:
+    """wnid, url, width and height of the stored images (of ``image_ids``), by image_id."""
+    store.require_shards(layout.images, "the true boxes are taken from the demo host; give --truth-boxes")
+    table = store.read_images(layout.images, ["image_id", "wnid", "url", "width", "height"]).to_pandas()
+    table = table.set_index("image_id")
+    return table if image_ids is None else table.loc[table.index.intersection(pd.Index(image_ids))]
+
+
+def read_truth_boxes(path: Path, layout: Layout) -> dict[str, np.ndarray]:
+    """image_id -> true boxes from a CSV or Parquet file of image_id, xmin, ymin, xmax, ymax
+    (our convention, the stored image's pixels), each checked against its stored image."""
+    sizes = _stored_sizes(layout)
+    boxes: dict[str, list] = {}
+    for where, record in read_listing(path, ("image_id", *COLUMNS), "truth boxes"):
+        image_id = str(record["image_id"]).strip()
+        if image_id not in sizes.index:
+            raise InputError("no such image in the store", file=path, **where, field="image_id", value=image_id)
+        box = []
+        for field in COLUMNS:
+            try:
+                value = float(record[field])
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not value.is_integer():
+                raise InputError("not an integer pixel edge", file=path, **where, field=field, value=record[field])
+            box.append(int(value))
+        width, height = int(sizes.at[image_id, "width"]), int(sizes.at[image_id, "height"])
+        why = problem(tuple(box), width, height)
+        if why:
+            xmin, ymin, xmax, ymax = box
+            bad = [xmin < 0, ymin < 0, xmax > width or xmax <= xmin, ymax > height or ymax <= ymin]
+            raise InputError(
+                f"not a box of the stored image: {why}", file=path, **where, field=COLUMNS[bad.index(True)], value=box
+            )
+        boxes.setdefault(image_id, []).append(box)
+    return {image_id: np.array(found, float) for image_id, found in boxes.items()}
+
+
+def host_truth_boxes(layout: Layout, tasks: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The true boxes of the tasks' images, asked of the image host that served them: only a
+    picture of the task's own class has any (see the module docstring)."""
+    images = tasks.drop_duplicates("image_id").set_index("image_id").wnid
+    stored = _stored_sizes(layout, images.index)
+    missing = images.index.difference(stored.index)
+    if len(missing):
+        raise InputError("a task's image is not in the image store", file=layout.images, value=missing[0])
+    asked = {}
+    for image_id, wnid in images.items():
+        shown = HOST_PICTURE.match(stored.at[image_id, "url"])
+        if shown and shown.group(2) == wnid:
+            base, _, variant, query = shown.groups()
+            asked[image_id] = f"{base}/truth/{wnid}/{variant}.json{query or ''}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the host is local, as the download found it
+    with ThreadPoolExecutor(8) as pool:
+        answers = pool.map(lambda url: _fetch_truth(opener, url), asked.values())
+        found = list(tqdm(answers, total=len(asked), desc="annotate-simulate: true boxes", unit="img", disable=None))
+    truth = {}
+    for image_id, (served_width, served_height, boxes) in zip(asked, found):
+        width, height = int(stored.at[image_id, "width"]), int(stored.at[image_id, "height"])
+        scale = np.array([width / served_width, height / served_height] * 2)
+        scaled = np.rint(np.array(boxes, float).reshape(-1, 4) * scale)
+        scaled = np.clip(scaled, 0, [width, height, width, height])
+        truth[image_id] = scaled[(scaled[:, 2] > scaled[:, 0]) & (scaled[:, 3] > scaled[:, 1])]
+    return truth
+
+
+def _fetch_truth(opener: urllib.request.OpenerDirector, url: str) -> tuple[int, int, list]:
+    """A ``/truth/`` answer: the served picture's width and height, and its boxes."""
+    try:
+        with opener.open(url, timeout=TRUTH_TIMEOUT) as response:
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise InputError(
+            f"cannot get the true boxes ({reason}): is the demo image host running? "
+            "`make annotate-simulate` starts it for the demo; elsewhere give --truth-boxes",
+            file=url,
+        ) from None
+    width, height, boxes = (answer.get(k) if isinstance(answer, dict) else None for k in ("width", "height", "boxes"))
+    if not (
+        isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0 and isinstance(boxes, list)
+    ):
+        raise InputError("not a true-boxes answer: {width, height, boxes} expected", file=url)
+    for box in boxes:
+        if not isinstance(box, list) or problem(tuple(box), width, height):
+            raise InputError("not a box of the served picture", file=url, field="boxes", value=box)
+    return width, height, boxes
