@@ -6,14 +6,23 @@
   metadata, 100 images per row group as ``datasets`` writes image datasets, and a ``README.md``
   whose ``configs`` name the splits, so ``load_dataset("export/hf")`` finds them. Rows are in
   manifest order (label, image_id). Unlike imagenet-1k (label -1), test rows keep their labels.
+  A dataset with object boxes adds ``objects``, the ``datasets`` detection convention
+  (``{"bbox": [[xmin, ymin, xmax, ymax], ...], "category": [label, ...]}``, ``BOX_FORMAT``).
 - ``ilsvrc``: ``train/<wnid>/<wnid>_<n>.JPEG``, ``val/<PREFIX>_val_%08d.JPEG``,
-  ``test/<PREFIX>_test_%08d.JPEG``; Kaggle's ``LOC_synset_mapping.txt`` and
-  ``LOC_{val,test}_solution.csv`` (whole-image boxes: we have no boxes); the devkit's
+  ``test/<PREFIX>_test_%08d.JPEG``; Kaggle's ``LOC_synset_mapping.txt``; the devkit's
   ground-truth files, holding label + 1 (not the official ILSVRC2012_IDs); ``files.csv``
-  (each file's image_id, label, wnid, sha256) and a ``README.txt`` that says all this.
+  (each file's image_id, label, wnid, sha256) and a ``README.txt`` that says all this. The
+  object boxes, where the dataset has them, as ILSVRC and Kaggle ship them
+  (``manifests.boxes_files``): ``Annotations/CLS-LOC/...xml`` and ``LOC_<split>_solution.csv``,
+  for the boxed images only (no box is invented for an image without one).
 - ``wds``: WebDataset tars ``{split}-NNNNNN.tar`` of ``<key>.jpg`` (the stored format's
-  extension), ``<key>.cls`` (the label) and ``<key>.json``, in image_id order: ids are hashes, so
-  every shard mixes the classes, as webdataset's own ImageNet recipe shuffles before writing.
+  extension), ``<key>.cls`` (the label) and ``<key>.json`` (with ``boxes`` in ``BOX_FORMAT``
+  where the dataset has boxes), in image_id order: ids are hashes, so every shard mixes the
+  classes, as webdataset's own ImageNet recipe shuffles before writing.
+
+Boxes are pixel edges of the stored image, which is upright (its width and height are the
+upright size), so they fit every exported file unchanged: a file re-encoded upright has those
+pixels, and ``datasets`` turns the stored bytes upright as it opens them.
 
 Each layout's files are what its readers expect (``Rule``), and every image reads upright at the
 manifest's size (which is the upright size). ILSVRC's readers (torchvision's ImageFolder, timm)
@@ -63,6 +72,8 @@ from pipeline.layout import EXPORT, SPLITS, Layout
 from pipeline.settings import number
 from pipeline.tables import read_table
 
+from .boxes_files import Labelled, annotation_name, loc_csv, voc_xml
+
 HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
 FORMATS = ("hf", "ilsvrc", "wds")
 COLUMNS = ["image_id", "label", "wnid", "location", "width", "height", "sha256"]
@@ -75,6 +86,7 @@ BUCKET_BYTES = 128 * 2**20  # a spill bucket: what the reordering holds in memor
 OPEN_BUCKETS = 64  # spill files kept open while the store is read
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 QUALITY = 95  # JPEG quality of the images a layout needs re-encoded
+BOX_FORMAT = "[xmin, ymin, xmax, ymax] in pixels of the image, 0-based, xmax and ymax exclusive"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
         outputs=(output,),
         inputs=(layout.manifests, layout.synsets, layout.images),
         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
-        version=2,  # 2: files upright and named (or re-encoded) by their real format
+        version=3,  # 2: files upright and named (or re-encoded) by their real format; 3: object boxes
     )
     shard_bytes = int(args.shard_mb * 1e6)
 
@@ -140,6 +152,21 @@ class Dataset:
     workdir: Path
     classes: pd.DataFrame  # label, wnid, name, lemmas (", "-joined, LOC_synset_mapping's text)
     rows: pd.DataFrame  # every split's manifest rows in manifest order, with split and file
+    boxes: dict[str, list[list[int]]]  # image_id -> its boxes (BOX_FORMAT), in box manifest order; {}: none
+
+    def boxes_of(self, image_ids) -> list[list[list[int]]]:
+        return [self.boxes.get(i, []) for i in image_ids]
+
+
+def read_boxes(layout: Layout) -> dict[str, list[list[int]]]:
+    """The box manifest as image_id -> [[xmin, ymin, xmax, ymax], ...]; {} without one."""
+    if not layout.box_manifest.exists():
+        return {}
+    table = read_table(layout.box_manifest, schemas.BOX_MANIFEST, columns=["image_id", "xmin", "ymin", "xmax", "ymax"])
+    found: dict[str, list[list[int]]] = {}
+    for image_id, *box in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+        found.setdefault(image_id, []).append(box)
+    return found
 
 
 def read_dataset(workdir: Path, prefix: str) -> Dataset:
@@ -163,7 +190,7 @@ def read_dataset(workdir: Path, prefix: str) -> Dataset:
                 value=int(rows.label.iloc[row]),
             )
         parts.append(rows.assign(split=split, file=file_names(split, rows, prefix)))
-    return Dataset(workdir, classes, pd.concat(parts, ignore_index=True))
+    return Dataset(workdir, classes, pd.concat(parts, ignore_index=True), read_boxes(layout))
 
 
 def file_names(split: str, rows: pd.DataFrame, prefix: str) -> list[str]:
@@ -358,19 +385,36 @@ def class_names(classes: pd.DataFrame) -> list[str]:
     return [f"{text} ({w})" if twice else text for text, w, twice in zip(classes.lemmas, classes.wnid, shared)]
 
 
-def hf_schema(classes: pd.DataFrame) -> pa.Schema:
-    features = {"image": {"_type": "Image"}, "label": {"names": class_names(classes), "_type": "ClassLabel"}}
-    return pa.schema(
-        [
-            pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
-            pa.field("label", pa.int64()),
-        ],
-        metadata={"huggingface": json.dumps({"info": {"features": features}})},
+OBJECTS = pa.struct([pa.field("bbox", pa.list_(pa.list_(pa.float32(), 4))), pa.field("category", pa.list_(pa.int64()))])
+
+
+def hf_schema(classes: pd.DataFrame, boxed: bool) -> pa.Schema:
+    """imagenet-1k's features, and ``objects`` where the dataset has boxes: a Sequence of
+    {bbox: 4 float32, category: ClassLabel}, the form of ``datasets``' detection datasets."""
+    names = class_names(classes)
+    features = {"image": {"_type": "Image"}, "label": {"names": names, "_type": "ClassLabel"}}
+    fields = [
+        pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
+        pa.field("label", pa.int64()),
+    ]
+    if boxed:
+        bbox = {"feature": {"dtype": "float32", "_type": "Value"}, "length": 4, "_type": "Sequence"}
+        category = {"names": names, "_type": "ClassLabel"}
+        features["objects"] = {"feature": {"bbox": bbox, "category": category}, "_type": "Sequence"}
+        fields.append(pa.field("objects", OBJECTS))
+    return pa.schema(fields, metadata={"huggingface": json.dumps({"info": {"features": features}})})
+
+
+def hf_objects(boxes: list[list[list[int]]], labels: np.ndarray) -> pa.Array:
+    """Each row's boxes as ``objects``; every box is of the image's class."""
+    return pa.array(
+        [{"bbox": b, "category": [int(label)] * len(b)} for b, label in zip(boxes, labels.tolist())], OBJECTS
     )
 
 
 def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
-    schema = hf_schema(data.classes)
+    boxed = bool(data.boxes)
+    schema = hf_schema(data.classes, boxed)
     rows = data.rows
     labels = rows.label.to_numpy()
     spilled = spill(data, rows, spill_folder)
@@ -401,7 +445,10 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
                         [binary([spilled.get(p) for p in chunk]), pa.array(names[chunk], pa.string())],
                         fields=list(schema.field("image").type),
                     )
-                    writer.write_table(pa.Table.from_arrays([image, pa.array(labels[chunk])], schema=schema))
+                    columns = [image, pa.array(labels[chunk])]
+                    if boxed:
+                        columns.append(hf_objects(data.boxes_of(rows.image_id.to_numpy()[chunk]), labels[chunk]))
+                    writer.write_table(pa.Table.from_arrays(columns, schema=schema))
                     bar.update(len(chunk))
         files += count
     bar.close()
@@ -429,7 +476,19 @@ def hf_card(data: Dataset, splits: list[str]) -> str:
         f"{len(data.classes)} classes in sorted-wnid order (the 0-based numbering of torchvision, Kaggle and "
         "imagenet-1k). Class names are the WordNet lemmas, the wnid added where two classes share them. "
         "Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels.\n\n"
+        f"{hf_boxes_text(data)}\n\n"
         '```python\nimport datasets\nds = datasets.load_dataset("<this folder>")\n```\n'
+    )
+
+
+def hf_boxes_text(data: Dataset) -> str:
+    if not data.boxes:
+        return "This dataset has no object boxes: there is no `objects` column."
+    boxed = data.rows.image_id.isin(data.boxes.keys())
+    return (
+        f"Object boxes: `objects` holds each image's boxes, `bbox` = {BOX_FORMAT} (not COCO's [x, y, width, "
+        "height]), and `category`, the ClassLabel of the boxed object, which is the image's class. "
+        f"{int(boxed.sum())} of {len(boxed)} images have boxes; the others have empty lists."
     )
 
 
@@ -438,6 +497,8 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
     rows = data.rows.assign(rank=rank).sort_values(["rank", "image_id"]).reset_index(drop=True)
     keys = [f.rsplit("/", 1)[-1].rsplit(".", 1)[0] for f in rows.file]
     columns = {c: rows[c].tolist() for c in ("image_id", "wnid", "label", "width", "height")}
+    if data.boxes:
+        columns["boxes"] = data.boxes_of(rows.image_id)
     spilled = spill(data, rows, spill_folder)
     out.mkdir(parents=True)
     bar = tqdm(total=len(rows), desc="write wds", unit="img", disable=None)
@@ -450,6 +511,8 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
                 tar.copybufsize = 2**20
                 for p in part[shard_of == shard].tolist():
                     meta = {c: values[p] for c, values in columns.items()}
+                    if data.boxes:
+                        meta["box_format"] = BOX_FORMAT
                     image, kind, _ = exported(spilled.get(p), spilled.formats[p], RULES["wds"], meta["image_id"])
                     _add(tar, f"{keys[p]}.{EXTENSIONS.get(kind, kind.lower())}", image)
                     written += len(image)
@@ -522,16 +585,32 @@ def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: 
     (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {t}\n" for w, t in zip(classes.wnid, classes.lemmas)))
     for split, name in DEVKIT_SPLITS.items():
         held = rows[rows.split == split].sort_values("file")
-        boxes = [
-            f"{f.rsplit('.', 1)[0]},{w} 0 0 {x - 1} {y - 1}\n"
-            for f, w, x, y in zip(held.file, held.wnid, held.width, held.height)
-        ]
-        (out / f"LOC_{split}_solution.csv").write_text("ImageId,PredictionString\n" + "".join(boxes))
         (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{label + 1}\n" for label in held.label))
+    write_ilsvrc_boxes(data, rows, out)
     rows[["path", "image_id", "label", "wnid", "sha256", "converted"]].rename(columns={"path": "file"}).to_csv(
         out / "files.csv", index=False
     )
     (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix))
+
+
+def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path) -> None:
+    """The boxed images' ``Annotations/CLS-LOC`` XML and ``LOC_<split>_solution.csv`` rows, in
+    file-name order; a split without a boxed image gets no solution file."""
+    boxed = rows[rows.image_id.isin(data.boxes.keys())]
+    for split in SPLITS:
+        held = boxed[boxed.split == split].assign(
+            stem=lambda f: f.file.str.rsplit("/", n=1).str[-1].str.rsplit(".", n=1).str[0]
+        )
+        held = held.sort_values("stem")
+        solution = []
+        for stem, wnid, width, height, image_id in zip(held.stem, held.wnid, held.width, held.height, held.image_id):
+            labelled = [Labelled(wnid, tuple(box)) for box in data.boxes[image_id]]
+            xml = out / annotation_name(split, wnid, stem)
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            xml.write_bytes(voc_xml(wnid if split == "train" else split, stem, int(width), int(height), labelled))
+            solution.append((stem, labelled))
+        if solution:
+            (out / f"LOC_{split}_solution.csv").write_text(loc_csv(solution))
 
 
 def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
@@ -553,8 +632,7 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
         "order), NOT the official ILSVRC2012_ID, whose order is not sorted-wnid order (ID 1 is n02119789,",
         "kit fox). Subtract 1 to get the label.",
         "",
-        "LOC_val_solution.csv and LOC_test_solution.csv have Kaggle's format (ImageId,PredictionString),",
-        "with one whole-image box per image (wnid 0 0 width-1 height-1): this dataset has no object boxes.",
+        *ilsvrc_boxes_text(data, rows),
         "files.csv gives each file's image_id, label, wnid and sha256 (of the stored image), to find its",
         "row in the manifests, and why the file was re-encoded (empty where it holds the stored bytes).",
         "",
@@ -569,6 +647,23 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
     if no_train:
         lines.append(f"Classes with no training image (their train/ folder is empty): {', '.join(no_train)}.")
     return "\n".join(lines) + "\n"
+
+
+def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame) -> list[str]:
+    if not data.boxes:
+        return [
+            "This dataset has no object boxes: there is no Annotations/ folder and no LOC_<split>_solution.csv.",
+            "files.csv labels every file (its wnid column).",
+        ]
+    boxed = rows[rows.image_id.isin(data.boxes.keys())]
+    counts = ", ".join(f"{s} {int((boxed.split == s).sum())} of {int((rows.split == s).sum())}" for s in SPLITS)
+    return [
+        f"Object boxes of the images that have them ({counts} images), as ILSVRC-2012 and Kaggle ship them:",
+        "Annotations/CLS-LOC/train/<wnid>/<file name>.xml and Annotations/CLS-LOC/<val|test>/<file name>.xml",
+        "(PASCAL VOC XML), and LOC_<split>_solution.csv (ImageId,PredictionString: 'wnid xmin ymin xmax ymax '",
+        "per box). Both hold VOC coordinates: pixels of the file, 1-based, xmax and ymax inclusive. An image",
+        "without boxes has no XML and no LOC row: no box is invented. files.csv labels every file.",
+    ]
 
 
 def _summary(name: str, rows: pd.DataFrame, size: int, files: int) -> str:

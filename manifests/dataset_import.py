@@ -9,8 +9,21 @@ Layouts of SRC (the splits are kept as the layout gives them):
 - ``imagefolder``: ``train/<wnid>/...``, and optionally ``val/<wnid>/...`` and ``test/<wnid>/...``,
   torchvision's ImageFolder per split (files at any depth below a class folder).
 - ``ilsvrc``: the same, plus flat split folders (``val/*.JPEG``) labelled by Kaggle's
-  ``LOC_<split>_solution.csv`` (the first wnid of PredictionString). Kaggle's own tree
-  (``ILSVRC/Data/CLS-LOC/<split>`` with the CSV files beside ``ILSVRC/``) is found as well.
+  ``LOC_<split>_solution.csv`` (the first wnid of PredictionString) or by the ``files.csv`` of
+  our own ilsvrc export (its wnid column; where both label a file they must agree). Kaggle's
+  own tree (``ILSVRC/Data/CLS-LOC/<split>`` with the CSV files beside ``ILSVRC/``) is found as well.
+
+Object boxes (``ilsvrc``): from the ``LOC_<split>_solution.csv`` files and from ILSVRC's
+``Annotations/CLS-LOC/train/<wnid>/<stem>.xml`` and ``Annotations/CLS-LOC/<split>/<stem>.xml``
+(beside the split folders, or in Kaggle's ``ILSVRC/``), matched to the images by file stem.
+Where both give an image's boxes they must agree (the same boxes, in any order): Kaggle derived
+its CSV files from the XML, so a difference means one of them was edited, and neither is
+trusted over the other. Each box must name the image's class, lie inside the image (its stored,
+upright size; an XML's ``size`` must equal it) and have an area; otherwise the import stops
+with one line naming the file, line (or XML object) and field. They are written to
+``annotation/boxes.parquet`` (source ``imported``, box_id ``<image_id>-<n>``, n from 0 in the
+file's order) and ``manifests/boxes.parquet``, as crowd boxes are. Whether SRC has box files
+decides, before anything is read, whether the import writes the boxes tables.
 
 Class names: reading WordNet needs nltk's data provisioned, so ``synsets.parquet`` is written
 without it: name and lemmas come from a ``LOC_synset_mapping.txt`` or ``words.txt`` in SRC, else
@@ -48,12 +61,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import __version__, pixels, runner, schemas, store
+from pipeline import __version__, boxes, pixels, runner, schemas, store
+from pipeline.boxes import to_voc
 from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, hash_file
 from pipeline.layout import IMAGES, MANIFESTS, SPLITS, SYNSETS, Layout, report_name
@@ -62,11 +77,16 @@ from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
 from pipeline.text import read_lines, read_text
 
+from .boxes_files import ANNOTATIONS, Labelled, LocRow, annotation_name, read_loc_csv, read_voc_xml
+from .stage import box_counts, box_manifest, box_summary
+
 HELP = "bring in a dataset built elsewhere (ImageFolder or ILSVRC/Kaggle tree): synsets, image store, manifests"
 OUTPUTS = (SYNSETS, IMAGES, MANIFESTS, report_name("manifests"), report_name("import"))
 LAYOUTS = ("imagefolder", "ilsvrc")
 KAGGLE_ROOT = Path("ILSVRC", "Data", "CLS-LOC")
 NAME_FILES = ("LOC_synset_mapping.txt", "words.txt")
+FILES_INDEX = "files.csv"  # our ilsvrc export's index: file, image_id, label, wnid, ...
+BOXES_OUTPUT = "annotation/boxes.parquet"
 SHOWN = 20
 
 
@@ -100,14 +120,15 @@ def run(args: argparse.Namespace) -> None:
     if args.wnids is not None and not args.wnids.is_file():
         raise InputError("no such wnid list", file=args.wnids)
     settings = {"src": str(src.resolve()), "layout": args.layout, "wnids": str(args.wnids)}
+    outputs = (*OUTPUTS, BOXES_OUTPUT) if args.layout == "ilsvrc" and has_box_files(src) else OUTPUTS
     stage = runner.Stage(
         name="import",
         workdir=workdir,
-        outputs=OUTPUTS,
+        outputs=outputs,
         inputs=tuple(p for p in (src, args.wnids) if p is not None),
         settings=settings,
     )
-    taken = [name for name in OUTPUTS if (workdir / name).exists()]
+    taken = [name for name in outputs if (workdir / name).exists()]
     if taken and runner.read_stamp(stage) is None and not args.force:
         raise InputError(
             f"holds {', '.join(taken)} that no import wrote: import into a new SUBSET, or FORCE=1 to replace them",
@@ -134,9 +155,26 @@ def run(args: argparse.Namespace) -> None:
                 "synsetforge.fingerprint": fingerprint,
                 "synsetforge.verified": "imported",
             },
+            BOXES_OUTPUT in outputs,
         )
 
     runner.run(stage, build, force=args.force)
+
+
+def kaggle_root(src: Path) -> Path:
+    return src / KAGGLE_ROOT if (src / KAGGLE_ROOT).is_dir() else src
+
+
+def annotation_bases(src: Path) -> list[Path]:
+    """The folders that may hold ``Annotations/CLS-LOC``: SRC, and Kaggle's ``ILSVRC/``."""
+    return [base for base in (src, src / "ILSVRC") if (base / ANNOTATIONS).is_dir()]
+
+
+def has_box_files(src: Path) -> bool:
+    """Whether an ilsvrc SRC holds boxes: a LOC solution file or an Annotations/CLS-LOC folder."""
+    root = kaggle_root(src)
+    solutions = any(_first(src, root, f"LOC_{split}_solution.csv") for split in SPLITS)
+    return solutions or bool(annotation_bases(src))
 
 
 def unreadable_file(error: OSError) -> InputError:
@@ -179,10 +217,11 @@ class Found:
     ignored: list[str]  # files that are not images
     names: dict[str, list[str]]  # wnid -> lemmas, from a names file
     names_from: str | None
+    solutions: dict[str, tuple[Path, dict[str, LocRow]]]  # split -> its LOC solution file and rows
 
 
 def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
-    root = src / KAGGLE_ROOT if src_layout == "ilsvrc" and (src / KAGGLE_ROOT).is_dir() else src
+    root = kaggle_root(src) if src_layout == "ilsvrc" else src
     if not (root / "train").is_dir():
         shape = "val/*.JPEG labelled by LOC_val_solution.csv" if src_layout == "ilsvrc" else "val/<wnid>/..."
         raise InputError(f"no train/ folder: the {src_layout} layout is train/<wnid>/..., {shape}", file=root / "train")
@@ -194,11 +233,16 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
         return path.relative_to(src).as_posix()
 
     rows, classes, unknown, unreadable, unlabelled, ignored = [], set(), [], [], [], []
+    solutions = {}
+    index = read_files_index(_first(src, root, FILES_INDEX) if src_layout == "ilsvrc" else None)
     for split in SPLITS:
         folder = root / split
         if not folder.is_dir():
             continue
-        solution = read_solution(_first(src, root, f"LOC_{split}_solution.csv")) if src_layout == "ilsvrc" else {}
+        path = _first(src, root, f"LOC_{split}_solution.csv") if src_layout == "ilsvrc" else None
+        if path is not None:
+            solutions[split] = (path, read_loc_csv(path))
+        solution = flat_labels(split, solutions.get(split), index)
         labelled: dict[str, int] = {}
         for entry in tqdm(sorted(folder.iterdir()), desc=f"list {split}", unit="entry", disable=None):
             if entry.is_dir():
@@ -235,6 +279,7 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
         ignored,
         read_names(names_file) if names_file else {},
         relative(names_file) if names_file else None,
+        solutions,
     )
 
 
@@ -274,29 +319,113 @@ def _identity(folder: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def read_solution(path: Path | None) -> dict[str, str]:
-    """Kaggle's ``LOC_<split>_solution.csv``: ImageId -> the first wnid of its PredictionString."""
+class FilesIndex(NamedTuple):
+    """Our ilsvrc export's ``files.csv``: the flat files' wnids, and their lines."""
+
+    path: Path | None
+    labels: dict[str, tuple[str, int]]  # file (below the split folders' parent) -> wnid, line
+
+
+def read_files_index(path: Path | None) -> FilesIndex:
     if path is None:
-        return {}
+        return FilesIndex(None, {})
     with io.StringIO(read_text(path), newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != ["ImageId", "PredictionString"]:
-            raise InputError("expected the header ImageId,PredictionString", file=path, line=1, value=header)
-        labels = {}
-        for number, row in enumerate(reader, 2):
-            if not row:
-                continue
-            if len(row) != 2 or not row[1].split():
+        reader = csv.DictReader(f)
+        if not {"file", "wnid"} <= set(reader.fieldnames or []):
+            raise InputError("expected the columns file and wnid", file=path, line=1, value=reader.fieldnames)
+        return FilesIndex(path, {row["file"]: (row["wnid"], number) for number, row in enumerate(reader, 2)})
+
+
+def flat_labels(split: str, solution: tuple[Path, dict[str, LocRow]] | None, index: FilesIndex) -> dict[str, str]:
+    """A flat split folder's labels, file stem -> wnid: the first wnid of its LOC solution row,
+    else the wnid ``files.csv`` gives; where both give one they must agree."""
+    given = {
+        Path(file).stem: label
+        for file, label in index.labels.items()
+        if file.startswith(f"{split}/") and file.count("/") == 1
+    }
+    labels = {stem: wnid for stem, (wnid, _) in given.items()}
+    if solution is not None:
+        path, rows = solution
+        for stem, row in rows.items():
+            wnid = row.boxes[0].wnid
+            if labels.get(stem, wnid) != wnid:
                 raise InputError(
-                    "expected ImageId,<wnid> <xmin> <ymin> <xmax> <ymax> ...",
-                    file=path,
-                    line=number,
-                    field="PredictionString",
-                    value=",".join(row),
+                    f"{path.name} line {row.line} labels this file {wnid}",
+                    file=index.path,
+                    line=given[stem][1],
+                    field="wnid",
+                    value=given[stem][0],
                 )
-            labels[row[0]] = row[1].split()[0]
+            labels[stem] = wnid
     return labels
+
+
+def import_boxes(src: Path, found: Found, stored: pd.DataFrame) -> pd.DataFrame:
+    """The boxes SRC gives the stored images (``stored``: image_id, split, wnid, width, height
+    and ``url``, the file's path in SRC), as schemas.BOXES rows in image_id order."""
+    bases = annotation_bases(src)
+    stored = stored.sort_values("image_id", ignore_index=True)
+    stems = stored.url.map(lambda path: Path(path).stem)
+    shared = stored.assign(stem=stems).duplicated(["split", "stem"], keep=False)
+    rows = []
+    bar = tqdm(zip(stored.itertuples(), stems, shared), total=len(stored), desc="boxes", unit="img", disable=None)
+    for image, stem, twice in bar:
+        solution = found.solutions.get(image.split)
+        loc = solution[1].get(stem) if solution else None
+        xml = next(
+            (p for p in (b / annotation_name(image.split, image.wnid, stem) for b in bases) if p.is_file()), None
+        )
+        if (loc or xml) and twice:
+            raise InputError(
+                f"two images of {image.split} are named {stem}: whose boxes these are is ambiguous",
+                file=xml or solution[0],
+                line=loc.line if loc and not xml else None,
+            )
+        chosen = []
+        if loc:
+            chosen = check_boxes(loc.boxes, image, solution[0], "PredictionString", loc.line)
+        if xml:
+            width, height, labelled = read_voc_xml(xml)
+            if (width, height) != (image.width, image.height):
+                raise InputError(
+                    f"the image is {image.width}x{image.height}", file=xml, field="size", value=f"{width}x{height}"
+                )
+            from_xml = check_boxes(labelled, image, xml, "object")
+            if loc and sorted(from_xml) != sorted(chosen):
+                raise InputError(
+                    f"its boxes differ from {solution[0].name} line {loc.line}: the two must agree",
+                    file=xml,
+                    field="object",
+                )
+            chosen = from_xml
+        for n, box in enumerate(chosen):
+            rows.append((f"{image.image_id}-{n}", image.image_id, image.wnid, *box, image.width, image.height))
+    columns = ["box_id", "image_id", "wnid", "xmin", "ymin", "xmax", "ymax", "width", "height"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.assign(drawn_by=0, approved_by=0, source="imported")[list(schemas.BOXES.names)]
+
+
+def check_boxes(labelled: list[Labelled], image, path: Path, field: str, line: int | None = None) -> list[tuple]:
+    """``labelled``'s boxes, each checked against ``image`` (its class and size)."""
+    checked = []
+    for n, (wnid, box) in enumerate(labelled, 1):
+        where = f"{field} box {n}" if line is not None else f"{field} {n}"
+        if wnid != image.wnid:
+            raise InputError(
+                f"a box of {wnid} on an image of {image.wnid}", file=path, line=line, field=where, value=wnid
+            )
+        problem = boxes.problem(box, int(image.width), int(image.height))
+        if problem:
+            raise InputError(
+                f"{problem} (as 0-based edges, the far ones exclusive)",
+                file=path,
+                line=line,
+                field=where,
+                value=" ".join(map(str, to_voc(box))),
+            )
+        checked.append(tuple(box))
+    return checked
 
 
 def read_names(path: Path) -> dict[str, list[str]]:
@@ -396,9 +525,10 @@ def import_dataset(
     processes: int,
     settings: dict,
     metadata: dict[str, str],
+    boxed: bool = False,
 ) -> str:
     """Everything the import stage writes, under the build folder ``out``; ``settings``: the
-    stage's, for the reports."""
+    stage's, for the reports; ``boxed``: SRC has box files, so the boxes tables are written."""
     found = find(src, src_layout, allowed)
     if found.images.empty:
         raise InputError("no image in a class folder named by an accepted wnid (n + 8 digits)", file=src)
@@ -413,7 +543,8 @@ def import_dataset(
         .reindex(index=kept, columns=list(SPLITS), fill_value=0)
     )
     write_synsets(sorted(found.classes), found.names, out.synsets)
-    write_manifests(stored, kept, counts, found, out, settings, metadata)
+    box_table = import_boxes(src, found, stored) if boxed else None
+    box_figures = write_manifests(stored, kept, counts, found, out, settings, metadata, box_table)
     report = {
         "settings": settings,
         "src": str(src),
@@ -427,6 +558,7 @@ def import_dataset(
         "ignored_files": found.ignored,
         "empty_classes": sorted(found.classes - set(kept)),
         "classes_missing_from": {s: [w for w in kept if counts.at[w, s] == 0] for s in SPLITS if counts[s].sum()},
+        "boxes": box_figures,
     }
     write_report(out.report("import"), schemas.IMPORT_REPORT, report)
     print_report(report)
@@ -434,7 +566,7 @@ def import_dataset(
         f"{len(stored)} images of {len(kept)} classes imported from {src} ({src_layout}): "
         + ", ".join(f"{s} {n}" for s, n in report["images"].items())
         + f"; {len(report['unreadable'])} unreadable, {sum(u['files'] for u in found.unknown)} under unknown wnids, "
-        f"{len(report['empty_classes'])} empty classes"
+        f"{len(report['empty_classes'])} empty classes{box_summary(box_figures)}"
     )
 
 
@@ -467,8 +599,10 @@ def write_manifests(
     out: Layout,
     settings: dict,
     metadata: dict[str, str],
-) -> None:
-    """The manifests and their report as the manifests stage writes them, with the splits SRC gave."""
+    box_table: pd.DataFrame | None,
+) -> dict | None:
+    """The manifests and their report as the manifests stage writes them, with the splits SRC
+    gave; ``box_table``: the imported boxes (schemas.BOXES), written with their box manifest."""
     out.manifests.mkdir(parents=True)
     label_of = {w: k for k, w in enumerate(kept)}
     stored = stored.assign(
@@ -505,8 +639,21 @@ def write_manifests(
         "classes_dropped": sorted(found.classes - set(kept)),
         "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
         "fingerprint": metadata["synsetforge.fingerprint"],
+        "boxes": None,
     }
+    if box_table is not None:
+        out.boxes.parent.mkdir(parents=True, exist_ok=True)
+        write_table(pa.Table.from_pandas(box_table, preserve_index=False), out.boxes, schemas.BOXES)
+        boxed = box_manifest(box_table, stored, out.boxes)
+        write_table(
+            pa.Table.from_pandas(boxed, preserve_index=False).cast(schemas.BOX_MANIFEST),
+            out.box_manifest,
+            schemas.BOX_MANIFEST,
+            metadata=metadata,
+        )
+        report["boxes"] = box_counts(boxed)
     write_report(out.report("manifests"), schemas.MANIFESTS_REPORT, report)
+    return report["boxes"]
 
 
 def print_report(report: dict) -> None:

@@ -1,6 +1,8 @@
-"""The manifests stage: ``manifests/{train,val,test,classes}.parquet`` and ``reports/manifests.json``.
+"""The manifests stage: ``manifests/{train,val,test,classes}.parquet`` and ``reports/manifests.json``,
+and ``manifests/boxes.parquet`` when annotation has object boxes.
 
-Reads the synsets, the image store (not its bytes), dedupe's clusters and annotation's labels.
+Reads the synsets, the image store (not its bytes), dedupe's clusters, annotation's labels and,
+when present, its boxes (``annotation/boxes.parquet``).
 Every manifest row points at its image in the store (``location``, ``image_id``), so a
 manifest is a few hundred bytes per image. Each file's schema metadata says which dataset,
 version and build it is, the settings' fingerprint and whether the labels were verified.
@@ -16,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import __version__, runner, schemas, store
+from pipeline import __version__, boxes, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import MANIFESTS, SPLITS, Layout, report_name
 from pipeline.settings import integer, number
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> None:
     inputs = [workdir.synsets, workdir.images, workdir.clusters]
     if not args.unverified:
         inputs.append(workdir.labels)
+    if workdir.boxes.exists():
+        inputs.append(workdir.boxes)
     settings = {**plan.__dict__, "unverified": args.unverified}
     stage = runner.Stage(
         name="manifests",
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> None:
         outputs=(MANIFESTS, report_name("manifests")),
         inputs=tuple(inputs),
         settings=settings,
-        version=3,  # 2: splits seeded by a digest of the wnid; 3: drawn over the images in image_id order
+        # 2: splits seeded by a digest of the wnid; 3: drawn over the images in image_id order; 4: boxes
+        version=4,
     )
     fingerprint = runner.fingerprint(stage)
 
@@ -196,6 +201,15 @@ def build_manifests(
         rows = rows.assign(votes=rows.votes.astype("Int32") if not unverified else None)
         table = pa.Table.from_pandas(rows[list(schemas.MANIFEST.names)], preserve_index=False)
         write_table(table.cast(schemas.MANIFEST), out.manifest(split), schemas.MANIFEST, metadata=metadata)
+    boxed = None
+    if dataset.boxes.exists():
+        boxed = box_manifest(read_table(dataset.boxes, schemas.BOXES).to_pandas(), images, dataset.boxes)
+        write_table(
+            pa.Table.from_pandas(boxed, preserve_index=False).cast(schemas.BOX_MANIFEST),
+            out.box_manifest,
+            schemas.BOX_MANIFEST,
+            metadata=metadata,
+        )
     names = dict(zip(synsets.wnid, synsets.name))
     glosses = dict(zip(synsets.wnid, synsets.gloss))
     write_table(
@@ -220,6 +234,7 @@ def build_manifests(
         "classes_dropped": [w for w in synsets.wnid if w not in label_of],
         "per_class": {w: {s: int(counts.at[w, s]) for s in SPLITS} for w in kept},
         "fingerprint": fingerprint,
+        "boxes": box_counts(boxed),
     }
     write_report(out.report("manifests"), schemas.MANIFESTS_REPORT, report)
     if small:
@@ -232,5 +247,65 @@ def build_manifests(
     verified = "unverified candidate labels" if unverified else "verified labels"
     return (
         f"{len(kept)} classes from {verified}: train {report['images']['train']}, val {report['images']['val']}, "
-        f"test {report['images']['test']}"
+        f"test {report['images']['test']}{box_summary(report['boxes'])}"
     )
+
+
+def box_manifest(table: pd.DataFrame, images: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The rows of ``manifests/boxes.parquet``: the boxes (``table``, schemas.BOXES, read from
+    ``path``) of the manifests' images (``images``: image_id, split, label, wnid, width, height),
+    ordered by split, label, image_id and the box's row. Every box must be a box of its stored
+    image (``pipeline.boxes.problem``); a box of a manifest image must also name the image's class
+    and size: otherwise an InputError naming the row and field."""
+    edges = list(boxes.COLUMNS)
+    for row, box, width, height in zip(
+        range(len(table)), table[edges].itertuples(index=False), table.width, table.height
+    ):
+        box = tuple(int(v) for v in box)
+        problem = boxes.problem(box, int(width), int(height))
+        if problem:
+            raise InputError(problem, file=path, row=row, field=bad_edge(box, int(width), int(height)))
+    shown = images[["image_id", "split", "label", "wnid", "width", "height"]]
+    joined = table.assign(row=range(len(table))).merge(shown, on="image_id", how="inner", suffixes=("", "_image"))
+    for field in ("wnid", "width", "height"):
+        wrong = joined[joined[field] != joined[f"{field}_image"]]
+        if len(wrong):
+            first = wrong.sort_values("row").iloc[0]
+            raise InputError(
+                f"the manifest says {first[f'{field}_image']} for image {first.image_id}",
+                file=path,
+                row=int(first.row),
+                field=field,
+                value=first[field].item() if hasattr(first[field], "item") else first[field],
+            )
+    joined = joined.assign(rank=joined.split.map(SPLITS.index)).sort_values(["rank", "label", "image_id", "row"])
+    return joined[list(schemas.BOX_MANIFEST.names)].reset_index(drop=True)
+
+
+def bad_edge(box: tuple[int, int, int, int], width: int, height: int) -> str:
+    """The first edge that makes ``box`` no box of a ``width`` x ``height`` image (for errors)."""
+    xmin, ymin, xmax, ymax = box
+    wrong = {
+        "xmin": xmin < 0,
+        "ymin": ymin < 0,
+        "xmax": xmax > width or xmax <= xmin,
+        "ymax": ymax > height or ymax <= ymin,
+    }
+    return next((edge for edge, bad in wrong.items() if bad), "xmin")
+
+
+def box_counts(boxed: pd.DataFrame | None) -> dict | None:
+    """The manifests report's ``boxes``: per split, the images with boxes and the boxes; None
+    for a dataset without boxes."""
+    if boxed is None:
+        return None
+    return {
+        "images": {s: int(boxed.image_id[boxed.split == s].nunique()) for s in SPLITS},
+        "boxes": {s: int((boxed.split == s).sum()) for s in SPLITS},
+    }
+
+
+def box_summary(counts: dict | None) -> str:
+    if counts is None:
+        return ""
+    return "; boxed images " + ", ".join(f"{s} {n}" for s, n in counts["images"].items())

@@ -6,7 +6,9 @@ manifest's sha256 and decoded by the pipeline's pixel rule (``pipeline.pixels.de
 8-bit RGB, within the pixel limit) at the manifest's size; split
 counts equal to classes.parquet's; no exact or near copy across splits (recomputed from the
 images' hashes with dedupe's own pair search, at the radius and verify dedupe's report
-records, not trusted from the build); no image under two classes. Writes
+records, not trusted from the build); no image under two classes; every object box
+(``manifests/boxes.parquet``) inside its image, of positive area, on an image of its class in
+its split, with the boxed images counted per class and split. Writes
 ``reports/validate.json`` and exits non-zero on any failure: 1 for a failed check, 2 for a
 file it cannot read (a truncated manifest, a damaged image store shard), naming it.
 """
@@ -23,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import pixels, runner, schemas, store
+from pipeline import boxes, pixels, runner, schemas, store
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import SPLITS, Layout, report_name
 from pipeline.nearcopies import DedupeSettings, find_pairs
@@ -77,6 +79,7 @@ def validate(workdir: Path, decode: bool = True) -> dict:
         "counts": check_counts(classes, splits),
         "one_class_per_image": check_classes(rows),
         "no_copies_across_splits": check_copies(workdir, rows),
+        "boxes": check_boxes(layout, rows),
     }
     if decode:
         checks["images_decode"] = check_images(workdir, rows)
@@ -137,6 +140,48 @@ def check_classes(rows: pd.DataFrame) -> dict:
         if group.wnid.nunique() > 1:
             problems.append(f"the same bytes ({sha[:12]}) under classes {', '.join(sorted(set(group.wnid)))}")
     return _result(problems, "every image once, under one class")
+
+
+def check_boxes(layout: Layout, rows: pd.DataFrame) -> dict:
+    """Each box lies inside its image and has an area, on an image of the manifests of the same
+    class and split, with the image's size; ``per_class``: boxed images per class and split."""
+    name = layout.box_manifest.relative_to(layout.root).as_posix()
+    if not layout.box_manifest.exists():
+        return {**_result([], f"no object boxes (no {name})"), "per_class": {}}
+    table = _read(layout.box_manifest, schemas.BOX_MANIFEST)
+    images = rows.drop_duplicates("image_id")[["image_id", "split", "wnid", "width", "height"]]
+    joined = table.assign(row=range(len(table))).merge(images, on="image_id", how="left", suffixes=("", "_image"))
+    joined = joined.sort_values("row")
+    xmin, ymin, xmax, ymax = (joined[c].to_numpy() for c in boxes.COLUMNS)
+    width, height = joined.width_image.to_numpy(), joined.height_image.to_numpy()
+    known = joined.split_image.notna().to_numpy()
+    inside = (xmin >= 0) & (ymin >= 0) & (xmax <= width) & (ymax <= height) & (xmin < xmax) & (ymin < ymax)
+    same = (joined.split == joined.split_image).to_numpy() & (joined.wnid == joined.wnid_image).to_numpy()
+    sized = (joined.width == width) & (joined.height == height)
+    problems = []
+    for box in joined[~known | ~inside | ~same | ~sized.to_numpy()].head(1000).itertuples():
+        where = f"{name} row {box.row}: image {box.image_id}"
+        if pd.isna(box.split_image):
+            problems.append(f"{where}: not an image of the manifests")
+            continue
+        why = boxes.problem((box.xmin, box.ymin, box.xmax, box.ymax), int(box.width_image), int(box.height_image))
+        if why:
+            problems.append(f"{where}: {why}")
+        if (box.split, box.wnid) != (box.split_image, box.wnid_image):
+            problems.append(
+                f"{where}: a box of {box.wnid} in {box.split}, the image is {box.wnid_image} in {box.split_image}"
+            )
+        if (box.width, box.height) != (box.width_image, box.height_image):
+            problems.append(
+                f"{where}: size {box.width}x{box.height}, the manifest says {box.width_image}x{box.height_image}"
+            )
+    boxed = table.drop_duplicates("image_id").groupby(["wnid", "split"]).size()
+    per_class = {w: {s: int(boxed.get((w, s), 0)) for s in SPLITS} for w in sorted(set(table.wnid))}
+    counted = ", ".join(f"{s} {int(table.image_id[table.split == s].nunique())}" for s in SPLITS)
+    result = _result(
+        problems, f"{len(table)} boxes inside their images, on images of their class and split ({counted} boxed images)"
+    )
+    return {**result, "per_class": per_class}
 
 
 def manifest_hashes(workdir: Path, rows: pd.DataFrame) -> pa.Table:

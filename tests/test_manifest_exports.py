@@ -163,14 +163,14 @@ def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
     assert sorted(p.name for p in (folder / "val").iterdir()) == [f"{n}.JPEG" for n in names]
     for name, row in zip(names, val):
         assert (folder / "val" / f"{name}.JPEG").read_bytes() == by_id[row["image_id"]]
-    solution = (folder / "LOC_val_solution.csv").read_text().splitlines()
-    assert solution[0] == "ImageId,PredictionString"
-    assert solution[1:] == [f"{n},{r['wnid']} 0 0 95 71" for n, r in zip(names, val)]
+    # No boxes in this dataset: no invented whole-image box, no LOC solution file, no XML.
+    assert not list(folder.glob("LOC_*_solution.csv")) and not (folder / "Annotations").exists()
     truth = (folder / "TINY_validation_ground_truth.txt").read_text().split()
     assert truth == [str(r["label"] + 1) for r in val]
     assert len((folder / "TINY_test_ground_truth.txt").read_text().split()) == 3
     readme = (folder / "README.txt").read_text()
     assert "label + 1" in readme and "NOT the official ILSVRC2012_ID" in readme
+    assert "This dataset has no object boxes" in readme and "whole-image" not in readme
     index = (folder / "files.csv").read_text().splitlines()
     assert index[0] == "file,image_id,label,wnid,sha256,converted" and len(index) == 22
 
@@ -274,8 +274,10 @@ def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_pat
     kaggle = tmp_path / "kaggle"
     for split in SPLITS:
         shutil.copytree(exported / split, kaggle / "ILSVRC" / "Data" / "CLS-LOC" / split)
-    for name in ("LOC_synset_mapping.txt", "LOC_val_solution.csv"):  # Kaggle's test has no labels
-        shutil.copy(exported / name, kaggle / name)
+    shutil.copy(exported / "LOC_synset_mapping.txt", kaggle)
+    # No boxes, so no LOC solution files: files.csv labels val; Kaggle's test has no labels.
+    index = (exported / "files.csv").read_text().splitlines(keepends=True)
+    (kaggle / "files.csv").write_text("".join(line for line in index if not line.startswith("test/")))
     done = pipeline("import", "--data", tmp_path, "--subset", "kaggle", "--src", kaggle, "--layout", "ilsvrc")
     assert done.status == 0, done.err
     got = content(tmp_path / "kaggle")
@@ -439,7 +441,7 @@ def test_import_reads_text_files_with_a_byte_order_mark_and_names_a_line_that_is
     assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
     src = tmp_path / "src"
     shutil.copytree(Layout(built).export("ilsvrc"), src)
-    for name in ("LOC_val_solution.csv", "LOC_synset_mapping.txt"):
+    for name in ("files.csv", "LOC_synset_mapping.txt"):
         with_bom(src / name)
     wnids = tmp_path / "wnids.txt"
     wnids.write_text("".join(f"{w}\n" for w in WNIDS))
@@ -451,7 +453,7 @@ def test_import_reads_text_files_with_a_byte_order_mark_and_names_a_line_that_is
     assert content(tmp_path / "bom") == content(built)  # every val image labelled, the first too
     assert rows(Layout(tmp_path / "bom").synsets)[0]["lemmas"] == ["tench", "Tinca tinca"]
 
-    solution = src / "LOC_val_solution.csv"
+    solution = src / "files.csv"
     lines = solution.read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b",", b"\xe9,", 1)  # a Latin-1 byte on line 3
     solution.write_bytes(b"\n".join(lines))

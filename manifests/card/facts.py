@@ -41,6 +41,7 @@ MANIFEST_COLUMNS = [
 STORE_COLUMNS = ["image_id", "format", "original_format", "width", "height", "original_width", "original_height"]
 SYNSET_COLUMNS = ["wnid", "name", "lexname", "queries"]
 VOTE_COLUMNS = ["round", "worker_id", "image_id"]
+BOX_COLUMNS = ["image_id", "drawn_by", "approved_by", "source"]
 # The first round's HIT export: how HITs were packed (later rounds only ask again).
 FIRST_ROUND = annotate_export_stage(1)
 
@@ -66,6 +67,8 @@ class Facts:
     votes: pd.DataFrame | None
     store: dict | None
     validate_report: dict | None
+    boxes: pd.DataFrame | None  # manifests/boxes.parquet: the boxes of the manifests' images
+    box_sources: pd.DataFrame | None  # annotation/boxes.parquet's image_id, drawn_by, approved_by, source
     unknown: list[str] = field(default_factory=list)  # sections the card could not tell, as it renders them
     sampled: int = 0  # classes in the sample grid, as drawn
 
@@ -117,6 +120,8 @@ def optional_inputs(layout: Layout) -> list[Path]:
         layout.workers,
         layout.votes,
         layout.images,
+        layout.box_manifest,
+        layout.boxes,
     ]
     return [p for p in paths if p.exists()]
 
@@ -151,6 +156,8 @@ def load_facts(layout: Layout) -> Facts:
         votes=_frame(layout.votes, schemas.VOTES, VOTE_COLUMNS),
         store=store_facts(layout, set().union(*(set(df.image_id) for df in splits.values()))),
         validate_report=report("validate", schemas.VALIDATE_REPORT),
+        boxes=_frame(layout.box_manifest, schemas.BOX_MANIFEST),
+        box_sources=_frame(layout.boxes, schemas.BOXES, BOX_COLUMNS),
     )
 
 

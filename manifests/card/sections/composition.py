@@ -1,6 +1,6 @@
 """Composition (Gebru et al., "Datasheets for Datasets"): what an instance is, the
-labels, the splits and their sizes per class, the classes, what a user checks before training
-(image sizes, copies across splits, the WordNet make-up) and sample thumbnails."""
+labels, the splits and their sizes per class, the classes, the object boxes, what a user checks
+before training (image sizes, copies across splits, the WordNet make-up) and sample thumbnails."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from pipeline.layout import SPLITS
 
 from ..facts import Facts
-from .markdown import SHOWN, code, embed, settings_text, table, text
+from .markdown import SHOWN, code, embed, pct, settings_text, table, text
 
 LISTED_CLASSES = 50  # above this, the card lists the smallest and largest classes only
 
@@ -86,6 +86,7 @@ def section_composition(facts: Facts, figures) -> list[str]:
             ),
             "",
         ]
+    lines += _box_lines(facts)
     lines += _composition_facts(facts)
     lines += [
         "### Samples",
@@ -105,6 +106,50 @@ def section_composition(facts: Facts, figures) -> list[str]:
         embed(figures, "samples", "sample images per class") if "samples" in figures else ["_No samples drawn._", ""]
     )
     return lines
+
+
+BOX_CONVENTION = (
+    "integer pixel edges of the stored (upright) image, 0-based, xmax and ymax exclusive "
+    "(`0 <= xmin < xmax <= width`); the ilsvrc export writes them as ILSVRC's 1-based, inclusive VOC coordinates"
+)
+
+
+def _box_lines(facts: Facts) -> list[str]:
+    """How many images of each split have object boxes, boxes per image, where they came from."""
+    lines = ["### Object boxes", ""]
+    boxes = facts.boxes
+    if boxes is None or boxes.empty:
+        return lines + ["This dataset has no object boxes: its images carry class labels only.", ""]
+    per_image = boxes.groupby("image_id").size()
+    rows = []
+    for s in SPLITS:
+        in_split = boxes[boxes.split == s]
+        images = len(facts.splits[s])
+        boxed = in_split.image_id.nunique()
+        rows.append([s, images, boxed, pct(boxed, images), len(in_split)])
+    lines += [
+        f"`{facts.name(facts.layout.box_manifest)}` holds one row per box of a manifest image, with its split "
+        f"and label. Coordinates: {BOX_CONVENTION}.",
+        "",
+        *table(["split", "images", "images with boxes", "share", "boxes"], rows),
+        "",
+        f"- Boxes per boxed image: median {per_image.median():g}, mean {per_image.mean():.2f}, "
+        f"max {per_image.max():,}.",
+        f"- Sources: {', '.join(f'{text(k)} {v:,}' for k, v in boxes.source.value_counts().items())} boxes.",
+    ]
+    crowd = facts.box_sources
+    if crowd is not None:
+        crowd = crowd[(crowd.source == "crowd") & crowd.image_id.isin(boxes.image_id)]
+    if crowd is not None and len(crowd):
+        lines.append(
+            f"- Crowd boxes (drawn, judged and merged after Su, Deng and Fei-Fei, HCOMP 2012): each the "
+            f"consensus of a median {crowd.drawn_by.median():g} drawn boxes (from {crowd.drawn_by.min()} to "
+            f"{crowd.drawn_by.max()}), approved by a median {crowd.approved_by.median():g} workers "
+            f"(from {crowd.approved_by.min()} to {crowd.approved_by.max()})."
+        )
+    if (boxes.source == "imported").any():
+        lines.append("- Imported boxes came with the dataset's own files (ILSVRC XML or Kaggle LOC solution files).")
+    return lines + [""]
 
 
 def _composition_facts(facts: Facts) -> list[str]:
