@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import json
+import math
 import re
 import shutil
 import signal
@@ -26,9 +28,10 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from conftest import run_cli, write_images, write_synsets
+from PIL import Image
 from wordnet_facts import REPO
 
-from annotation.results import read_results
+from annotation.results import OURS, read_results
 from annotation.serve import WORKER_COOKIE, LabellingServer, latest_round
 from pipeline import schemas, store
 from pipeline.errors import InputError
@@ -105,16 +108,20 @@ def server(workdir):
 
 @pytest.fixture
 def new_page(browser):
-    """Pages of their own browser contexts (own cookies: one per worker); each records its dialogs."""
+    """Pages of their own browser contexts (own cookies: one per worker); each records its
+    dialogs, and its script errors and console errors (a Content-Security-Policy refusal among them)."""
     contexts = []
 
-    def make():
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
+    def make(width: int = 1000, height: int = 800):
+        context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(5000)
         page.dialogs = []
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
         return page
 
     yield make
@@ -652,3 +659,397 @@ def test_an_image_damaged_in_the_store_is_an_error_naming_it_and_the_page_goes_o
                     assert got.status_code == 500 and "damaged in the image store" in got.text
                 else:
                     assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
+
+
+# Box mode: draw, quality and coverage tasks of a box round (Su, Deng and Fei-Fei, HCOMP 2012).
+
+BIG = (500, 375)  # the stored images' size; the page shows them at 800x600
+SHOWN = [20, 30, 120, 200]  # a box accepted already
+JUDGED = [50, 60, 300, 250]
+DRAW_TASKS = [f"b1-draw-big-{n}" for n in range(2)]
+GOLD = "b1-quality-gold-g0"
+
+
+def box_tasks(task: str, specs: list[dict]) -> dict[str, list]:
+    """BOX_TASKS columns for ``specs`` (task_id, image_id, and what differs from the defaults)."""
+    rows = []
+    for spec in specs:
+        judged = spec.get("judged", [None] * 4)
+        rows.append(
+            {
+                "round": 1,
+                "task": task,
+                "wnid": TENCH,
+                "kind": "candidate",
+                "box_id": spec.get("box_id"),
+                **dict(zip(("xmin", "ymin", "xmax", "ymax"), judged)),
+                "shown": spec.get("shown", []),
+                "width": BIG[0],
+                "height": BIG[1],
+                "assignments": spec.get("assignments", 1),
+                "url": f"http://127.0.0.1:8650/image/{spec['image_id']}.jpg",
+                **spec,
+            }
+        )
+    return {name: [row.get(name) for row in rows] for name in schemas.BOX_TASKS.names}
+
+
+def write_box_tasks(workdir: Path, task: str, specs: list[dict]) -> Path:
+    path = Layout(workdir).box_tasks(1, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(box_tasks(task, specs), path, schemas.BOX_TASKS)
+    return path
+
+
+def make_box_round(workdir: Path) -> Path:
+    """Round 1's data, two 500x375 JPEGs of tench in a third shard, and box round 1's tasks."""
+    make_round(workdir)
+    write_images(workdir, [(f"big-{n}", TENCH, picture_jpeg(TENCH, n, *BIG)) for n in range(2)], shard=2)
+    write_box_tasks(
+        workdir,
+        "draw",
+        [
+            {"task_id": DRAW_TASKS[0], "image_id": "big-0", "shown": [SHOWN]},
+            {"task_id": DRAW_TASKS[1], "image_id": "big-1", "assignments": 2},
+        ],
+    )
+    write_box_tasks(
+        workdir,
+        "quality",
+        [
+            {"task_id": "b1-quality-box-0", "image_id": "big-0", "box_id": "box-0", "judged": JUDGED},
+            {"task_id": "b1-quality-box-1", "image_id": "big-1", "box_id": "box-1", "judged": [0, 0, 500, 375]},
+            {"task_id": GOLD, "image_id": "big-1", "box_id": "g0", "judged": [1, 2, 3, 4], "kind": "positive"},
+        ],
+    )
+    write_box_tasks(
+        workdir,
+        "coverage",
+        [
+            {"task_id": "b1-coverage-big-0", "image_id": "big-0", "shown": [SHOWN, JUDGED]},
+            {"task_id": "b1-coverage-big-1", "image_id": "big-1", "shown": [[0, 0, 500, 375]]},
+        ],
+    )
+    return workdir
+
+
+@pytest.fixture
+def box_workdir(tmp_path) -> Path:
+    return make_box_round(tmp_path / "boxes")
+
+
+def handle(server: LabellingServer, task_id: str) -> str:
+    """How the page names a box task to workers."""
+    return server.labelling.by_id[task_id].handle
+
+
+def shown_task(page, server: LabellingServer) -> str | None:
+    """The id of the box task on the page, or None on another page."""
+    action = page.get_attribute("#box-task", "action") if page.locator("#box-task").count() else None
+    return server.labelling.by_handle[action.removeprefix("/hit/")].id if action else None
+
+
+def wait_for_task(page, server: LabellingServer, task_id: str) -> None:
+    page.wait_for_selector(f'form#box-task[action="/hit/{handle(server, task_id)}"]')
+
+
+def post_task(server: LabellingServer, worker: str, task_id: str, body) -> requests.Response:
+    return post_answer(server, worker, handle(server, task_id), body)
+
+
+def task_for(server: LabellingServer, worker: str) -> str | None:
+    text = requests.get(server.url("/hit"), cookies={WORKER_COOKIE: worker}, timeout=10).text
+    found = re.search(r'<form id="box-task" method="post" action="/hit/([^"]+)"', text)
+    return server.labelling.by_handle[found.group(1)].id if found else None
+
+
+class Picture:
+    """The displayed image: where it is on the screen, and the stored-image pixel edge that a
+    mouse at a whole screen pixel stands for (naturalWidth / displayed width, rounded)."""
+
+    def __init__(self, page):
+        page.wait_for_function("document.getElementById('picture').naturalWidth > 0")
+        self.rect = page.eval_on_selector("#picture", "p => p.getBoundingClientRect().toJSON()")
+        self.natural = tuple(page.eval_on_selector("#picture", "p => [p.naturalWidth, p.naturalHeight]"))
+
+    def screen(self, dx: float, dy: float) -> tuple[int, int]:
+        """The whole screen pixel nearest to ``(dx, dy)`` CSS pixels from the image's corner."""
+        return round(self.rect["x"] + dx), round(self.rect["y"] + dy)
+
+    def edge(self, x: int, y: int) -> tuple[int, int]:
+        """Stored-image pixels of screen point (x, y), rounded half up as JavaScript's Math.round."""
+        scale_x, scale_y = self.natural[0] / self.rect["width"], self.natural[1] / self.rect["height"]
+        return math.floor((x - self.rect["x"]) * scale_x + 0.5), math.floor((y - self.rect["y"]) * scale_y + 0.5)
+
+    def box_rect(self, page, selector: str) -> list[float]:
+        """Where a box drawn over the image is, in stored-image pixels."""
+        r = page.eval_on_selector(selector, "b => b.getBoundingClientRect().toJSON()")
+        sx, sy = self.rect["width"] / self.natural[0], self.rect["height"] / self.natural[1]
+        return [
+            (r["x"] - self.rect["x"]) / sx,
+            (r["y"] - self.rect["y"]) / sy,
+            (r["x"] + r["width"] - self.rect["x"]) / sx,
+            (r["y"] + r["height"] - self.rect["y"]) / sy,
+        ]
+
+
+def imported(server: LabellingServer, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the box importer reads in the page's answers: draws (a row per box) and yes/no votes."""
+    from annotation.box_results import read_box_results  # annotate-import's reader of box answers
+
+    tasks = pd.read_parquet(Layout(workdir).box_tasks(server.labelling.round, server.labelling.task))
+    draws, votes, _ = read_box_results(server.results, tasks)
+    return draws, votes
+
+
+def drag(page, start: tuple[int, int], end: tuple[int, int]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=6)
+    page.mouse.up()
+
+
+def assert_near(got: list[float], want: list[int], within: float = 1.0) -> None:
+    assert all(abs(g - w) <= within for g, w in zip(got, want)), (got, want)
+
+
+def test_a_worker_draws_adjusts_deletes_redraws_and_submits_a_box_in_image_pixels(box_workdir, new_page):
+    with LabellingServer(box_workdir, 1, port=0, task="draw") as server:
+        page = new_page(1280, 1000)
+        sign_in(page, server, "alice")
+        assert shown_task(page, server) == DRAW_TASKS[0]
+        assert page.text_content("#question") == "Draw a tight box around ONE tench that has no box yet"
+        assert page.text_content("#lemmas") == "tench, Tinca tinca"
+        assert page.text_content("#gloss") == "freshwater dace-like game fish"
+        assert "160%" in page.text_content(".meta") and "500×375" in page.text_content(".meta")
+        for key in ("Enter", "Delete", "N"):
+            assert key in page.text_content(".keys")
+        picture = Picture(page)
+        assert picture.natural == BIG and (picture.rect["width"], picture.rect["height"]) == (800, 600)
+        assert page.locator(".box.shown").count() == 1
+        assert_near(picture.box_rect(page, ".box.shown"), SHOWN)
+        assert page.locator(".box.drawn").is_hidden()
+
+        # Press, drag, release: the box spans the two points, each rounded to a pixel edge.
+        start, end = picture.screen(101, 53), picture.screen(411, 307)
+        drag(page, start, end)
+        box = [*picture.edge(*start), *picture.edge(*end)]
+        assert box == [63, 33, 257, 192]  # 0.625 stored pixels per screen pixel, rounded, not cut
+        assert_near(picture.box_rect(page, ".box.drawn"), box)
+
+        # The bottom-right corner, dragged further out.
+        corner = picture.screen(box[2] * 1.6, box[3] * 1.6)
+        moved_to = picture.screen(451, 331)
+        drag(page, corner, moved_to)
+        box[2:] = picture.edge(*moved_to)
+        assert box == [63, 33, 282, 207]
+        assert_near(picture.box_rect(page, ".box.drawn"), box)
+
+        # Deleted, then drawn again from the bottom-right to the top-left, then moved.
+        page.keyboard.press("Delete")
+        assert page.locator(".box.drawn").is_hidden()
+        page.keyboard.press("Enter")  # no box: nothing is sent
+        assert "Draw a box first" in page.text_content("#status")
+        start, end = picture.screen(701, 501), picture.screen(203, 157)
+        drag(page, start, end)
+        box = [*picture.edge(*end), *picture.edge(*start)]
+        assert box == [127, 98, 438, 313]
+        drag(page, picture.screen(400, 300), picture.screen(437, 279))  # +37, -21 screen pixels
+        box = [box[0] + 23, box[1] - 13, box[2] + 23, box[3] - 13]
+        assert_near(picture.box_rect(page, ".box.drawn"), box)
+
+        page.keyboard.press("Enter")
+        wait_for_task(page, server, DRAW_TASKS[1])
+        [line] = results(server)
+        assert server.results == Layout(box_workdir).box_round(1, "draw") / "results-local.jsonl"
+        assert (line["format"], line["task_id"], line["worker_id"]) == (OURS, DRAW_TASKS[0], "alice")
+        assert line["box"] == box == [150, 85, 461, 300]
+        assert re.fullmatch(r"[0-9a-f]{32}", line["assignment_id"])
+        with Image.open(io.BytesIO(picture_jpeg(TENCH, 0, *BIG))) as stored:  # the box crops the stored image
+            assert stored.crop(line["box"]).size == (311, 215)
+
+        # A box dragged past the image's far edges is cut to them; a move cannot push it out.
+        picture = Picture(page)
+        right, bottom = picture.rect["x"] + picture.rect["width"], picture.rect["y"] + picture.rect["height"]
+        start = picture.screen(601, 401)
+        drag(page, start, (round(right + 40), round(bottom + 30)))
+        drag(page, picture.screen(700, 550), (round(right + 60), round(bottom + 60)))
+        assert page.locator(".box.shown").count() == 0
+        page.click("#submit-box")
+        page.wait_for_selector("text=no HIT is left for you")
+        assert results(server)[1]["box"] == [*picture.edge(*start), *BIG] == [376, 251, 500, 375]
+        assert page.errors == []
+        draws, _ = imported(server, box_workdir)
+        assert draws[["task_id", "worker_id", "xmin", "ymin", "xmax", "ymax"]].values.tolist() == [
+            [DRAW_TASKS[0], "alice", 150, 85, 461, 300],
+            [DRAW_TASKS[1], "alice", 376, 251, 500, 375],
+        ]
+        assert page.dialogs == []
+
+
+def test_nothing_left_to_box_stores_null_and_a_second_worker_gets_the_next_slot(box_workdir, new_page):
+    with LabellingServer(box_workdir, 1, port=0, task="draw") as server:
+        alice, bob = new_page(1280, 1000), new_page(1280, 1000)
+        sign_in(alice, server, "alice")
+        sign_in(bob, server, "bob")
+        assert shown_task(alice, server) == DRAW_TASKS[0]
+        assert shown_task(bob, server) == DRAW_TASKS[1]  # the first task's one slot is held for alice
+        bob.keyboard.press("n")
+        bob.wait_for_selector("text=no HIT is left for you")
+
+        picture = Picture(alice)
+        drag(alice, picture.screen(100, 100), picture.screen(300, 300))
+        alice.keyboard.press("N")  # a box is drawn: not sent
+        assert "delete it first" in alice.text_content("#status")
+        alice.click("#delete-box")
+        assert alice.locator(".box.drawn").is_hidden()
+        alice.click("#nothing-left")
+        wait_for_task(alice, server, DRAW_TASKS[1])
+        assert [(r["worker_id"], r["task_id"], r["box"]) for r in results(server)] == [
+            ("bob", DRAW_TASKS[1], None),
+            ("alice", DRAW_TASKS[0], None),
+        ]
+        draws, _ = imported(server, box_workdir)
+        assert draws.xmin.isna().all() and sorted(draws.worker_id) == ["alice", "bob"]  # no box
+        progress = requests.get(server.url("/progress.json"), timeout=10).json()
+        assert (progress["task"], progress["total"]["answers"], progress["total"]["complete"]) == ("draw", 2, 1)
+
+
+def test_quality_and_coverage_are_answered_by_keyboard(box_workdir, new_page):
+    with LabellingServer(box_workdir, 1, port=0, task="quality") as server:
+        page = new_page(1280, 1000)
+        sign_in(page, server, "alice")
+        assert shown_task(page, server) == "b1-quality-box-0"
+        assert page.text_content("#question") == "Is the red box a tight box around ONE tench?"
+        picture = Picture(page)
+        assert_near(picture.box_rect(page, ".box.judged"), JUDGED)
+        assert page.locator(".box.shown").count() == 0
+        page.keyboard.press("y")
+        wait_for_task(page, server, "b1-quality-box-1")
+        page.keyboard.press("n")
+        wait_for_task(page, server, GOLD)  # a gold task looks like the others
+        assert not any(word in page.content() for word in ("gold", "positive", "b1-quality"))
+        page.keyboard.press("Y")
+        page.wait_for_selector("text=no HIT is left for you")
+        assert [(r["task_id"], r["answer"]) for r in results(server)] == [
+            ("b1-quality-box-0", True),
+            ("b1-quality-box-1", False),
+            (GOLD, True),
+        ]
+        assert imported(server, box_workdir)[1][["task_id", "answer"]].values.tolist() == [
+            ["b1-quality-box-0", True],
+            ["b1-quality-box-1", False],
+            [GOLD, True],
+        ]
+    with LabellingServer(box_workdir, 1, port=0, task="coverage") as server:
+        page.goto(server.url("/hit"))  # the worker cookie is the page's, whatever its port
+        assert shown_task(page, server) == "b1-coverage-big-0"
+        assert page.text_content("#question") == "Does every tench in the image have a box?"
+        picture = Picture(page)
+        assert page.locator(".box.shown").count() == 2
+        for n, want in enumerate((SHOWN, JUDGED)):
+            assert_near(picture.box_rect(page, f".box.shown >> nth={n}"), want)
+        page.keyboard.press("N")
+        wait_for_task(page, server, "b1-coverage-big-1")
+        page.click("#yes")
+        page.wait_for_selector("text=no HIT is left for you")
+        assert [(r["task_id"], r["worker_id"], r["answer"]) for r in results(server)] == [
+            ("b1-coverage-big-0", "alice", False),
+            ("b1-coverage-big-1", "alice", True),
+        ]
+        assert page.errors == []
+        assert all(set(r) >= {"format", "task_id", "assignment_id", "worker_id", "answer"} for r in results(server))
+        assert page.dialogs == []
+
+
+def test_box_answers_are_checked_and_a_restart_counts_them(box_workdir):
+    post = {"box": [10, 20, 110, 220], "seconds": 2}
+    with LabellingServer(box_workdir, 1, port=0, task="draw") as server:
+        for body, why in (
+            ({"box": [10.5, 20, 110, 220], "seconds": 1}, "four integers"),
+            ({"box": [10, 20, 501, 220], "seconds": 1}, "outside the 500x375 image"),
+            ({"box": [110, 20, 10, 220], "seconds": 1}, "no area"),
+            ({"box": [True, 20, 110, 220], "seconds": 1}, "four integers"),
+            ({"seconds": 1}, "must be a list or null"),
+            ({"answer": True, "seconds": 1}, "must be a list or null"),
+            ({"ticked": [], "seconds": 1}, "must be a list or null"),
+            ([], "send JSON"),
+        ):
+            refused = post_task(server, "alice", DRAW_TASKS[0], body)
+            assert refused.status_code == 400 and why in refused.text, (body, refused.text)
+        assert post_answer(server, "alice", FIRST, post).status_code == 400  # not a task of this page
+        assert not server.results.exists()
+        assert post_task(server, "alice", DRAW_TASKS[0], post).ok
+        assert post_task(server, "bob", DRAW_TASKS[0], post).status_code == 409  # one assignment
+        assert post_task(server, "bob", DRAW_TASKS[1], {"box": [0, 0, 500, 375], "seconds": 1}).ok
+    with LabellingServer(box_workdir, 1, port=0, task="draw") as server:
+        assert task_for(server, "alice") == DRAW_TASKS[1]
+        assert task_for(server, "bob") is None
+        assert post_task(server, "bob", DRAW_TASKS[1], post).status_code == 409
+    assert [(r["worker_id"], r["box"]) for r in results(server)] == [("alice", post["box"]), ("bob", [0, 0, 500, 375])]
+    with LabellingServer(box_workdir, 1, port=0, task="quality") as server:
+        for answer in ("yes", 1, None):
+            refused = post_task(server, "alice", "b1-quality-box-0", {"answer": answer, "seconds": 1})
+            assert refused.status_code == 400 and "true (yes) or false (no)" in refused.text
+        assert post_task(server, "alice", "b1-quality-box-0", {"answer": False, "seconds": 1}).ok
+        progress = requests.get(server.url("/progress"), timeout=10).text
+        assert "Box round 1, quality: progress" in progress
+    assert [r["answer"] for r in results(server)] == [False]
+
+
+def test_malformed_box_tasks_name_the_file_row_and_field(box_workdir):
+    def refusal(task: str = "draw") -> str:
+        with pytest.raises(InputError) as caught:
+            LabellingServer(box_workdir, 1, port=0, task=task)
+        return str(caught.value)
+
+    path = Layout(box_workdir).box_tasks(1, "draw")
+    good = {"task_id": DRAW_TASKS[0], "image_id": "big-0"}
+    for spec, field, why in (
+        ({"round": 2}, "round", "another round"),
+        ({"task": "coverage"}, "task", "not a draw task"),
+        ({"shown": [[0, 0, 501, 10]]}, "shown", "outside the 500x375 image"),
+        ({"shown": [[5, 0, 5, 10]]}, "shown", "no area"),
+        ({"assignments": 0}, "assignments", "at least 1"),
+        ({"wnid": "n00000001"}, "wnid", "not in synsets.parquet"),
+        ({"image_id": "nowhere"}, "image_id", "not in the image store"),
+        ({"width": 400}, "width", "the stored image 500x375"),
+    ):
+        write_box_tasks(box_workdir, "draw", [good, {"task_id": DRAW_TASKS[1], "image_id": "big-1", **spec}])
+        message = refusal()
+        assert str(path) in message and field in message and why in message, message
+    write_box_tasks(box_workdir, "draw", [good, {"task_id": DRAW_TASKS[0], "image_id": "big-1"}])
+    assert f"{path}: row 1: task_id" in refusal()
+    write_box_tasks(box_workdir, "quality", [{"task_id": "b1-quality-x", "image_id": "big-0", "box_id": "x"}])
+    assert "quality/tasks.parquet: row 0: xmin" in refusal("quality") and "missing" in refusal("quality")
+    with pytest.raises(InputError, match="round-2/draw/tasks.parquet"):
+        LabellingServer(box_workdir, 2, port=0, task="draw")
+
+
+def test_annotate_serve_task_serves_the_latest_box_round(box_workdir):
+    with Serving(box_workdir, "--task", "coverage") as server:
+        assert requests.get(server.url("/progress.json"), timeout=10).json()["task"] == "coverage"
+        cookies = {WORKER_COOKIE: "alice"}
+        page = requests.get(server.url("/hit"), cookies=cookies, timeout=10).text
+        assert 'src="/static/box.js"' in page and "b1-coverage" not in page
+        token = re.search(r'<form id="box-task" method="post" action="/hit/([0-9a-f]{24})"', page).group(1)
+        assert (
+            requests.get(server.url("/static/box.js"), timeout=10).headers["Content-Type"].startswith("text/javascript")
+        )
+        assert requests.get(server.url("/image/big-0.jpg"), timeout=10).content == picture_jpeg(TENCH, 0, *BIG)
+        assert post_answer(server, "alice", token, {"answer": True, "seconds": 4.25}).ok
+    assert server.status == 0 and server.stderr == ""
+    answers = Layout(box_workdir).box_round(1, "coverage") / "results-local.jsonl"
+    [line] = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert (line["task_id"], line["worker_id"], line["answer"], line["seconds"]) == (
+        "b1-coverage-big-0",
+        "alice",
+        True,
+        4.25,
+    )
+    done = run_cli(*serve_command(box_workdir, "--task", "boxes")[3:])
+    assert done.returncode == 2 and "--task" in one_line(done.stderr)
+    empty = box_workdir.parent / "empty"
+    make_round(empty)
+    done = run_cli(*serve_command(empty, "--task", "draw", "--port", "0")[3:])
+    assert done.returncode == 2 and "make annotate-export TASK=draw" in one_line(done.stderr)

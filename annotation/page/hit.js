@@ -1,9 +1,9 @@
 // The HIT page: tick images by click or keyboard and submit them as JSON. It reads everything
 // from the page's own form (checkbox values are the image ids) and writes only textContent.
-"use strict";
-(() => {
-  const form = document.getElementById("hit");
-  if (!form) return;
+import { send } from "/static/send.js";
+
+const form = document.getElementById("hit");
+if (form) {
   const boxes = Array.from(form.querySelectorAll("input[name=ticked]"));
   const status = document.getElementById("status");
   let sending = false;
@@ -13,6 +13,16 @@
     const top = boxes[0].parentElement.offsetTop;
     const wide = boxes.findIndex((box) => box.parentElement.offsetTop !== top);
     return wide < 0 ? boxes.length : wide;
+  };
+
+  const submit = async () => {
+    if (sending) return;
+    sending = true;
+    const answer = {
+      ticked: boxes.filter((box) => box.checked).map((box) => box.value),
+      seconds: performance.now() / 1000,
+    };
+    sending = await send(form.action, answer, status);
   };
 
   document.addEventListener("keydown", (event) => {
@@ -35,37 +45,5 @@
     submit();
   });
 
-  async function submit() {
-    if (sending) return;
-    sending = true;
-    status.textContent = "Sending…";
-    const answer = {
-      ticked: boxes.filter((box) => box.checked).map((box) => box.value),
-      seconds: performance.now() / 1000,
-    };
-    try {
-      const response = await fetch(form.action, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(answer),
-        credentials: "same-origin",
-      });
-      if (response.ok) {
-        location.assign("/hit");
-        return;
-      }
-      status.textContent = await response.text();
-      if (response.status < 500) {  // not counted (409...): this HIT is over for this worker
-        const next = document.createElement("a");
-        next.href = "/hit";
-        next.textContent = "Go to the next HIT";
-        status.append(" ", next);
-      }  // not saved (503, 507): the ticks stay on the page for another submit
-    } catch (error) {
-      status.textContent = `Could not reach the server (${error.message}): try again.`;
-    }
-    sending = false;
-  }
-
   boxes[0]?.focus();
-})();
+}
