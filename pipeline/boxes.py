@@ -88,6 +88,24 @@ def from_percent(x: float, y: float, w: float, h: float, width: int, height: int
     )
 
 
+def to_ltwh(box: tuple) -> tuple[int, int, int, int]:
+    """Ours -> left, top, width, height in pixels (crowd-bounding-box's ``initial-value``)."""
+    xmin, ymin, xmax, ymax = (int(v) for v in box)
+    return xmin, ymin, xmax - xmin, ymax - ymin
+
+
+def to_percent(box: tuple, width: int, height: int) -> tuple[float, float, float, float]:
+    """Ours -> x, y, width, height in percent of a ``width`` x ``height`` image (Label Studio's
+    pre-annotations); ``from_percent`` reads it back to the same box."""
+    xmin, ymin, xmax, ymax = (int(v) for v in box)
+    return (
+        100 * xmin / width,
+        100 * ymin / height,
+        100 * (xmax - xmin) / width,
+        100 * (ymax - ymin) / height,
+    )
+
+
 def clip(box: tuple, width: int, height: int) -> Box:
     """``box`` cut to the image (a drawing tool may let a corner stray past the edge)."""
     xmin, ymin, xmax, ymax = box
@@ -106,13 +124,21 @@ def iou_matrix(a, b, *, inclusive: bool = False) -> np.ndarray:
     each side, as the ILSVRC devkit's ``eval_localization`` does; otherwise our edges."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    return iou_pairs(a[:, None], b[None, :], inclusive=inclusive)
+
+
+def iou_pairs(a, b, *, inclusive: bool = False) -> np.ndarray:
+    """IoU of the boxes ``a[..., i, :]`` and ``b[..., i, :]`` pair by pair, their leading axes
+    broadcast as numpy does: IoU of many (guess, true box) pairs at once, where ``iou_matrix``
+    would compute every pair of all of them. ``inclusive``: as ``iou_matrix``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     one = 1.0 if inclusive else 0.0
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + one
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + one
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + one
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + one
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
-    area_b = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = (a[..., 2] - a[..., 0] + one) * (a[..., 3] - a[..., 1] + one)
+    union = union + (b[..., 2] - b[..., 0] + one) * (b[..., 3] - b[..., 1] + one) - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 
