@@ -33,6 +33,7 @@ STAGES = {
     "card": "manifests.card",
     "export": "manifests.dataset_export",
     "import": "manifests.dataset_import",
+    "evaluate": "pipeline.evaluation",
 }
 TOOLS = {
     "wordnet": "wordnet.command",
