@@ -598,10 +598,8 @@ def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path) -> None:
     file-name order; a split without a boxed image gets no solution file."""
     boxed = rows[rows.image_id.isin(data.boxes.keys())]
     for split in SPLITS:
-        held = boxed[boxed.split == split].assign(
-            stem=lambda f: f.file.str.rsplit("/", n=1).str[-1].str.rsplit(".", n=1).str[0]
-        )
-        held = held.sort_values("stem")
+        held = boxed[boxed.split == split]
+        held = held.assign(stem=held.file.map(lambda f: Path(f).stem)).sort_values("stem")
         solution = []
         for stem, wnid, width, height, image_id in zip(held.stem, held.wnid, held.width, held.height, held.image_id):
             labelled = [Labelled(wnid, tuple(box)) for box in data.boxes[image_id]]
@@ -653,7 +651,7 @@ def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame) -> list[str]:
     if not data.boxes:
         return [
             "This dataset has no object boxes: there is no Annotations/ folder and no LOC_<split>_solution.csv.",
-            "files.csv labels every file (its wnid column).",
+            "files.csv labels every file (its wnid column), val and test included.",
         ]
     boxed = rows[rows.image_id.isin(data.boxes.keys())]
     counts = ", ".join(f"{s} {int((boxed.split == s).sum())} of {int((rows.split == s).sum())}" for s in SPLITS)
@@ -662,7 +660,7 @@ def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame) -> list[str]:
         "Annotations/CLS-LOC/train/<wnid>/<file name>.xml and Annotations/CLS-LOC/<val|test>/<file name>.xml",
         "(PASCAL VOC XML), and LOC_<split>_solution.csv (ImageId,PredictionString: 'wnid xmin ymin xmax ymax '",
         "per box). Both hold VOC coordinates: pixels of the file, 1-based, xmax and ymax inclusive. An image",
-        "without boxes has no XML and no LOC row: no box is invented. files.csv labels every file.",
+        "without boxes has no XML and no LOC row: no box is invented; files.csv labels every file.",
     ]
 
 

@@ -451,6 +451,15 @@ def spoil(src: Path, case: str) -> tuple[Path, str]:
     if case == "xml-disagrees":
         edit(xml, f"<xmin>{xmin}</xmin>", f"<xmin>{int(xmin) + 1}</xmin>")
         return xml, "object: its boxes differ from LOC_train_solution.csv line 2: the two must agree"
+    if case == "files-csv-disagrees":
+        with open(src / "LOC_val_solution.csv", newline="") as f:
+            stem, prediction = list(csv.reader(f))[1]
+        index = (src / "files.csv").read_text().splitlines()
+        number, line = next((n, t) for n, t in enumerate(index, 1) if t.startswith(f"val/{stem}.JPEG,"))
+        label = prediction.split()[0]
+        other = WNIDS[1] if label == WNIDS[0] else WNIDS[0]
+        edit(src / "files.csv", line, line.replace(f",{label},", f",{other},"))
+        return src / "files.csv", f":{number}: wnid '{other}': LOC_val_solution.csv line 2 labels this file {label}"
     raise AssertionError(case)
 
 
@@ -463,6 +472,7 @@ SPOILS = [
     "xml-not-integer",
     "xml-not-xml",
     "xml-disagrees",
+    "files-csv-disagrees",
 ]
 
 
