@@ -31,8 +31,10 @@ from pipeline.remote import data_location, is_url, local_copy
 from pipeline.settings import integer, number
 from pipeline.tables import read_report, read_table, write_report, write_table
 
-from . import aggregate
+from . import aggregate, box_consensus
 from .agreement import agreement
+from .box_results import is_box_results, read_box_results
+from .box_tasks import BoxPlan
 from .results import read_results
 from .tasks import CANDIDATE
 
@@ -76,6 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="workers below this accuracy on the controls (0 to 1) are not counted "
         f"(make: MIN_WORKER_ACCURACY, default {aggregate.MIN_WORKER_ACCURACY})",
     )
+    parser.add_argument(
+        "--box-method",
+        choices=box_consensus.METHODS,
+        default=box_consensus.METHODS[0],
+        help="box answers: how quality and coverage votes decide (make: BOX_METHOD, default majority: "
+        "3 votes a box are too few for dynamic consensus's table)",
+    )
+    parser.add_argument(
+        "--max-box-rounds",
+        type=integer(1),
+        default=BoxPlan.max_rounds,
+        help=f"box answers: draws per image at most, for the report's capped images (make: BOX_MAX_ROUNDS, "
+        f"default {BoxPlan.max_rounds})",
+    )
 
 
 def all_hits(layout: Layout) -> pd.DataFrame:
@@ -90,29 +106,52 @@ def run(args: argparse.Namespace) -> None:
     if is_url(args.results):
         args.results = local_copy(args.results)
     layout = Layout(args.workdir)
+    if is_box_results(args.results):
+        tasks = all_box_tasks(layout)
+        with runner.lock(layout.root, STAGE):
+            import_box_file(layout, tasks, args)
+        return
     hits = all_hits(layout)  # before the lock, which would create a folder that has none
     with runner.lock(layout.root, STAGE):
         import_file(layout, hits, args)
 
 
+def imported_already(
+    layout: Layout, args: argparse.Namespace, output: Path, report: schemas.Report, settings: dict
+) -> tuple[str | None, list]:
+    """The results file's digest and the files imported so far; the digest is None when the
+    file was imported already with these settings and ``output`` stands (then said, skipped)."""
+    digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None
+    imports = json.loads(layout.imports.read_text()) if layout.imports.exists() else []
+    if (
+        not args.force
+        and any(i["sha256"] == digest for i in imports)
+        and output.exists()
+        and last_settings(layout.report(report.stage), report) == settings
+    ):
+        print(f"annotate-import: {args.results} was imported already; skipped, --force redoes it", file=sys.stderr)
+        return None, imports
+    return digest or "", imports
+
+
+def record_import(layout: Layout, imports: list, path: Path, digest: str) -> None:
+    """Note the file as imported: last, only once what it holds is in."""
+    if digest not in [i["sha256"] for i in imports]:
+        imports.append({"file": str(path), "sha256": digest})
+    atomic_write_json(layout.imports, imports)
+
+
 def import_file(layout: Layout, hits: pd.DataFrame, args: argparse.Namespace) -> None:
     """Add ``args.results``'s votes and aggregate all of them (the caller holds the lock)."""
     report_path = layout.report(STAGE)
-    digest = hashlib.sha256(args.results.read_bytes()).hexdigest() if args.results.is_file() else None
-    imports = json.loads(layout.imports.read_text()) if layout.imports.exists() else []
     settings = {
         "method": args.method,
         "confidence": args.confidence,
         "max_votes": args.max_votes,
         "min_worker_accuracy": args.min_worker_accuracy,
     }
-    if (
-        not args.force
-        and any(i["sha256"] == digest for i in imports)
-        and layout.labels.exists()
-        and last_settings(report_path) == settings
-    ):
-        print(f"annotate-import: {args.results} was imported already; skipped, --force redoes it", file=sys.stderr)
+    digest, imports = imported_already(layout, args, layout.labels, schemas.ANNOTATE_IMPORT_REPORT, settings)
+    if digest is None:
         return
     old = read_table(layout.votes, schemas.VOTES).to_pandas() if layout.votes.exists() else None
     new, skipped = read_results(args.results, hits, imported=old)
@@ -128,15 +167,13 @@ def import_file(layout: Layout, hits: pd.DataFrame, args: argparse.Namespace) ->
     write_table({c: workers[c].tolist() for c in schemas.WORKERS.names}, layout.workers, schemas.WORKERS)
     write_table({c: labels[c].tolist() for c in schemas.LABELS.names}, layout.labels, schemas.LABELS)
     write_report(report_path, schemas.ANNOTATE_IMPORT_REPORT, {"settings": settings, **report})
-    if digest not in [i["sha256"] for i in imports]:
-        imports.append({"file": str(args.results), "sha256": digest})
-    atomic_write_json(layout.imports, imports)  # last: only once its votes are in
+    record_import(layout, imports, args.results, digest)  # last: only once its votes are in
     print_report(report)
 
 
-def last_settings(report_path: Path) -> dict | None:
+def last_settings(report_path: Path, shape: schemas.Report = schemas.ANNOTATE_IMPORT_REPORT) -> dict | None:
     """The settings of the last import, from its report (None before the first)."""
-    report = read_report(report_path, schemas.ANNOTATE_IMPORT_REPORT, missing_ok=True)
+    report = read_report(report_path, shape, missing_ok=True)
     return None if report is None else report["settings"]
 
 
@@ -206,3 +243,117 @@ def print_report(report: dict) -> None:
             "annotate-import: `make annotate-export ROUND=<next>` asks again about the undecided images",
             file=sys.stderr,
         )
+
+
+# -- box answers (Su, Deng and Fei-Fei's draw, quality and coverage tasks) -------------------------
+
+
+def all_box_tasks(layout: Layout) -> pd.DataFrame:
+    """Every exported box task, in round order."""
+    tables = layout.box_task_tables()
+    if not tables:
+        raise InputError("no exported box rounds: run `make annotate-export TASK=draw` first", file=layout.annotation)
+    return pd.concat([read_table(p, schemas.BOX_TASKS).to_pandas() for p in tables], ignore_index=True)
+
+
+def _held(path: Path, schema) -> pd.DataFrame | None:
+    return read_table(path, schema).to_pandas() if path.exists() else None
+
+
+def merge_answers(old: pd.DataFrame | None, new: pd.DataFrame, tasks: pd.DataFrame, schema) -> pd.DataFrame:
+    """All answers so far with their task's round, image, wnid and kind (and task, box_id for
+    votes); a worker's second assignment on a task, in any file, is not counted."""
+    wanted = [c for c in ("round", "task", "image_id", "wnid", "box_id", "kind") if c in schema.names]
+    new = new.merge(tasks[["task_id", *wanted]], on="task_id", how="left")
+    both = new if old is None else old if new.empty else pd.concat([old, new], ignore_index=True)
+    first = both.drop_duplicates(["worker_id", "task_id"])[["worker_id", "task_id", "assignment_id"]]
+    both = both.merge(first, on=["worker_id", "task_id", "assignment_id"], how="inner")
+    return both[list(schema.names)].reset_index(drop=True)
+
+
+def import_box_file(layout: Layout, tasks: pd.DataFrame, args: argparse.Namespace) -> None:
+    """Add ``args.results``'s box answers and recompute the boxes from all of them (the caller
+    holds the lock): ``box_consensus.consensus``, written with the classification's care (every
+    table replaced whole, the file recorded as imported last)."""
+    settings = {
+        "box_method": args.box_method,
+        "min_worker_accuracy": args.min_worker_accuracy,
+        "max_box_rounds": args.max_box_rounds,
+    }
+    shape = schemas.ANNOTATE_IMPORT_BOXES_REPORT
+    digest, imports = imported_already(layout, args, layout.boxes, shape, settings)
+    if digest is None:
+        return
+    old_draws, old_votes = _held(layout.box_draws, schemas.BOX_DRAWS), _held(layout.box_votes, schemas.BOX_VOTES)
+    new_draws, new_votes, skipped = read_box_results(args.results, tasks, old_draws, old_votes)
+    draws = merge_answers(old_draws, new_draws, tasks, schemas.BOX_DRAWS)
+    votes = merge_answers(old_votes, new_votes, tasks, schemas.BOX_VOTES)
+    boxes = _held(layout.boxes, schemas.BOXES)
+    imported = boxes[boxes.source == "imported"] if boxes is not None else pd.DataFrame(columns=schemas.BOXES.names)
+    outcome = box_consensus.consensus(
+        tasks, draws, votes, imported, box_consensus.Settings(args.box_method, args.min_worker_accuracy)
+    )
+    report = box_report(draws, votes, outcome, args.max_box_rounds)
+    added = len(draws) + len(votes) - sum(0 if t is None else len(t) for t in (old_draws, old_votes))
+    report["last_import"] = {
+        "file": str(args.results),
+        "rows": len(new_draws) + len(new_votes),
+        **skipped,
+        "new_rows": added,
+    }
+    for frame, path, schema in (
+        (draws, layout.box_draws, schemas.BOX_DRAWS),
+        (votes, layout.box_votes, schemas.BOX_VOTES),
+        (outcome.workers, layout.box_workers, schemas.WORKERS),
+        (outcome.candidates, layout.box_candidates, schemas.BOX_CANDIDATES),
+        (outcome.images, layout.box_images, schemas.BOX_IMAGES),
+        (outcome.boxes, layout.boxes, schemas.BOXES),
+    ):
+        write_table({c: _values(frame[c]) for c in schema.names}, path, schema)
+    write_report(layout.report(shape.stage), shape, {"settings": settings, **report})
+    record_import(layout, imports, args.results, digest)
+    print(
+        f"annotate-import: boxes: {report['accepted']} accepted, {report['rejected']} rejected, "
+        f"{report['undecided']} awaiting quality; {report['images_complete']} of {report['images']} images complete, "
+        f"{report['images_needing_draw']} to draw again, {report['images_capped']} capped; "
+        f"{report['workers']} workers, {len(report['workers_excluded'])} excluded",
+        file=sys.stderr,
+    )
+
+
+def _values(column: pd.Series) -> list:
+    """A column as Python values, a missing value (NaN, pd.NA: nullable box edges) as None."""
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
+def box_report(draws: pd.DataFrame, votes: pd.DataFrame, outcome: box_consensus.Outcome, max_rounds: int) -> dict:
+    """The figures of ``reports/annotate-import-boxes.json`` (schemas.ANNOTATE_IMPORT_BOXES_REPORT)."""
+    images, candidates, workers = outcome.images, outcome.candidates, outcome.workers
+    complete = images.coverage.isin(box_consensus.COVERED)
+    incomplete = images.coverage == box_consensus.INCOMPLETE
+    capped = incomplete & (images.draw_rounds >= max_rounds)
+    judged = (images.draw_rounds > 0) & (images.pending == 0)
+    awaiting = judged & images.coverage.isin([box_consensus.UNASKED, box_consensus.UNDECIDED])
+    status = candidates.status.value_counts()
+    return {
+        "rounds": sorted({int(r) for r in pd.concat([draws["round"], votes["round"]])}),
+        "draws": int(draws.xmin.notna().sum()),
+        "votes": len(votes),
+        "candidates": len(candidates),
+        "accepted": int(status.get(box_consensus.ACCEPTED, 0)),
+        "rejected": int(status.get(box_consensus.REJECTED, 0)),
+        "undecided": int(status.get(box_consensus.UNDECIDED, 0)),
+        "images": len(images),
+        "images_complete": int(complete.sum()),
+        "images_needing_draw": int(((images.draw_rounds == 0) | (incomplete & ~capped)).sum()),
+        "images_capped": int(capped.sum()),
+        "images_pending_quality": int((images.pending > 0).sum()),
+        "images_pending_coverage": int(awaiting.sum()),
+        "workers": len(workers),
+        "workers_excluded": sorted(workers.worker_id[workers.excluded]),
+        "mean_boxes_per_image": round(float(images.boxes[complete].mean()), 2) if complete.any() else 0.0,
+        "per_class": {
+            w: {"images": len(g), "complete": int(complete[g.index].sum()), "boxes": int(g.boxes.sum())}
+            for w, g in images.groupby("wnid")
+        },
+    }

@@ -1,5 +1,10 @@
 """``annotate-export``: a round's HITs, in the formats the crowd tools read.
 
+``--task draw|quality|coverage`` exports a box round's tasks instead (``annotation.box_tasks``,
+formats in ``annotation.box_formats``): ``annotation/box-rounds/round-<n>/<task>/`` with its
+``tasks.parquet`` (schemas.BOX_TASKS) and ``reports/annotate-export-box-<n>-<task>.json``
+(schemas.ANNOTATE_EXPORT_BOX_REPORT). With nothing to ask it says so and writes nothing.
+
 Writes ``annotation/round-<n>/``: ``hits.parquet`` (schemas.HITS, what ``annotate-import``
 checks answers against) and the chosen formats (see ``annotation.formats``), and the round's
 report ``reports/annotate-export-<n>.json`` (schemas.ANNOTATE_EXPORT_REPORT). Image URLs are
@@ -13,22 +18,42 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline import runner, schemas
 from pipeline.errors import InputError
-from pipeline.layout import Layout, annotate_export_stage, report_name, round_name
-from pipeline.settings import integer
+from pipeline.layout import (
+    Layout,
+    annotate_export_box_stage,
+    annotate_export_stage,
+    box_round_name,
+    report_name,
+    round_name,
+)
+from pipeline.settings import integer, number
 from pipeline.tables import read_table, write_report, write_table
 
-from . import formats
+from . import box_formats, formats
+from .box_tasks import TASKS, BoxPlan, build_tasks, read_box_controls, sizes, with_urls
 from .tasks import CANDIDATE, Packing, controls, image_url, pack, round_items
 
-HELP = "export a round of annotation tasks: annotation/round-<n>/ (MTurk, Label Studio, JSONL)"
+HELP = (
+    "export a round of annotation tasks: annotation/round-<n>/, or box tasks in "
+    "annotation/box-rounds/round-<n>/<task>/ (MTurk, Label Studio, JSONL)"
+)
 DEFAULT_BASE_URL = "http://127.0.0.1:8650/image"
+CLASSIFY = "classify"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    p = Packing()
+    p, b = Packing(), BoxPlan()
     parser.add_argument("--round", type=integer(1), default=1, help="annotation round, from 1 (make: ROUND)")
+    parser.add_argument(
+        "--task",
+        choices=(CLASSIFY, *TASKS),
+        default=CLASSIFY,
+        help="classify: the yes/no HITs; draw, quality or coverage: a box round's tasks (make: TASK)",
+    )
     parser.add_argument(
         "--formats",
         default=",".join(formats.FORMATS),
@@ -54,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--votes",
         type=integer(1),
         default=None,
-        help=f"answers per image this round (make: VOTES, default {p.votes} in round 1, {p.votes_later} later)",
+        help=f"answers per image this round (make: VOTES, default {p.votes} in round 1, {p.votes_later} later); "
+        f"box tasks: answers per task (default {b.assignments('draw')} drawers, {b.assignments('quality')} judges)",
     )
     parser.add_argument(
         "--initial",
@@ -72,9 +98,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--controls",
         type=Path,
         metavar="FILE",
-        help="seed controls (image_id, wnid, kind positive|negative), CSV or Parquet (make: CONTROLS)",
+        help="seed controls (image_id, wnid, kind positive|negative), CSV or Parquet (make: CONTROLS); box "
+        "tasks: known boxes (image_id, wnid, xmin, ymin, xmax, ymax, our pixel edges), every instance of each "
+        "image, whose images serve as gold and are not asked",
     )
     parser.add_argument("--seed", type=integer(0), default=p.seed, help="packing seed (make: SEED)")
+    parser.add_argument(
+        "--train-share",
+        type=number(0, 1),
+        default=b.train_share,
+        help=f"box tasks, once manifests exist: share of each class's train images boxed (make: BOX_TRAIN_SHARE, "
+        f"default {b.train_share}, as ILSVRC-2012); val and test are all boxed",
+    )
+    parser.add_argument(
+        "--max-box-rounds",
+        type=integer(1),
+        default=b.max_rounds,
+        help=f"box tasks: draws per image at most (make: BOX_MAX_ROUNDS, default {b.max_rounds})",
+    )
+    parser.add_argument(
+        "--gold",
+        type=number(0, 1),
+        default=b.gold,
+        help=f"box tasks: share of gold tasks (known answers) added, at least {b.min_gold} once any box is "
+        f"known (make: BOX_GOLD, default {b.gold})",
+    )
 
 
 def packing_of(args: argparse.Namespace) -> Packing:
@@ -90,7 +138,8 @@ def packing_of(args: argparse.Namespace) -> Packing:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+def checked_formats(args: argparse.Namespace) -> list[str]:
+    """The chosen formats, once the formats and the image base URL are known good."""
     chosen = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in formats.FORMATS]
     if unknown or not chosen:
@@ -103,6 +152,14 @@ def run(args: argparse.Namespace) -> None:
             field="IMAGE_BASE_URL",
             value=args.image_base_url,
         )
+    return chosen
+
+
+def run(args: argparse.Namespace) -> None:
+    chosen = checked_formats(args)
+    if args.task != CLASSIFY:
+        run_boxes(args, chosen)
+        return
     layout = Layout(args.workdir)
     packing = packing_of(args)
     if layout.round(args.round).exists() and not args.force:
@@ -184,4 +241,109 @@ def export(
     return (
         f"round {round_}: {report['hits']} HITs, {report['images']} images, {report['votes_wanted']} votes wanted, "
         f"{report['hits_without_controls']} HITs without controls"
+    )
+
+
+def box_plan_of(args: argparse.Namespace) -> BoxPlan:
+    return BoxPlan(
+        votes=args.votes,
+        gold=args.gold,
+        train_share=args.train_share,
+        max_rounds=args.max_box_rounds,
+        seed=args.seed,
+    )
+
+
+def run_boxes(args: argparse.Namespace, chosen: list[str]) -> None:
+    """One box task of one round (``annotation.box_tasks``): its tasks.parquet, formats and
+    report, unless it was exported already or there is nothing to ask (then no folder at all:
+    a round folder with tasks.parquet is an exported round)."""
+    layout = Layout(args.workdir)
+    round_, task = args.round, args.task
+    if layout.box_tasks(round_, task).exists() and not args.force:
+        print(
+            f"annotate-export: box round {round_} {task} is exported already in {layout.box_round(round_, task)}; "
+            "skipped, --force exports it again",
+            file=sys.stderr,
+        )
+        return
+    plan = box_plan_of(args)
+    seeded = read_box_controls(args.controls, sizes(layout)) if args.controls is not None else None
+    tasks, note = build_tasks(layout, round_, task, plan, seeded)
+    if not (tasks.kind == CANDIDATE).any():
+        print(f"annotate-export: box round {round_} {task}: {_nothing(task)}", file=sys.stderr)
+        return
+    inputs = [layout.synsets, *layout.box_task_tables()]
+    inputs += [
+        p
+        for p in (layout.labels, layout.boxes, layout.box_candidates, layout.box_images, args.controls)
+        if p is not None and p.exists()
+    ]
+    inputs += [layout.manifest(s) for s in ("train", "val", "test") if layout.manifest(s).exists()]
+    settings = {
+        "plan": plan.__dict__,
+        "formats": chosen,
+        "base_url": args.image_base_url,
+        "controls": str(args.controls),
+    }
+    name = annotate_export_box_stage(round_, task)
+    stage = runner.Stage(
+        name=name,
+        workdir=layout.root,
+        outputs=(box_round_name(round_, task), report_name(name)),
+        inputs=tuple(inputs),
+        settings=settings,
+    )
+
+    def build(out: Path) -> str:
+        return export_boxes(layout, Layout(out), with_urls(tasks, args.image_base_url), chosen, note, settings)
+
+    runner.run(stage, build, force=args.force)
+
+
+def _nothing(task: str) -> str:
+    return {
+        "draw": "nothing to ask, every image in scope is boxed and covered (or awaits its quality or coverage verdict)",
+        "quality": "nothing to ask, no drawn box awaits a quality verdict",
+        "coverage": "nothing to ask, no image awaits a coverage verdict",
+    }[task]
+
+
+def export_boxes(
+    layout: Layout, out: Layout, tasks: pd.DataFrame, chosen: list[str], note: str | None, settings: dict
+) -> str:
+    """Write one box task's tasks.parquet, formats and report under ``out`` (the build folder)."""
+    round_, task = int(tasks["round"].iloc[0]), str(tasks.task.iloc[0])
+    synsets = read_table(layout.synsets, schemas.SYNSETS).to_pandas()
+    unknown = sorted(set(tasks.wnid) - set(synsets.wnid))
+    if unknown:
+        raise InputError(
+            f"images of {len(unknown)} classes not in synsets.parquet, e.g. {unknown[0]}",
+            file=layout.synsets,
+            field="wnid",
+            value=unknown[0],
+        )
+    folder = out.box_round(round_, task)
+    folder.mkdir(parents=True)
+    write_table({c: tasks[c].tolist() for c in schemas.BOX_TASKS.names}, out.box_tasks(round_, task), schemas.BOX_TASKS)
+    records = box_formats.task_records(tasks, formats.describe(synsets, formats.read_words(layout.words)))
+    for fmt in chosen:
+        box_formats.write(fmt, folder, task, records)
+    candidates = tasks[tasks.kind == CANDIDATE]
+    report = {
+        "settings": settings,
+        "round": round_,
+        "task": task,
+        "tasks": len(tasks),
+        "gold": int((tasks.kind != CANDIDATE).sum()),
+        "gold_note": note,
+        "images": int(candidates.image_id.nunique()),
+        "answers_wanted": int(tasks.assignments.sum()),
+        "formats": chosen,
+        "image_base_url": settings["base_url"],
+    }
+    write_report(out.report(annotate_export_box_stage(round_, task)), schemas.ANNOTATE_EXPORT_BOX_REPORT, report)
+    return (
+        f"box round {round_} {task}: {len(candidates)} tasks and {report['gold']} gold, {report['images']} images"
+        + (f"; {note}" if note else "")
     )

@@ -68,7 +68,7 @@ class Assignments:
 
     def add(self, where: dict, field: str, hit_id: str, assignment_id: str, worker_id: str, answers: dict) -> None:
         """One assignment's answers (image_id -> ticked); ``field`` names its id in the file."""
-        content = frozenset((hit_id, worker_id, image_id, bool(a)) for image_id, a in answers.items())
+        content = self.content(hit_id, worker_id, answers)
         earlier = self.seen.get(assignment_id)
         if earlier is not None:
             if earlier[2] != content:
@@ -82,7 +82,21 @@ class Assignments:
             self.repeated += 1
             return
         self.seen[assignment_id] = (where, field, content)
-        self.votes.extend((hit_id, assignment_id, worker_id, i, bool(a), self.source) for i, a in answers.items())
+        self.votes.extend(self.rows(hit_id, assignment_id, worker_id, answers))
+
+    @staticmethod
+    def content(hit_id: str, worker_id: str, answers: dict) -> frozenset:
+        """What makes two copies of an assignment the same answer."""
+        return frozenset((hit_id, worker_id, image_id, bool(a)) for image_id, a in answers.items())
+
+    def rows(self, hit_id: str, assignment_id: str, worker_id: str, answers: dict) -> list[tuple]:
+        """The rows (``COLUMNS``) an assignment adds."""
+        return [(hit_id, assignment_id, worker_id, i, bool(a), self.source) for i, a in answers.items()]
+
+    @staticmethod
+    def held_content(votes: pd.DataFrame) -> frozenset:
+        """``content`` of one assignment's rows among the imported ones."""
+        return frozenset(zip(votes.hit_id, votes.worker_id, votes.image_id, map(bool, votes.answer)))
 
     def drop_imported(self, imported: pd.DataFrame | None) -> int:
         """Leave out the assignments ``imported`` holds already, with the same answers (a file
@@ -92,7 +106,7 @@ class Assignments:
         held = imported[(imported["source"] == self.source) & imported["assignment_id"].isin(self.seen.keys())]
         for assignment_id, votes in held.groupby("assignment_id"):
             where, field, content = self.seen[assignment_id]
-            if frozenset(zip(votes.hit_id, votes.worker_id, votes.image_id, map(bool, votes.answer))) != content:
+            if self.held_content(votes) != content:
                 raise InputError(
                     "imported before with other answers", file=self.path, **where, field=field, value=assignment_id
                 )
@@ -105,7 +119,7 @@ def _place(where: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in where.items())
 
 
-def _text(path: Path, where: dict, field: str, value, *, numbers: bool = False) -> str:
+def text_field(path: Path, where: dict, field: str, value, *, numbers: bool = False) -> str:
     """A field that must hold a non-empty string (or, with ``numbers``, an integer id)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InputError("missing", file=path, **where, field=field)
@@ -133,7 +147,7 @@ def _ticked_ids(path: Path, where: dict, field: str, value, grid: list[str]) -> 
 
 
 def _hit(path: Path, where: dict, field: str, hit_id, grids: dict) -> list[str]:
-    hit_id = _text(path, where, field, hit_id)
+    hit_id = text_field(path, where, field, hit_id)
     if hit_id not in grids:
         raise InputError("unknown HIT (not in any round's hits.parquet)", file=path, **where, field=field, value=hit_id)
     return grids[hit_id]
@@ -153,8 +167,8 @@ def _mturk(path: Path, text: str, grids: dict) -> Assignments:
             out.rejected += 1
             continue
         grid = _hit(path, where, "Input.hit_id", row["Input.hit_id"], grids)
-        assignment = _text(path, where, "AssignmentId", row["AssignmentId"])
-        worker = _text(path, where, "WorkerId", row["WorkerId"])
+        assignment = text_field(path, where, "AssignmentId", row["AssignmentId"])
+        worker = text_field(path, where, "WorkerId", row["WorkerId"])
         answer = row.get(answer_field)
         if answer_field == "Answer.taskAnswers" and answer and answer.strip():
             try:
@@ -189,8 +203,8 @@ def _ours(path: Path, text: str, grids: dict) -> Assignments:
             out.rejected += 1
             continue
         grid = _hit(path, where, "hit_id", record.get("hit_id"), grids)
-        assignment = _text(path, where, "assignment_id", record.get("assignment_id"))
-        worker = _text(path, where, "worker_id", record.get("worker_id"), numbers=True)
+        assignment = text_field(path, where, "assignment_id", record.get("assignment_id"))
+        worker = text_field(path, where, "worker_id", record.get("worker_id"), numbers=True)
         ticked = _ticked_ids(path, where, "ticked", record.get("ticked"), grid)
         out.add(where, "assignment_id", record["hit_id"], assignment, worker, {i: i in ticked for i in grid})
     return out
@@ -217,7 +231,7 @@ def _label_studio(path: Path, text: str, grids: dict) -> Assignments:
         if not isinstance(data, dict) or "annotations" not in task:
             raise InputError("not a Label Studio export task (data, annotations)", file=path, **where)
         grid = _hit(path, where, "data.hit_id", data.get("hit_id"), grids)
-        image_id = _text(path, where, "data.image_id", data.get("image_id"))
+        image_id = text_field(path, where, "data.image_id", data.get("image_id"))
         if image_id not in grid:
             raise InputError("image not in this HIT", file=path, **where, field="data.image_id", value=image_id)
         annotations = task["annotations"]
@@ -232,14 +246,14 @@ def _label_studio(path: Path, text: str, grids: dict) -> Assignments:
             if annotation.get("was_cancelled"):
                 out.rejected += 1
                 continue
-            annotation_id = _text(path, where, f"{field}.id", annotation.get("id"), numbers=True)
-            answer = _choice(path, where, field, annotation)
-            worker = _annotator(path, where, field, annotation, annotation_id)
+            annotation_id = text_field(path, where, f"{field}.id", annotation.get("id"), numbers=True)
+            answer = choice(path, where, field, annotation)
+            worker = annotator(path, where, field, annotation, annotation_id)
             out.add(where, f"{field}.id", data["hit_id"], f"ls-{annotation_id}", worker, {image_id: answer})
     return out
 
 
-def _choice(path: Path, where: dict, field: str, annotation: dict) -> bool:
+def choice(path: Path, where: dict, field: str, annotation: dict) -> bool:
     """An annotation's one answer, yes (True) or no, from its ``choices`` results."""
     result = annotation.get("result")
     if not isinstance(result, list):
@@ -267,7 +281,7 @@ def _choice(path: Path, where: dict, field: str, annotation: dict) -> bool:
     return choices[0] == "yes"
 
 
-def _annotator(path: Path, where: dict, field: str, annotation: dict, annotation_id: str) -> str:
+def annotator(path: Path, where: dict, field: str, annotation: dict, annotation_id: str) -> str:
     """The worker of an annotation: ``completed_by`` (its email or id when expanded), else one
     of its own, ``labelstudio-annotation-<id>`` (see ``_label_studio``)."""
     worker = annotation.get("completed_by")
@@ -275,4 +289,4 @@ def _annotator(path: Path, where: dict, field: str, annotation: dict, annotation
         worker = worker.get("email") or worker.get("id")
     if worker is None or worker == "":
         return f"labelstudio-annotation-{annotation_id}"
-    return _text(path, where, f"{field}.completed_by", worker, numbers=True)
+    return text_field(path, where, f"{field}.completed_by", worker, numbers=True)

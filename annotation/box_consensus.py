@@ -1,0 +1,246 @@
+"""Crowd boxes to verified boxes: Su, Deng and Fei-Fei's draw, quality and coverage loop
+("Crowdsourcing annotations for visual object detection", HCOMP 2012 workshop).
+
+Drawers each box one instance not yet boxed; their boxes of one instance are merged into a
+candidate; judges say whether a candidate is a good box of one instance (quality); once an
+image's candidates are all judged, judges say whether every instance is boxed (coverage), and
+an image that is not complete goes back to the drawers. Every function here takes DataFrames
+and returns DataFrames; ``annotation.answers_import`` reads and writes the tables.
+
+The yes/no answers go through the classification's own code: ``aggregate.worker_quality``
+scores workers on the gold tasks (a draw gold answer is right when one of its boxes hits the
+hidden box at IoU >= 0.5), and ``aggregate.majority`` (or ``dawid_skene``) decides each box and
+each image's coverage. Majority is the default: a box gets 3 votes, too few to fit dynamic
+consensus's table (it needs an initial subset with 10 votes per item); a tie is a no, which
+rejects a box rather than keep a doubtful one, and asks the drawers again rather than call an
+image complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from pipeline.boxes import COLUMNS, iou_matrix
+
+from . import aggregate
+from .tasks import CANDIDATE, POSITIVE
+
+DRAW, QUALITY, COVERAGE = "draw", "quality", "coverage"
+MATCH_IOU = 0.5  # the same instance (ILSVRC's localisation threshold)
+METHODS = ("majority", "dawid_skene")
+ACCEPTED, REJECTED, UNDECIDED = "accepted", "rejected", "undecided"
+COMPLETE, INCOMPLETE, UNASKED, NOTHING_LEFT, IMPORTED = "complete", "incomplete", "unasked", "nothing_left", "imported"
+COVERED = (COMPLETE, NOTHING_LEFT, IMPORTED)
+CANDIDATE_COLUMNS = ["box_id", "round", "image_id", "wnid", *COLUMNS, "drawn_by", "members"]
+
+
+def box_id(round_: int, image_id: str, assignments) -> str:
+    """A candidate's id: its image, round and the assignments whose boxes it merges, so the
+    same draws give the same id at every import (and its quality votes find it again)."""
+    digest = hashlib.sha256("\n".join(sorted(map(str, assignments))).encode()).hexdigest()[:12]
+    return f"b{round_}-{image_id}-{digest}"
+
+
+def clusters(boxes: np.ndarray, threshold: float = MATCH_IOU) -> np.ndarray:
+    """Cluster number of each box (n x 4): complete linkage on 1 - IoU, cut so that every two
+    boxes of a cluster overlap at IoU >= ``threshold``. Single linkage would chain two
+    overlapping instances into one through a box drawn between them; complete linkage cannot."""
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), int)
+    distance = 1.0 - iou_matrix(boxes, boxes)
+    condensed = distance[np.triu_indices(len(boxes), k=1)]
+    return fcluster(linkage(condensed, method="complete"), t=1.0 - threshold, criterion="distance")
+
+
+def merge_draws(draws: pd.DataFrame) -> pd.DataFrame:
+    """Candidate boxes from counted draws (``round, image_id, wnid, assignment_id`` and the box
+    edges; rows without a box left out by the caller): per image and round, each cluster's
+    per-coordinate median, rounded to whole pixels. ``members`` lists its assignments."""
+    rows = []
+    for (round_, image_id, wnid), group in draws.groupby(["round", "image_id", "wnid"], sort=True):
+        boxes = group[list(COLUMNS)].to_numpy(float)
+        labels = clusters(boxes)
+        for label in np.unique(labels):
+            inside = labels == label
+            members = sorted(group.assignment_id.to_numpy()[inside])
+            median = np.floor(np.median(boxes[inside], axis=0) + 0.5).astype(int)
+            rows.append(
+                (
+                    box_id(round_, image_id, members),
+                    int(round_),
+                    image_id,
+                    wnid,
+                    *median.tolist(),
+                    len(members),
+                    members,
+                )
+            )
+    candidates = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    return candidates.sort_values(["image_id", "round", "drawn_by", "box_id"], ascending=[True, True, False, True])
+
+
+def repeats(candidates: pd.DataFrame, known: pd.DataFrame) -> np.ndarray:
+    """For each candidate, whether it boxes an instance ``known`` (image_id and edges) boxes
+    already, or one a candidate of more drawers before it in ``candidates`` boxes: IoU >= 0.5
+    on the same image."""
+    out = np.zeros(len(candidates), bool)
+    known_by_image = {i: g[list(COLUMNS)].to_numpy(float) for i, g in known.groupby("image_id")}
+    for image_id, group in candidates.groupby("image_id", sort=False):
+        seen = known_by_image.get(image_id, np.empty((0, 4)))
+        for row, box in zip(group.index, group[list(COLUMNS)].to_numpy(float)):
+            if len(seen) and iou_matrix([box], seen).max() >= MATCH_IOU:
+                out[candidates.index.get_loc(row)] = True
+            else:
+                seen = np.vstack([seen, box])
+    return out
+
+
+def decide(votes: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Yes/no votes on items (``item, wnid, worker_id, answer``) through the classification's
+    aggregators: ``item, accepted, decided, votes_yes, votes_total``."""
+    if method not in METHODS:
+        raise ValueError(f"box method {method!r}: choose from {', '.join(METHODS)}")
+    if votes.empty:
+        return pd.DataFrame(columns=["item", "accepted", "decided", "votes_yes", "votes_total"])
+    labels = getattr(aggregate, method)(votes.rename(columns={"item": "image_id"}))
+    labels = labels.rename(columns={"image_id": "item"})
+    return labels[["item", "accepted", "decided", "votes_yes", "votes_total"]]
+
+
+def gold_answers(draws: pd.DataFrame, votes: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
+    """Every answer to a gold task as a control vote (``worker_id, assignment_id, kind,
+    answer``: answer is what the worker said, kind what is right) for ``worker_quality``. A
+    draw gold answer says yes when one of its boxes hits the hidden box at IoU >= 0.5."""
+    parts = [votes.loc[votes.kind != CANDIDATE, ["worker_id", "assignment_id", "kind", "answer"]]]
+    gold = draws[draws.kind != CANDIDATE]
+    if len(gold):
+        hidden = tasks.set_index("task_id").loc[gold.task_id, list(COLUMNS)].to_numpy(float)
+        drawn = gold[list(COLUMNS)].to_numpy(float)
+        has_box = ~np.isnan(drawn).any(axis=1)
+        ious = np.zeros(len(gold))
+        for i in np.flatnonzero(has_box):
+            ious[i] = iou_matrix([drawn[i]], [hidden[i]])[0, 0]
+        hit = pd.Series(ious >= MATCH_IOU, index=gold.index).groupby(gold.assignment_id).any()
+        first = gold.drop_duplicates("assignment_id").set_index("assignment_id")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "worker_id": first.loc[hit.index, "worker_id"].to_numpy(),
+                    "assignment_id": hit.index,
+                    "kind": POSITIVE,
+                }
+            ).assign(answer=hit.to_numpy(bool))
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    method: str = "majority"
+    min_worker_accuracy: float = aggregate.MIN_WORKER_ACCURACY
+
+
+@dataclass(frozen=True)
+class Outcome:
+    workers: pd.DataFrame  # schemas.WORKERS
+    candidates: pd.DataFrame  # schemas.BOX_CANDIDATES
+    boxes: pd.DataFrame  # schemas.BOXES: the imported boxes and the accepted candidates
+    images: pd.DataFrame  # schemas.BOX_IMAGES
+
+
+def consensus(
+    tasks: pd.DataFrame, draws: pd.DataFrame, votes: pd.DataFrame, imported: pd.DataFrame, settings: Settings
+) -> Outcome:
+    """Everything the box loop knows, recomputed from every answer so far.
+
+    tasks: every exported box task (schemas.BOX_TASKS); draws and votes: every answer
+    (schemas.BOX_DRAWS, BOX_VOTES); imported: boxes a dataset came with (schemas.BOXES rows of
+    source imported), which count as accepted and leave their images complete."""
+    workers = aggregate.worker_quality(
+        gold_answers(draws, votes, tasks),
+        settings.min_worker_accuracy,
+        all_votes=pd.concat([draws[["worker_id", "assignment_id"]], votes[["worker_id", "assignment_id"]]]),
+    )
+    draws = aggregate.drop_excluded(draws[draws.kind == CANDIDATE], workers)
+    votes = aggregate.drop_excluded(votes[votes.kind == CANDIDATE], workers)
+    sizes = tasks.drop_duplicates("image_id").set_index("image_id")[["width", "height"]]
+    candidates = _judged_candidates(draws, votes[votes.task == QUALITY], imported, settings.method)
+    candidates[["width", "height"]] = sizes.loc[candidates.image_id].to_numpy()
+    accepted = candidates[candidates.status == ACCEPTED]
+    crowd = accepted.assign(approved_by=accepted.votes_yes, source="crowd")
+    boxes = pd.concat([imported, crowd], ignore_index=True)[_BOX_NAMES]
+    images = _images(tasks, draws, votes[votes.task == COVERAGE], candidates, imported, settings.method)
+    return Outcome(workers, candidates.drop(columns="members"), boxes.sort_values(["image_id", "box_id"]), images)
+
+
+_BOX_NAMES = ["box_id", "image_id", "wnid", *COLUMNS, "width", "height", "drawn_by", "approved_by", "source"]
+
+
+def _judged_candidates(draws: pd.DataFrame, quality: pd.DataFrame, imported: pd.DataFrame, method: str):
+    """Round by round: merge the round's draws, drop those that repeat a box accepted before
+    (or imported), and judge the rest by their quality votes."""
+    verdicts = decide(
+        quality.rename(columns={"box_id": "item"})[["item", "wnid", "worker_id", "answer"]], method
+    ).set_index("item")
+    known = imported[["image_id", *COLUMNS]]
+    judged = []
+    boxed = draws.dropna(subset=list(COLUMNS))
+    for _, drawn in boxed.groupby("round", sort=True):
+        merged = merge_draws(drawn.astype({c: int for c in COLUMNS}))
+        merged = merged[~repeats(merged, known)].reset_index(drop=True)
+        verdict = verdicts.reindex(merged.box_id)
+        merged["votes_yes"] = verdict.votes_yes.fillna(0).astype(int).to_numpy()
+        merged["votes_total"] = verdict.votes_total.fillna(0).astype(int).to_numpy()
+        decided = verdict.decided.fillna(False).astype(bool).to_numpy()
+        yes = verdict.accepted.fillna(False).astype(bool).to_numpy()
+        merged["status"] = np.where(~decided, UNDECIDED, np.where(yes, ACCEPTED, REJECTED))
+        judged.append(merged)
+        known = pd.concat([known, merged.loc[merged.status == ACCEPTED, ["image_id", *COLUMNS]]])
+    columns = CANDIDATE_COLUMNS + ["votes_yes", "votes_total", "status"]
+    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame(columns=columns)
+
+
+def _images(
+    tasks: pd.DataFrame,
+    draws: pd.DataFrame,
+    coverage: pd.DataFrame,
+    candidates: pd.DataFrame,
+    imported: pd.DataFrame,
+    method: str,
+) -> pd.DataFrame:
+    """Per image asked to be boxed: its draw rounds, pending candidates, accepted boxes and
+    coverage since its last draw (schemas.BOX_IMAGES)."""
+    asked = tasks[tasks.kind == CANDIDATE].drop_duplicates("image_id").set_index("image_id")
+    images = asked[["wnid", "width", "height"]].copy()
+    rounds = draws.groupby("image_id")["round"]
+    images["draw_rounds"] = rounds.nunique().reindex(images.index).fillna(0).astype(int)
+    images["last_draw"] = rounds.max().reindex(images.index).fillna(0).astype(int)
+
+    def count(frame: pd.DataFrame) -> pd.Series:
+        return frame.groupby("image_id").size().reindex(images.index).fillna(0).astype(int)
+
+    images["pending"] = count(candidates[candidates.status == UNDECIDED])
+    images["boxes"] = count(candidates[candidates.status == ACCEPTED]) + count(imported)
+    since = coverage["round"].to_numpy() >= images.last_draw.reindex(coverage.image_id).fillna(0).to_numpy()
+    recent = coverage[since].rename(columns={"image_id": "item"})
+    verdict = decide(recent[["item", "wnid", "worker_id", "answer"]], method).set_index("item").reindex(images.index)
+    decided = verdict.decided.fillna(False).astype(bool).to_numpy()
+    found = candidates.groupby(["image_id", "round"]).size()
+    nothing = np.array([r > 0 and found.get((i, r), 0) == 0 for i, r in zip(images.index, images.last_draw)], bool)
+    images["coverage"] = np.select(
+        [
+            images.index.isin(imported.image_id),
+            nothing,
+            decided & verdict.accepted.fillna(False).astype(bool).to_numpy(),
+            decided,
+            verdict.votes_total.fillna(0).to_numpy() > 0,
+        ],
+        [IMPORTED, NOTHING_LEFT, COMPLETE, INCOMPLETE, UNDECIDED],
+        default=UNASKED,
+    )
+    return images.reset_index().sort_values(["wnid", "image_id"]).reset_index(drop=True)
