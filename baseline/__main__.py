@@ -16,6 +16,7 @@ from pipeline.remote import Remote, data_location
 from pipeline.settings import OneLineParser, integer, number
 
 ARCHS = ("alexnet", "caffenet")  # model.ARCHS, spelled here so that --help works without PyTorch
+BOX_HEADS = ("class", "agnostic")  # model.BOX_HEADS
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("train", "imagenet"),
         default="train",
         help="mean, std and colour PCA: from the training split (default) or ImageNet's",
+    )
+    t.add_argument(
+        "--box-head",
+        choices=BOX_HEADS,
+        default="class",
+        help="with boxes (manifests/boxes.parquet): regress a box per class (default) or one for any class",
     )
     t.add_argument("--seed", type=integer(0), default=0, help="make: SEED")
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (make: RESUME=1)")

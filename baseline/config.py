@@ -11,7 +11,7 @@ import torch
 
 from pipeline.errors import InputError, PipelineError
 
-from .model import ARCHS, NATIVE_SIZE, smallest_input
+from .model import ARCHS, BOX_HEADS, NATIVE_SIZE, smallest_input
 
 CPU_SIZE, CPU_EPOCHS, GPU_EPOCHS = 64, 10, 90
 
@@ -34,6 +34,7 @@ class Config:
     dropout: float = 0.5
     lighting: bool = True  # AlexNet's PCA colour lighting
     stats: str = "train"  # mean/std/PCA from the training split, or imagenet's
+    box_head: str = "class"  # with boxes: 4 box numbers per class, or "agnostic": 4 in all
     workers: int | None = None
     seed: int = 0
     name: str = "alexnet"
@@ -69,6 +70,7 @@ SETTINGS = (
     "dropout",
     "lighting",
     "stats",
+    "box_head",
     "seed",
 )
 # Settings a resumed run must share with the run it continues (epochs may grow).
@@ -82,6 +84,8 @@ def check_choices(config: Config) -> None:
         raise InputError(f"unknown architecture: {', '.join(ARCHS)}", field="--arch", value=config.arch)
     if config.schedule not in (None, "plateau", "cosine"):
         raise InputError("unknown schedule: plateau or cosine", field="--schedule", value=config.schedule)
+    if config.box_head not in BOX_HEADS:
+        raise InputError(f"unknown box head: {', '.join(BOX_HEADS)}", field="--box-head", value=config.box_head)
 
 
 def choose_settings(config: Config, n_train: int, cuda: bool, log) -> Config:

@@ -28,6 +28,8 @@ def epoch_line(row: dict, epochs: int) -> str:
             f"; val loss {row['val_loss']:.3f}, top-1 error {pct(row['val_top1_error'])}, "
             f"top-5 error {pct(row['val_top5_error'])}"
         )
+    if "val_box_iou_50" in row:
+        line += f", box IoU >= 0.5 {pct(row['val_box_iou_50'])}"
     return line
 
 
@@ -41,12 +43,23 @@ def split_line(name: str, scores: dict, chance: float | None = None) -> str:
     )
 
 
+def box_line(name: str, scores: dict) -> str:
+    """A split's localization: ILSVRC's errors (a guess counts when its class is right and its
+    box overlaps a true box by half) and how often the first guess's box, or the whole image, does."""
+    return (
+        f"{name} localization ({scores['images_with_boxes']} images with boxes): top-1 error "
+        f"{pct(scores['top1_loc_error'])}, top-5 error {pct(scores['top5_loc_error'])}; box IoU >= 0.5 "
+        f"{pct(scores['box_iou_50'])} (the whole image {pct(scores['whole_image_iou_50'])})"
+    )
+
+
 def _class(entry: dict) -> str:
     return entry["wnid"] if entry["name"] == entry["wnid"] else f"{entry['wnid']} {entry['name']}"
 
 
 def final_lines(result: dict, run: Path) -> str:
     lines = [split_line(name, result[name], result["chance_top1_error"]) for name in ("val", "test") if result[name]]
+    lines += [box_line(name, result[name]) for name in ("val", "test") if (result[name] or {}).get("images_with_boxes")]
     if result.get("worst_classes"):
         w = result["worst_classes"][0]
         other = w["most_confused_with"]

@@ -108,8 +108,38 @@ class Shard:
 
 
 @dataclass
+class SplitBoxes:
+    """A split's object boxes (``manifests/boxes.parquet``, our convention: stored-image pixels,
+    far edges exclusive): each sample's stored size, all its boxes (none for an image without
+    any), and the one box the network regresses, the largest (NaN where there is none). The
+    largest rather than the union: ILSVRC scores a guess against each true box in turn, and
+    the union of two instances apart can overlap neither by half."""
+
+    sizes: np.ndarray  # (n, 2) int64: width, height of the stored image
+    boxes: list[np.ndarray]  # per sample, (k, 4) int64, k >= 0
+    targets: np.ndarray  # (n, 4) float64: the largest box, NaN without one
+
+    @classmethod
+    def of(cls, sizes: np.ndarray, boxes: list[np.ndarray]) -> SplitBoxes:
+        targets = np.full((len(boxes), 4), np.nan)
+        for i, found in enumerate(boxes):
+            if len(found):
+                areas = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
+                targets[i] = found[int(np.argmax(areas))]
+        return cls(sizes, boxes, targets)
+
+    @property
+    def with_boxes(self) -> int:
+        return int(sum(len(b) > 0 for b in self.boxes))
+
+    def subset(self, keep: np.ndarray) -> SplitBoxes:
+        return SplitBoxes(self.sizes[keep], [self.boxes[i] for i in np.flatnonzero(keep)], self.targets[keep])
+
+
+@dataclass
 class Split:
-    """The samples of one split: labels, where their bytes are, and which input row each came from."""
+    """The samples of one split: labels, where their bytes are, and which input row each came
+    from; their boxes where the manifests have a box table."""
 
     name: str
     labels: np.ndarray  # int64
@@ -120,6 +150,7 @@ class Split:
     source_row: np.ndarray  # row in that file
     image_ids: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
+    boxes: SplitBoxes | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -139,6 +170,7 @@ class Split:
             self.source_row[keep],
             ids,
             dict(self.skipped),
+            self.boxes.subset(keep) if self.boxes is not None else None,
         )
 
 

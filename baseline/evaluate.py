@@ -1,5 +1,6 @@
 """Scoring a model on a split as ILSVRC did: top-1 and top-5 error on centre crops, and on
-10-crops (the four corners and the centre, and their flips, their softmax averaged)."""
+10-crops (the four corners and the centre, and their flips, their softmax averaged); with a
+box head, each image's five best guesses with their boxes (``localize``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pipeline.errors import InputError
 from .config import Config, autocast, default_workers, memory_bytes, memory_format, pick_device
 from .console import split_line, stderr
 from .loaders import Batches, Feed
+from .localize import TOP, placed
 from .manifests import load_dataset
 from .metrics import topk_wrong
-from .model import build
+from .model import build, outputs
 from .run_folder import RunFolder, dataset_folder
 from .stats import Stats
 from .transforms import View, decoder, resize_for
@@ -23,14 +25,21 @@ from .transforms import View, decoder, resize_for
 @torch.no_grad()
 def evaluate(model, batches: Batches, autocast) -> dict:
     """Loss and top-1/top-5 error over a split (averaging the softmax of the 10 crops), with
-    each image's top-1 guess for the confusion matrix."""
+    each image's top-1 guess for the confusion matrix; with a box head, also each image's
+    split index, its five best classes (``top``) and their boxes in its stored pixels (``boxes``)."""
     model.eval()
     labels, guesses, losses, wrong1, wrong5 = [], [], [], [], []
-    for x, y, _ in batches:
+    found: dict[str, list] = {"indices": [], "top": [], "boxes": []}
+    for x, y, indices in batches:
         b, k = x.shape[:2]
         with autocast():
-            logits = model(x.flatten(0, 1).contiguous(memory_format=memory_format(x.device)))
+            logits, boxes = outputs(model(x.flatten(0, 1).contiguous(memory_format=memory_format(x.device))))
         probs = logits.float().softmax(-1).view(b, k, -1).mean(1)
+        if boxes is not None:
+            top = probs.topk(min(TOP, probs.shape[1]), dim=1).indices
+            found["boxes"].append(placed(boxes.view(b, k, -1), top, batches.view, batches.split, indices))
+            found["top"].append(top.cpu().numpy())
+            found["indices"].append(indices.numpy())
         losses.append(F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").item())
         wrong = topk_wrong(probs, y)
         wrong1.append(wrong[1].sum().item())
@@ -38,6 +47,7 @@ def evaluate(model, batches: Batches, autocast) -> dict:
         labels.append(y.cpu().numpy())
         guesses.append(probs.argmax(1).cpu().numpy())
     n = sum(len(batch) for batch in labels)
+    boxed = {key: np.concatenate(parts) for key, parts in found.items()} if found["boxes"] else {}
     if not n:
         return {
             "images": 0,
@@ -54,6 +64,7 @@ def evaluate(model, batches: Batches, autocast) -> dict:
         "top5_error": sum(wrong5) / n,
         "labels": np.concatenate(labels),
         "guesses": np.concatenate(guesses),
+        **boxed,
     }
 
 
@@ -92,7 +103,7 @@ def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=
     )
     if checkpoint["classes"] != data.classes.wnids:
         raise InputError("the dataset's classes differ from the run's", file=run.checkpoint)
-    model = build(settings["arch"], len(data.classes), settings["dropout"])
+    model = build(settings["arch"], len(data.classes), settings["dropout"], checkpoint.get("box_head"))
     model = model.to(device, memory_format=memory_format(device))
     model.load_state_dict(checkpoint["model"])
     feed = Feed(

@@ -4,7 +4,8 @@
 MANIFEST columns image_id, label, wnid, location; ``location`` names the shard holding the
 bytes relative to the dataset folder (an image-store shard, ``image: binary``, or a packed
 shard), where the row is found by ``image_id`` (or by the stem of ``image.path``).
-``classes.parquet`` beside them gives the class count and names.
+``classes.parquet`` beside them gives the class count and names; ``boxes.parquet``, where
+the dataset has object boxes (BOX_MANIFEST: one row per box), gives each split's boxes.
 
 The trainer takes the splits as the manifests stage made them: with no manifests it stops
 and says to run that stage (``make manifests``, ``make manifests UNVERIFIED=1`` before any
@@ -20,14 +21,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schemas, store
+from pipeline.boxes import COLUMNS as BOX_EDGES
+from pipeline.boxes import problem
 from pipeline.errors import InputError
 from pipeline.layout import SPLITS, Layout
 from pipeline.tables import read_table
 
-from .dataset import BadRows, Classes, DataSet, Shard, Split, read_classes
+from .dataset import BadRows, Classes, DataSet, Shard, Split, SplitBoxes, read_classes
 from .packed import read_packed
 
-MANIFEST_COLUMNS = ["image_id", "label", "wnid", "location"]  # of schemas.MANIFEST, what the trainer reads
+MANIFEST_COLUMNS = [
+    "image_id",
+    "label",
+    "wnid",
+    "location",
+    "width",
+    "height",
+]  # of schemas.MANIFEST, what the trainer reads
+BOX_COLUMNS = ["image_id", "split", "label", *BOX_EDGES, "width", "height"]  # of schemas.BOX_MANIFEST
 NO_MANIFESTS = "no train manifest: run make manifests (make manifests UNVERIFIED=1 without annotation)"
 
 
@@ -59,8 +70,13 @@ def load_dataset(
         if classes_file.exists()
         else _classes_from_manifests({n: t for n, (t, _) in tables.items()}, folder)
     )
+    boxes_file = in_folder(layout.box_manifest)
+    boxes = _split_boxes(boxes_file, tables) if boxes_file.exists() else {}
     shards: list[Shard] = []
-    splits = {name: _resolve(name, table, path, root, classes, shards, bad) for name, (table, path) in tables.items()}
+    splits = {
+        name: _resolve(name, table, path, root, classes, shards, bad, boxes.get(name))
+        for name, (table, path) in tables.items()
+    }
     return DataSet(root, classes, shards, splits, "manifests")
 
 
@@ -81,8 +97,62 @@ def _classes_from_manifests(tables: dict[str, pa.Table], folder: Path) -> Classe
     return Classes(wnids, wnids, f"the labels of {folder} (no classes.parquet)")
 
 
+def _split_boxes(path: Path, tables: dict[str, tuple[pa.Table, Path]]) -> dict[str, SplitBoxes]:
+    """``boxes.parquet`` as each split's boxes, in manifest row order (none without a box row).
+    A box of an image its split's manifest lacks, or of another label or image size, or
+    outside its image, is an error naming the row: a box that silently moved would teach the
+    network wrong places."""
+    table = read_table(path, schemas.BOX_MANIFEST, columns=BOX_COLUMNS).to_pydict()
+    found: dict[str, list[list[tuple]]] = {name: [[] for _ in range(t.num_rows)] for name, (t, _) in tables.items()}
+    rows = {name: {i: r for r, i in enumerate(t.column("image_id").to_pylist())} for name, (t, _) in tables.items()}
+    sizes = {
+        name: np.stack([t.column("width").to_numpy(), t.column("height").to_numpy()], 1).astype(np.int64)
+        for name, (t, _) in tables.items()
+    }
+    labels = {name: t.column("label").to_numpy() for name, (t, _) in tables.items()}
+    for r, (split, image_id) in enumerate(zip(table["split"], table["image_id"])):
+        at = rows.get(split, {}).get(image_id)
+        if at is None:
+            raise InputError(
+                f"not an image of the {split} manifest", file=path, row=r, field="image_id", value=image_id
+            )
+        if table["label"][r] != labels[split][at]:
+            raise InputError(
+                f"the {split} manifest labels the image {labels[split][at]}",
+                file=path,
+                row=r,
+                field="label",
+                value=table["label"][r],
+            )
+        width, height = sizes[split][at]
+        if (table["width"][r], table["height"][r]) != (width, height):
+            raise InputError(
+                f"the {split} manifest gives the image as {width}x{height}",
+                file=path,
+                row=r,
+                field="width",
+                value=f"{table['width'][r]}x{table['height'][r]}",
+            )
+        box = tuple(table[c][r] for c in BOX_EDGES)
+        why = problem(box, int(width), int(height))
+        if why is not None:
+            raise InputError(why, file=path, row=r, field="xmin", value=box)
+        found[split][at].append(box)
+    return {
+        name: SplitBoxes.of(sizes[name], [np.asarray(b, np.int64).reshape(-1, 4) for b in found[name]])
+        for name in tables
+    }
+
+
 def _resolve(
-    name: str, table: pa.Table, path: Path, root: Path, classes: Classes, shards: list[Shard], bad: BadRows
+    name: str,
+    table: pa.Table,
+    path: Path,
+    root: Path,
+    classes: Classes,
+    shards: list[Shard],
+    bad: BadRows,
+    boxes: SplitBoxes | None = None,
 ) -> Split:
     """Find each manifest row's bytes (shard and row) and check its label; errors name the row."""
     n = table.num_rows
@@ -156,7 +226,7 @@ def _resolve(
             )
             keep[row] = False
     split = Split(
-        name, labels, shard_of, shard_row, [path], np.zeros(n, dtype=np.int64), np.arange(n), image_ids, counts
+        name, labels, shard_of, shard_row, [path], np.zeros(n, dtype=np.int64), np.arange(n), image_ids, counts, boxes
     )
     return split.subset(keep) if not keep.all() else split
 

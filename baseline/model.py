@@ -9,6 +9,12 @@ local response normalisation, 227 inputs: 60,965,224 parameters.
 
 Both end in an adaptive average pool to 6x6, which is the identity at 224 (227) and lets
 smaller inputs (64 px Tiny ImageNet, a quick demo run) through the same classifier.
+
+For a dataset with object boxes a box head sits beside the last classifier layer, on fc7's
+4096 features, as the ILSVRC 2012 localization entries regressed boxes from a classification
+net's top layers (Krizhevsky et al. 2012; Sermanet et al., OverFeat, 2014): four numbers per
+class (class-specific) or four in all (class-agnostic), the box's corners as fractions of the
+input crop. The model then returns (class scores, boxes).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class AlexNet(nn.Module):
         widths: tuple[int, ...] = (64, 192, 384, 256, 256),
         groups: tuple[int, ...] = (1, 1, 1, 1, 1),
         conv1_padding: int = 2,
+        box_outputs: int = 0,
     ):
         super().__init__()
         c1, c2, c3, c4, c5 = widths
@@ -68,6 +75,7 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
+        self.boxes = nn.Linear(4096, box_outputs) if box_outputs else None
         if not self.classifier[1].weight.is_meta:  # a model built for its shapes alone needs no values
             self.reset_parameters()
 
@@ -82,28 +90,32 @@ class AlexNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+        if self.boxes is not None:  # start from the whole crop, (0, 0, 1, 1), for every class
+            with torch.no_grad():
+                self.boxes.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(self.boxes.out_features // 4))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = self.features(x)
         h, w = x.shape[-2:]
         if h * w < 36 and (self.training or x.shape[0] >= h * w):
-            return self._folded(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+            x = self._folded(x)
+        else:
+            x = self.classifier[:2](torch.flatten(self.avgpool(x), 1))
+        x = self.classifier[2:6](x)  # fc7's features
+        scores = self.classifier[6](x)
+        return scores if self.boxes is None else (scores, self.boxes(x))
 
     def _folded(self, x: torch.Tensor) -> torch.Tensor:
         """Below the native input size pool5 is smaller than 6x6, and the adaptive pool only
         copies (and averages) its units: that linear map is folded into fc6's weights once per
         batch instead of being multiplied out per image. Evaluation gives the same outputs as
-        pooling then fc6 (a 64 px batch runs about twice as fast on a CPU); in training the
+        pooling then fc6, whose outputs it returns (a 64 px batch runs about twice as fast on a CPU); in training the
         dropout before fc6 drops pool5 units rather than each of their copies."""
         b, c, h, w = x.shape
         fc6 = self.classifier[1]
         pool = _pool_matrix(h, w, x.device)  # (h*w, 36)
         weight = (fc6.weight.view(fc6.out_features, c, 36) @ pool.T.to(fc6.weight.dtype)).flatten(1)
-        x = F.linear(self.classifier[0](x.flatten(1)), weight, fc6.bias)
-        return self.classifier[2:](x)
+        return F.linear(self.classifier[0](x.flatten(1)), weight, fc6.bias)
 
 
 @functools.lru_cache(maxsize=16)
@@ -112,22 +124,41 @@ def _pool_matrix(h: int, w: int, device: torch.device) -> torch.Tensor:
     return F.adaptive_avg_pool2d(basis, (6, 6)).view(h * w, 36)
 
 
-def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
-    """torchvision's AlexNet: same layers, shapes and parameter names."""
-    return AlexNet(num_classes, dropout)
+def alexnet(num_classes: int = 1000, dropout: float = 0.5, box_outputs: int = 0) -> AlexNet:
+    """torchvision's AlexNet: same layers, shapes and parameter names (and ``boxes.*`` with a box head)."""
+    return AlexNet(num_classes, dropout, box_outputs=box_outputs)
 
 
-def caffenet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
+def caffenet(num_classes: int = 1000, dropout: float = 0.5, box_outputs: int = 0) -> AlexNet:
     """The BVLC reference CaffeNet (bvlc_reference_caffenet): LRN, groups of 2, 227 inputs."""
     return AlexNet(
-        num_classes, dropout, lrn=True, widths=(96, 256, 384, 384, 256), groups=(1, 2, 1, 2, 2), conv1_padding=0
+        num_classes,
+        dropout,
+        lrn=True,
+        widths=(96, 256, 384, 384, 256),
+        groups=(1, 2, 1, 2, 2),
+        conv1_padding=0,
+        box_outputs=box_outputs,
     )
 
 
-def build(arch: str, num_classes: int, dropout: float = 0.5) -> AlexNet:
+BOX_HEADS = ("class", "agnostic")  # four box numbers per class, or four in all
+
+
+def box_outputs(head: str | None, num_classes: int) -> int:
+    """The box head's outputs: 4 per class (``class``), 4 (``agnostic``), none (None)."""
+    return {None: 0, "class": 4 * num_classes, "agnostic": 4}[head]
+
+
+def build(arch: str, num_classes: int, dropout: float = 0.5, box_head: str | None = None) -> AlexNet:
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}: {', '.join(ARCHS)}")
-    return {"alexnet": alexnet, "caffenet": caffenet}[arch](num_classes, dropout)
+    return {"alexnet": alexnet, "caffenet": caffenet}[arch](num_classes, dropout, box_outputs(box_head, num_classes))
+
+
+def outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(class scores, boxes or None) from a model's output, with or without a box head."""
+    return out if isinstance(out, tuple) else (out, None)
 
 
 @functools.cache

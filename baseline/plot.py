@@ -1,5 +1,6 @@
-"""The loss and error curves of a run, ``curves.png``, drawn with matplotlib's object API
-(a ``Figure`` of its own rendered by Agg: no pyplot state, safe in any process)."""
+"""The loss and error curves of a run, ``curves.png``, and (with boxes) some validation images
+with their true and predicted boxes, ``boxes.png``; drawn with matplotlib's object API (a
+``Figure`` of its own rendered by Agg: no pyplot state, safe in any process)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 
@@ -24,11 +27,47 @@ def curves(history: list[dict], path: Path) -> None:
         error,
         epochs,
         history,
-        {"train top-1": "train_top1_error", "val top-1": "val_top1_error", "val top-5": "val_top5_error"},
+        {
+            "train top-1": "train_top1_error",
+            "val top-1": "val_top1_error",
+            "val top-5": "val_top5_error",
+            "val box IoU >= 0.5 (share)": "val_box_iou_50",
+        },
     )
     error.set_title("error")
     error.set_ylim(0, 1)
     error.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    figure.savefig(path, format="png", dpi=100)
+
+
+TRUE, PREDICTED = "limegreen", "red"
+
+
+def boxes_figure(panels: list[tuple], path: Path) -> None:
+    """One image per panel, (image, true boxes, predicted box, caption), boxes in our convention
+    (pixel edges, far edges exclusive: a box is drawn on the pixels it covers)."""
+    columns = min(4, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(2.6 * columns, 2.8 * rows + 0.4), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, (image, truths, predicted, caption) in zip(grid.flat, panels):
+        axes.imshow(image)
+        for (xmin, ymin, xmax, ymax), colour, style in [(b, TRUE, "-") for b in truths] + [
+            (predicted, PREDICTED, "--")
+        ]:
+            rectangle = Rectangle((xmin - 0.5, ymin - 0.5), xmax - xmin, ymax - ymin, fill=False, linestyle=style)
+            rectangle.set(edgecolor=colour, linewidth=2)
+            axes.add_patch(rectangle)
+        axes.set_title(caption, fontsize=8)
+    for axes in grid.flat:
+        axes.set_axis_off()
+    figure.legend(
+        [Line2D([], [], color=TRUE, linewidth=2), Line2D([], [], color=PREDICTED, linewidth=2, linestyle="--")],
+        ["true box", "predicted box (first guess)"],
+        loc="outside lower center",
+        ncols=2,
+    )
     figure.savefig(path, format="png", dpi=100)
 
 

@@ -7,7 +7,9 @@ SGD, then runs epochs: each one trains on the training split, scores the validat
 centre crops, steps the learning-rate schedule, writes a checkpoint and a line of
 ``metrics.jsonl``. At the end it scores val (and test, when the manifests have one) on centre
 crops and 10-crops, and writes ``metrics.json``, the confusion matrix, the curves and the
-weights (``run_folder``).
+weights (``run_folder``). Where the manifests have object boxes the model also regresses
+each image's box (``localize``), and the run writes its val and test guesses with their
+boxes as Kaggle submissions, scored for localization error, and ``boxes.png``.
 
 Under torchrun (``torchrun --nproc_per_node=N -m baseline train ...``, WORLD_SIZE > 1) each
 process is one rank of a DistributedDataParallel run: it trains on its own part of every
@@ -41,9 +43,10 @@ from .dataset import DataSet
 from .ddp import Ranks, process_group, weights_digest
 from .evaluate import evaluate, score_splits
 from .loaders import Batches, Feed
+from .localize import BOX_WEIGHT, box_loss, figure, first_boxes, has_boxes, overlap, report, targets
 from .manifests import load_dataset
 from .metrics import confusion, per_class, topk_wrong, worst
-from .model import build, count_parameters
+from .model import build, count_parameters, outputs
 from .run_folder import RunFolder, dataset_folder, input_state
 from .stats import IMAGENET_STATS, Stats, training_stats
 from .transforms import View, decoder, resize_for
@@ -86,7 +89,9 @@ def _train(config: Config, device: torch.device, log) -> dict:
 
     # -- model and optimiser
     torch.manual_seed(config.seed)
-    model = build(config.arch, len(data.classes), config.dropout).to(device, memory_format=memory_format(device))
+    box_head = config.box_head if has_boxes(data) else None
+    model = build(config.arch, len(data.classes), config.dropout, box_head)
+    model = model.to(device, memory_format=memory_format(device))
     optimizer = _sgd(model, config)
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=config.patience)
@@ -125,6 +130,8 @@ def _train(config: Config, device: torch.device, log) -> dict:
         val = validate(score, feed, config, ranks, amp)
         if val is not None:
             row.update(val_loss=val["loss"], val_top1_error=val["top1_error"], val_top5_error=val["top5_error"])
+            if "val_box_iou_50" in val:
+                row["val_box_iou_50"] = val["val_box_iou_50"]
         if plateau is not None:  # steps on val top-1 error, on the training loss without a val split
             watched = row["train_loss"] if val is None else val["top1_error"]
             if watched is not None:
@@ -143,6 +150,7 @@ def _train(config: Config, device: torch.device, log) -> dict:
                     "stats": feed.stats.as_dict(),
                     "classes": data.classes.wnids,
                     "names": data.classes.names,
+                    "box_head": box_head,
                     "bad": {n: sorted(b) for n, b in feed.bad.items()},
                 }
             )
@@ -199,7 +207,8 @@ def train_one_epoch(
     device, length = batches.device, len(batches)
     bar = progress_bar(-(-length // ranks.world), f"epoch {epoch + 1}/{config.epochs}", config.progress)
     seen = steps = 0
-    sums = torch.zeros(3, device=device)  # loss, top-1 wrong, top-5 wrong: read once an epoch, not per step
+    sums = torch.zeros(4, device=device)  # loss, top-1 wrong, top-5 wrong, box loss: read once an epoch, not per step
+    boxes_loss, boxed = torch.zeros((), device=device), False
     rows = []  # the rank's rows, for BASELINE_RANK_LOG
     waited, began = 0.0, time.perf_counter()
     ready = time.perf_counter()
@@ -209,14 +218,20 @@ def train_one_epoch(
             done = min(steps * config.batch * ranks.world, length) if ranks.ddp else seen
             _set_lr(optimizer, _cosine(config, epoch + done / length))
         with autocast():
-            logits = forward(x[:, 0].contiguous(memory_format=memory_format(device)))
-            loss = F.cross_entropy(logits.float(), y)
+            logits, boxes = outputs(forward(x[:, 0].contiguous(memory_format=memory_format(device))))
+            classes_loss = loss = F.cross_entropy(logits.float(), y)
+            if boxes is not None:  # the box of the true class, in the crop as the pixels were cut
+                target, shown = targets(batches.split, batches.view, indices)
+                boxes_loss = box_loss(boxes.float(), y, target.to(device), shown.to(device))
+                loss, boxed = classes_loss + BOX_WEIGHT * boxes_loss, True
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             wrong = topk_wrong(logits.float(), y)
-            sums += torch.stack([loss.detach() * len(y), wrong[1].sum(), wrong[5].sum()])
+            sums += torch.stack(
+                [classes_loss.detach() * len(y), wrong[1].sum(), wrong[5].sum(), boxes_loss.detach() * len(y)]
+            )
         seen += len(y)
         steps += 1
         if ranks.log_rows:
@@ -233,9 +248,9 @@ def train_one_epoch(
     ranks.log(epoch=epoch + 1, rows=rows)
     if ranks.ddp:  # the epoch over all ranks: images, loss and errors summed, and the bad rows met
         totals = ranks.total(torch.cat([sums, sums.new_tensor([seen])]))
-        sums, seen = totals[:3], int(totals[3].item())
+        sums, seen = totals[:4], int(totals[4].item())
         ranks.union(batches.bad)
-    loss_sum, wrong1, wrong5 = sums.tolist()
+    loss_sum, wrong1, wrong5, box_sum = sums.tolist()
     seconds = time.perf_counter() - began
     row = {
         "epoch": epoch + 1,
@@ -248,6 +263,8 @@ def train_one_epoch(
         "data_wait_share": waited / seconds if seconds else None,
         "seconds": seconds,
     }
+    if boxed:
+        row["train_box_loss"] = box_sum / max(seen, 1)
     if device.type == "cuda":
         row["gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
@@ -263,6 +280,8 @@ def validate(score, feed: Feed, config: Config, ranks: Ranks, autocast) -> dict 
     if ranks.rank == 0:
         view = View("center", config.size, resize_for(config.size))
         val = evaluate(score, feed.batches("val", view, batch=config.batch), autocast)
+        if "boxes" in val and split.boxes.with_boxes:  # the first guess's box overlaps a true one by half
+            val["val_box_iou_50"] = overlap(split, val["indices"], first_boxes(split, val))
     return ranks.from_rank_0(val)
 
 
@@ -294,6 +313,12 @@ def final_report(
         score, feed, ("val", "test"), size=config.size, batch=config.batch, autocast=autocast
     )
     result.update(scores)
+    boxed = [name for name, ten in ten_crops.items() if "boxes" in ten]
+    for name in boxed:  # the 10-crop guesses with their boxes: a submission, scored by pipeline.evaluation
+        result[name].update(report(run.path, dataset_folder(config), data, name, ten_crops[name]))
+    if boxed:
+        result["box_head"] = config.box_head
+        result["boxes_plot"] = figure(run.path / "boxes.png", data, boxed[0], ten_crops[boxed[0]])
     if ten_crops:  # per class: on the first scored split, val unless the manifests have none
         name, ten = next(iter(ten_crops.items()))
         matrix = confusion(ten["labels"], ten["guesses"], len(classes))
@@ -320,6 +345,7 @@ def final_report(
             "names": classes.names,
             "size": config.size,
             "stats": feed.stats.as_dict(),
+            "box_head": config.box_head if boxed else None,
         }
     )
     result["history"] = history

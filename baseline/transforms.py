@@ -72,6 +72,52 @@ class View:
         return boxes, flip, alpha
 
 
+def placements(view: View, sizes: np.ndarray, indices) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``view`` cut each sample's crops (the same ``View.boxes`` the decoders used, from the
+    stored sizes (n, 2) and the split indices): crop boxes (n, k, 4) in source pixels, and flips (n,)."""
+    placed = [view.boxes(int(sizes[i, 0]), int(sizes[i, 1]), int(i)) for i in indices]
+    crops = np.asarray([p[0] for p in placed], dtype=np.float64).reshape(len(placed), view.crops, 4)
+    return crops, np.asarray([p[1] for p in placed], dtype=bool)
+
+
+def box_to_crop(boxes: np.ndarray, crops: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Boxes of the source image (our convention, (..., 4)) as the crop ``crops`` (..., 4), source
+    pixels) shows them: corners as fractions of the crop's sides, 0 and 1 its edges, mirrored
+    where the crop was flipped. The crop's scaling to the input size leaves fractions as they
+    are. Not clipped to the crop: an object larger than the crop goes on past 0 or 1, which is
+    what the network must say of it to give the whole box back."""
+    width, height = crops[..., 2] - crops[..., 0], crops[..., 3] - crops[..., 1]
+    left = (boxes[..., 0] - crops[..., 0]) / width
+    right = (boxes[..., 2] - crops[..., 0]) / width
+    top = (boxes[..., 1] - crops[..., 1]) / height
+    bottom = (boxes[..., 3] - crops[..., 1]) / height
+    left, right = np.where(flips, 1 - right, left), np.where(flips, 1 - left, right)
+    return np.stack([left, top, right, bottom], -1)
+
+
+def box_from_crop(fractions: np.ndarray, crops: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """``box_to_crop`` undone: fractions of a (flipped) crop as source-image pixels (floats)."""
+    left, top, right, bottom = (fractions[..., j] for j in range(4))
+    left, right = np.where(flips, 1 - right, left), np.where(flips, 1 - left, right)
+    width, height = crops[..., 2] - crops[..., 0], crops[..., 3] - crops[..., 1]
+    return np.stack(
+        [
+            crops[..., 0] + left * width,
+            crops[..., 1] + top * height,
+            crops[..., 0] + right * width,
+            crops[..., 1] + bottom * height,
+        ],
+        -1,
+    )
+
+
+def in_crop(fractions: np.ndarray) -> np.ndarray:
+    """Whether a box in crop fractions (``box_to_crop``) shows in the crop at all."""
+    return (np.minimum(fractions[..., 2], 1) > np.maximum(fractions[..., 0], 0)) & (
+        np.minimum(fractions[..., 3], 1) > np.maximum(fractions[..., 1], 0)
+    )
+
+
 def resize_for(size: int) -> int:
     """AlexNet scales to 256 and crops 224: keep that ratio at any crop size."""
     return round(size * 256 / 224)
