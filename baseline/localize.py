@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import pixels
+from pipeline import pixels, schemas
 from pipeline.boxes import Box, clip, iou_matrix
+from pipeline.tables import read_table
 
 from .dataset import Blobs, DataSet, Split
 from .plot import boxes_figure
@@ -92,26 +93,29 @@ def to_pixels(box: np.ndarray, width: int, height: int) -> Box:
 def report(run: Path, workdir: Path, data: DataSet, name: str, scored: dict) -> dict:
     """Write split ``name``'s guesses with their boxes (an evaluation's 10-crop results) as
     ``submission-<name>.csv``, score it with ``pipeline.evaluation``, and measure how often the
-    first guess's box, and the whole image, overlap a true box by half (IoU >= 0.5)."""
-    split = data.splits[name]
-    sizes, wnids = split.boxes.sizes, data.classes.wnids
-    rows, first = [], []
-    for i, top, boxes in zip(scored["indices"], scored["top"], scored["boxes"]):
-        width, height = (int(v) for v in sizes[i])
-        guesses = [(wnids[c], to_pixels(box, width, height)) for c, box in zip(top, boxes)]
-        rows.append((split.image_ids[i], guesses))
-        first.append(guesses[0][1])
+    first guess's box, and the whole image, overlap a true box by half (IoU >= 0.5). An image
+    of the manifest that was not scored (a bad row skipped) has a row without guesses, which
+    the evaluator counts as wrong."""
     from pipeline import evaluation  # the evaluator every submission gets, needed only with boxes
 
+    split = data.splits[name]
+    sizes, wnids = split.boxes.sizes, data.classes.wnids
+    rows = {
+        image_id: []
+        for image_id in read_table(split.sources[0], schemas.MANIFEST, ["image_id"])["image_id"].to_pylist()
+    }
+    for i, top, boxes in zip(scored["indices"], scored["top"], scored["boxes"]):
+        width, height = (int(v) for v in sizes[i])
+        rows[split.image_ids[i]] = [(wnids[c], to_pixels(box, width, height)) for c, box in zip(top, boxes)]
     submission = run / f"submission-{name}.csv"
-    evaluation.write_submission(submission, rows)
+    evaluation.write_submission(submission, rows.items())
     scores = evaluation.score(workdir, name, submission)
     whole = [(0, 0, int(sizes[i, 0]), int(sizes[i, 1])) for i in scored["indices"]]
     return {
         "images_with_boxes": scores["images_with_boxes"],
         "top1_loc_error": scores["top1_loc_error"],
         "top5_loc_error": scores["top5_loc_error"],
-        "box_iou_50": overlap(split, scored["indices"], first),
+        "box_iou_50": overlap(split, scored["indices"], first_boxes(split, scored)),
         "whole_image_iou_50": overlap(split, scored["indices"], whole),
         "submission": submission.name,
     }

@@ -240,3 +240,22 @@ def test_without_a_box_table_nothing_changes(tmp_path):
     assert not list(run.glob("submission-*")) and not (run / "boxes.png").exists()
     saved = torch.load(run / "model.pt", weights_only=False)
     assert saved["box_head"] is None and not any(k.startswith("boxes.") for k in saved["state_dict"])
+
+
+@pytest.mark.slow
+def test_a_skipped_image_is_a_submission_row_without_guesses(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = make_boxed_dataset(tmp_path)
+    shard = folder / "images" / "shard-00000.parquet"
+    table = pq.read_table(shard)
+    blobs = table.column("image").to_pylist()
+    blobs[10] = b"\x89PNG not a PNG after all"  # val row 0: n01440764-010, which has a box
+    column = table.schema.get_field_index("image")
+    pq.write_table(table.set_column(column, "image", pa.array(blobs, pa.binary())), shard)
+    result = train(settings(tmp_path, name="skip", epochs=1, skip_bad=True), log=lambda message: None)
+    lines = (folder / "runs" / "skip" / "submission-val.csv").read_text().splitlines()
+    assert "n01440764-010," in lines and len(lines) == 10  # every image of the manifest, once
+    assert result["skipped"] == {"unreadable image": 1}
+    assert result["val"]["images_with_boxes"] == 6  # the evaluator counts it, as wrong
