@@ -345,7 +345,7 @@ def box_report(draws: pd.DataFrame, votes: pd.DataFrame, outcome: box_consensus.
         "undecided": int(status.get(box_consensus.UNDECIDED, 0)),
         "images": len(images),
         "images_complete": int(complete.sum()),
-        "images_needing_draw": int(((images.draw_rounds == 0) | (incomplete & ~capped)).sum()),
+        "images_needing_draw": int((~complete & ((images.draw_rounds == 0) | (incomplete & ~capped))).sum()),
         "images_capped": int(capped.sum()),
         "images_pending_quality": int((images.pending > 0).sum()),
         "images_pending_coverage": int(awaiting.sum()),

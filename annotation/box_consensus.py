@@ -11,9 +11,8 @@ The yes/no answers go through the classification's own code: ``aggregate.worker_
 scores workers on the gold tasks (a draw gold answer is right when one of its boxes hits the
 hidden box at IoU >= 0.5), and ``aggregate.majority`` (or ``dawid_skene``) decides each box and
 each image's coverage. Majority is the default: a box gets 3 votes, too few to fit dynamic
-consensus's table (it needs an initial subset with 10 votes per item); a tie is a no, which
-rejects a box rather than keep a doubtful one, and asks the drawers again rather than call an
-image complete.
+consensus's table (it needs an initial subset with 10 votes per item). A tie, which excluded
+workers leave (1 yes of 2), is asked again rather than settled either way.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from .tasks import CANDIDATE, POSITIVE
 
 DRAW, QUALITY, COVERAGE = "draw", "quality", "coverage"
 MATCH_IOU = 0.5  # the same instance (ILSVRC's localisation threshold)
+SAME_BOX_IOU = 0.9  # the same box, merged again from slightly other draws
 METHODS = ("majority", "dawid_skene")
 ACCEPTED, REJECTED, UNDECIDED = "accepted", "rejected", "undecided"
 COMPLETE, INCOMPLETE, UNASKED, NOTHING_LEFT, IMPORTED = "complete", "incomplete", "unasked", "nothing_left", "imported"
@@ -58,28 +58,25 @@ def clusters(boxes: np.ndarray, threshold: float = MATCH_IOU) -> np.ndarray:
 
 
 def merge_draws(draws: pd.DataFrame) -> pd.DataFrame:
-    """Candidate boxes from counted draws (``round, image_id, wnid, assignment_id`` and the box
-    edges; rows without a box left out by the caller): per image and round, each cluster's
-    per-coordinate median, rounded to whole pixels. ``members`` lists its assignments."""
+    """Candidate boxes from drawn boxes (``round, image_id, wnid, assignment_id``, the box edges
+    and optionally ``counted``; rows without a box left out by the caller): per image and
+    round, each cluster's per-coordinate median, rounded to whole pixels. ``members`` lists its
+    assignments. Every draw shapes the clusters and names them, so excluding a worker later
+    does not rename a box its judges already judged; only the ``counted`` ones (all, without
+    the column) make the median and ``drawn_by``, and a cluster of none is no candidate."""
     rows = []
     for (round_, image_id, wnid), group in draws.groupby(["round", "image_id", "wnid"], sort=True):
         boxes = group[list(COLUMNS)].to_numpy(float)
+        counted = group["counted"].to_numpy(bool) if "counted" in group.columns else np.ones(len(group), bool)
         labels = clusters(boxes)
         for label in np.unique(labels):
             inside = labels == label
+            if not (inside & counted).any():
+                continue
             members = sorted(group.assignment_id.to_numpy()[inside])
-            median = np.floor(np.median(boxes[inside], axis=0) + 0.5).astype(int)
-            rows.append(
-                (
-                    box_id(round_, image_id, members),
-                    int(round_),
-                    image_id,
-                    wnid,
-                    *median.tolist(),
-                    len(members),
-                    members,
-                )
-            )
+            median = np.floor(np.median(boxes[inside & counted], axis=0) + 0.5).astype(int)
+            name = box_id(round_, image_id, members)
+            rows.append((name, int(round_), image_id, wnid, *median.tolist(), int((inside & counted).sum()), members))
     candidates = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
     return candidates.sort_values(["image_id", "round", "drawn_by", "box_id"], ascending=[True, True, False, True])
 
@@ -102,13 +99,16 @@ def repeats(candidates: pd.DataFrame, known: pd.DataFrame) -> np.ndarray:
 
 def decide(votes: pd.DataFrame, method: str) -> pd.DataFrame:
     """Yes/no votes on items (``item, wnid, worker_id, answer``) through the classification's
-    aggregators: ``item, accepted, decided, votes_yes, votes_total``."""
+    aggregators: ``item, accepted, decided, votes_yes, votes_total``. A majority tie (votes of
+    excluded workers left out, 1 of 2) is undecided: the next round asks again."""
     if method not in METHODS:
         raise ValueError(f"box method {method!r}: choose from {', '.join(METHODS)}")
     if votes.empty:
         return pd.DataFrame(columns=["item", "accepted", "decided", "votes_yes", "votes_total"])
     labels = getattr(aggregate, method)(votes.rename(columns={"item": "image_id"}))
     labels = labels.rename(columns={"image_id": "item"})
+    if method == "majority":
+        labels["decided"] &= labels.votes_yes * 2 != labels.votes_total
     return labels[["item", "accepted", "decided", "votes_yes", "votes_total"]]
 
 
@@ -166,10 +166,13 @@ def consensus(
         settings.min_worker_accuracy,
         all_votes=pd.concat([draws[["worker_id", "assignment_id"]], votes[["worker_id", "assignment_id"]]]),
     )
-    draws = aggregate.drop_excluded(draws[draws.kind == CANDIDATE], workers)
+    excluded = set(workers.worker_id[workers.excluded])
+    drawn = draws[draws.kind == CANDIDATE].assign(counted=lambda d: ~d.worker_id.isin(excluded))
+    draws = drawn[drawn.counted]
     votes = aggregate.drop_excluded(votes[votes.kind == CANDIDATE], workers)
     sizes = tasks.drop_duplicates("image_id").set_index("image_id")[["width", "height"]]
-    candidates = _judged_candidates(draws, votes[votes.task == QUALITY], imported, settings.method)
+    asked = tasks[(tasks.task == QUALITY) & (tasks.kind == CANDIDATE)][["box_id", "image_id", *COLUMNS]]
+    candidates = _judged_candidates(drawn, votes[votes.task == QUALITY], asked, imported, settings.method)
     candidates[["width", "height"]] = sizes.loc[candidates.image_id].to_numpy()
     accepted = candidates[candidates.status == ACCEPTED]
     crowd = accepted.assign(approved_by=accepted.votes_yes, source="crowd")
@@ -181,28 +184,48 @@ def consensus(
 _BOX_NAMES = ["box_id", "image_id", "wnid", *COLUMNS, "width", "height", "drawn_by", "approved_by", "source"]
 
 
-def _judged_candidates(draws: pd.DataFrame, quality: pd.DataFrame, imported: pd.DataFrame, method: str):
+def judged_as(candidates: pd.DataFrame, judged: pd.DataFrame) -> list[str]:
+    """For each candidate, the box whose quality votes judge it: itself where it was judged,
+    else a judged box of its image it overlaps at IoU >= ``SAME_BOX_IOU`` (the same draws
+    merged again, less a worker excluded since, move the median a little and change the id),
+    else itself. ``judged``: box_id, image_id and the edges of the boxes asked about."""
+    by_image = dict(list(judged.groupby("image_id")))
+    keys = []
+    for c in candidates.itertuples():
+        near = by_image.get(c.image_id)
+        if near is None or c.box_id in set(near.box_id):
+            keys.append(c.box_id)
+            continue
+        overlap = iou_matrix([[getattr(c, e) for e in COLUMNS]], near[list(COLUMNS)].to_numpy(float))[0]
+        keys.append(near.box_id.iloc[int(overlap.argmax())] if overlap.max() >= SAME_BOX_IOU else c.box_id)
+    return keys
+
+
+def _judged_candidates(
+    draws: pd.DataFrame, quality: pd.DataFrame, judged: pd.DataFrame, imported: pd.DataFrame, method: str
+) -> pd.DataFrame:
     """Round by round: merge the round's draws, drop those that repeat a box accepted before
-    (or imported), and judge the rest by their quality votes."""
+    (or imported), and judge the rest by their quality votes (``judged_as``)."""
     verdicts = decide(
         quality.rename(columns={"box_id": "item"})[["item", "wnid", "worker_id", "answer"]], method
     ).set_index("item")
+    judged = judged[judged.box_id.isin(verdicts.index)]
     known = imported[["image_id", *COLUMNS]]
-    judged = []
+    out = []
     boxed = draws.dropna(subset=list(COLUMNS))
     for _, drawn in boxed.groupby("round", sort=True):
         merged = merge_draws(drawn.astype({c: int for c in COLUMNS}))
         merged = merged[~repeats(merged, known)].reset_index(drop=True)
-        verdict = verdicts.reindex(merged.box_id)
+        verdict = verdicts.reindex(judged_as(merged, judged))
         merged["votes_yes"] = verdict.votes_yes.fillna(0).astype(int).to_numpy()
         merged["votes_total"] = verdict.votes_total.fillna(0).astype(int).to_numpy()
         decided = verdict.decided.fillna(False).astype(bool).to_numpy()
         yes = verdict.accepted.fillna(False).astype(bool).to_numpy()
         merged["status"] = np.where(~decided, UNDECIDED, np.where(yes, ACCEPTED, REJECTED))
-        judged.append(merged)
+        out.append(merged)
         known = pd.concat([known, merged.loc[merged.status == ACCEPTED, ["image_id", *COLUMNS]]])
     columns = CANDIDATE_COLUMNS + ["votes_yes", "votes_total", "status"]
-    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame(columns=columns)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
 
 
 def _images(
@@ -230,8 +253,8 @@ def _images(
     recent = coverage[since].rename(columns={"image_id": "item"})
     verdict = decide(recent[["item", "wnid", "worker_id", "answer"]], method).set_index("item").reindex(images.index)
     decided = verdict.decided.fillna(False).astype(bool).to_numpy()
-    found = candidates.groupby(["image_id", "round"]).size()
-    nothing = np.array([r > 0 and found.get((i, r), 0) == 0 for i, r in zip(images.index, images.last_draw)], bool)
+    drew = draws[list(COLUMNS)].notna().all(axis=1).groupby([draws.image_id, draws["round"]]).any()
+    nothing = np.array([r > 0 and not drew.get((i, r), False) for i, r in zip(images.index, images.last_draw)], bool)
     images["coverage"] = np.select(
         [
             images.index.isin(imported.image_id),

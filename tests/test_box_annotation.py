@@ -334,6 +334,13 @@ def draws_frame(boxes: list[tuple], image_id: str = "i", round_: int = 1, worker
     )
 
 
+def draw_task() -> pd.DataFrame:
+    """One draw task on image i, as BOX_TASKS holds it."""
+    edges = dict.fromkeys(("box_id", "xmin", "ymin", "xmax", "ymax"))
+    common = {"round": 1, "task": "draw", "wnid": A, "kind": "candidate", "width": 500, "height": 375}
+    return pd.DataFrame([{"task_id": "b1-draw-i", "image_id": "i", **common, **edges, "shown": []}])
+
+
 def test_two_overlapping_instances_stay_two_and_noisy_boxes_merge_to_their_median():
     left, right = (0, 0, 100, 100), (50, 0, 150, 100)  # IoU 1/3: two fish side by side
     between = (25, 0, 125, 100)  # IoU 0.6 with each: single linkage would chain all into one
@@ -357,9 +364,7 @@ def test_a_spammers_far_box_is_rejected_by_quality_votes():
     draws = draws_frame([*good, (400, 300, 480, 370)])
     candidates = box_consensus.merge_draws(draws)
     assert len(candidates) == 2
-    tasks = pd.DataFrame(
-        [{"task_id": "b1-draw-i", "image_id": "i", "wnid": A, "kind": "candidate", "width": 500, "height": 375}]
-    )
+    tasks = draw_task()
     votes = []
     for c in candidates.itertuples():
         far = c.drawn_by == 1
@@ -600,9 +605,7 @@ def test_seeded_box_controls_are_checked(pipeline, boxset, tmp_path):
 
 def test_an_image_whose_drawers_find_nothing_left_is_covered():
     draws = draws_frame([(None,) * 4] * 3)
-    tasks = pd.DataFrame(
-        [{"task_id": "b1-draw-i", "image_id": "i", "wnid": A, "kind": "candidate", "width": 500, "height": 375}]
-    )
+    tasks = draw_task()
     votes = pd.DataFrame(columns=schemas.BOX_VOTES.names)
     outcome = box_consensus.consensus(
         tasks, draws, votes, pd.DataFrame(columns=schemas.BOXES.names), box_consensus.Settings()
@@ -611,3 +614,16 @@ def test_an_image_whose_drawers_find_nothing_left_is_covered():
     assert table(outcome.images, "image_id", "draw_rounds", "pending", "boxes", "coverage") == [
         ["i", 1, 0, 0, "nothing_left"]
     ]
+
+
+def test_an_excluded_drawer_leaves_the_box_its_name_and_a_tie_is_asked_again():
+    boxes = [(10, 20, 110, 70), (12, 18, 108, 72), (9, 21, 111, 69), (300, 200, 400, 300)]
+    everyone = box_consensus.merge_draws(draws_frame(boxes))
+    spammer_out = box_consensus.merge_draws(draws_frame(boxes).assign(counted=[True, True, False, False]))
+    assert spammer_out.box_id.tolist() == everyone.box_id.tolist()[:1]  # the far box had only the spammer
+    assert table(spammer_out, "xmin", "ymin", "xmax", "ymax", "drawn_by") == [[11, 19, 109, 71, 2]]
+    votes = pd.DataFrame(
+        {"item": ["b", "b", "c"], "wnid": A, "worker_id": ["j1", "j2", "j1"], "answer": [True, False, True]}
+    )
+    verdict = box_consensus.decide(votes, "majority").set_index("item")
+    assert not verdict.decided["b"] and verdict.decided["c"] and verdict.accepted["c"]
