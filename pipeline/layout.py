@@ -30,6 +30,7 @@ RUNS = "runs"
 CARD = "DATASET_CARD.md"
 CARD_FIGURES = "card"
 REPORTS = "reports"
+EVALUATIONS = "evaluations"  # scored submissions (pipeline.evaluation)
 
 STAMPS = ".stages"  # the runner's record of each finished stage, and its locks
 CACHES = ".cache"  # finished pieces of work a rerun after an interruption reuses
@@ -49,6 +50,16 @@ def report_name(stage: str) -> str:
 def annotate_export_stage(round_: int) -> str:
     """``annotate-export-<n>``: the runner stage, and report, of one round's HIT export."""
     return f"annotate-export-{round_}"
+
+
+def annotate_export_box_stage(round_: int, task: str) -> str:
+    """``annotate-export-box-<n>-<task>``: the runner stage, and report, of one box task export."""
+    return f"annotate-export-box-{round_}-{task}"
+
+
+def box_round_name(round_: int, task: str) -> str:
+    """``annotation/box-rounds/round-<n>/<task>``: one box task's export, relative to the dataset."""
+    return f"{ANNOTATION}/box-rounds/round-{round_}/{task}"
 
 
 def round_name(round_: int) -> str:
@@ -161,10 +172,40 @@ class Layout:
 
     def box_round(self, round_: int, task: str) -> Path:
         """``annotation/box-rounds/round-<n>/<task>/``: one box task's export and answers."""
-        return self.annotation / "box-rounds" / f"round-{round_}" / task
+        return self.root / box_round_name(round_, task)
 
     def box_tasks(self, round_: int, task: str) -> Path:
         return self.box_round(round_, task) / "tasks.parquet"
+
+    def box_task_tables(self) -> list[Path]:
+        """Every exported box task's ``tasks.parquet``, by round then task."""
+        found = self.annotation.glob("box-rounds/round-*/*/tasks.parquet")
+        return sorted(found, key=lambda p: (int(p.parent.parent.name.removeprefix("round-")), p.parent.name))
+
+    @property
+    def box_draws(self) -> Path:
+        """Every box drawn by the crowd (schemas.BOX_DRAWS)."""
+        return self.annotation / "box-draws.parquet"
+
+    @property
+    def box_votes(self) -> Path:
+        """The crowd's quality and coverage answers (schemas.BOX_VOTES)."""
+        return self.annotation / "box-votes.parquet"
+
+    @property
+    def box_candidates(self) -> Path:
+        """Merged draws and their quality verdicts (schemas.BOX_CANDIDATES)."""
+        return self.annotation / "box-candidates.parquet"
+
+    @property
+    def box_images(self) -> Path:
+        """Where each image stands in the box loop (schemas.BOX_IMAGES)."""
+        return self.annotation / "box-images.parquet"
+
+    @property
+    def box_workers(self) -> Path:
+        """Box workers' accuracy on the gold tasks (schemas.WORKERS)."""
+        return self.annotation / "box-workers.parquet"
 
     @property
     def imports(self) -> Path:
@@ -192,6 +233,11 @@ class Layout:
     def export(self, format_: str) -> Path:
         return self.root / EXPORT / format_
 
+    def evaluation(self, split: str, name: str) -> Path:
+        """``evaluations/<split>-<name>.json``: the scores of the submission whose file's stem is
+        ``name`` on ``split`` (schemas.EVALUATE_REPORT); its per-class table beside it, ``.csv``."""
+        return self.root / EVALUATIONS / f"{split}-{name}.json"
+
     @property
     def runs(self) -> Path:
         return self.root / RUNS
@@ -212,6 +258,10 @@ class Layout:
     def simulated_answers(self, round_: int) -> Path:
         """A simulated crowd's answers to a round (``annotate-simulate``), in MTurk's results format."""
         return self.round(round_) / "results-simulated.csv"
+
+    def simulated_box_answers(self, round_: int, task: str) -> Path:
+        """A simulated crowd's answers to one box task of a round, in MTurk's results format."""
+        return self.box_round(round_, task) / "results-simulated.csv"
 
     def local_answers(self, round_: int) -> Path:
         """Answers given on our own labelling page (``annotate-serve``), one JSON object a line."""

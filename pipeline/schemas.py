@@ -300,6 +300,68 @@ BOX_TASKS = _table(
     _required("assignments", pa.int32(), "answers wanted (MTurk's MaxAssignments)"),
     _required("url", pa.string(), "where a worker's browser fetches the image: IMAGE_BASE_URL/<image_id>.jpg"),
 )
+_BOX_EDGES_OPTIONAL = tuple(_optional(name, pa.int32(), what) for name, what in BOX_EDGES)
+
+BOX_DRAWS = _table(  # annotation/box-draws.parquet: every box drawn, one row per box
+    "box_draws",
+    _required("task_id", pa.string(), "the draw task answered"),
+    _required("round", pa.int32(), "its box round"),
+    _required("assignment_id", pa.string(), "one worker's answer to one task"),
+    _required("worker_id", pa.string(), "who drew"),
+    _required("image_id", pa.string(), "the image"),
+    _required("wnid", pa.string(), "the synset boxed"),
+    _required("kind", pa.string(), "candidate, or positive: gold whose one hidden box the drawer must hit"),
+    *_BOX_EDGES_OPTIONAL,  # all null: the worker saw no instance left to box
+    _required("source", pa.string(), "results format it came from: mturk, labelstudio or synsetforge"),
+)
+
+BOX_VOTES = _table(  # annotation/box-votes.parquet: yes/no answers to quality and coverage tasks
+    "box_votes",
+    _required("task_id", pa.string(), "the task answered"),
+    _required("round", pa.int32(), "its box round"),
+    _required("task", pa.string(), "quality or coverage"),
+    _required("assignment_id", pa.string(), "one worker's answer to one task"),
+    _required("worker_id", pa.string(), "who answered"),
+    _required("image_id", pa.string(), "the image"),
+    _required("wnid", pa.string(), "the synset"),
+    _optional("box_id", pa.string(), "quality: the box judged"),
+    _required("kind", pa.string(), "candidate, or gold: positive (yes is right) or negative (no is right)"),
+    _required("answer", pa.bool_(), "quality: a good box of one instance; coverage: every instance is boxed"),
+    _required("source", pa.string(), "results format it came from: mturk, labelstudio or synsetforge"),
+)
+
+BOX_CANDIDATES = _table(  # annotation/box-candidates.parquet: merged draws and their quality verdict
+    "box_candidates",
+    _required("box_id", pa.string(), "b<round>-<image_id>-<digest of the merged assignments>"),
+    _required("round", pa.int32(), "the draw round it was drawn in"),
+    _required("image_id", pa.string(), "the image"),
+    _required("wnid", pa.string(), "the synset"),
+    *BOX_FIELDS,
+    _required("width", pa.int32(), "width of the stored image, pixels"),
+    _required("height", pa.int32(), "height of the stored image, pixels"),
+    _required("drawn_by", pa.int32(), "drawn boxes merged into it (per-coordinate median)"),
+    _required("votes_yes", pa.int32(), "counted quality votes calling it good"),
+    _required("votes_total", pa.int32(), "counted quality votes"),
+    _required("status", pa.string(), "accepted, rejected or undecided (no counted quality vote yet)"),
+)
+
+BOX_IMAGES = _table(  # annotation/box-images.parquet: where each image stands in the box loop
+    "box_images",
+    _required("image_id", pa.string(), "an image asked to be boxed"),
+    _required("wnid", pa.string(), "its class"),
+    _required("width", pa.int32(), "width of the stored image, pixels"),
+    _required("height", pa.int32(), "height of the stored image, pixels"),
+    _required("draw_rounds", pa.int32(), "rounds whose draw task got counted answers"),
+    _required("last_draw", pa.int32(), "the last of them (0: none)"),
+    _required("pending", pa.int32(), "candidate boxes awaiting a quality decision"),
+    _required("boxes", pa.int32(), "boxes accepted"),
+    _required(
+        "coverage",
+        pa.string(),
+        "since the last draw: complete, incomplete, undecided, unasked; nothing_left (the last draw "
+        "found no instance left) and imported count as complete",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -417,6 +479,45 @@ ANNOTATE_IMPORT_REPORT = Report(
         "last_import": dict,
     },
 )
+ANNOTATE_EXPORT_BOX_REPORT = Report(  # one per round and task: reports/annotate-export-box-<round>-<task>.json
+    "annotate-export-box",
+    {
+        "settings": dict,
+        "round": int,
+        "task": str,
+        "tasks": int,
+        "gold": int,
+        "gold_note": (str, None),  # why a round has no gold (none known yet), else null
+        "images": int,
+        "answers_wanted": int,
+        "formats": list,
+        "image_base_url": str,
+    },
+)
+ANNOTATE_IMPORT_BOXES_REPORT = Report(
+    "annotate-import-boxes",
+    {
+        "settings": dict,
+        "rounds": list,
+        "draws": int,
+        "votes": int,
+        "candidates": int,
+        "accepted": int,
+        "rejected": int,
+        "undecided": int,
+        "images": int,  # images asked to be boxed so far
+        "images_complete": int,
+        "images_needing_draw": int,
+        "images_capped": int,
+        "images_pending_quality": int,
+        "images_pending_coverage": int,
+        "workers": int,
+        "workers_excluded": list,
+        "mean_boxes_per_image": float,  # over the complete images
+        "per_class": dict,  # wnid -> {images, complete, boxes}
+        "last_import": dict,
+    },
+)
 MANIFESTS_REPORT = Report(  # written by the manifests stage, and by the import stage
     "manifests",
     {
@@ -471,6 +572,27 @@ TRAIN_METRICS = Report(
         "history": list,
     },
 )
+# A submission's scores on a split, evaluations/<split>-<name>.json (pipeline.evaluation),
+# beside its per-class table <split>-<name>.csv: one per submission, not under reports/.
+EVALUATE_REPORT = Report(
+    "evaluate",
+    {
+        "dataset": str,
+        "submission": str,
+        "submission_sha256": str,
+        "split": str,
+        "images": int,
+        "images_with_boxes": int,  # the images the localization errors are over
+        "localized": bool,  # the submission's guesses have boxes
+        "iou_threshold": float,
+        "top1_error": float,
+        "top5_error": float,
+        "top1_loc_error": (float, None),  # null when the split has no boxes or the submission none
+        "top5_loc_error": (float, None),
+        "per_class": dict,  # wnid -> label, name, images, the errors, images_with_boxes
+        "per_class_csv": str,
+    },
+)
 REPORTS = {
     r.stage: r
     for r in (
@@ -480,9 +602,12 @@ REPORTS = {
         DEDUPE_REPORT,
         ANNOTATE_EXPORT_REPORT,
         ANNOTATE_IMPORT_REPORT,
+        ANNOTATE_EXPORT_BOX_REPORT,
+        ANNOTATE_IMPORT_BOXES_REPORT,
         MANIFESTS_REPORT,
         VALIDATE_REPORT,
         IMPORT_REPORT,
         TRAIN_METRICS,
+        EVALUATE_REPORT,
     )
 }
