@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from pipeline.errors import InputError
 
 from .config import Config, autocast, default_workers, memory_bytes, memory_format, pick_device
-from .console import split_line, stderr
+from .console import box_line, split_line, stderr
 from .loaders import Batches, Feed
-from .localize import TOP, placed
+from .localize import TOP, placed, report
 from .manifests import load_dataset
 from .metrics import topk_wrong
 from .model import build, outputs
@@ -91,8 +91,9 @@ def score_splits(model, feed: Feed, names, *, size: int, batch: int, autocast) -
 
 
 def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=None) -> dict:
-    """Score a run's last checkpoint again (centre and 10-crop), e.g. on a test split added
-    later: writes the run's ``evaluate.json``."""
+    """Score a run's last checkpoint again (centre and 10-crop; with a box head, its
+    submissions and localization too), e.g. on a test split added later: writes the run's
+    ``evaluate.json``."""
     log = log or stderr
     run = RunFolder(config)
     checkpoint = run.read_checkpoint()
@@ -117,11 +118,14 @@ def evaluate_run(config: Config, splits: tuple[str, ...] = ("val", "test"), log=
         skip_bad=config.skip_bad,
         splits=splits,
     )
-    scores, _ = score_splits(
+    scores, ten_crops = score_splits(
         model, feed, splits, size=settings["size"], batch=settings["batch"], autocast=autocast(device)
     )
     for name, score in scores.items():
         log(split_line(name, score))
+        if "boxes" in ten_crops[name]:  # the submission again, scored by pipeline.evaluation
+            score.update(report(run.path, dataset_folder(config), data, name, ten_crops[name]))
+            log(box_line(name, score))
     out = {"run": str(run.path), "epochs_done": checkpoint["epoch"], **scores}
     run.write_evaluation(out)
     return out

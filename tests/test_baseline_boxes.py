@@ -226,8 +226,10 @@ def test_a_run_with_boxes_writes_scored_submissions_and_a_picture(tmp_path):
     assert "train_box_loss" in result["history"][0]
     saved = torch.load(run / "model.pt", weights_only=False)
     assert saved["box_head"] == "class" and saved["state_dict"]["boxes.weight"].shape == (12, 4096)
-    # the evaluate command rebuilds the box head from the checkpoint
+    # the evaluate command rebuilds the box head from the checkpoint, and scores it alike
     assert main(["evaluate", "--data", str(tmp_path), "--subset", "boxed", "--name", "boxes", "--device", "cpu"]) == 0
+    evaluated = json.loads((run / "evaluate.json").read_text())["val"]
+    assert evaluated["top1_loc_error"] == val["top1_loc_error"] and evaluated["box_iou_50"] == val["box_iou_50"]
 
 
 @pytest.mark.slow
