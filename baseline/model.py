@@ -10,11 +10,14 @@ local response normalisation, 227 inputs: 60,965,224 parameters.
 Both end in an adaptive average pool to 6x6, which is the identity at 224 (227) and lets
 smaller inputs (64 px Tiny ImageNet, a quick demo run) through the same classifier.
 
-For a dataset with object boxes a box head sits beside the last classifier layer, on fc7's
-4096 features, as the ILSVRC 2012 localization entries regressed boxes from a classification
-net's top layers (Krizhevsky et al. 2012; Sermanet et al., OverFeat, 2014): four numbers per
-class (class-specific) or four in all (class-agnostic), the box's corners as fractions of the
-input crop. The model then returns (class scores, boxes).
+For a dataset with object boxes a box head sits beside the classifier, as the ILSVRC 2012-13
+localization entries regressed boxes from a classification net's feature maps (Sermanet et
+al., OverFeat, 2014: a regressor of two fully connected layers on the last convolutional
+layer's map): conv5's map, before the last max pool, averaged to 3x3 cells (the map is 3x3 at
+64 px, 13x13 at 224), then 1024 units and four numbers per class (class-specific) or four in
+all (class-agnostic), the box's corners as fractions of the input crop. The model then returns
+(class scores, boxes). Not fc7: pool5 is a single cell at 64 px and keeps no layout, and on
+Tiny ImageNet a head on fc7 stayed near the mean box (see docs/stages/baseline.md).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ARCHS = ("alexnet", "caffenet")
+BOX_GRID, BOX_HIDDEN = 3, 1024  # the box head: conv5's map averaged to 3x3 cells, then 1024 units
 NATIVE_SIZE = {"alexnet": 224, "caffenet": 227}
 
 
@@ -75,7 +79,17 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-        self.boxes = nn.Linear(4096, box_outputs) if box_outputs else None
+        self.boxes = (
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d((BOX_GRID, BOX_GRID)),
+                nn.Flatten(),
+                nn.Linear(c5 * BOX_GRID * BOX_GRID, BOX_HIDDEN),
+                nn.ReLU(inplace=True),
+                nn.Linear(BOX_HIDDEN, box_outputs),
+            )
+            if box_outputs
+            else None
+        )
         if not self.classifier[1].weight.is_meta:  # a model built for its shapes alone needs no values
             self.reset_parameters()
 
@@ -92,10 +106,12 @@ class AlexNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if self.boxes is not None:  # start from the whole crop, (0, 0, 1, 1), for every class
             with torch.no_grad():
-                self.boxes.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(self.boxes.out_features // 4))
+                last = self.boxes[-1]
+                last.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(last.out_features // 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = self.features(x)
+        conv5 = self.features[:-1](x)
+        x = self.features[-1](conv5)  # pool5
         h, w = x.shape[-2:]
         if h * w < 36 and (self.training or x.shape[0] >= h * w):
             x = self._folded(x)
@@ -103,7 +119,7 @@ class AlexNet(nn.Module):
             x = self.classifier[:2](torch.flatten(self.avgpool(x), 1))
         x = self.classifier[2:6](x)  # fc7's features
         scores = self.classifier[6](x)
-        return scores if self.boxes is None else (scores, self.boxes(x))
+        return scores if self.boxes is None else (scores, self.boxes(conv5))
 
     def _folded(self, x: torch.Tensor) -> torch.Tensor:
         """Below the native input size pool5 is smaller than 6x6, and the adaptive pool only

@@ -225,7 +225,7 @@ def test_a_run_with_boxes_writes_scored_submissions_and_a_picture(tmp_path):
     assert metrics["box_head"] == "class" and metrics["boxes_plot"] == "boxes.png"
     assert "train_box_loss" in result["history"][0]
     saved = torch.load(run / "model.pt", weights_only=False)
-    assert saved["box_head"] == "class" and saved["state_dict"]["boxes.weight"].shape == (12, 4096)
+    assert saved["box_head"] == "class" and saved["state_dict"]["boxes.4.weight"].shape == (12, 1024)
     # the evaluate command rebuilds the box head from the checkpoint, and scores it alike
     assert main(["evaluate", "--data", str(tmp_path), "--subset", "boxed", "--name", "boxes", "--device", "cpu"]) == 0
     evaluated = json.loads((run / "evaluate.json").read_text())["val"]
