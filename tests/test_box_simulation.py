@@ -338,3 +338,21 @@ def test_a_round_without_tasks_is_one_line(pipeline, plain_store):
 def test_truth_options_belong_to_their_tasks(pipeline, plain_store, tmp_path):
     assert "--truth-boxes" in one_line(simulate(pipeline, plain_store, "--truth-boxes", tmp_path / "x.csv"))
     assert "--truth" in one_line(simulate(pipeline, plain_store, "--task", "draw", "--truth", tmp_path / "x.csv"))
+
+
+def test_the_importer_reads_the_simulated_answers(pipeline, plain_store, tmp_path):
+    """annotate-import takes the simulated draws in as drawn boxes, one per answer that has one."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image_id,xmin,ymin,xmax,ymax\nimg-1,10,20,110,100\nimg-2,50,40,150,140\n")
+    assert simulate(pipeline, plain_store, "--task", "draw", "--truth-boxes", truth).status == 0
+    answers = Layout(plain_store).simulated_box_answers(1, "draw")
+    outcome = pipeline(
+        "annotate-import", "--data", plain_store.parent, "--subset", plain_store.name, "--results", answers
+    )
+    assert outcome.status == 0, outcome.err
+    draws = pd.read_parquet(Layout(plain_store).box_draws)
+    boxes = [
+        json.loads(r["Answer.taskAnswers"])[0]["annotatedResult"]["boundingBoxes"]
+        for r in results(plain_store, 1, "draw")
+    ]
+    assert len(draws) == 10 and draws.xmin.notna().sum() == sum(map(len, boxes))
