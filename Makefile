@@ -28,13 +28,17 @@ DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--mi
 	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
 DEDUPE_ARGS = $(strip $(call opt,FOLDER,--folder) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
 	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes) $(call opt,EXECUTOR,--executor))
-EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HIT_FORMATS,--formats) $(call opt,IMAGE_BASE_URL,--image-base-url) \
-	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed))
-SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,HOST,--host) $(call opt,PORT,--port) $(call opt,RESERVATION_MINUTES,--reservation-minutes))
-SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TRUTH,--truth) $(call opt,SEED,--seed))
+EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,HIT_FORMATS,--formats) $(call opt,IMAGE_BASE_URL,--image-base-url) \
+	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed) $(call opt,BOX_TRAIN_SHARE,--train-share) \
+	$(call opt,BOX_MAX_ROUNDS,--max-box-rounds) $(call opt,BOX_GOLD,--gold))
+SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,HOST,--host) $(call opt,PORT,--port) $(call opt,RESERVATION_MINUTES,--reservation-minutes))
+SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,TRUTH,--truth) \
+	$(call opt,TRUTH_BOXES,--truth-boxes) $(call opt,SPAMMERS,--spammers) $(call opt,SEED,--seed))
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
-	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy))
+	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy) \
+	$(call opt,BOX_METHOD,--box-method) $(call opt,BOX_MAX_ROUNDS,--max-box-rounds))
 DEMO_ROUNDS ?= 1 2 3 4
+DEMO_BOX_ROUNDS ?= 8
 # The demo's pictures come from the project's own image host (pipeline/imagehost) on 127.0.0.1.
 # With DEMO_HOST=1 (the default for SUBSET=demo with the demo source), `make candidates` and
 # `make download` run under `python -m pipeline.imagehost --port DEMO_PORT -- <stage>`, which
@@ -50,12 +54,30 @@ API ?= http://127.0.0.1:$(DEMO_PORT)
 ALLOW_PRIVATE_HOSTS ?= 1
 HOST_RATE ?= 0
 endif
+# Box tasks' simulated workers see the true boxes the demo host serves (/truth/...): it serves
+# while they answer, unless TRUTH_BOXES=<file> gives them.
+SIMULATE_HOST = $(if $(filter draw quality coverage,$(TASK)),$(if $(TRUTH_BOXES),,$(SERVE_DEMO)))
 TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch) $(call opt,LR,--lr) \
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
 	$(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
 # $(call exists,PATH): PATH is there, on disk or under a DATA URL (asked through fsspec)
 exists = $(if $(findstring ://,$(1)),$(PY) -m pipeline.remote exists '$(1)',test -e '$(1)')
+# The demo's box rounds, after its manifests: draw, quality and coverage tasks exported, answered
+# by the simulated crowd and imported, round after round, up to DEMO_BOX_ROUNDS, ending at the
+# first round with nothing to ask. A task whose answers imports.json records is skipped by a shell
+# test, not a make step, so that a second `make demo` starts no python for it (for a DATA URL
+# every step runs, and skips itself).
+box_imported = $(if $(findstring ://,$(DATA)),false,grep -qsF 'box-rounds/round-'$(1)/$(2)'/results-simulated.csv"' '$(DATA)/demo/annotation/imports.json')
+box_exported = $(if $(findstring ://,$(DATA)),$(PY) -m pipeline.remote exists,test -e) "$(1)/tasks.parquet"
+DEMO_BOX_LOOP = for round in $$(seq $(DEMO_BOX_ROUNDS)); do asked=; \
+	  for task in draw quality coverage; do at='$(DATA)/demo/annotation/box-rounds/round-'$$round/$$task; \
+	    if $(call box_imported,$$round,$$task); then asked=1; continue; fi; \
+	    $(MAKE) --no-print-directory annotate-export SUBSET=demo TASK=$$task ROUND=$$round || exit 1; \
+	    $(call box_exported,$$at) || continue; asked=1; \
+	    $(MAKE) --no-print-directory annotate-simulate SUBSET=demo TASK=$$task ROUND=$$round && \
+	    $(MAKE) --no-print-directory annotate-import SUBSET=demo RESULTS="$$at/results-simulated.csv" || exit 1; \
+	  done; test -n "$$asked" || break; done
 # make train NPROC=N: N processes on this machine under PyTorch's launcher (DistributedDataParallel)
 TRAIN_RUN = $(if $(strip $(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(strip $(NPROC)) -m baseline,$(PY) -m baseline)
 DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
@@ -64,7 +86,7 @@ MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--va
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import train summary demo test test-fast lint format bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import evaluate train summary demo test test-fast lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -92,16 +114,16 @@ dedupe: $(SETUP) ## exact and near-duplicate clusters of images/ (or FOLDER=<dir
 	test -n '$(FOLDER)' || $(call exists,$(DATA)/$(SUBSET)/images) || $(MAKE) --no-print-directory download
 	$(PY) -m pipeline dedupe $(STAGE_ARGS) $(DEDUPE_ARGS)
 
-annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (HIT_FORMATS=mturk,labelstudio,jsonl IMAGE_BASE_URL=...)
+annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND>/ (HIT_FORMATS=mturk,labelstudio,jsonl IMAGE_BASE_URL=...); TASK=draw|quality|coverage: box tasks
 	$(PY) -m pipeline annotate-export $(STAGE_ARGS) $(EXPORT_ARGS)
 
-annotate-serve: $(SETUP) ## our own labelling page for a round, on http://127.0.0.1:8650 (ROUND= HOST= PORT=)
+annotate-serve: $(SETUP) ## our own labelling page for a round, on http://127.0.0.1:8650 (ROUND= HOST= PORT=); TASK=draw|quality|coverage: a box round's tasks
 	$(PY) -m pipeline annotate-serve $(STAGE_ARGS) $(SERVE_ARGS)
 
-annotate-simulate: $(SETUP) ## simulated workers answer a round: annotation/round-<ROUND>/results-simulated.csv
-	$(PY) -m pipeline annotate-simulate $(STAGE_ARGS) $(SIMULATE_ARGS)
+annotate-simulate: $(SETUP) ## simulated workers answer a round: annotation/round-<ROUND>/results-simulated.csv (TASK=draw|quality|coverage: a box round's)
+	$(SIMULATE_HOST) $(PY) -m pipeline annotate-simulate $(STAGE_ARGS) $(SIMULATE_ARGS)
 
-annotate-import: $(SETUP) ## import RESULTS=<file> (MTurk CSV, Label Studio JSON, our JSONL) and aggregate: annotation/labels.parquet
+annotate-import: $(SETUP) ## import RESULTS=<file> (MTurk CSV, Label Studio JSON, our JSONL) and aggregate: annotation/labels.parquet (box answers: annotation/boxes.parquet)
 	test -n '$(RESULTS)' || { echo "make annotate-import needs RESULTS=<file>"; exit 2; }
 	$(PY) -m pipeline annotate-import $(STAGE_ARGS) $(IMPORT_ARGS)
 
@@ -122,6 +144,10 @@ import: $(SETUP) ## bring in a dataset built elsewhere: SRC=<dir> LAYOUT=imagefo
 	test -n '$(SRC)' || { echo "make import needs SRC=<folder>"; exit 2; }
 	$(PY) -m pipeline import $(STAGE_ARGS) $(DATASET_IMPORT_ARGS)
 
+evaluate: $(SETUP) ## score SUBMISSION=<csv> (Kaggle's ImageId,PredictionString) on SPLIT=val|test as ILSVRC did: evaluations/<split>-<name>.json
+	test -n '$(SUBMISSION)' || { echo "make evaluate needs SUBMISSION=<csv>"; exit 2; }
+	$(PY) -m pipeline evaluate $(STAGE_ARGS) --submission '$(SUBMISSION)' $(call opt,SPLIT,--split)
+
 train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir> NPROC=<n>: torchrun, one process per GPU, BATCH each)
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	test -n '$(PACKED)' || $(call exists,$(DATA)/$(SUBSET)/manifests/train.parquet) || $(MAKE) --no-print-directory manifests
@@ -139,6 +165,8 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	  $(MAKE) --no-print-directory annotate-simulate SUBSET=demo ROUND=$$round && \
 	  $(MAKE) --no-print-directory annotate-import SUBSET=demo RESULTS='$(DATA)/demo/annotation/round-'$$round/results-simulated.csv \
 	  || exit 1; done
+	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
+	$(DEMO_BOX_LOOP)
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(MAKE) --no-print-directory validate SUBSET=demo
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
