@@ -281,9 +281,17 @@ def _ours(path: Path, text: str, known: pd.DataFrame) -> _Read:
             if "box" not in record:
                 raise InputError("missing (a box, or null for none left)", file=path, **where, field="box")
             box = record["box"]
-            if box is not None and not (isinstance(box, list) and len(box) == 4):
+            if box is not None and not (
+                isinstance(box, list)
+                and len(box) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+            ):
                 raise InputError(
-                    "not a box ([xmin, ymin, xmax, ymax] or null)", file=path, **where, field="box", value=box
+                    "not a box ([xmin, ymin, xmax, ymax], four integers, or null)",
+                    file=path,
+                    **where,
+                    field="box",
+                    value=box,
                 )
             value = _new_boxes([] if box is None else [drawn_box(path, where, "box", tuple(box), task)], task)
         else:

@@ -43,7 +43,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import runner, schemas, settings, store
-from pipeline.boxes import COLUMNS, problem, to_ltwh
+from pipeline.boxes import COLUMNS, bad_edge, problem, to_ltwh
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
@@ -318,10 +318,12 @@ def read_truth_boxes(path: Path, layout: Layout) -> dict[str, np.ndarray]:
         width, height = int(sizes.at[image_id, "width"]), int(sizes.at[image_id, "height"])
         why = problem(tuple(box), width, height)
         if why:
-            xmin, ymin, xmax, ymax = box
-            bad = [xmin < 0, ymin < 0, xmax > width or xmax <= xmin, ymax > height or ymax <= ymin]
             raise InputError(
-                f"not a box of the stored image: {why}", file=path, **where, field=COLUMNS[bad.index(True)], value=box
+                f"not a box of the stored image: {why}",
+                file=path,
+                **where,
+                field=bad_edge(box, width, height),
+                value=box,
             )
         boxes.setdefault(image_id, []).append(box)
     return {image_id: np.array(found, float) for image_id, found in boxes.items()}

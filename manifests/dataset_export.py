@@ -488,7 +488,10 @@ def hf_boxes_text(data: Dataset) -> str:
     return (
         f"Object boxes: `objects` holds each image's boxes, `bbox` = {BOX_FORMAT} (not COCO's [x, y, width, "
         "height]), and `category`, the ClassLabel of the boxed object, which is the image's class. "
-        f"{int(boxed.sum())} of {len(boxed)} images have boxes; the others have empty lists."
+        f"{int(boxed.sum())} of {len(boxed)} images have boxes; the others have empty lists. "
+        "The boxes are in the upright image: the stored bytes keep their EXIF orientation, which "
+        "`datasets` 2.19 and later apply as they decode (with an older release, or Pillow on "
+        "`image['bytes']`, apply `PIL.ImageOps.exif_transpose` first)."
     )
 
 

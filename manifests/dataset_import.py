@@ -161,6 +161,10 @@ def run(args: argparse.Namespace) -> None:
     runner.run(stage, build, force=args.force)
 
 
+# What README.txt of an ilsvrc export said when its LOC files held whole-image stand-ins.
+STAND_IN = "with one whole-image box per image (wnid 0 0 width-1 height-1): this dataset has no object boxes"
+
+
 def kaggle_root(src: Path) -> Path:
     return src / KAGGLE_ROOT if (src / KAGGLE_ROOT).is_dir() else src
 
@@ -171,10 +175,19 @@ def annotation_bases(src: Path) -> list[Path]:
 
 
 def has_box_files(src: Path) -> bool:
-    """Whether an ilsvrc SRC holds boxes: a LOC solution file or an Annotations/CLS-LOC folder."""
+    """Whether an ilsvrc SRC holds boxes: a LOC solution file (not stand-ins) or an
+    Annotations/CLS-LOC folder."""
     root = kaggle_root(src)
     solutions = any(_first(src, root, f"LOC_{split}_solution.csv") for split in SPLITS)
-    return solutions or bool(annotation_bases(src))
+    return (solutions and not whole_image_standins(src)) or bool(annotation_bases(src))
+
+
+def whole_image_standins(src: Path) -> bool:
+    """Whether SRC is an ilsvrc export of synsetforge from before it had boxes, whose LOC solution
+    files hold one whole-image box per image as a stand-in, as its README.txt says: they label val
+    and test, but are not boxes anyone drew."""
+    readme = src / "README.txt"
+    return readme.is_file() and STAND_IN in readme.read_text(encoding="utf-8", errors="replace")
 
 
 def unreadable_file(error: OSError) -> InputError:
@@ -365,13 +378,14 @@ def import_boxes(src: Path, found: Found, stored: pd.DataFrame) -> pd.DataFrame:
     """The boxes SRC gives the stored images (``stored``: image_id, split, wnid, width, height
     and ``url``, the file's path in SRC), as schemas.BOXES rows in image_id order."""
     bases = annotation_bases(src)
+    standins = whole_image_standins(src)
     stored = stored.sort_values("image_id", ignore_index=True)
     stems = stored.url.map(lambda path: Path(path).stem)
     shared = stored.assign(stem=stems).duplicated(["split", "stem"], keep=False)
     rows = []
     bar = tqdm(zip(stored.itertuples(), stems, shared), total=len(stored), desc="boxes", unit="img", disable=None)
     for image, stem, twice in bar:
-        solution = found.solutions.get(image.split)
+        solution = None if standins else found.solutions.get(image.split)
         loc = solution[1].get(stem) if solution else None
         xml = next(
             (p for p in (b / annotation_name(image.split, image.wnid, stem) for b in bases) if p.is_file()), None

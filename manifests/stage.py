@@ -258,15 +258,17 @@ def box_manifest(table: pd.DataFrame, images: pd.DataFrame, path: Path) -> pd.Da
     image (``pipeline.boxes.problem``); a box of a manifest image must also name the image's class
     and size: otherwise an InputError naming the row and field."""
     edges = list(boxes.COLUMNS)
-    for row, box, width, height in zip(
-        range(len(table)), table[edges].itertuples(index=False), table.width, table.height
+    for row, box, width, height in zip(  # rows numbered from 1, as every error of ours numbers them
+        range(1, len(table) + 1), table[edges].itertuples(index=False), table.width, table.height
     ):
         box = tuple(int(v) for v in box)
         problem = boxes.problem(box, int(width), int(height))
         if problem:
-            raise InputError(problem, file=path, row=row, field=bad_edge(box, int(width), int(height)))
+            raise InputError(problem, file=path, row=row, field=boxes.bad_edge(box, int(width), int(height)))
     shown = images[["image_id", "split", "label", "wnid", "width", "height"]]
-    joined = table.assign(row=range(len(table))).merge(shown, on="image_id", how="inner", suffixes=("", "_image"))
+    joined = table.assign(row=range(1, len(table) + 1)).merge(
+        shown, on="image_id", how="inner", suffixes=("", "_image")
+    )
     for field in ("wnid", "width", "height"):
         wrong = joined[joined[field] != joined[f"{field}_image"]]
         if len(wrong):
@@ -280,18 +282,6 @@ def box_manifest(table: pd.DataFrame, images: pd.DataFrame, path: Path) -> pd.Da
             )
     joined = joined.assign(rank=joined.split.map(SPLITS.index)).sort_values(["rank", "label", "image_id", "row"])
     return joined[list(schemas.BOX_MANIFEST.names)].reset_index(drop=True)
-
-
-def bad_edge(box: tuple[int, int, int, int], width: int, height: int) -> str:
-    """The first edge that makes ``box`` no box of a ``width`` x ``height`` image (for errors)."""
-    xmin, ymin, xmax, ymax = box
-    wrong = {
-        "xmin": xmin < 0,
-        "ymin": ymin < 0,
-        "xmax": xmax > width or xmax <= xmin,
-        "ymax": ymax > height or ymax <= ymin,
-    }
-    return next((edge for edge, bad in wrong.items() if bad), "xmin")
 
 
 def box_counts(boxed: pd.DataFrame | None) -> dict | None:

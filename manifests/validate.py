@@ -143,20 +143,27 @@ def check_classes(rows: pd.DataFrame) -> dict:
 
 
 def check_boxes(layout: Layout, rows: pd.DataFrame) -> dict:
-    """Each box lies inside its image and has an area, on an image of the manifests of the same
-    class and split, with the image's size; ``per_class``: boxed images per class and split."""
+    """Each box lies inside its image and has an area (``pipeline.boxes.problem``, here on whole
+    columns), on an image of the manifests of the same class, label and split, with the image's
+    size; ``per_class``: boxed images per class and split. Rows are numbered from 1."""
     name = layout.box_manifest.relative_to(layout.root).as_posix()
     if not layout.box_manifest.exists():
         return {**_result([], f"no object boxes (no {name})"), "per_class": {}}
     table = _read(layout.box_manifest, schemas.BOX_MANIFEST)
-    images = rows.drop_duplicates("image_id")[["image_id", "split", "wnid", "width", "height"]]
-    joined = table.assign(row=range(len(table))).merge(images, on="image_id", how="left", suffixes=("", "_image"))
+    images = rows.drop_duplicates("image_id")[["image_id", "split", "label", "wnid", "width", "height"]]
+    joined = table.assign(row=range(1, len(table) + 1)).merge(
+        images, on="image_id", how="left", suffixes=("", "_image")
+    )
     joined = joined.sort_values("row")
     xmin, ymin, xmax, ymax = (joined[c].to_numpy() for c in boxes.COLUMNS)
     width, height = joined.width_image.to_numpy(), joined.height_image.to_numpy()
     known = joined.split_image.notna().to_numpy()
     inside = (xmin >= 0) & (ymin >= 0) & (xmax <= width) & (ymax <= height) & (xmin < xmax) & (ymin < ymax)
-    same = (joined.split == joined.split_image).to_numpy() & (joined.wnid == joined.wnid_image).to_numpy()
+    same = (
+        (joined.split == joined.split_image).to_numpy()
+        & (joined.wnid == joined.wnid_image).to_numpy()
+        & (joined.label == joined.label_image).to_numpy()
+    )
     sized = (joined.width == width) & (joined.height == height)
     problems = []
     for box in joined[~known | ~inside | ~same | ~sized.to_numpy()].head(1000).itertuples():
@@ -171,6 +178,8 @@ def check_boxes(layout: Layout, rows: pd.DataFrame) -> dict:
             problems.append(
                 f"{where}: a box of {box.wnid} in {box.split}, the image is {box.wnid_image} in {box.split_image}"
             )
+        if box.label != box.label_image:
+            problems.append(f"{where}: label {box.label}, the manifest says {int(box.label_image)}")
         if (box.width, box.height) != (box.width_image, box.height_image):
             problems.append(
                 f"{where}: size {box.width}x{box.height}, the manifest says {box.width_image}x{box.height_image}"

@@ -59,6 +59,19 @@ def problem(box: tuple, width: int, height: int) -> str | None:
     return None
 
 
+def bad_edge(box: tuple, width: int, height: int) -> str:
+    """The first of xmin, ymin, xmax, ymax that makes ``box`` (ours, four integers) no box of a
+    ``width`` x ``height`` image: the field an error names (``problem`` says why)."""
+    xmin, ymin, xmax, ymax = box
+    wrong = {
+        "xmin": xmin < 0,
+        "ymin": ymin < 0,
+        "xmax": xmax > width or xmax <= xmin,
+        "ymax": ymax > height or ymax <= ymin,
+    }
+    return next((edge for edge, bad in wrong.items() if bad), "xmin")
+
+
 def to_voc(box: tuple) -> tuple[int, int, int, int]:
     """Ours -> PASCAL VOC / ILSVRC / Kaggle LOC (1-based, inclusive)."""
     xmin, ymin, xmax, ymax = (int(v) for v in box)

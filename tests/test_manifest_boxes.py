@@ -198,10 +198,10 @@ def test_without_boxes_there_is_no_box_manifest(boxed, pipeline, tmp_path):
 @pytest.mark.parametrize(
     "changes, named",
     [
-        ({"xmax": {0: 97}}, "row 0: xmax: outside the 96x72 image: (5, 7, 97, 50)"),
-        ({"ymax": {1: 9}}, "row 1: ymax: no area: xmin 8 must be below xmax 44 and ymin 9 below ymax 9"),
-        ({"wnid": {2: WNIDS[1]}}, f"row 2: wnid '{WNIDS[1]}': the manifest says {WNIDS[0]} for image {WNIDS[0]}-2"),
-        ({"width": {3: 95}}, f"row 3: width 95: the manifest says 96 for image {WNIDS[0]}-2"),
+        ({"xmax": {0: 97}}, "row 1: xmax: outside the 96x72 image: (5, 7, 97, 50)"),
+        ({"ymax": {1: 9}}, "row 2: ymax: no area: xmin 8 must be below xmax 44 and ymin 9 below ymax 9"),
+        ({"wnid": {2: WNIDS[1]}}, f"row 3: wnid '{WNIDS[1]}': the manifest says {WNIDS[0]} for image {WNIDS[0]}-2"),
+        ({"width": {3: 95}}, f"row 4: width 95: the manifest says 96 for image {WNIDS[0]}-2"),
     ],
 )
 def test_a_bad_box_is_one_line_naming_the_row_and_the_manifests_stay(boxed, pipeline, tmp_path, changes, named):
@@ -227,11 +227,13 @@ def test_validate_checks_the_boxes_and_counts_boxed_images(boxed, pipeline, tmp_
     frame = table.to_pandas()
     frame.loc[0, "xmax"] = 100  # outside the 96-pixel-wide image
     frame.loc[1, "split"] = "test" if frame.loc[1, "split"] != "test" else "val"
+    frame.loc[2, "label"] = frame.loc[2, "label"] + 1  # the right wnid under another class's number
     write_table(frame.to_dict("list"), Layout(copy).box_manifest, schemas.BOX_MANIFEST)
     bad = pipeline("validate", *where(copy))
-    assert bad.status == 1 and "FAIL boxes: 2 problems" in bad.err
-    assert "manifests/boxes.parquet row 0" in bad.err and "outside the 96x72 image" in bad.err
-    assert f"manifests/boxes.parquet row 1: image {frame.image_id[1]}: a box of" in bad.err
+    assert bad.status == 1 and "FAIL boxes: 3 problems" in bad.err
+    assert "manifests/boxes.parquet row 1" in bad.err and "outside the 96x72 image" in bad.err
+    assert f"manifests/boxes.parquet row 2: image {frame.image_id[1]}: a box of" in bad.err
+    assert f"manifests/boxes.parquet row 3: image {frame.image_id[2]}: label {frame.label[2]}" in bad.err
 
 
 def darkness(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[float, float]:

@@ -10,6 +10,7 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -284,6 +285,31 @@ def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_pat
     assert got["train"] == content(built)["train"] and got["val"] == content(built)["val"] and not got["test"]
     report = read_report(Layout(tmp_path / "kaggle").report("import"), schemas.IMPORT_REPORT)
     assert len(report["unlabelled"]) == 3 and report["unlabelled"][0].startswith("ILSVRC/Data/CLS-LOC/test/")
+
+
+def test_an_export_from_before_boxes_imports_its_whole_image_stand_ins_as_labels_not_boxes(built, pipeline, tmp_path):
+    """Such an export's LOC files held one whole-image box per image (its README.txt said so):
+    they still label val and test, and no box is made of them."""
+    from manifests.dataset_import import STAND_IN
+
+    assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
+    old = tmp_path / "old"
+    shutil.copytree(Layout(built).export("ilsvrc"), old)
+    index = pd.read_csv(old / "files.csv")
+    (old / "files.csv").unlink()
+    sizes = {r["image_id"]: (r["width"], r["height"]) for split in SPLITS for r in manifest(built, split)}
+    for split in ("val", "test"):
+        held = index[index.file.str.startswith(f"{split}/")]
+        lines = [
+            f"{Path(f).stem},{w} 0 0 {sizes[i][0] - 1} {sizes[i][1] - 1}\n"
+            for f, w, i in zip(held.file, held.wnid, held.image_id)
+        ]
+        (old / f"LOC_{split}_solution.csv").write_text("ImageId,PredictionString\n" + "".join(lines))
+    (old / "README.txt").write_text(f"An export of before.\n{STAND_IN}.\n")
+    done = pipeline("import", "--data", tmp_path, "--subset", "back", "--src", old, "--layout", "ilsvrc")
+    assert done.status == 0, done.err
+    assert content(tmp_path / "back") == content(built)
+    assert not Layout(tmp_path / "back").boxes.exists() and not Layout(tmp_path / "back").box_manifest.exists()
 
 
 def test_the_import_pool_reads_images_in_order(tmp_path):
