@@ -33,7 +33,7 @@ EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call o
 	$(call opt,BOX_MAX_ROUNDS,--max-box-rounds) $(call opt,BOX_GOLD,--gold))
 SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,HOST,--host) $(call opt,PORT,--port) $(call opt,RESERVATION_MINUTES,--reservation-minutes))
 SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,TRUTH,--truth) \
-	$(call opt,TRUTH_BOXES,--truth-boxes) $(call opt,SPAMMERS,--spammers) $(call opt,SEED,--seed))
+	$(call opt,TRUTH_BOXES,--truth-boxes) $(call opt,SPAMMERS,--spammers) $(call opt,SEED,--seed) $(call flag,SCORE,--score))
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy) \
 	$(call opt,BOX_METHOD,--box-method) $(call opt,BOX_MAX_ROUNDS,--max-box-rounds))
@@ -55,8 +55,9 @@ ALLOW_PRIVATE_HOSTS ?= 1
 HOST_RATE ?= 0
 endif
 # Box tasks' simulated workers see the true boxes the demo host serves (/truth/...): it serves
-# while they answer, unless TRUTH_BOXES=<file> gives them.
-SIMULATE_HOST = $(if $(filter draw quality coverage,$(TASK)),$(if $(TRUTH_BOXES),,$(SERVE_DEMO)))
+# while they answer, and while SCORE=1 scores the crowd's boxes against them, unless
+# TRUTH_BOXES=<file> gives them.
+SIMULATE_HOST = $(if $(or $(filter draw quality coverage,$(TASK)),$(call flag,SCORE,1)),$(if $(TRUTH_BOXES),,$(SERVE_DEMO)))
 TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch) $(call opt,LR,--lr) \
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
@@ -120,7 +121,7 @@ annotate-export: $(SETUP) ## a round of annotation HITs: annotation/round-<ROUND
 annotate-serve: $(SETUP) ## our own labelling page for a round, on http://127.0.0.1:8650 (ROUND= HOST= PORT=); TASK=draw|quality|coverage: a box round's tasks
 	$(PY) -m pipeline annotate-serve $(STAGE_ARGS) $(SERVE_ARGS)
 
-annotate-simulate: $(SETUP) ## simulated workers answer a round: annotation/round-<ROUND>/results-simulated.csv (TASK=draw|quality|coverage: a box round's)
+annotate-simulate: $(SETUP) ## simulated workers answer a round: annotation/round-<ROUND>/results-simulated.csv (TASK=draw|quality|coverage: a box round's; SCORE=1: score the crowd's boxes against the truth)
 	$(SIMULATE_HOST) $(PY) -m pipeline annotate-simulate $(STAGE_ARGS) $(SIMULATE_ARGS)
 
 annotate-import: $(SETUP) ## import RESULTS=<file> (MTurk CSV, Label Studio JSON, our JSONL) and aggregate: annotation/labels.parquet (box answers: annotation/boxes.parquet)
@@ -167,6 +168,7 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	  || exit 1; done
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(DEMO_BOX_LOOP)
+	$(MAKE) --no-print-directory annotate-simulate SUBSET=demo SCORE=1
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(MAKE) --no-print-directory validate SUBSET=demo
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf

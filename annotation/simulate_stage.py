@@ -43,7 +43,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import runner, schemas, settings, store
-from pipeline.boxes import COLUMNS, bad_edge, problem, to_ltwh
+from pipeline.boxes import COLUMNS, bad_edge, iou_matrix, problem, to_ltwh
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
@@ -51,7 +51,7 @@ from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
 from .formats import read_listing
-from .simulate import BoxCrowd, Crowd, covered, good_box
+from .simulate import COVER_IOU, GOOD_IOU, BoxCrowd, Crowd, covered, good_box
 from .tasks import NEGATIVE, POSITIVE
 
 STAGE = "annotate-simulate"
@@ -126,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=settings.integer(1), default=c.size, help=f"workers in the pool (default {c.size})"
     )
     parser.add_argument("--seed", type=settings.integer(0), default=0, help="the crowd's seed (make: SEED)")
+    parser.add_argument(
+        "--score",
+        action="store_true",
+        help="answer nothing: score annotation/boxes.parquet against the true boxes (the demo host's or "
+        "--truth-boxes) and print one line (make: SCORE=1)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -136,6 +142,9 @@ def run(args: argparse.Namespace) -> None:
     if args.task != CLASSIFY and args.truth:
         raise InputError("--truth is for classification HITs; box tasks take --truth-boxes", field="--truth")
     layout = Layout(args.workdir)
+    if args.score:
+        print(score_line(score_boxes(layout, args.truth_boxes)))
+        return
     crowd = BoxCrowd(careful=args.careful, noisy=args.noisy, spammers=args.spammers, size=args.workers, seed=args.seed)
     if args.task == CLASSIFY:
         hits = read_table(layout.hits(args.round), schemas.HITS).to_pandas()
@@ -161,6 +170,50 @@ def run(args: argparse.Namespace) -> None:
         writer.writerows(answers)
         atomic_write_text(results, buffer.getvalue())
     print(f"annotate-simulate: {len(answers)} assignments on {what} by a crowd of {crowd.counts()} -> {results}")
+
+
+def score_boxes(layout: Layout, truth_file: Path | None = None) -> dict:
+    """The crowd's boxes (annotation/boxes.parquet) of the images the box loop asked about,
+    against their true boxes: the share of boxes at IoU >= ``GOOD_IOU`` with a true instance,
+    and the true instances no box covers at IoU >= ``COVER_IOU`` (as the simulated workers judge)."""
+    if not layout.box_images.exists():
+        raise InputError("no box round imported yet: nothing to score", file=layout.box_images)
+    images = read_table(layout.box_images, schemas.BOX_IMAGES).to_pandas()
+    found = read_table(layout.boxes, schemas.BOXES).to_pandas() if layout.boxes.exists() else None
+    drawn = {} if found is None else {i: g[list(COLUMNS)].to_numpy(float) for i, g in found.groupby("image_id")}
+    truth = read_truth_boxes(truth_file, layout) if truth_file else host_truth_boxes(layout, images)
+    good = boxes = instances = missed = missing = 0
+    for image_id in images.image_id:
+        true = truth.get(image_id, np.empty((0, 4)))
+        mine = drawn.get(image_id, np.empty((0, 4)))
+        overlap = iou_matrix(mine, true)
+        good += int((overlap.max(axis=1, initial=0) >= GOOD_IOU).sum())
+        lost = int((overlap.max(axis=0, initial=0) < COVER_IOU).sum())
+        boxes, instances, missed, missing = (
+            boxes + len(mine),
+            instances + len(true),
+            missed + lost,
+            missing + (lost > 0),
+        )
+    return {
+        "images": len(images),
+        "complete": int(images.coverage.isin(["complete", "nothing_left"]).sum()),
+        "boxes": boxes,
+        "good": good,
+        "instances": instances,
+        "missed": missed,
+        "images_missing": missing,
+    }
+
+
+def score_line(score: dict) -> str:
+    share = score["good"] / max(score["boxes"], 1)
+    return (
+        f"annotate-simulate: {score['boxes']} consensus boxes on {score['images']} images "
+        f"({score['complete']} covered): {share:.1%} at IoU >= {GOOD_IOU} with a true box; "
+        f"{score['missed']} of {score['instances']} true instances unboxed (IoU < {COVER_IOU}), "
+        f"on {score['images_missing']} images"
+    )
 
 
 def answer_hits(hits: pd.DataFrame, truth: dict[tuple[str, str], bool], crowd: Crowd, seed: int) -> list[dict]:
