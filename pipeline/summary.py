@@ -60,6 +60,14 @@ def _annotation(r: dict) -> str:
     )
 
 
+def _boxes(r: dict) -> str:
+    return (
+        f"{r['accepted']} boxes on {r['images_complete']} of {r['images']} images fully boxed in "
+        f"{len(r['rounds'])} rounds ({r['mean_boxes_per_image']} a boxed image), "
+        f"{len(r['workers_excluded'])} of {r['workers']} workers excluded"
+    )
+
+
 def _manifests(r: dict) -> str:
     return f"{r['classes']} classes: {_counts(r['images'])}" + ("" if r["verified"] else " (UNVERIFIED labels)")
 
@@ -76,6 +84,7 @@ REPORT_ROWS = (
     ("download", "download", schemas.DOWNLOAD_REPORT, _download),
     ("dedupe", "dedupe", schemas.DEDUPE_REPORT, _dedupe),
     ("annotation", "annotate-import", schemas.ANNOTATE_IMPORT_REPORT, _annotation),
+    ("boxes", "annotate-import-boxes", schemas.ANNOTATE_IMPORT_BOXES_REPORT, _boxes),
     ("manifests", "manifests", schemas.MANIFESTS_REPORT, _manifests),
     ("validate", "validate", schemas.VALIDATE_REPORT, _validate),
 )
@@ -101,9 +110,15 @@ def _baseline(run: dict) -> str:
         value = errors.get(kind, {})
         return " / ".join(f"{100 * value[c]:.1f}%" for c in ("center", "ten_crop") if value.get(c) is not None) or "?"
 
+    located = ""
+    if errors.get("top1_loc_error") is not None:
+        located = (
+            f", localization top-1 error {100 * errors['top1_loc_error']:.1f}%"
+            f" ({errors['images_with_boxes']} images with boxes)"
+        )
     return (
         f"{split}: top-1 error {centre_and_ten_crop('top1_error')}, top-5 error {centre_and_ten_crop('top5_error')} "
-        f"(centre / 10-crop; chance {100 * run['chance_top1_error']:.0f}%), {run['arch']} in {run['path']}"
+        f"(centre / 10-crop; chance {100 * run['chance_top1_error']:.0f}%){located}, {run['arch']} in {run['path']}"
     )
 
 

@@ -40,7 +40,22 @@ def test_the_summary_shows_each_stage_or_a_dash(tmp_path, capsys):
     write_report(
         layout.report("validate"), schemas.VALIDATE_REPORT, stage_report(schemas.VALIDATE_REPORT, checks=checks)
     )
+    boxes = stage_report(
+        schemas.ANNOTATE_IMPORT_BOXES_REPORT,
+        accepted=12,
+        images=6,
+        images_complete=5,
+        rounds=[1, 2],
+        mean_boxes_per_image=2.4,
+        workers=9,
+        workers_excluded=["w1"],
+    )
+    write_report(layout.report("annotate-import-boxes"), schemas.ANNOTATE_IMPORT_BOXES_REPORT, boxes)
     lines = summary(tmp_path, capsys)
+    assert (
+        lines["boxes"]
+        == "12 boxes on 5 of 6 images fully boxed in 2 rounds (2.4 a boxed image), 1 of 9 workers excluded"
+    )
     assert lines["download"] == "8 of 10 ok (80.0%); failures: 2 http_error"
     assert lines["dedupe"] == "7 of 8 kept; dropped: 1 near; 0 conflicts"
     assert lines["validate"] == "FAILED: counts"
