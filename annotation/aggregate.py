@@ -182,11 +182,16 @@ def _em(
 
 
 def worker_quality(
-    control_votes: pd.DataFrame, min_accuracy: float = MIN_WORKER_ACCURACY, all_votes: pd.DataFrame | None = None
+    control_votes: pd.DataFrame,
+    min_accuracy: float = MIN_WORKER_ACCURACY,
+    all_votes: pd.DataFrame | None = None,
+    min_answers: int = 1,
 ) -> pd.DataFrame:
     """Each worker's accuracy on the known positives and negatives hidden in its tasks: a
-    WORKERS table. A worker below ``min_accuracy`` is excluded; one without control answers
-    has a null accuracy and is kept (nothing is known against it).
+    WORKERS table. A worker below ``min_accuracy`` on at least ``min_answers`` control answers
+    is excluded; one without control answers has a null accuracy and is kept (nothing is known
+    against it), as is one with fewer than ``min_answers`` (two wrong of two say little about a
+    worker right 95% of the time: 1 in 400 such workers would fail them).
 
     control_votes: ``worker_id, kind (positive|negative), answer`` and ``assignment_id`` (or
     ``hit_id``); ``assignments`` counts the distinct assignments of the worker over
@@ -208,7 +213,7 @@ def worker_quality(
             "control_answers": answers.astype(np.int32),
             "control_correct": workers["control_correct"].to_numpy(np.int32),
             "accuracy": accuracy,
-            "excluded": np.nan_to_num(accuracy, nan=1.0) < min_accuracy,
+            "excluded": (np.nan_to_num(accuracy, nan=1.0) < min_accuracy) & (answers >= min_answers),
         }
     )
     return out[WORKERS.names]

@@ -83,7 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=box_consensus.METHODS,
         default=box_consensus.METHODS[0],
         help="box answers: how quality and coverage votes decide (make: BOX_METHOD, default majority: "
-        "3 votes a box are too few for dynamic consensus's table)",
+        "5 votes a box are too few for dynamic consensus's table)",
+    )
+    parser.add_argument(
+        "--min-gold-answers",
+        type=integer(1),
+        default=box_consensus.MIN_GOLD_ANSWERS,
+        help="box answers: a worker is excluded for low accuracy only with at least this many gold answers "
+        f"(default {box_consensus.MIN_GOLD_ANSWERS})",
     )
     parser.add_argument(
         "--max-box-rounds",
@@ -278,6 +285,7 @@ def import_box_file(layout: Layout, tasks: pd.DataFrame, args: argparse.Namespac
     settings = {
         "box_method": args.box_method,
         "min_worker_accuracy": args.min_worker_accuracy,
+        "min_gold_answers": args.min_gold_answers,
         "max_box_rounds": args.max_box_rounds,
     }
     shape = schemas.ANNOTATE_IMPORT_BOXES_REPORT
@@ -291,7 +299,11 @@ def import_box_file(layout: Layout, tasks: pd.DataFrame, args: argparse.Namespac
     boxes = _held(layout.boxes, schemas.BOXES)
     imported = boxes[boxes.source == "imported"] if boxes is not None else pd.DataFrame(columns=schemas.BOXES.names)
     outcome = box_consensus.consensus(
-        tasks, draws, votes, imported, box_consensus.Settings(args.box_method, args.min_worker_accuracy)
+        tasks,
+        draws,
+        votes,
+        imported,
+        box_consensus.Settings(args.box_method, args.min_worker_accuracy, args.min_gold_answers),
     )
     report = box_report(draws, votes, outcome, args.max_box_rounds)
     added = len(draws) + len(votes) - sum(0 if t is None else len(t) for t in (old_draws, old_votes))

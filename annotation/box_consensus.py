@@ -9,10 +9,13 @@ and returns DataFrames; ``annotation.answers_import`` reads and writes the table
 
 The yes/no answers go through the classification's own code: ``aggregate.worker_quality``
 scores workers on the gold tasks (a draw gold answer is right when one of its boxes hits the
-hidden box at IoU >= 0.5), and ``aggregate.majority`` (or ``dawid_skene``) decides each box and
-each image's coverage. Majority is the default: a box gets 3 votes, too few to fit dynamic
-consensus's table (it needs an initial subset with 10 votes per item). A tie, which excluded
-workers leave (1 yes of 2), is asked again rather than settled either way.
+hidden box at IoU >= 0.5), excluding one only on ``MIN_GOLD_ANSWERS`` of them, and
+``aggregate.majority`` (or ``dawid_skene``) decides each box and each image's coverage.
+Majority is the default: a box gets 5 votes, too few to fit dynamic consensus's table (it needs
+an initial subset with 10 votes per item). A tie, which excluded workers leave (2 yes of 4), is
+asked again rather than settled either way. A box its judges have judged stays a candidate
+when its drawers are excluded later: the judges' verdict is the check on the drawers, and an
+image judged complete would otherwise lose a box without being asked about again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ DRAW, QUALITY, COVERAGE = "draw", "quality", "coverage"
 MATCH_IOU = 0.5  # the same instance (ILSVRC's localisation threshold)
 SAME_BOX_IOU = 0.9  # the same box, merged again from slightly other draws
 METHODS = ("majority", "dawid_skene")
+# Gold answers a worker must have before being excluded: a careful worker (right 95% of the
+# time) fails 2 of 2 once in 400, 2 of 5 (accuracy 0.6 < 0.7) once in 45; a spammer (50%)
+# fails 2 of 5 or worse 81% of the time, and gets more gold answers as the rounds go on.
+MIN_GOLD_ANSWERS = 5
+# Share of coverage yes votes that makes an image complete (majority): 4 of 5. A wrong
+# "complete" loses an instance for good, a wrong "incomplete" costs one more draw, whose
+# drawers then find nothing left. With a fifth of the judges sloppy (wrong 25% of the time,
+# careful ones 5%) 3 wrong of 5 happen about once in 150 verdicts, 4 of 5 once in 3,000.
+COMPLETE_SHARE = 0.8
 ACCEPTED, REJECTED, UNDECIDED = "accepted", "rejected", "undecided"
 COMPLETE, INCOMPLETE, UNASKED, NOTHING_LEFT, IMPORTED = "complete", "incomplete", "unasked", "nothing_left", "imported"
 COVERED = (COMPLETE, NOTHING_LEFT, IMPORTED)
@@ -44,6 +56,11 @@ def box_id(round_: int, image_id: str, assignments) -> str:
     same draws give the same id at every import (and its quality votes find it again)."""
     digest = hashlib.sha256("\n".join(sorted(map(str, assignments))).encode()).hexdigest()[:12]
     return f"b{round_}-{image_id}-{digest}"
+
+
+def draw_round(box: str) -> int:
+    """The draw round a ``box_id`` names."""
+    return int(box[1 : box.index("-")])
 
 
 def clusters(boxes: np.ndarray, threshold: float = MATCH_IOU) -> np.ndarray:
@@ -81,18 +98,21 @@ def merge_draws(draws: pd.DataFrame) -> pd.DataFrame:
     return candidates.sort_values(["image_id", "round", "drawn_by", "box_id"], ascending=[True, True, False, True])
 
 
-def repeats(candidates: pd.DataFrame, known: pd.DataFrame) -> np.ndarray:
+def repeats(candidates: pd.DataFrame, known: pd.DataFrame, shadows: np.ndarray | None = None) -> np.ndarray:
     """For each candidate, whether it boxes an instance ``known`` (image_id and edges) boxes
     already, or one a candidate of more drawers before it in ``candidates`` boxes: IoU >= 0.5
-    on the same image."""
+    on the same image. Only the candidates ``shadows`` marks (all without it) hide later ones:
+    a box of an instance that hides behind a rejected one would never be asked about."""
     out = np.zeros(len(candidates), bool)
+    shadows = np.ones(len(candidates), bool) if shadows is None else np.asarray(shadows, bool)
     known_by_image = {i: g[list(COLUMNS)].to_numpy(float) for i, g in known.groupby("image_id")}
     for image_id, group in candidates.groupby("image_id", sort=False):
         seen = known_by_image.get(image_id, np.empty((0, 4)))
         for row, box in zip(group.index, group[list(COLUMNS)].to_numpy(float)):
+            at = candidates.index.get_loc(row)
             if len(seen) and iou_matrix([box], seen).max() >= MATCH_IOU:
-                out[candidates.index.get_loc(row)] = True
-            else:
+                out[at] = True
+            elif shadows[at]:
                 seen = np.vstack([seen, box])
     return out
 
@@ -143,6 +163,7 @@ def gold_answers(draws: pd.DataFrame, votes: pd.DataFrame, tasks: pd.DataFrame) 
 class Settings:
     method: str = "majority"
     min_worker_accuracy: float = aggregate.MIN_WORKER_ACCURACY
+    min_gold_answers: int = MIN_GOLD_ANSWERS
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,7 @@ def consensus(
         gold_answers(draws, votes, tasks),
         settings.min_worker_accuracy,
         all_votes=pd.concat([draws[["worker_id", "assignment_id"]], votes[["worker_id", "assignment_id"]]]),
+        min_answers=settings.min_gold_answers,
     )
     excluded = set(workers.worker_id[workers.excluded])
     drawn = draws[draws.kind == CANDIDATE].assign(counted=lambda d: ~d.worker_id.isin(excluded))
@@ -186,13 +208,15 @@ _BOX_NAMES = ["box_id", "image_id", "wnid", *COLUMNS, "width", "height", "drawn_
 
 def judged_as(candidates: pd.DataFrame, judged: pd.DataFrame) -> list[str]:
     """For each candidate, the box whose quality votes judge it: itself where it was judged,
-    else a judged box of its image it overlaps at IoU >= ``SAME_BOX_IOU`` (the same draws
-    merged again, less a worker excluded since, move the median a little and change the id),
-    else itself. ``judged``: box_id, image_id and the edges of the boxes asked about."""
-    by_image = dict(list(judged.groupby("image_id")))
+    else a judged box of its image and draw round it overlaps at IoU >= ``SAME_BOX_IOU`` (the
+    same draws merged again, less a worker excluded since, move the median a little and change
+    the id), else itself. Another round's box of the same instance is another box, asked about
+    anew: inheriting a verdict across rounds would let one wrong rejection keep an instance from
+    ever being boxed. ``judged``: box_id, image_id and the edges of the boxes asked about."""
+    by_draw = dict(list(judged.groupby([judged.image_id, judged.box_id.map(draw_round)])))
     keys = []
     for c in candidates.itertuples():
-        near = by_image.get(c.image_id)
+        near = by_draw.get((c.image_id, c.round))
         if near is None or c.box_id in set(near.box_id):
             keys.append(c.box_id)
             continue
@@ -204,8 +228,11 @@ def judged_as(candidates: pd.DataFrame, judged: pd.DataFrame) -> list[str]:
 def _judged_candidates(
     draws: pd.DataFrame, quality: pd.DataFrame, judged: pd.DataFrame, imported: pd.DataFrame, method: str
 ) -> pd.DataFrame:
-    """Round by round: merge the round's draws, drop those that repeat a box accepted before
-    (or imported), and judge the rest by their quality votes (``judged_as``)."""
+    """Round by round: merge the round's draws, judge them by their quality votes
+    (``judged_as``), and drop those that repeat a box accepted before (or imported) or a
+    candidate of the round not rejected (asked about only if that one is rejected). A cluster of
+    excluded drawers only stays where it was judged (merged from all its draws, as when it was
+    asked about)."""
     verdicts = decide(
         quality.rename(columns={"box_id": "item"})[["item", "wnid", "worker_id", "answer"]], method
     ).set_index("item")
@@ -214,14 +241,18 @@ def _judged_candidates(
     out = []
     boxed = draws.dropna(subset=list(COLUMNS))
     for _, drawn in boxed.groupby("round", sort=True):
-        merged = merge_draws(drawn.astype({c: int for c in COLUMNS}))
-        merged = merged[~repeats(merged, known)].reset_index(drop=True)
+        drawn = drawn.astype({c: int for c in COLUMNS})
+        merged = merge_draws(drawn)
+        everyone = merge_draws(drawn.drop(columns="counted", errors="ignore"))
+        excluded = everyone[~everyone.box_id.isin(merged.box_id)]
+        merged = pd.concat([merged, excluded[excluded.box_id.isin(judged.box_id)]], ignore_index=True)
         verdict = verdicts.reindex(judged_as(merged, judged))
         merged["votes_yes"] = verdict.votes_yes.fillna(0).astype(int).to_numpy()
         merged["votes_total"] = verdict.votes_total.fillna(0).astype(int).to_numpy()
         decided = verdict.decided.fillna(False).astype(bool).to_numpy()
         yes = verdict.accepted.fillna(False).astype(bool).to_numpy()
         merged["status"] = np.where(~decided, UNDECIDED, np.where(yes, ACCEPTED, REJECTED))
+        merged = merged[~repeats(merged, known, merged.status != REJECTED)].reset_index(drop=True)
         out.append(merged)
         known = pd.concat([known, merged.loc[merged.status == ACCEPTED, ["image_id", *COLUMNS]]])
     columns = CANDIDATE_COLUMNS + ["votes_yes", "votes_total", "status"]
@@ -237,7 +268,8 @@ def _images(
     method: str,
 ) -> pd.DataFrame:
     """Per image asked to be boxed: its draw rounds, pending candidates, accepted boxes and
-    coverage since its last draw (schemas.BOX_IMAGES)."""
+    coverage (schemas.BOX_IMAGES): the verdict of its last coverage task since its last draw
+    (an earlier one saw other boxes), complete on ``COMPLETE_SHARE`` of the votes by majority."""
     asked = tasks[tasks.kind == CANDIDATE].drop_duplicates("image_id").set_index("image_id")
     images = asked[["wnid", "width", "height"]].copy()
     rounds = draws.groupby("image_id")["round"]
@@ -249,17 +281,21 @@ def _images(
 
     images["pending"] = count(candidates[candidates.status == UNDECIDED])
     images["boxes"] = count(candidates[candidates.status == ACCEPTED]) + count(imported)
+    latest = coverage.groupby("image_id")["round"].transform("max").to_numpy()
     since = coverage["round"].to_numpy() >= images.last_draw.reindex(coverage.image_id).fillna(0).to_numpy()
-    recent = coverage[since].rename(columns={"image_id": "item"})
+    recent = coverage[since & (coverage["round"].to_numpy() == latest)].rename(columns={"image_id": "item"})
     verdict = decide(recent[["item", "wnid", "worker_id", "answer"]], method).set_index("item").reindex(images.index)
     decided = verdict.decided.fillna(False).astype(bool).to_numpy()
+    complete = decided & verdict.accepted.fillna(False).astype(bool).to_numpy()
+    if method == "majority":
+        complete &= verdict.votes_yes.fillna(0).to_numpy() >= COMPLETE_SHARE * verdict.votes_total.fillna(0).to_numpy()
     drew = draws[list(COLUMNS)].notna().all(axis=1).groupby([draws.image_id, draws["round"]]).any()
     nothing = np.array([r > 0 and not drew.get((i, r), False) for i, r in zip(images.index, images.last_draw)], bool)
     images["coverage"] = np.select(
         [
             images.index.isin(imported.image_id),
             nothing,
-            decided & verdict.accepted.fillna(False).astype(bool).to_numpy(),
+            complete,
             decided,
             verdict.votes_total.fillna(0).to_numpy() > 0,
         ],

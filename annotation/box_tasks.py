@@ -8,15 +8,21 @@
   instance boxed? An image that is not complete goes back to the drawers next round, up to
   ``max_rounds`` draws.
 
+Five drawers, and five judges per quality and coverage task: with a fifth of the crowd sloppy
+(right 75% of the time) three judges let too many verdicts rest on one or two sloppy votes.
+
 Which images get boxes (the scope): the images annotation accepted or, once manifests exist,
 every val and test image and a seeded share of each class's train images (ILSVRC-2012 boxed
 about 40% of train). Images a dataset came with boxes for count as complete.
 
 Gold tasks, whose right answer is known, are hidden among the others (task ids ``...-gold-...``)
 and score the workers: a known good box (accepted with every judge's yes, imported, or seeded by
-``--controls``) and a bad one made from it (IoU < 0.3) for quality; a complete image with all
-its boxes (positive) or one left out (negative) for coverage; a complete image with one box
-hidden for draw, which a drawer must hit at IoU >= 0.5.
+``--controls``) and a bad one made from it (IoU < 0.3) for quality; a known complete image with
+all its boxes (positive) or one left out (negative) for coverage; a known complete image with
+one box hidden for draw, which a drawer must hit at IoU >= 0.5. A crowd image is known complete
+only when judged complete and every box it has is known good: showing only its known boxes of
+an image with others would make "complete" wrong and leave the drawer more than the hidden box
+to find, and careful workers would fail that gold.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ class BoxPlan:
     seed: int = 0
 
     def assignments(self, task: str) -> int:
-        return self.votes or (5 if task == DRAW else 3)
+        return self.votes or 5
 
 
 def scope(layout: Layout, plan: BoxPlan) -> pd.DataFrame:
@@ -249,15 +255,17 @@ def _gold(round_: int, task: str, n_tasks: int, known: pd.DataFrame, plan: BoxPl
 
 def _known_boxes(boxes, candidates, images, controls) -> pd.DataFrame:
     """Boxes whose truth is known: imported or seeded ones, and crowd boxes every judge
-    approved; ``complete`` when every box of their image is known (a complete image)."""
+    approved; ``complete`` when their image is known complete: imported, seeded, or judged
+    complete with every accepted box known (a complete image with one box of doubt would be
+    wrong gold)."""
     crowd = boxes[boxes.source == "crowd"]
-    unanimous = set(
-        candidates.box_id[(candidates.status == ACCEPTED) & (candidates.votes_yes == candidates.votes_total)]
-    )
-    complete_images = set(images.image_id[images.coverage.isin(COVERED)])
+    accepted = candidates[candidates.status == ACCEPTED]
+    unanimous = accepted.votes_yes == accepted.votes_total
+    doubted = set(accepted.image_id[~unanimous]) | set(crowd.image_id[~crowd.box_id.isin(accepted.box_id)])
+    complete_images = set(images.image_id[images.coverage.isin(COVERED)]) - doubted
     parts = [
         boxes[boxes.source == "imported"].assign(complete=True),
-        crowd[crowd.box_id.isin(unanimous)].assign(complete=crowd.image_id.isin(complete_images)),
+        crowd[crowd.box_id.isin(accepted.box_id[unanimous])].assign(complete=crowd.image_id.isin(complete_images)),
     ]
     if controls is not None:
         parts.append(controls.assign(complete=True))

@@ -13,7 +13,7 @@ commands run in this process (``pipeline.cli.main``), the image host on a thread
 Printed per share: consensus boxes, the share of them at IoU >= 0.7 with a true instance
 (target >= 95% with 10% spammers), true instances without a box at IoU >= 0.5 and the images
 missing any (target: none), the rounds used, and the tasks and answers paid for per image
-(gold included). Run: ``.venv/bin/python bench/box_consensus.py`` (about 3 minutes a share
+(gold included). Run: ``.venv/bin/python bench/box_consensus.py`` (about a minute a share
 on 2 cores, plus 1.5 to build the dataset).
 """
 
@@ -63,7 +63,7 @@ def stage(name: str, workdir: Path, *args: str) -> None:
     with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
         status = main([name, "--data", str(workdir.parent), "--subset", workdir.name, *map(str, args)])
     if status:
-        raise SystemExit(f"{name} {' '.join(args)} failed: {err.getvalue().strip()}")
+        raise SystemExit(f"{name} {' '.join(map(str, args))} failed: {err.getvalue().strip()}")
 
 
 def box_rounds(workdir: Path, rounds: int, crowd: list[str], export: list[str], imports: list[str]) -> int:
