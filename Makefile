@@ -36,9 +36,9 @@ SIMULATE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call
 	$(call opt,TRUTH_BOXES,--truth-boxes) $(call opt,SPAMMERS,--spammers) $(call opt,SEED,--seed) $(call flag,SCORE,--score))
 IMPORT_ARGS = $(strip --results '$(RESULTS)' $(call opt,METHOD,--method) $(call opt,CONFIDENCE,--confidence) \
 	$(call opt,MAX_VOTES,--max-votes) $(call opt,MIN_WORKER_ACCURACY,--min-worker-accuracy) \
-	$(call opt,BOX_METHOD,--box-method) $(call opt,BOX_MAX_ROUNDS,--max-box-rounds))
+	$(call opt,BOX_METHOD,--box-method) $(call opt,BOX_MAX_ROUNDS,--max-box-rounds) $(call opt,BOX_MIN_GOLD,--min-gold-answers))
 DEMO_ROUNDS ?= 1 2 3 4
-DEMO_BOX_ROUNDS ?= 8
+DEMO_BOX_ROUNDS ?= 12
 # The demo's pictures come from the project's own image host (pipeline/imagehost) on 127.0.0.1.
 # With DEMO_HOST=1 (the default for SUBSET=demo with the demo source), `make candidates` and
 # `make download` run under `python -m pipeline.imagehost --port DEMO_PORT -- <stage>`, which

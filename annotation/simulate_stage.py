@@ -137,8 +137,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.careful + args.noisy + args.spammers == 0:
         raise InputError("the shares of careful, noisy and spamming workers are all 0", field="--careful")
-    if args.task == CLASSIFY and args.truth_boxes:
-        raise InputError("--truth-boxes is for box tasks (--task draw, quality or coverage)", field="--truth-boxes")
+    if args.task == CLASSIFY and args.truth_boxes and not args.score:
+        raise InputError(
+            "--truth-boxes is for box tasks (--task draw, quality or coverage) and --score", field="--truth-boxes"
+        )
     if args.task != CLASSIFY and args.truth:
         raise InputError("--truth is for classification HITs; box tasks take --truth-boxes", field="--truth")
     layout = Layout(args.workdir)

@@ -29,21 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotation.simulate_stage import host_truth_boxes  # noqa: E402
+from annotation.simulate_stage import score_boxes  # noqa: E402
 from pipeline import DEMO_PORT  # noqa: E402
-from pipeline.boxes import COLUMNS, iou_matrix  # noqa: E402
 from pipeline.cli import main  # noqa: E402
 from pipeline.imagehost import ImageHost  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 
 TASKS = ("draw", "quality", "coverage")
-GOOD_IOU, MATCH_IOU = 0.7, 0.5
 
 
 def build(data: Path) -> None:
@@ -85,29 +82,16 @@ def box_rounds(workdir: Path, rounds: int, crowd: list[str], export: list[str], 
 
 
 def score(workdir: Path) -> dict:
+    """``annotate-simulate --score``'s figures (the share of good boxes instead of their count),
+    and the tasks and answers paid for per image."""
     layout = Layout(workdir)
-    images = pd.read_parquet(layout.box_images)
-    boxes = pd.read_parquet(layout.boxes) if layout.boxes.exists() else pd.DataFrame(columns=["image_id", *COLUMNS])
-    truth = host_truth_boxes(layout, images[["image_id", "wnid"]])
+    figures = score_boxes(layout)
     tasks = pd.concat([pd.read_parquet(p) for p in layout.box_task_tables()], ignore_index=True)
-    good = instances = missed = missing = 0
-    for image_id in images.image_id:
-        true = truth.get(image_id, np.empty((0, 4)))
-        drawn = boxes.loc[boxes.image_id == image_id, list(COLUMNS)].to_numpy(float).reshape(-1, 4)
-        overlap = iou_matrix(drawn, true) if len(drawn) and len(true) else np.zeros((len(drawn), len(true)))
-        good += int((overlap.max(axis=1, initial=0) >= GOOD_IOU).sum())
-        lost = int((overlap.max(axis=0, initial=0) < MATCH_IOU).sum())
-        instances, missed, missing = instances + len(true), missed + lost, missing + (lost > 0)
     return {
-        "images": len(images),
-        "boxes": len(boxes),
-        "good": good / max(len(boxes), 1),
-        "instances": instances,
-        "missed": missed,
-        "images_missing": missing,
-        "complete": int(images.coverage.isin(["complete", "nothing_left"]).sum()),
-        "tasks_per_image": len(tasks) / len(images),
-        "answers_per_image": int(tasks.assignments.sum()) / len(images),
+        **figures,
+        "good": figures["good"] / max(figures["boxes"], 1),
+        "tasks_per_image": len(tasks) / figures["images"],
+        "answers_per_image": int(tasks.assignments.sum()) / figures["images"],
     }
 
 

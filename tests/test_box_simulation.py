@@ -18,6 +18,7 @@ from annotation.simulate import CAREFUL, NOISY, SPAMMER, BoxCrowd, covered, good
 from annotation.simulate_stage import BOX_FIELDS, host_truth_boxes
 from pipeline import schemas, store
 from pipeline.boxes import from_ltwh, iou_matrix, problem
+from pipeline.cli import main
 from pipeline.imagehost import ImageHost
 from pipeline.imagehost.pictures import picture_jpeg, true_boxes
 from pipeline.layout import Layout
@@ -356,3 +357,25 @@ def test_the_importer_reads_the_simulated_answers(pipeline, plain_store, tmp_pat
         for r in results(plain_store, 1, "draw")
     ]
     assert len(draws) == 10 and draws.xmin.notna().sum() == sum(map(len, boxes))
+
+
+def test_score_measures_the_crowds_boxes_against_the_truth(pipeline, plain_store, tmp_path, capsys):
+    """One good box (IoU 0.9 with img-1's truth), one loose box (IoU 0.4 with img-2's first
+    instance): 50% good, and neither of img-2's instances has a box at IoU >= 0.5."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image_id,xmin,ymin,xmax,ymax\nimg-1,10,20,110,100\nimg-2,0,0,100,100\nimg-2,120,50,200,150\n")
+    assert "no box round imported yet" in one_line(simulate(pipeline, plain_store, "--score", "--truth-boxes", truth))
+    layout = Layout(plain_store)
+    images = {"image_id": ["img-1", "img-2"], "wnid": [A, A], "width": [200, 200], "height": [150, 150]}
+    state = {"draw_rounds": [1, 1], "last_draw": [1, 1], "pending": [0, 0], "boxes": [1, 1]}
+    write_table({**images, **state, "coverage": ["complete", "incomplete"]}, layout.box_images, schemas.BOX_IMAGES)
+    boxes = {"box_id": ["b1", "b2"], "image_id": ["img-1", "img-2"], "wnid": [A, A]}
+    edges = {"xmin": [10, 0], "ymin": [20, 0], "xmax": [100, 40], "ymax": [100, 100]}
+    sizes = {"width": [200, 200], "height": [150, 150], "drawn_by": [3, 2], "approved_by": [5, 4]}
+    write_table({**boxes, **edges, **sizes, "source": ["crowd"] * 2}, layout.boxes, schemas.BOXES)
+    where = ["--data", str(plain_store.parent), "--subset", plain_store.name]
+    assert main(["annotate-simulate", *where, "--score", "--truth-boxes", str(truth)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "annotate-simulate: 2 consensus boxes on 2 images (1 covered): 50.0% at IoU >= 0.7 with a true box; "
+        "2 of 3 true instances unboxed (IoU < 0.5), on 1 images"
+    )
