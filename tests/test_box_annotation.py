@@ -489,6 +489,18 @@ def test_bad_workers_are_found_on_gold_and_not_counted(pipeline, boxset, tmp_pat
             r"bad\.jsonl:1: box .*not a box",
         ),
         (
+            [{"task_id": "b1-draw-{A}-001", "assignment_id": "a", "worker_id": "w", "box": [10.9, 0.2, 50.7, 40]}],
+            r"bad\.jsonl:1: box .*four integers",
+        ),
+        (
+            [{"task_id": "b1-draw-{A}-001", "assignment_id": "a", "worker_id": "w", "box": ["10", 0, 50, 40]}],
+            r"bad\.jsonl:1: box .*four integers",
+        ),
+        (
+            [{"task_id": "b1-draw-{A}-001", "assignment_id": "a", "worker_id": "w", "box": [True, 0, 50, 40]}],
+            r"bad\.jsonl:1: box .*four integers",
+        ),
+        (
             [{"task_id": "b9-draw-nope", "assignment_id": "a", "worker_id": "w", "box": None}],
             r"bad\.jsonl:1: task_id 'b9-draw-nope': unknown box task",
         ),
