@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import pixels, schemas
+from pipeline import evaluation, pixels, schemas
 from pipeline.boxes import Box, clip, iou_matrix
 from pipeline.tables import read_table
 
@@ -96,8 +96,6 @@ def report(run: Path, workdir: Path, data: DataSet, name: str, scored: dict) -> 
     first guess's box, and the whole image, overlap a true box by half (IoU >= 0.5). An image
     of the manifest that was not scored (a bad row skipped) has a row without guesses, which
     the evaluator counts as wrong."""
-    from pipeline import evaluation  # the evaluator every submission gets, needed only with boxes
-
     split = data.splits[name]
     sizes, wnids = split.boxes.sizes, data.classes.wnids
     rows = {
