@@ -198,6 +198,7 @@ bench: $(SETUP) ## print the speed figures of bench/
 	$(PY) bench/dedupe_quality.py --tiny
 	$(PY) bench/dedupe_speed.py
 	$(PY) bench/annotation_quality.py
+	$(PY) bench/box_consensus.py
 	$(PY) bench/manifests_speed.py
 	$(PY) bench/train_tiny_imagenet.py
 	$(PY) bench/crowdkit_peer.py
