@@ -37,7 +37,7 @@ from pipeline.boxes import COLUMNS, clip, from_ltwh, from_percent, problem
 from pipeline.errors import InputError
 
 from .formats import csv_records, decode
-from .results import LABEL_STUDIO, MTURK, OURS, SYNSETFORGE, Assignments, annotator, choice, text_field
+from .results import LABEL_STUDIO, MTURK, SYNSETFORGE, Assignments, annotator, choice, our_lines, text_field
 
 BOX_TASK_ID = re.compile(r'"task_id"\s*:\s*"b\d+-')  # in a JSON line or a Label Studio export
 STRAY = 2  # pixels a drawing tool may let a box's edge stray past the image
@@ -259,21 +259,7 @@ def _mturk_choice(path: Path, where: dict, field: str, answer: dict, task: pd.Se
 
 def _ours(path: Path, text: str, known: pd.DataFrame) -> _Read:
     out = _Read(SYNSETFORGE)
-    for number, line in enumerate(text.splitlines(), start=1):
-        where = {"line": number}
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError("not a JSON line", file=path, **where) from None
-        if not isinstance(record, dict):
-            raise InputError(f"not a JSON object but {type(record).__name__}", file=path, **where, value=record)
-        if record.get("format") != OURS:
-            raise InputError(f"not a {OURS} line", file=path, **where, field="format", value=record.get("format"))
-        if record.get("status") == "Rejected":
-            out.rejected += 1
-            continue
+    for where, record in our_lines(path, text, out):
         task = _task(path, where, "task_id", record.get("task_id"), known)
         assignment = text_field(path, where, "assignment_id", record.get("assignment_id"))
         worker = text_field(path, where, "worker_id", record.get("worker_id"), numbers=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -185,8 +186,10 @@ def _mturk(path: Path, text: str, grids: dict) -> Assignments:
     return out
 
 
-def _ours(path: Path, text: str, grids: dict) -> Assignments:
-    out = Assignments(path, SYNSETFORGE)
+def our_lines(path: Path, text: str, out) -> Iterator[tuple[dict, dict]]:
+    """Each answer line of our JSONL results (the labelling page's) as (where, record): a JSON
+    object of format ``OURS``; blank lines are skipped and a Rejected line is counted in
+    ``out.rejected``."""
     for number, line in enumerate(text.splitlines(), start=1):
         where = {"line": number}
         if not line.strip():
@@ -202,6 +205,12 @@ def _ours(path: Path, text: str, grids: dict) -> Assignments:
         if record.get("status") == "Rejected":
             out.rejected += 1
             continue
+        yield where, record
+
+
+def _ours(path: Path, text: str, grids: dict) -> Assignments:
+    out = Assignments(path, SYNSETFORGE)
+    for where, record in our_lines(path, text, out):
         grid = _hit(path, where, "hit_id", record.get("hit_id"), grids)
         assignment = text_field(path, where, "assignment_id", record.get("assignment_id"))
         worker = text_field(path, where, "worker_id", record.get("worker_id"), numbers=True)

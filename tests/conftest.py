@@ -111,20 +111,18 @@ def jpeg(image, quality: int = 90, **options) -> bytes:
 
 
 def write_images(workdir: Path, images: list[tuple[str, str, bytes]], shard: int = 0) -> Path:
-    """An image store shard as the download stage writes it, from (image_id, wnid, JPEG bytes)."""
+    """An image store shard as the download stage writes it, from (image_id, wnid, JPEG bytes):
+    width and height are the upright size."""
     import hashlib
-    import io
 
-    from PIL import Image
-
-    from pipeline import store
+    from pipeline import pixels, store
     from pipeline.hashing import hashes_of_bytes
     from pipeline.layout import Layout
 
     path = store.shard_path(Layout(workdir).images, shard)
     writer = store.ShardWriter(path)
     for rank, (image_id, wnid, data) in enumerate(images):
-        width, height = Image.open(io.BytesIO(data)).size
+        width, height = pixels.size(data)
         writer.add(
             {
                 "image_id": image_id,

@@ -6,7 +6,6 @@ for hf, ``webdataset`` for wds."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import shutil
 from pathlib import Path
@@ -15,12 +14,11 @@ from xml.etree import ElementTree
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import rows, write_synsets
+from conftest import rows, write_images, write_synsets
 from PIL import Image, ImageDraw
 
-from pipeline import pixels, schemas, store
+from pipeline import schemas
 from pipeline.boxes import to_voc
-from pipeline.hashing import hashes_of_bytes
 from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.layout import SPLITS, Layout
 from pipeline.tables import read_report, write_table
@@ -63,30 +61,7 @@ def picture(image_id: str) -> bytes:
 
 def write_store(workdir: Path, ids: list[str]) -> None:
     """The image store as the download writes it: width and height are the upright size."""
-    writer = store.ShardWriter(store.shard_path(Layout(workdir).images, 0))
-    for rank, image_id in enumerate(ids):
-        data = picture(image_id)
-        width, height = pixels.size(data)
-        writer.add(
-            {
-                "image_id": image_id,
-                "wnid": image_id.split("-")[0],
-                "image": data,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "width": width,
-                "height": height,
-                "format": "JPEG",
-                **hashes_of_bytes(data)._asdict(),
-                "original_width": width,
-                "original_height": height,
-                "original_format": "JPEG",
-                "source": "urllist",
-                "url": f"http://images.example/{image_id}.jpg",
-                "rank": rank,
-                "license": None,
-            }
-        )
-    writer.close()
+    write_images(workdir, [(image_id, image_id.split("-")[0], picture(image_id)) for image_id in ids])
 
 
 def write_boxes(workdir: Path, ids: list[str], **changes) -> None:
