@@ -173,6 +173,46 @@ def test_box_exports_are_read_back_by_their_consumers(pipeline, boxset):
         assert box == tuple(int(judged[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
 
 
+@pytest.mark.slow
+def test_the_mturk_judging_question_draws_the_judged_box_and_runs_no_injected_script(pipeline, boxset, browser):
+    """The quality template with a batch row pasted in, as MTurk does it, in a real browser: the
+    judged box lies over the image at its pixel place, and the hostile gloss runs nothing."""
+    assert export(pipeline, boxset, "draw", 1).status == 0
+    draw = tasks_of(boxset, 1, "draw")
+    assert import_(pipeline, boxset, write_jsonl(boxset.parent / "draw-1.jsonl", answer(draw, 3, 1))).status == 0
+    assert export(pipeline, boxset, "quality", 1, "--image-base-url", "https://cdn.example/img").status == 0
+    folder = Layout(boxset).box_round(1, "quality")
+    row = next(r for r in csv.DictReader(io.StringIO((folder / "mturk" / "batch.csv").read_text())) if r["wnid"] == A)
+    page_html = re.sub(r"\$\{(\w+)\}", lambda m: row[m.group(1)], (folder / "mturk" / "question.html").read_text())
+    jpeg = picture_jpeg(A, 1, 500, 375)
+
+    def serve(route):  # the image from the "CDN"; nothing else (the crowd elements script) loads
+        if route.request.url.startswith("https://cdn.example/img/"):
+            route.fulfill(body=jpeg, content_type="image/jpeg")
+        else:
+            route.abort()
+
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.route("**/*", serve)
+    page.set_content(page_html)
+    page.wait_for_selector("#frame svg rect", state="attached")
+    judged = tasks_of(boxset, 1, "quality").set_index("task_id").loc[row["task_id"]]
+    xmin, ymin, xmax, ymax = (int(judged[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
+    assert page.locator("#frame svg").get_attribute("viewBox") == "0 0 500 375"
+    rect = page.locator("#frame svg rect")
+    assert rect.count() == 1
+    drawn = [rect.get_attribute(a) for a in ("x", "y", "width", "height")]
+    assert drawn == [str(xmin), str(ymin), str(xmax - xmin), str(ymax - ymin)]
+    shown = page.locator("#frame svg").bounding_box()
+    image = page.locator("#frame img").bounding_box()
+    assert (shown["width"], shown["height"]) == (image["width"], image["height"])  # the box scales with the image
+    assert EVIL_GLOSS in page.locator("body").inner_text()
+    assert page.evaluate("typeof window.pwned") == "undefined" and not dialogs
+    page.close()
+
+
 # -- reading answers ------------------------------------------------------------------------------
 
 
