@@ -37,7 +37,17 @@ from pipeline.boxes import COLUMNS, clip, from_ltwh, from_percent, problem
 from pipeline.errors import InputError
 
 from .formats import csv_records, decode
-from .results import LABEL_STUDIO, MTURK, SYNSETFORGE, Assignments, annotator, choice, our_lines, text_field
+from .results import (
+    LABEL_STUDIO,
+    MTURK,
+    SYNSETFORGE,
+    Assignments,
+    annotator,
+    choice,
+    our_lines,
+    results_of,
+    text_field,
+)
 
 BOX_TASK_ID = re.compile(r'"task_id"\s*:\s*"b\d+-')  # in a JSON line or a Label Studio export
 STRAY = 2  # pixels a drawing tool may let a box's edge stray past the image
@@ -320,17 +330,8 @@ def _label_studio(path: Path, text: str, known: pd.DataFrame) -> _Read:
 
 
 def _label_studio_draw(path: Path, where: dict, field: str, annotation: dict, task: pd.Series) -> tuple:
-    result = annotation.get("result")
-    if not isinstance(result, list):
-        raise InputError("must be a list of results", file=path, **where, field=f"{field}.result", value=result)
     drawn = []
-    for j, item in enumerate(result):
-        at = f"{field}.result[{j}]"
-        if not isinstance(item, dict):
-            raise InputError(f"must be an object, not {type(item).__name__}", file=path, **where, field=at)
-        if item.get("type") != "rectanglelabels":
-            continue
-        value = item.get("value")
+    for at, value in results_of(path, where, field, annotation, "rectanglelabels"):
         if not isinstance(value, dict):
             raise InputError("not a box (x, y, width, height in percent)", file=path, **where, field=f"{at}.value")
         if value.get("rotation") not in (None, 0, 0.0):

@@ -262,21 +262,26 @@ def _label_studio(path: Path, text: str, grids: dict) -> Assignments:
     return out
 
 
-def choice(path: Path, where: dict, field: str, annotation: dict) -> bool:
-    """An annotation's one answer, yes (True) or no, from its ``choices`` results."""
+def results_of(path: Path, where: dict, field: str, annotation: dict, kind: str) -> Iterator[tuple[str, object]]:
+    """(field path, ``value``) of each of a Label Studio annotation's ``result`` items of type
+    ``kind`` (choices, rectanglelabels...); a result that is not a list of objects stops."""
     result = annotation.get("result")
     if not isinstance(result, list):
         raise InputError(
             f"must be a list of results, not {type(result).__name__}", file=path, **where, field=f"{field}.result"
         )
-    choices = []
     for j, item in enumerate(result):
         at = f"{field}.result[{j}]"
         if not isinstance(item, dict):
             raise InputError(f"must be an object, not {type(item).__name__}", file=path, **where, field=at)
-        if item.get("type") != "choices":
-            continue
-        value = item.get("value")
+        if item.get("type") == kind:
+            yield at, item.get("value")
+
+
+def choice(path: Path, where: dict, field: str, annotation: dict) -> bool:
+    """An annotation's one answer, yes (True) or no, from its ``choices`` results."""
+    choices = []
+    for at, value in results_of(path, where, field, annotation, "choices"):
         picked = value.get("choices") if isinstance(value, dict) else None
         if not isinstance(picked, list):
             raise InputError(
