@@ -61,7 +61,7 @@ SIMULATE_HOST = $(if $(or $(filter draw quality coverage,$(TASK)),$(call flag,SC
 TRAIN_ARGS = $(strip $(call opt,ARCH,--arch) $(call opt,EPOCHS,--epochs) $(call opt,BATCH,--batch) $(call opt,LR,--lr) \
 	$(call opt,SIZE,--size) $(call opt,SCHEDULE,--schedule) $(call opt,WORKERS,--workers) $(call opt,NAME,--name) \
 	$(call opt,SEED,--seed) $(call opt,PACKED,--packed) $(call flag,RESUME,--resume) $(call flag,SKIP_BAD,--skip-bad) \
-	$(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
+	$(call opt,BOX_WEIGHT,--box-weight) $(call flag,COMPILE,--compile) $(call flag,FORCE,--force))
 # $(call exists,PATH): PATH is there, on disk or under a DATA URL (asked through fsspec)
 exists = $(if $(findstring ://,$(1)),$(PY) -m pipeline.remote exists '$(1)',test -e '$(1)')
 # The demo's box rounds, after its manifests: draw, quality and coverage tasks exported, answered
@@ -149,7 +149,7 @@ evaluate: $(SETUP) ## score SUBMISSION=<csv> (Kaggle's ImageId,PredictionString)
 	test -n '$(SUBMISSION)' || { echo "make evaluate needs SUBMISSION=<csv>"; exit 2; }
 	$(PY) -m pipeline evaluate $(STAGE_ARGS) --submission '$(SUBMISSION)' $(call opt,SPLIT,--split)
 
-train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= RESUME=1 SKIP_BAD=1 PACKED=<dir> NPROC=<n>: torchrun, one process per GPU, BATCH each)
+train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR= SIZE= ARCH= BOX_WEIGHT= RESUME=1 SKIP_BAD=1 PACKED=<dir> NPROC=<n>: torchrun, one process per GPU, BATCH each)
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	test -n '$(PACKED)' || $(call exists,$(DATA)/$(SUBSET)/manifests/train.parquet) || $(MAKE) --no-print-directory manifests
 	$(TRAIN_RUN) train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="class",
         help="with boxes (manifests/boxes.parquet): regress a box per class (default) or one for any class",
     )
+    t.add_argument(
+        "--box-weight",
+        type=number(0),
+        help="with boxes: the box loss's weight beside the cross-entropy (make: BOX_WEIGHT; default 4)",
+    )
     t.add_argument("--seed", type=integer(0), default=0, help="make: SEED")
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint (make: RESUME=1)")
     t.add_argument("--force", action="store_true", help="start the run over (make: FORCE=1)")

@@ -11,6 +11,7 @@ import torch
 
 from pipeline.errors import InputError, PipelineError
 
+from .localize import BOX_WEIGHT
 from .model import ARCHS, BOX_HEADS, NATIVE_SIZE, smallest_input
 
 CPU_SIZE, CPU_EPOCHS, GPU_EPOCHS = 64, 10, 90
@@ -35,6 +36,7 @@ class Config:
     lighting: bool = True  # AlexNet's PCA colour lighting
     stats: str = "train"  # mean/std/PCA from the training split, or imagenet's
     box_head: str = "class"  # with boxes: 4 box numbers per class, or "agnostic": 4 in all
+    box_weight: float | None = None  # with boxes: the box loss's weight beside the cross-entropy; None: 4
     workers: int | None = None
     seed: int = 0
     name: str = "alexnet"
@@ -71,6 +73,7 @@ SETTINGS = (
     "lighting",
     "stats",
     "box_head",
+    "box_weight",
     "seed",
 )
 # Settings a resumed run must share with the run it continues (epochs may grow).
@@ -112,6 +115,8 @@ def choose_settings(config: Config, n_train: int, cuda: bool, log) -> Config:
             chosen.append("cosine schedule")
     if config.warmup is None:
         config.warmup = 1 if config.schedule == "cosine" and config.epochs > 2 else 0
+    if config.box_weight is None:
+        config.box_weight = BOX_WEIGHT
     if chosen and not cuda:
         log(
             f"on a CPU, settings left open are a quick check: {', '.join(chosen)} (AlexNet's own recipe: "

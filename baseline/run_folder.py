@@ -84,7 +84,7 @@ class RunFolder:
             )
         checkpoint = self.read_checkpoint()
         for key in FIXED_ON_RESUME:
-            given, saved = getattr(config, key), checkpoint["settings"][key]
+            given, saved = getattr(config, key), checkpoint["settings"].get(key, getattr(config, key))
             if given is not None and key in CHECKED_ON_RESUME and given != saved:
                 raise InputError(
                     f"the run being resumed has {key} {saved!r}", file=self.checkpoint, field=f"--{key}", value=given

@@ -43,7 +43,7 @@ from .dataset import DataSet
 from .ddp import Ranks, process_group, weights_digest
 from .evaluate import evaluate, score_splits
 from .loaders import Batches, Feed
-from .localize import BOX_WEIGHT, box_loss, figure, first_boxes, has_boxes, overlap, report, targets
+from .localize import box_loss, figure, first_boxes, has_boxes, overlap, report, targets
 from .manifests import load_dataset
 from .metrics import confusion, per_class, topk_wrong, worst
 from .model import build, count_parameters, outputs
@@ -223,7 +223,7 @@ def train_one_epoch(
             if boxes is not None:  # the box of the true class, in the crop as the pixels were cut
                 target, shown = targets(batches.split, batches.view, indices)
                 boxes_loss = box_loss(boxes.float(), y, target.to(device), shown.to(device))
-                loss, boxed = classes_loss + BOX_WEIGHT * boxes_loss, True
+                loss, boxed = classes_loss + config.box_weight * boxes_loss, True
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

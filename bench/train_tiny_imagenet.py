@@ -18,7 +18,7 @@ ratio; 63 px is the smallest input AlexNet takes), flips and colour lighting; ba
 0.02 on a cosine schedule with one warm-up epoch, so val error is never used to steer the
 run and stays a clean held-out figure. The architecture is the default torchvision AlexNet.
 
-    python bench/train_tiny_imagenet.py [--epochs 24] [--box-head class|agnostic] [--no-boxes] [--keep DIR]
+    python bench/train_tiny_imagenet.py [--epochs 24] [--box-head class|agnostic] [--box-weight W] [--no-boxes] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--box-head", choices=("class", "agnostic"), default="class")
+    parser.add_argument("--box-weight", type=float, help="the box loss's weight (default the trainer's)")
     parser.add_argument("--no-boxes", dest="boxes", action="store_false", help="train on the classes alone")
     parser.add_argument("--keep", type=Path, help="build the dataset and write the run here (kept)")
     args = parser.parse_args()
@@ -190,6 +191,7 @@ def main() -> int:
             workers=args.workers,
             seed=args.seed,
             box_head=args.box_head,
+            box_weight=args.box_weight,
             device="cpu",
             force=True,
             progress=sys.stderr.isatty(),
@@ -217,6 +219,7 @@ def main() -> int:
     if args.boxes:
         summary.update(
             box_head=args.box_head,
+            box_weight=args.box_weight,
             top1_loc_error=val["top1_loc_error"],
             top5_loc_error=val["top5_loc_error"],
             box_iou_50=val["box_iou_50"],
