@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from pipeline import runner, schemas, settings, store
 from pipeline.boxes import COLUMNS, bad_edge, iou_matrix, problem, to_ltwh
 from pipeline.errors import InputError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
+from pipeline.progress import progress
 from pipeline.seeding import rng_for
 from pipeline.tables import read_table
 
@@ -401,7 +401,7 @@ def host_truth_boxes(layout: Layout, tasks: pd.DataFrame) -> dict[str, np.ndarra
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the host is local, as the download found it
     with ThreadPoolExecutor(8) as pool:
         answers = pool.map(lambda url: _fetch_truth(opener, url), asked.values())
-        found = list(tqdm(answers, total=len(asked), desc="annotate-simulate: true boxes", unit="img", disable=None))
+        found = list(progress(answers, total=len(asked), desc="annotate-simulate: true boxes", unit="img"))
     truth = {}
     for image_id, (served_width, served_height, boxes) in zip(asked, found):
         width, height = int(stored.at[image_id, "width"]), int(stored.at[image_id, "height"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline.progress import progress
+
 
 def stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -74,11 +76,8 @@ def final_lines(result: dict, run: Path) -> str:
 
 
 def progress_bar(total: int, description: str, enabled: bool):
-    """A tqdm bar of images, or None (disabled, or tqdm missing: the epoch line says it all)."""
+    """A bar of images (lines now and then in a log: ``pipeline.progress``), or None when
+    disabled: the epoch line says it all."""
     if not enabled:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=description, unit="img", leave=False, disable=None, smoothing=0.1)
+    return progress(total=total, desc=description, unit="img", leave=False, smoothing=0.1)

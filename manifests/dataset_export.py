@@ -64,11 +64,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline import __version__, pixels, runner, schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import EXPORT, SPLITS, Layout
+from pipeline.progress import progress
 from pipeline.settings import number
 from pipeline.tables import read_table
 
@@ -213,7 +213,7 @@ def scan_store(workdir: Path, rows: pd.DataFrame, desc: str) -> Iterator[tuple[n
     the bytes checked against the manifest's sha256. Each shard's ids are read first, so only
     row groups holding wanted images are read."""
     sha256, image_ids = rows.sha256.to_numpy(), rows.image_id.to_numpy()
-    bar = tqdm(total=len(rows), desc=desc, unit="img", disable=None)
+    bar = progress(total=len(rows), desc=desc, unit="img")
     try:
         for location, group in rows.groupby("location", sort=True):
             path = workdir / location
@@ -420,7 +420,7 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
     spilled = spill(data, rows, spill_folder)
     names = np.array([hf_name(f, kind) for f, kind in zip(rows.file, spilled.formats)], object)
     (out / "data").mkdir(parents=True)
-    bar = tqdm(total=len(rows), desc="write hf", unit="img", disable=None)
+    bar = progress(total=len(rows), desc="write hf", unit="img")
     files, splits = 0, []
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()
@@ -504,7 +504,7 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
         columns["boxes"] = data.boxes_of(rows.image_id)
     spilled = spill(data, rows, spill_folder)
     out.mkdir(parents=True)
-    bar = tqdm(total=len(rows), desc="write wds", unit="img", disable=None)
+    bar = progress(total=len(rows), desc="write wds", unit="img")
     files = written = 0
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()

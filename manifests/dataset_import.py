@@ -65,13 +65,13 @@ from typing import NamedTuple
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from pipeline import __version__, boxes, pixels, runner, schemas, store
 from pipeline.boxes import to_voc
 from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, hash_file
 from pipeline.layout import IMAGES, MANIFESTS, SPLITS, SYNSETS, Layout, report_name
+from pipeline.progress import progress
 from pipeline.schemas import NOUN_WNID_RE, candidate_id
 from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
@@ -257,7 +257,7 @@ def find(src: Path, src_layout: str, allowed: set[str] | None) -> Found:
             solutions[split] = (path, read_loc_csv(path))
         solution = flat_labels(split, solutions.get(split), index)
         labelled: dict[str, int] = {}
-        for entry in tqdm(sorted(folder.iterdir()), desc=f"list {split}", unit="entry", disable=None):
+        for entry in progress(sorted(folder.iterdir()), desc=f"list {split}", unit="entry"):
             if entry.is_dir():
                 images, others, loops = _files(entry)
                 ignored += map(relative, others)
@@ -383,7 +383,7 @@ def import_boxes(src: Path, found: Found, stored: pd.DataFrame) -> pd.DataFrame:
     stems = stored.url.map(lambda path: Path(path).stem)
     shared = stored.assign(stem=stems).duplicated(["split", "stem"], keep=False)
     rows = []
-    bar = tqdm(zip(stored.itertuples(), stems, shared), total=len(stored), desc="boxes", unit="img", disable=None)
+    bar = progress(zip(stored.itertuples(), stems, shared), total=len(stored), desc="boxes", unit="img")
     for image, stem, twice in bar:
         solution = None if standins else found.solutions.get(image.split)
         loc = solution[1].get(stem) if solution else None
@@ -468,7 +468,7 @@ def decode_file(path: Path) -> tuple | str:
 
 def decode_files(paths: list[Path], processes: int) -> Iterator[tuple | str]:
     """``decode_file`` of each path, in order, on ``processes`` spawned processes."""
-    bar = tqdm(total=len(paths), desc="import", unit="img", disable=None)
+    bar = progress(total=len(paths), desc="import", unit="img")
     try:
         if processes <= 1 or len(paths) <= FILES_PER_BATCH:
             for path in paths:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from pipeline import boxes, pixels, runner, schemas, store
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import SPLITS, Layout, report_name
 from pipeline.nearcopies import DedupeSettings, find_pairs
+from pipeline.progress import progress
 from pipeline.tables import read_report, read_table, write_report
 
 HELP = "check the manifests: schemas, labels, decodable images, counts, no copies across splits: reports/validate.json"
@@ -235,7 +235,7 @@ def check_copies(workdir: Path, rows: pd.DataFrame) -> dict:
 
 def check_images(workdir: Path, rows: pd.DataFrame) -> dict:
     problems = []
-    bar = tqdm(total=len(rows), desc="validate: decode", unit="img", disable=None)
+    bar = progress(total=len(rows), desc="validate: decode", unit="img")
     for location, group in rows.groupby("location"):
         path = workdir / location
         if not path.exists():

@@ -26,11 +26,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .errors import PipelineError
 from .files import atomic_write_bytes
 from .layout import CACHES, STAMPS
+from .progress import progress
 
 INDEX = ".synsetforge-index.json"
 # Never mirrored: temporary and aside folders (.tmp-, .old-), locks, the index itself, and the work caches (.cache/),
@@ -140,7 +139,7 @@ class Remote:
         for rel in set(have) - set(wanted):
             (self.mirror / rel).unlink()
         missing = [rel for rel, state in wanted.items() if have.get(rel) != state]
-        for rel in tqdm(missing, desc=f"pull {self.url}", unit="file", disable=None if missing else True):
+        for rel in progress(missing, desc=f"pull {self.url}", unit="file", disable=not missing):
             size, mtime_ns = wanted[rel]
             target = self.mirror / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +164,7 @@ class Remote:
             (rel for rel, state in now.items() if before.get(rel) != state),
             key=lambda rel: (rel.startswith(STAMPS + "/"), rel),
         )  # stamps after the data
-        for rel in tqdm(changed, desc=f"push {self.url}", unit="file", disable=None if changed else True):
+        for rel in progress(changed, desc=f"push {self.url}", unit="file", disable=not changed):
             fs.makedirs(f"{root}/{rel}".rpartition("/")[0], exist_ok=True)
             fs.put_file(str(self.mirror / rel), f"{root}/{rel}")
         for rel in sorted(set(before) - set(now)):

@@ -199,7 +199,8 @@ def test_private_addresses_are_refused_without_a_request(host, pipeline, tmp_pat
     assert out.status == 0, out.err
     assert {r["status"] for r in table(workdir, "ledger")} == {"blocked_address"}
     assert not host.requests_to("/picture/n01440764/77.jpg") and not host.requests_to("/fault/redirect/2/private-test")
-    assert "2 classes below" not in out.err and "1 classes below 1 images: n01440764 (0)" in out.err
+    assert "download: 1 of 1 class has no image: n01440764 (0)\n" in out.err
+    assert "candidates ok (0.0%) in 1 shard; 1 of 1 class has no image -> " in out.err
     assert "2 URLs lead to private or loopback addresses" in out.err and "--allow-private-hosts" in out.err
 
 

@@ -52,3 +52,17 @@ def test_clean_removes_only_the_subset_folder(data_root):
     assert done.returncode == 0, done.stderr
     assert [p.name for p in data_root.iterdir()] == ["dogs"]
     assert (data_root / "dogs" / "manifests" / "train.parquet").read_bytes() == b"kept"
+
+
+def test_help_lists_every_target_and_the_common_settings_in_one_column():
+    done = make("help")
+    assert done.returncode == 0, done.stderr
+    assert "\t" not in done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    rows = [line.split(None, 1) for line in lines]
+    columns = {line.index(text, 2 + len(name)) for line, (name, text) in zip(lines, rows)}
+    assert len(columns) == 1, f"the descriptions start at columns {sorted(columns)}"
+    phony = next(line for line in (REPO / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
+    assert [name for name, _ in rows if "=" not in name] == phony.split()[1:]
+    settings = {name.split("=")[0] for name, _ in rows if "=" in name}
+    assert settings >= {"DATA", "SUBSET", "FORCE", "PROGRESS_SECONDS"}

@@ -20,10 +20,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline import layout, runner, schemas
 from pipeline.layout import Layout
+from pipeline.progress import progress
 from pipeline.settings import integer
 from pipeline.tables import write_report, write_table
 
@@ -102,7 +101,7 @@ def build(sel: Selection, settings: dict, out: Path) -> str:
     synsets = select(wordnet, sel)
     chosen = {wnid_of(s) for s in synsets}
     rows: dict[str, list] = {field.name: [] for field in schemas.SYNSETS}
-    for index, synset in enumerate(tqdm(synsets, desc="synsets", unit="synset", delay=2, disable=None)):
+    for index, synset in enumerate(progress(synsets, desc="synsets", unit="synset", delay=2)):
         gloss = wordnet.gloss(synset)
         lemmas = wordnet.lemmas(synset)
         children = wordnet.children(synset)

@@ -22,12 +22,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import aiohttp
-from tqdm import tqdm
 
 from pipeline import layout, runner, schemas
 from pipeline.errors import InputError, PipelineError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
+from pipeline.progress import progress
 from pipeline.schemas import WNID_RE, candidate_id
 from pipeline.settings import integer
 from pipeline.tables import read_table, write_report, write_table
@@ -227,7 +227,7 @@ async def _collect(adapter: Source, per_second: float, synsets: list[dict], per_
     rows: list[dict] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         client = ApiClient(adapter.name, session, per_second)
-        for synset in tqdm(synsets, desc=adapter.name, unit="class", delay=2, disable=None):
+        for synset in progress(synsets, desc=adapter.name, unit="class", delay=2):
             done = cache / f"{synset['wnid']}.json"
             if done.exists():
                 found = json.loads(done.read_text())

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline.errors import InputError
+from pipeline.progress import progress
 from pipeline.schemas import NOUN_WNID, WNID_RE
 from pipeline.tables import unreadable
 from pipeline.text import undecodable
@@ -102,7 +102,7 @@ def _why_empty(report: ListReport) -> str:
 def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
     with (
         open(path, "rb") as f,
-        tqdm(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True, delay=2, disable=None) as bar,
+        progress(total=path.stat().st_size, desc="urllist", unit="B", unit_scale=True, delay=2) as bar,
     ):
         for number, raw in enumerate(f, 1):
             bar.update(len(raw))

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.errors import InputError
 from pipeline.hashing import FILES_PER_BATCH, IMAGE_EXTENSIONS, Hashes, hash_files
+from pipeline.progress import progress
 
 RAY_CHUNK = 512  # files per Ray task
 LOOP = "a link back to a folder above it (a loop): not walked again"
@@ -97,7 +97,7 @@ def hash_folder(
     listing = listing or list_folder(folder)
     files = listing.files
     paths = [folder / f for f in files]
-    bar = tqdm(total=len(files), desc="hash", unit="img", disable=None)
+    bar = progress(total=len(files), desc="hash", unit="img")
     results = []
     try:
         if executor == "ray":

@@ -21,11 +21,10 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.distributed import ray_module
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_bytes
+from pipeline.progress import progress
 
 from .shard import ShardJob, calm_collector, download_shard, download_shards, finished
 
@@ -37,7 +36,7 @@ class Bar:
     """URLs done, ok %, images/s, MB/s and ETA for the whole run."""
 
     def __init__(self, total: int):
-        self.bar = tqdm(total=total, desc="download", unit="url", smoothing=0.1, disable=None)
+        self.bar = progress(total=total, desc="download", unit="url", smoothing=0.1)
         self.ok = self.bytes = 0
         self.start = time.monotonic()
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from pipeline import layout, runner, schemas
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import Layout
+from pipeline.progress import counted
 from pipeline.settings import integer, number
 from pipeline.tables import read_table, write_report
 
@@ -253,7 +254,8 @@ def download(
     todo = [job for job in jobs if finished(job) is None]
     total = sum(rows[job.candidates] for job in todo)
     if len(todo) < len(jobs):
-        print(f"download: {len(jobs) - len(todo)} of {len(jobs)} shards already finished, resuming", file=sys.stderr)
+        finished_before = f"{len(jobs) - len(todo)} of {counted(len(jobs), 'shard')} already finished"
+        print(f"download: {finished_before}, resuming", file=sys.stderr)
     ran = executors.run(todo, executor, processes, total)
     stats = {job.number: finished(job) for job in jobs}
     built = Layout(out)
@@ -270,10 +272,7 @@ def download(
     report["politeness"] = politeness_report(report, settings.politeness, pace)
     write_report(built.report("download"), schemas.DOWNLOAD_REPORT, report)
     print_report(report, settings.network)
-    return (
-        f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%), "
-        f"{len(jobs)} shards, {len(report['classes_below_min'])} classes below {min_per_class}"
-    )
+    return summary_line(report)
 
 
 def download_report(built: Layout, stats: list[dict], ran: list[dict], min_per_class: int) -> dict:
@@ -328,6 +327,23 @@ def politeness_report(report: dict, rules: Politeness, pace: dict) -> dict:
     }
 
 
+def summary_line(report: dict) -> str:
+    """The stage's line: ``12 of 20 candidates ok (60.0%) in 1 shard; every class has an image``."""
+    line = f"{report['ok']} of {report['candidates']} candidates ok ({report['ok_percent']}%)"
+    line += f" in {counted(report['shards'], 'shard')}"
+    return line + (f"; {short_classes(report)}" if report["min_per_class"] else "")
+
+
+def short_classes(report: dict) -> str:
+    """How many classes ended with fewer ok images than ``min_per_class``, as a sentence:
+    ``every class has at least 5 images``, ``1 of 3 classes has no image``."""
+    below, classes, minimum = len(report["classes_below_min"]), len(report["per_class"]), report["min_per_class"]
+    if not below:
+        return f"every class has at least {counted(minimum, 'image')}" if minimum > 1 else "every class has an image"
+    lack = "no image" if minimum == 1 else f"fewer than {counted(minimum, 'image')}"
+    return f"{below} of {counted(classes, 'class')} {'has' if below == 1 else 'have'} {lack}"
+
+
 def print_report(report: dict, network: Network) -> None:
     lines = [
         f"download: {report['ok']} of {report['candidates']} ok ({report['ok_percent']}%), "
@@ -352,7 +368,7 @@ def print_report(report: dict, network: Network) -> None:
     if below:
         shown = ", ".join(f"{w} ({report['per_class'][w]['ok']})" for w in below[:SHOWN_CLASSES])
         more = f" and {len(below) - SHOWN_CLASSES} more" if len(below) > SHOWN_CLASSES else ""
-        lines.append(f"download: {len(below)} classes below {report['min_per_class']} images: {shown}{more}")
+        lines.append(f"download: {short_classes(report)}: {shown}{more}")
     print("\n".join(lines), file=sys.stderr)
 
 
