@@ -292,12 +292,22 @@ class FakeCommons(FakeApi):
 
 
 class FakeOpenverse(FakeApi):
-    """``/v1/images/?q=&page=&page_size=&license_type=``.
+    """``/v1/images/?q=&page=&page_size=&license_type=`` and ``POST /v1/auth_tokens/token/``.
 
     Anonymous clients get at most 20 per page (401 beyond) and 20 pages (400 beyond); a
     client with ``Authorization: Bearer <token>`` may ask 500 a page. The 9n+4th results are
     SVGs; licences cycle by, by-sa, cc0, pdm, by-nc (``license_type=commercial`` leaves out
     by-nc).
+
+    As the real service: a query reaches its first ``result_cap`` (240) works, token or not,
+    ``result_count`` and ``page_count`` say so, and a page past them is refused with
+    ``past_cap_status``. After ``daily`` search requests (None: no cap) every request answers
+    429 with ``Retry-After: day_wait`` (hours) until ``new_day()``. The token endpoint takes
+    the form-encoded client credentials of ``clients`` and issues tokens that serve
+    ``token_uses`` search requests (None: any number), then expire: an expired or unknown
+    token counts as anonymous, so a page over 20 answers 401 with ``WWW-Authenticate: Bearer
+    error="invalid_token"``. ``token`` never expires. Token requests are recorded in
+    ``token_requests``.
     """
 
     path = "/v1/images/"
@@ -319,10 +329,63 @@ class FakeOpenverse(FakeApi):
         retry_after: str | None = "1",
         error: tuple[int, str] | None = None,
         token: str = "good-token",
+        result_cap: int | None = 240,
+        past_cap_status: int = 400,
+        counts_capped: bool = True,
+        daily: int | None = None,
+        day_wait: str = "36000",
+        clients: dict[str, str] | None = None,
+        token_uses: int | None = None,
     ):
         super().__init__(total, too_many, retry_after)
         self.error = error  # (status, detail): every request answers this
-        self.token = token  # the one bearer token this server accepts
+        self.token = token  # a bearer token this server always accepts
+        self.result_cap = result_cap
+        self.past_cap_status = past_cap_status
+        self.counts_capped = counts_capped  # False: result_count and page_count ignore the window
+        self.daily = daily
+        self.day_wait = day_wait
+        self.served_today = 0
+        self.clients = clients or {}  # client_id -> client_secret
+        self.token_uses = token_uses
+        self.issued: dict[str, float] = {}  # token -> search requests it may still serve
+        self.token_requests: list[Recorded] = []
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.router.add_post("/v1/auth_tokens/token/", self._token)
+        return app
+
+    def new_day(self) -> None:
+        """The daily cap's window starts again."""
+        self.served_today = 0
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """django-oauth-toolkit's client-credentials grant, as Openverse's ``TokenView``
+        serves it: form-encoded only, 401 ``invalid_client`` for unknown credentials."""
+        form = dict(await request.post())
+        self.token_requests.append(Recorded(request.path, form, dict(request.headers), time.monotonic()))
+        if request.content_type != "application/x-www-form-urlencoded":
+            return _json({"error": "unsupported_grant_type"}, status=400)
+        if form.get("grant_type") != "client_credentials":
+            return _json({"error": "unsupported_grant_type"}, status=400)
+        if not form.get("client_id") or self.clients.get(form["client_id"]) != form.get("client_secret"):
+            return _json({"error": "invalid_client"}, status=401)
+        token = f"token-{len(self.token_requests)}"
+        self.issued[token] = math.inf if self.token_uses is None else self.token_uses
+        return _json({"access_token": token, "expires_in": 36000, "token_type": "Bearer", "scope": "read write"})
+
+    def _authenticated(self, auth: str | None) -> bool:
+        """Whether the request carries a live token; a live issued token serves one request less."""
+        token = (auth or "").removeprefix("Bearer ")
+        if auth is None or not token:
+            return False
+        if token == self.token:
+            return True
+        if self.issued.get(token, 0) > 0:
+            self.issued[token] -= 1
+            return True
+        return False
 
     def throttled(self) -> web.Response:
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
@@ -377,32 +440,46 @@ class FakeOpenverse(FakeApi):
         if self.error:
             status, detail = self.error
             return _json({"detail": detail}, status=status)
+        if self.daily is not None and self.served_today >= self.daily:
+            return _json(
+                {"detail": f"Request was throttled. Expected available in {self.day_wait} seconds."},
+                status=429,
+                headers={"Retry-After": self.day_wait},
+            )
+        self.served_today += 1
         auth = request.headers.get("Authorization")
-        if auth is not None and auth != f"Bearer {self.token}":
-            return _json({"detail": "Invalid token."}, status=401)
+        authed = self._authenticated(auth)
         try:
             page, size = int(q.get("page", "1")), int(q.get("page_size", "20"))
         except ValueError:
             return _json({"detail": {"page": ["A valid integer is required."]}}, status=400)
-        max_size = self.TOKEN_PAGE_SIZE if auth else self.ANONYMOUS_PAGE_SIZE
+        max_size = self.TOKEN_PAGE_SIZE if authed else self.ANONYMOUS_PAGE_SIZE
         if size > max_size or size < 1:
+            expired = ',error="invalid_token",error_description="The access token has expired."' if auth else ""
             return _json(
-                {"detail": f"Page size must be between 1 and {max_size}{'' if auth else ' for anonymous requests'}."},
-                status=401 if not auth else 400,
+                {"detail": f"Ensure this value is less than or equal to {max_size}."},
+                status=401 if not authed else 400,
+                headers={"WWW-Authenticate": f'Bearer realm="api"{expired}'} if not authed else None,
             )
         if page > self.MAX_PAGE or page < 1:
             return _json(
                 {"detail": f"Pagination depth exceeded: page must be between 1 and {self.MAX_PAGE}."}, status=400
             )
         results = self.index(q.get("q", ""), q.get("license_type"))
-        count = min(len(results), 10_000)
+        count = min(len(results), 10_000 if self.result_cap is None else self.result_cap)
+        if page > 1 and (page - 1) * size >= count:
+            return _json(
+                {"detail": {"page": [f"Ensure this value is less than or equal to {math.ceil(count / size)}."]}},
+                status=self.past_cap_status,
+            )
+        shown = count if self.counts_capped else min(len(results), 10_000)
         return _json(
             {
-                "result_count": count,
-                "page_count": min(math.ceil(count / size), self.MAX_PAGE),
+                "result_count": shown,
+                "page_count": min(math.ceil(shown / size), self.MAX_PAGE),
                 "page_size": size,
                 "page": page,
-                "results": results[(page - 1) * size : page * size],
+                "results": results[(page - 1) * size : min(page * size, count)],
                 "warnings": [],
             }
         )
@@ -431,10 +508,14 @@ class FakeFlickr(FakeApi):
         retry_after: str | None = "1",
         api_key: str = "good-key",
         unavailable: int = 0,
+        unavailable_as: tuple[int, str] = (105, "Service currently unavailable"),
     ):
         super().__init__(total, too_many, retry_after)
         self.api_key = api_key  # the one key this server accepts
-        self.unavailable = unavailable  # answer this many requests with code 105
+        self.unavailable = unavailable  # answer this many requests with an outage's failure
+        # (code, message) of that failure: Flickr's documented 105, or the 201 (and 0) that its
+        # own client has met, "Sorry, the Flickr API service is not currently available."
+        self.unavailable_as = unavailable_as
 
     @staticmethod
     def fail(code: int, message: str) -> web.Response:
@@ -488,7 +569,7 @@ class FakeFlickr(FakeApi):
             return self.fail(112, f'Method "{q.get("method")}" not found')
         if self.unavailable > 0:
             self.unavailable -= 1
-            return self.fail(105, "Service currently unavailable")
+            return self.fail(*self.unavailable_as)
         if not q.get("text"):
             return self.fail(
                 3, "Parameterless searches have been disabled. Please use flickr.photos.getRecent instead."

@@ -14,7 +14,7 @@ from api_servers import FakeApi, FakeCommons, FakeFlickr, FakeOpenverse, serve
 
 from pipeline import USER_AGENT
 from pipeline.candidates import commons, flickr, openverse
-from pipeline.candidates.search import ApiClient, SearchResult, SourceError
+from pipeline.candidates.search import ApiClient, SearchResult, SourceError, SourceStopped
 
 FAST = 1000.0  # requests a second where the spacing is not what a test checks
 
@@ -192,7 +192,7 @@ def test_openverse_pages_anonymously():
 
 
 def test_openverse_anonymous_stops_at_page_20():
-    fake = FakeOpenverse(total=1000)
+    fake = FakeOpenverse(total=1000, result_cap=None)  # a service without the 240-work window
     found = search(fake, lambda api: openverse.Openverse(api=api), "tench", 1000)
     assert [int(r.params["page"]) for r in fake.requests] == list(range(1, 21))
     assert all(int(r.params["page_size"]) <= openverse.ANONYMOUS_PAGE_SIZE for r in fake.requests)
@@ -201,7 +201,7 @@ def test_openverse_anonymous_stops_at_page_20():
 
 
 def test_openverse_token_allows_larger_pages():
-    fake = FakeOpenverse(total=1300)
+    fake = FakeOpenverse(total=1300, result_cap=None)
     found = search(
         fake, lambda api: openverse.Openverse(token="good-token", license_type="commercial", api=api), "goldfish", 900
     )
@@ -262,9 +262,13 @@ def test_openverse_error_answer(status, detail):
 
 
 def test_openverse_bad_token():
+    """A token the API no longer knows counts as anonymous: a page over 20 is refused with 401,
+    and without client credentials to renew it the source stops for the user to act."""
     fake = FakeOpenverse()
-    error = failure(fake, lambda api: openverse.Openverse(token="stale", api=api), "tench")
-    assert "HTTP 401" in str(error) and "Invalid token." in str(error)
+    error = failure(fake, lambda api: openverse.Openverse(token="stale", api=api), "tench", limit=100)
+    assert isinstance(error, SourceStopped) and error.resume_at is None
+    assert "HTTP 401" in str(error) and "OPENVERSE_CLIENT_ID" in str(error) and "OPENVERSE_TOKEN" in str(error)
+    assert len(fake.requests) == 1
 
 
 def test_openverse_429_is_waited_out():

@@ -6,8 +6,11 @@
 
 The answer is ``{"photos": {page, pages, perpage, total, photo: [...]}, "stat": "ok"}``; a
 failure is HTTP 200 with ``{"stat": "fail", "code": N, "message": "..."}`` and raises
-``SourceError`` naming the code and message (code 105, "Service currently unavailable", is
-retried first).
+``SourceError`` naming the code and message. Flickr's passing outages are retried first, as
+the Flickr Foundation's own client does (Flickr-Foundation/flickr-photos-api,
+``src/flickr_api/retrying.py``): code 105 "Service currently unavailable" (documented for
+every method), code 201 "Sorry, the Flickr API service is not currently available." and the
+same message under other codes (they have seen it with code 0), matched on the message.
 
 Limits: ``per_page`` <= 500; a search gives only its first 4,000 results (later pages
 repeat earlier ones), so no page starting past 4,000 is asked for; 3,600 calls an hour per
@@ -20,7 +23,9 @@ JPEG for the sized copies and follows the original's extension for ``url_o``.
 
 ``license`` is Flickr's numeric licence id mapped to a name and deed URL (``LICENSES``, as
 ``flickr.photos.licenses.getInfo`` lists them: 0-10, plus 11-16 for the CC 4.0 licences Flickr
-added later). The default filter is every licence but 0 (all rights reserved), 4.0 ones included.
+added on 2025-06-18; checked against that method's answer of 2025-06-19 recorded in
+Flickr-Foundation/flickr-photos-api, ``tests/fixtures/cassettes/TestLicenseMethods.test_get_licenses.yml``).
+The default filter is every licence but 0 (all rights reserved), 4.0 ones included.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ PER_SECOND = 1.0
 MAX_PER_PAGE = 500
 MAX_RESULTS = 4000
 EXTRAS = "url_o,url_c,url_z,o_dims,license,owner_name"
-RETRY_CODES = frozenset({105})  # "Service currently unavailable"
+RETRY_CODES = frozenset({105, 201})  # "Service currently unavailable"; "... not currently available."
+RETRY_MESSAGE = "not currently available"
 
 # id -> (name, deed URL), after flickr.photos.licenses.getInfo.
 LICENSES: dict[int, tuple[str, str | None]] = {
@@ -46,7 +52,7 @@ LICENSES: dict[int, tuple[str, str | None]] = {
     5: ("CC BY-SA 2.0", "https://creativecommons.org/licenses/by-sa/2.0/"),
     6: ("CC BY-ND 2.0", "https://creativecommons.org/licenses/by-nd/2.0/"),
     7: ("No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
-    8: ("United States Government Work", "http://www.usa.gov/copyright.shtml"),
+    8: ("United States Government Work", "https://www.usa.gov/government-copyright"),
     9: ("CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
     10: ("Public Domain Mark 1.0", "https://creativecommons.org/publicdomain/mark/1.0/"),
     11: ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
@@ -61,8 +67,12 @@ EXTENSION_MIMES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"
 
 
 def _retry_reason(answer: Any) -> str | None:
-    if isinstance(answer, dict) and answer.get("stat") == "fail" and int_or_none(answer.get("code")) in RETRY_CODES:
-        return f"code {answer.get('code')}: {answer.get('message')}"
+    """Why a failure answer is worth another try (an outage of Flickr's), or None."""
+    if not isinstance(answer, dict) or answer.get("stat") != "fail":
+        return None
+    message = str(answer.get("message") or "")
+    if int_or_none(answer.get("code")) in RETRY_CODES or RETRY_MESSAGE in message.lower():
+        return f"code {answer.get('code')}: {message}"
     return None
 
 

@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import aiohttp
@@ -26,11 +27,23 @@ MAX_RETRY_AFTER = 120.0
 
 
 class SourceError(PipelineError):
-    """A search API refused or failed a request; names the source, the query and the answer."""
+    """A search API refused or failed a request; names the source, the query and the answer
+    (``answer``; ``status``: the HTTP status of a refusal, when there was one)."""
 
-    def __init__(self, source: str, query: str, message: str):
-        self.source, self.query = source, query
+    def __init__(self, source: str, query: str, message: str, status: int | None = None):
+        self.source, self.query, self.status, self.answer = source, query, status, message
         super().__init__(f"{source}: query {query!r}: {message}")
+
+
+class SourceStopped(SourceError):
+    """The API will not serve us for a long while: a daily cap whose ``Retry-After`` is hours,
+    or an access token refused with no credentials to renew it. Not a failure of the input:
+    the stage keeps what it gathered and says when to run again (``resume_at``, UTC; None when
+    it is the user's move, such as a new token)."""
+
+    def __init__(self, source: str, query: str, message: str, resume_at: datetime | None = None):
+        super().__init__(source, query, message)
+        self.resume_at = resume_at
 
 
 @dataclass
@@ -114,18 +127,41 @@ class ApiClient:
         ``maxlag`` and ``ratelimited`` errors): given the decoded answer it returns a reason
         to retry, or None to accept it. Such an answer is retried like a 429, honouring
         ``Retry-After``."""
+        return await self._json("GET", url, query, params=params, headers=headers, retry_when=retry_when)
+
+    async def post_form(self, url: str, form: Mapping[str, str], query: str) -> Any:
+        """The decoded JSON answer to a form POST (an OAuth2 token request, RFC 6749 section
+        4.4), paced and retried as ``get_json``."""
+        return await self._json("POST", url, query, form=form)
+
+    async def _json(
+        self,
+        method: str,
+        url: str,
+        query: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_when: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         headers = {"User-Agent": USER_AGENT, **(headers or {})}
 
         async def attempt() -> Any:
             await self.pacer.wait(self.source)
             self.requests += 1
             try:
-                async with self.session.get(url, params=params, headers=headers, allow_redirects=True) as response:
+                async with self.session.request(
+                    method, url, params=params, data=form, headers=headers, allow_redirects=True
+                ) as response:
                     if retryable(response.status):
                         return self._retry(response, f"HTTP {response.status} {await _detail(response)}".strip(), query)
                     if response.status >= 400:
                         raise SourceError(
-                            self.source, query, f"HTTP {response.status} {await _detail(response)}".strip()
+                            self.source,
+                            query,
+                            f"HTTP {response.status} {await _detail(response)}".strip(),
+                            status=response.status,
                         )
                     try:
                         data = await response.json(content_type=None)
@@ -145,10 +181,12 @@ class ApiClient:
 
     def _retry(self, response: aiohttp.ClientResponse, reason: str, query: str) -> Retry:
         """A retry after the server's ``Retry-After`` (none: after the backoff); raises
-        ``SourceError`` when that is longer than ``MAX_RETRY_AFTER``."""
+        ``SourceStopped`` when that is longer than ``MAX_RETRY_AFTER`` (a daily cap answers
+        with hours), with the time it names."""
         hint = retry_after(response.headers.get("Retry-After"))
         if hint is not None and hint > MAX_RETRY_AFTER:
-            raise SourceError(self.source, query, f"{reason}; Retry-After {hint:.0f} s is too long to wait")
+            resume_at = datetime.now(timezone.utc) + timedelta(seconds=hint)
+            raise SourceStopped(self.source, query, f"{reason.rstrip('.')}; Retry-After {hint:.0f} s", resume_at)
         return Retry(reason, hint)
 
 

@@ -6,9 +6,15 @@ in one class is one candidate. Rows are ordered by ``candidate_id`` and cut into
 ``--shard-size``: hosts and classes mix evenly across shards, and a shard's content
 depends only on the candidates, so the download stage can reuse finished shards.
 
-Search sources query every phrase in ``synsets.queries``; each class's results are cached in
-``.cache/candidates/<settings>/`` as soon as its queries finish, so an interrupted
-collection resumes where it stopped.
+Search sources query every phrase in ``synsets.queries``; each query's results are cached in
+``.cache/candidates/<settings>/`` as soon as it finishes, so an interrupted collection resumes
+at the first query not yet asked.
+
+When an API stops serving for hours (a daily cap, an access token that cannot be renewed:
+``SourceStopped``), the stage writes the candidates of the classes done, records in its report
+which query phrases remain and when to resume, and exits with ``UNFINISHED``: not an error of
+the input, but not a finished stage either, so ``make`` stops and a rerun is never "up to date"
+until the collection is complete.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ from pipeline.layout import Layout
 from pipeline.progress import progress
 from pipeline.schemas import WNID_RE, candidate_id
 from pipeline.settings import integer
-from pipeline.tables import read_table, write_report, write_table
+from pipeline.tables import read_report, read_table, write_report, write_table
 
 from . import demo, urllist
-from .search import ApiClient, SearchResult, Source
+from .search import ApiClient, SearchResult, Source, SourceStopped
 
 HELP = "gather candidate image URLs per class: candidates/part-*.parquet"
 OUTPUTS = (layout.CANDIDATES, layout.report_name("candidates"))
 SOURCES = ("urllist", "commons", "openverse", "flickr", "demo")
 SEARCH_SOURCES = ("commons", "openverse", "flickr")
+# EX_TEMPFAIL (sysexits.h): a temporary failure, the user is invited to run it again later.
+UNFINISHED = 75
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +106,7 @@ def source_of(args: argparse.Namespace) -> str:
     raise PipelineError(f"choose where candidates come from: SOURCE={'|'.join(SOURCES)}")
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     source = source_of(args)
     if source == "urllist" and not args.urls:
         raise PipelineError("SOURCE=urllist needs URLS=<file>")
@@ -120,7 +128,27 @@ def run(args: argparse.Namespace) -> None:
         inputs=(synsets,) + ((args.urls.resolve(),) if args.urls else ()),
         settings=settings,
     )
-    runner.run(stage, lambda out: build(args, source, settings, synsets, out), force=args.force)
+    force = args.force or _unfinished(args.workdir) is not None
+    runner.run(stage, lambda out: build(args, source, settings, synsets, out), force=force)
+    left = _unfinished(args.workdir)
+    if left is None:
+        return 0
+    when = f"after {left['resume_after']}" if left["resume_after"] else "once that is seen to"
+    classes, left_over = left["classes"], len(left["remaining"])
+    queries = sum(len(q) for q in left["remaining"].values())
+    print(
+        f"candidates: stopped early: {left['stopped']}. {classes - left_over} of {classes} classes are done and "
+        f"written; query phrases left: {queries}, in {left_over} of {classes} classes. Resume {when}: run the same "
+        f"command again; until it exits 0 the candidates are incomplete (exit {UNFINISHED})",
+        file=sys.stderr,
+    )
+    return UNFINISHED
+
+
+def _unfinished(workdir: Path) -> dict | None:
+    """The last candidates report when its collection stopped early, else None."""
+    report = read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT, missing_ok=True)
+    return report if report and report.get("remaining") else None
 
 
 def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: Path, out: Path) -> str:
@@ -131,7 +159,9 @@ def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: P
                 "not a wnid (n + 8 digits)", file=synsets_path, row=row, field="wnid", value=synset["wnid"]
             )
     wnids = [s["wnid"] for s in synsets]
-    report: dict = {"settings": settings, "source": source}
+    # complete/stopped/resume_after/remaining: where a search API stopped serving (``_collect``).
+    report: dict = {"settings": settings, "source": source, "complete": True, "stopped": None, "resume_after": None}
+    report["remaining"] = {}
     if source == "urllist":
         listed, list_report = urllist.read(args.urls, set(wnids), args.max_per_class)
         report["list"] = list_report.as_dict()
@@ -140,21 +170,23 @@ def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: P
         found = demo.catalogue(settings["api"], wnids, args.demo_per_class)
         rows = [_row(wnid, "demo", None, result) for wnid, result in found]
     else:
-        rows = _search_rows(args, source, settings, synsets)
+        rows, left = _search_rows(args, source, settings, synsets)
+        report.update(left)
     rows = _rank_and_dedupe(rows, args.max_per_class)
     shards = _write_shards(rows, Layout(out), args.shard_size, {"subset": args.subset, "source": source})
     per_class = {w: 0 for w in wnids}
     for row in rows:
         per_class[row["wnid"]] += 1
-    empty = [w for w, n in per_class.items() if n == 0]
+    empty = [w for w, n in per_class.items() if n == 0 and w not in report["remaining"]]
     report.update(
         candidates=len(rows), shards=shards, classes=len(wnids), classes_without_candidates=empty, per_class=per_class
     )
     write_report(Layout(out).report("candidates"), schemas.CANDIDATES_REPORT, report)
     _print_report(report)
-    return (
-        f"{len(rows)} candidates from {source} for {len(wnids) - len(empty)} of {len(wnids)} classes, {shards} shards"
-    )
+    found = sum(1 for n in per_class.values() if n)
+    short = len(report["remaining"])
+    unfinished = f"; stopped early, {short} of {len(wnids)} classes left" if short else ""
+    return f"{len(rows)} candidates from {source} for {found} of {len(wnids)} classes, {shards} shards{unfinished}"
 
 
 def _row(wnid: str, source: str, query: str | None, result: SearchResult) -> dict:
@@ -196,7 +228,7 @@ def _write_shards(rows: list[dict], built: Layout, size: int, metadata: dict) ->
     return len(chunks)
 
 
-def _search_rows(args: argparse.Namespace, source: str, settings: dict, synsets: list[dict]) -> list[dict]:
+def _search_rows(args: argparse.Namespace, source: str, settings: dict, synsets: list[dict]) -> tuple[list[dict], dict]:
     cache = runner.work_cache(args.workdir, "candidates", settings)
     adapter, per_second = _adapter(source, args)
     return asyncio.run(_collect(adapter, per_second, synsets, args.per_query, cache))
@@ -211,10 +243,14 @@ def _adapter(source: str, args: argparse.Namespace) -> tuple[Source, float]:
     if source == "openverse":
         from . import openverse
 
-        return (
-            openverse.Openverse(token=os.environ.get("OPENVERSE_TOKEN") or None, license_type=args.license, **api),
-            openverse.PER_SECOND,
-        )
+        client_id, secret = os.environ.get("OPENVERSE_CLIENT_ID"), os.environ.get("OPENVERSE_CLIENT_SECRET")
+        if bool(client_id) != bool(secret):
+            raise PipelineError(
+                "SOURCE=openverse needs both OPENVERSE_CLIENT_ID and OPENVERSE_CLIENT_SECRET, or neither"
+            )
+        token = os.environ.get("OPENVERSE_TOKEN") or None
+        adapter = openverse.Openverse(token, args.license, client_id=client_id, client_secret=secret, **api)
+        return adapter, openverse.PER_SECOND
     from . import flickr
 
     key = os.environ.get("FLICKR_API_KEY")
@@ -223,28 +259,53 @@ def _adapter(source: str, args: argparse.Namespace) -> tuple[Source, float]:
     return flickr.Flickr(api_key=key, **({"license": args.license} if args.license else {}), **api), flickr.PER_SECOND
 
 
-async def _collect(adapter: Source, per_second: float, synsets: list[dict], per_query: int, cache: Path) -> list[dict]:
+async def _collect(
+    adapter: Source, per_second: float, synsets: list[dict], per_query: int, cache: Path
+) -> tuple[list[dict], dict]:
+    """Every class's rows, from the cache or the API, and the report's account of what is left
+    when the API stops serving (``SourceStopped``): its answer, when to resume, and the query
+    phrases not yet asked, by class. Each finished query's rows are cached at once, so a rerun
+    asks only the queries left and ends with the rows an uninterrupted run would give."""
     rows: list[dict] = []
+    stop: SourceStopped | None = None
+    remaining: dict[str, list[str]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         client = ApiClient(adapter.name, session, per_second)
         for synset in progress(synsets, desc=adapter.name, unit="class", delay=2):
-            done = cache / f"{synset['wnid']}.json"
+            wnid, queries = synset["wnid"], list(synset["queries"])
+            done = cache / f"{wnid}.json"
             if done.exists():
-                found = json.loads(done.read_text())
-            else:
-                found = []
-                for query in synset["queries"]:
-                    for result in await adapter.search(client, query, per_query):
-                        found.append(_row(synset["wnid"], adapter.name, query, result))
-                atomic_write_text(done, json.dumps(found))
-            rows.extend(found)
-    return rows
+                rows.extend(json.loads(done.read_text()))
+                continue
+            if stop is not None:
+                remaining[wnid] = queries
+                continue
+            partial = cache / f"{wnid}.partial.json"  # {"asked": [phrases], "rows": [...]}
+            so_far = json.loads(partial.read_text()) if partial.exists() else {"asked": [], "rows": []}
+            if so_far["asked"] != queries[: len(so_far["asked"])]:  # the class's phrases changed
+                so_far = {"asked": [], "rows": []}
+            try:
+                for query in queries[len(so_far["asked"]) :]:
+                    found = await adapter.search(client, query, per_query)
+                    so_far["rows"] += [_row(wnid, adapter.name, query, result) for result in found]
+                    so_far["asked"].append(query)
+                    if len(so_far["asked"]) < len(queries):
+                        atomic_write_text(partial, json.dumps(so_far))
+            except SourceStopped as e:
+                stop, remaining[wnid] = e, queries[len(so_far["asked"]) :]
+                continue
+            atomic_write_text(done, json.dumps(so_far["rows"]))
+            partial.unlink(missing_ok=True)
+            rows.extend(so_far["rows"])
+    left = {"complete": stop is None, "stopped": str(stop) if stop else None, "remaining": remaining}
+    left["resume_after"] = stop.resume_at.strftime("%Y-%m-%d %H:%M UTC") if stop and stop.resume_at else None
+    return rows, left
 
 
 def _print_report(report: dict) -> None:
     lines = [
         f"candidates: {report['candidates']} from {report['source']} in {report['shards']} shards, "
-        f"{report['classes'] - len(report['classes_without_candidates'])} of {report['classes']} classes"
+        f"{sum(1 for n in report['per_class'].values() if n)} of {report['classes']} classes"
     ]
     if "list" in report:
         lst = report["list"]
