@@ -40,7 +40,7 @@ QUESTIONS = {
     COVERAGE: "Does every {words} in the image have a box?",
 }
 
-_HEAD = """<!-- synsetforge box task ({task}): MTurk question template. ${{...}} placeholders are batch.csv's header. -->
+_HEAD = """<!-- synsetforge box task ({task}): MTurk question template; its placeholders are batch.csv's columns. -->
 <script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 """
 _ABOUT = """  <p><b>${words}</b>: <span>${gloss}</span> (a kind of <span>${parent}</span>).

@@ -4,7 +4,11 @@
   placeholders are the CSV's header. MTurk pastes values into the HTML unescaped, so every
   value is HTML-escaped here; the grid is built by the page's script from a JSON attribute
   with DOM calls, never by pasting HTML. The answer is one hidden field, ``ticked``: a JSON
-  list of the ticked image_ids, which MTurk returns in ``Answer.taskAnswers``.
+  list of the ticked image_ids, which MTurk returns in ``Answer.taskAnswers``. MTurk fills in
+  every dollar-brace placeholder of the file, comments included, so none is written but the
+  CSV's columns. Workers see the HIT inside an https page of mturk.com: their browsers block
+  ``http://`` images in it, and an address of this machine (127.0.0.1, a private network) is
+  out of their reach, so ``mturk_url_problem`` refuses such an image base URL.
 - Label Studio: ``labelstudio/tasks.json`` (one task per image of a HIT, with the HIT's
   synset) and ``labelstudio/config.xml`` (yes/no per image); set the project's overlap to
   the HIT's assignments.
@@ -20,12 +24,13 @@ import codecs
 import csv
 import html
 import io
+import ipaddress
 import json
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 import pyarrow as pa
@@ -42,7 +47,7 @@ SHOWN = 80  # bytes of an undecodable value an error shows
 UNDECODABLE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
 MTURK_FIELDS = ("hit_id", "round", "wnid", "words", "gloss", "parent", "wikipedia", "images")
 
-QUESTION = """<!-- synsetforge HIT: MTurk question template. ${...} placeholders are batch.csv's header. -->
+QUESTION = """<!-- synsetforge HIT: MTurk question template; its placeholders are batch.csv's column names. -->
 <script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <style>
   .grid { display: flex; flex-wrap: wrap; gap: 6px; }
@@ -131,6 +136,27 @@ def hit_records(hits: pd.DataFrame, about: dict[str, dict]) -> list[dict]:
             }
         )
     return records
+
+
+def mturk_url_problem(base_url: str) -> str | None:
+    """Why a worker's browser on MTurk would show no image from ``base_url``, or None: the
+    HIT page is https, so an ``http://`` image is mixed content that browsers block, and a
+    loopback or private host is this machine's or this network's, not the worker's."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "https":
+        return "is not https"
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "names this machine (localhost)"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: whoever serves the images answers for it
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
+        return f"is a loopback or private address ({address}), out of workers' reach"
+    return None
 
 
 def write(fmt: str, folder: Path, records: list[dict]) -> list[Path]:

@@ -9,7 +9,9 @@ Writes ``annotation/round-<n>/``: ``hits.parquet`` (schemas.HITS, what ``annotat
 checks answers against) and the chosen formats (see ``annotation.formats``), and the round's
 report ``reports/annotate-export-<n>.json`` (schemas.ANNOTATE_EXPORT_REPORT). Image URLs are
 ``IMAGE_BASE_URL/<image_id>.jpg``: where the images are served (``make annotate-serve``
-serves them at http://127.0.0.1:8650/image) or uploaded, never a local path.
+serves them at http://127.0.0.1:8650/image) or uploaded, never a local path. The mturk format
+needs an https URL workers can reach (``formats.mturk_url_problem``); ``--allow-http`` lets a
+requester try HITs in the MTurk sandbox from the machine that serves them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BASE_URL,
         metavar="URL",
         help=f"where workers' browsers fetch images (make: IMAGE_BASE_URL, default {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="mturk: accept an http:// or loopback IMAGE_BASE_URL, to try HITs in the MTurk sandbox on the "
+        "machine that serves the images (browsers let an https page show http://127.0.0.1 images) "
+        "(make: MTURK_ALLOW_HTTP=1)",
     )
     parser.add_argument(
         "--per-hit", type=integer(1), default=p.per_hit, help=f"candidates per HIT (default {p.per_hit})"
@@ -149,6 +158,15 @@ def checked_formats(args: argparse.Namespace) -> list[str]:
     if not args.image_base_url.startswith(("http://", "https://")):
         raise InputError(
             "IMAGE_BASE_URL must be an http(s) URL where the images are served, not a path",
+            field="IMAGE_BASE_URL",
+            value=args.image_base_url,
+        )
+    problem = formats.mturk_url_problem(args.image_base_url) if "mturk" in chosen and not args.allow_http else None
+    if problem:
+        raise InputError(
+            f"{problem}: MTurk shows HITs in an https page, where workers would see no image; give the https "
+            "URL the images are served at, leave mturk out of HIT_FORMATS, or try the sandbox from this machine "
+            "with MTURK_ALLOW_HTTP=1 (--allow-http)",
             field="IMAGE_BASE_URL",
             value=args.image_base_url,
         )

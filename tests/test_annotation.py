@@ -48,7 +48,8 @@ def seed_controls(workdir: Path) -> Path:
 
 
 def export(pipeline, workdir: Path, *args):
-    return pipeline("annotate-export", "--data", workdir.parent, "--subset", workdir.name, *args)
+    """annotate-export; --allow-http: the default image base URL is annotate-serve's, on 127.0.0.1."""
+    return pipeline("annotate-export", "--data", workdir.parent, "--subset", workdir.name, "--allow-http", *args)
 
 
 def export_report(workdir: Path, round_: int = 1) -> dict:
@@ -306,7 +307,7 @@ def test_rounds_of_a_simulated_crowd_end_in_precise_labels(pipeline, store, tmp_
     where = ("--data", store.parent, "--subset", store.name)
     layout = Layout(store)
     for round_ in (1, 2, 3):
-        assert pipeline("annotate-export", *where, "--round", round_).status == 0
+        assert pipeline("annotate-export", *where, "--round", round_, "--allow-http").status == 0
         assert pipeline("annotate-simulate", *where, "--round", round_, "--truth", truth).status == 0
         outcome = pipeline("annotate-import", *where, "--results", layout.simulated_answers(round_))
         assert outcome.status == 0, outcome.err

@@ -31,7 +31,7 @@ def exported_template(tmp_path_factory):
     """A three-class image store with round 1 exported, built once and copied per test."""
     workdir = tmp_path_factory.mktemp("template") / "set"
     make_store(workdir)
-    done = run_cli("annotate-export", "--data", workdir.parent, "--subset", workdir.name)
+    done = run_cli("annotate-export", "--data", workdir.parent, "--subset", workdir.name, "--allow-http")
     assert done.returncode == 0, done.stderr
     return workdir
 
@@ -347,7 +347,9 @@ def test_malformed_results_stop_the_import_with_one_line_naming_the_place(export
 def test_export_refuses_controls_that_are_not_utf8(exported, tmp_path):
     controls = tmp_path / "controls.csv"
     controls.write_bytes("image_id,wnid,kind\nJosé,n01440764,positive\n".encode("latin-1"))
-    error = one_line_error(stage("annotate-export", exported, "--round", "1", "--force", "--controls", controls))
+    error = one_line_error(
+        stage("annotate-export", exported, "--round", "1", "--force", "--allow-http", "--controls", controls)
+    )
     assert "controls.csv:2: row 1: image_id b'Jos\\xe9': not UTF-8" in error
     assert json.loads(Layout(exported).report("annotate-export-1").read_text())["settings"]["controls"] == "None"
 
