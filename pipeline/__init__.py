@@ -14,7 +14,20 @@ __version__ = "0.1.0"
 # The demo image host's port (python -m pipeline.imagehost), where the demo candidates source
 # looks for it; the Makefile's DEMO_PORT says the same.
 DEMO_PORT = 8642
-CONTACT_URL = "https://github.com/synsetforge/synsetforge"
-# Every request we send names the tool and where to reach its users, as Wikimedia's
-# User-Agent policy and polite crawling ask; robots.txt rules are matched on "synsetforge".
-USER_AGENT = f"synsetforge/{__version__} (+{CONTACT_URL}; dataset builder)"
+PROJECT_URL = "https://github.com/synsetforge/synsetforge"
+
+
+def user_agent(contact: str | None = None) -> str:
+    """The User-Agent of every request we send: the tool, its version, and whoever runs it.
+
+    Wikimedia's User-Agent policy (foundation.wikimedia.org/wiki/Policy:Wikimedia_Foundation_User-Agent_Policy)
+    asks automated clients for ``<client>/<version> (<contact information>)``, a contact that
+    reaches the operator (an email or a URL): the project's URL reaches its authors, not the
+    person whose run floods a server, so the operator's ``contact`` (``--contact``) comes first.
+    robots.txt rules are matched on the product token, "synsetforge"."""
+    who = f"{contact}; " if contact else ""
+    return f"synsetforge/{__version__} ({who}+{PROJECT_URL}; dataset builder)"
+
+
+# Without a contact: the default of every client.
+USER_AGENT = user_agent()

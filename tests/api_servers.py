@@ -100,13 +100,20 @@ class FakeCommons(FakeApi):
     """``/w/api.php?action=query&generator=search&prop=imageinfo``.
 
     The index for a search text holds ``total`` files; the 10n+3rd are SVG drawings, which a
-    ``filetype:bitmap`` search leaves out. Others: 10n+5 are narrower than 640 px (their
-    ``thumburl`` is the original), 10n+7 are TIFFs (JPEG thumbnails), every 4th is public
-    domain (no LicenseUrl). Pages come back ordered by ``pageid``, not by ``index``.
+    ``filetype:bitmap`` search leaves out. Others: 10n+5 are 400 px wide, narrower than any
+    thumbnail asked for here (MediaWiki does not upscale: their ``thumburl`` is the original),
+    10n+7 are TIFFs (JPEG thumbnails), every 4th is public domain (no LicenseUrl). Pages come
+    back ordered by ``pageid``, not by ``index``.
+
+    Thumbnails come in Wikimedia's standard widths only (``THUMB_STEPS``, $wgThumbnailSteps as
+    https://www.mediawiki.org/wiki/Common_thumbnail_sizes lists it): ``iiurlwidth`` between two
+    steps gets the next step up, as that page says production serves it; no ``iiurlwidth``, no
+    ``thumburl``.
     """
 
     path = "/w/api.php"
     MAX_LIMIT = 50
+    THUMB_STEPS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 
     def __init__(
         self,
@@ -130,8 +137,14 @@ class FakeCommons(FakeApi):
         bitmap = "filetype:bitmap" in words
         return " ".join(w for w in words if w != "filetype:bitmap"), bitmap
 
-    def file(self, text: str, i: int) -> dict:
-        """The i-th file (0-based, unfiltered) of the index for ``text``: a page with imageinfo."""
+    @classmethod
+    def served_width(cls, asked: int) -> int:
+        """The standard width a request for an ``asked``-px-wide thumbnail gets."""
+        return next((step for step in cls.THUMB_STEPS if step >= asked), cls.THUMB_STEPS[-1])
+
+    def file(self, text: str, i: int, thumb_width: int | None = 500) -> dict:
+        """The i-th file (0-based, unfiltered) of the index for ``text``: a page with imageinfo,
+        with the thumbnail asked for ``thumb_width`` px wide (None: none asked for)."""
         kind = "svg" if i % 10 == 3 else "tif" if i % 10 == 7 else "jpg"
         name = f"{text.title()} {i:04d}.{kind}"
         title = f"File:{name}"
@@ -140,15 +153,18 @@ class FakeCommons(FakeApi):
         url = f"https://upload.wikimedia.org/wikipedia/commons/{h[0]}/{h[:2]}/{quote(key)}"
         width, height = (400, 300) if i % 10 == 5 else (4000 + i, 3000)
         mime = {"jpg": "image/jpeg", "tif": "image/tiff", "svg": "image/svg+xml"}[kind]
-        if width <= 640 and kind != "svg":
+        thumb_size = None if thumb_width is None else self.served_width(thumb_width)
+        if thumb_size is None:
+            thumb = tw = th = tmime = None
+        elif width <= thumb_size and kind != "svg":
             thumb, tw, th, tmime = url, width, height, mime
         else:
             suffix = {"jpg": "", "tif": ".jpg", "svg": ".png"}[kind]
             thumb = (
                 f"https://upload.wikimedia.org/wikipedia/commons/thumb/{h[0]}/{h[:2]}/{quote(key)}"
-                f"/640px-{quote(key)}{suffix}"
+                f"/{thumb_size}px-{quote(key)}{suffix}"
             )
-            tw, th = 640, round(height * 640 / width)
+            tw, th = thumb_size, round(height * thumb_size / width)
             tmime = {"jpg": "image/jpeg", "tif": "image/jpeg", "svg": "image/png"}[kind]
         public_domain = i % 4 == 0
         extmetadata = {
@@ -180,10 +196,7 @@ class FakeCommons(FakeApi):
             "size": 1_000_000 + i,
             "width": width,
             "height": height,
-            "thumburl": thumb,
-            "thumbwidth": tw,
-            "thumbheight": th,
-            "thumbmime": tmime,
+            **({"thumburl": thumb, "thumbwidth": tw, "thumbheight": th, "thumbmime": tmime} if thumb else {}),
             "url": url,
             "descriptionurl": f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'))}",
             "descriptionshorturl": f"https://commons.wikimedia.org/w/index.php?curid={100000 + i}",
@@ -199,9 +212,9 @@ class FakeCommons(FakeApi):
             "imageinfo": [info],
         }
 
-    def index(self, gsrsearch: str) -> list[dict]:
+    def index(self, gsrsearch: str, thumb_width: int | None = 500) -> list[dict]:
         text, bitmap = self.text_of(gsrsearch)
-        files = [self.file(text, i) for i in range(self.total)]
+        files = [self.file(text, i, thumb_width) for i in range(self.total)]
         return [f for f in files if not (bitmap and f["imageinfo"][0]["mime"] == "image/svg+xml")]
 
     def answer(self, request: web.Request) -> web.StreamResponse:
@@ -258,7 +271,7 @@ class FakeCommons(FakeApi):
                 "search": {"warnings": f"gsrlimit may not be over {self.MAX_LIMIT} (set to {asked}) for users"}
             }
         offset = int(q.get("gsroffset", "0"))
-        files = self.index(q["gsrsearch"])
+        files = self.index(q["gsrsearch"], int(q["iiurlwidth"]) if q.get("iiurlwidth", "").isdigit() else None)
         batch = []
         for position, page in enumerate(files[offset : offset + limit]):
             batch.append({**page, "index": offset + position + 1})

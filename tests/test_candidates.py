@@ -43,7 +43,9 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
         f"{TENCH}_3\thttp://a.example/1.jpg\n".encode(),  # same URL, same class: one candidate
         f"{GOLDFISH}_7\thttp://a.example/1.jpg\n".encode(),  # same URL, other class: its own candidate
         f"{SHARK}_1\thttp://b.example/shark.jpg\n".encode(),  # not in the subset
-        f"{TENCH}_4\thttp://a.example/caf\xe9.jpg\n".encode("latin-1"),  # not UTF-8
+        f"{TENCH}_4\thttp://a.example/caf\xe9.jpg\n".encode("latin-1"),  # not UTF-8: read as Latin-1
+        f"{TENCH}_5 http://a.example/\n".encode(),  # no path: still a URL
+        b"no tab or wnid here\n",  # malformed
         f"{GOLDFISH}_8\thttp://a.example/\u00e9t\u00e9.jpg\n".encode(),  # UTF-8 is fine
     ] + [f"{GOLDFISH}_{i}\thttp://c.example/{i}.jpg\n".encode() for i in range(10, 200)]
     urls = tmp_path / "fall11_urls.txt"
@@ -54,28 +56,34 @@ def test_imagenet_url_list(pipeline, workdir, tmp_path):
     assert out.status == 0, out.err
     got = candidates(workdir)
     by_class = {w: [r for r in sorted(got, key=lambda r: r["rank"]) if r["wnid"] == w] for w in (TENCH, GOLDFISH)}
-    assert [r["url"] for r in by_class[TENCH]] == ["http://a.example/1.jpg", "http://a.example/2.jpg"]
-    assert [r["source_id"] for r in by_class[TENCH]] == [f"{TENCH}_1", f"{TENCH}_2"]
+    assert [r["url"] for r in by_class[TENCH]] == [
+        "http://a.example/1.jpg",
+        "http://a.example/2.jpg",
+        "http://a.example/caf%E9.jpg",
+        "http://a.example/",
+    ]
+    assert [r["source_id"] for r in by_class[TENCH]] == [f"{TENCH}_{i}" for i in (1, 2, 4, 5)]
     assert len(by_class[GOLDFISH]) == 50 and by_class[GOLDFISH][1]["url"] == "http://a.example/\u00e9t\u00e9.jpg"
     assert [r["rank"] for r in by_class[GOLDFISH]] == list(range(50))
     assert all(r["candidate_id"] == candidate_id(r["wnid"], r["url"]) and r["source"] == "urllist" for r in got)
-    assert len({r["candidate_id"] for r in got}) == len(got) == 52
+    assert len({r["candidate_id"] for r in got}) == len(got) == 54
     parts = Layout(workdir).candidate_parts()
-    assert [pq.read_metadata(p).num_rows for p in parts] == [20, 20, 12]
+    assert [pq.read_metadata(p).num_rows for p in parts] == [20, 20, 14]
     assert [r["candidate_id"] for r in got] == sorted(r["candidate_id"] for r in got)
     report = read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT)
     stamp = json.loads((workdir / ".stages" / "candidates.json").read_text())
     assert report["settings"] == stamp["settings"] and report["settings"]["max_per_class"] == 50
     assert report["list"] == {
-        "rows": 197,
-        "non_utf8": 1,
-        "malformed": 1,  # an undecodable line is malformed, and shown
-        "malformed_lines": [6],
+        "rows": 199,
+        "latin1": 1,
+        "spaces_encoded": 0,
+        "malformed": 1,
+        "malformed_lines": [8],
         "other_classes": 1,
         "duplicates": 1,
         "over_cap": 142,
     }
-    assert "1 malformed (1 not UTF-8) (lines 6)" in out.err
+    assert "1 malformed (lines 8)" in out.err and "1 not UTF-8 (read as Latin-1)" in out.err
 
 
 def test_candidate_ids_are_stable_across_runs_and_orders(pipeline, workdir, tmp_path):
@@ -237,7 +245,7 @@ def test_a_list_without_a_candidate_is_refused(workdir, collected, tmp_path, nam
     assert {p: p.read_bytes() for p in sorted(Layout(workdir).candidates.iterdir())} == collected
 
 
-def test_undecodable_lines_count_as_malformed_with_their_numbers(pipeline, workdir, tmp_path):
+def test_lines_not_utf8_are_read_as_latin1_and_those_not_in_form_are_malformed(pipeline, workdir, tmp_path):
     lines = [f"{TENCH}_{i}\thttp://a.example/{i}.jpg\n".encode() for i in range(300)]
     lines[40] = b"\xff\xfe not text\n"
     lines[41] = f"{TENCH}_41\thttp://a.example/caf\xe9.jpg\n".encode("latin-1")
@@ -246,9 +254,9 @@ def test_undecodable_lines_count_as_malformed_with_their_numbers(pipeline, workd
     out = collect(pipeline, workdir, "--source", "urllist", "--urls", urls)
     assert out.status == 0, out.err
     listed = read_report(Layout(workdir).report("candidates"), schemas.CANDIDATES_REPORT)["list"]
-    assert (listed["malformed"], listed["non_utf8"], listed["malformed_lines"]) == (2, 2, [41, 42])
-    assert "2 malformed (2 not UTF-8) (lines 41, 42)" in out.err
-    assert len(candidates(workdir)) == 298
+    assert (listed["malformed"], listed["latin1"], listed["malformed_lines"]) == (1, 2, [41])
+    assert "1 malformed (lines 41)" in out.err
+    assert len(candidates(workdir)) == 299
 
 
 @pytest.mark.parametrize("kind", ["txt", "csv", "tsv"])

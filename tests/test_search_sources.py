@@ -51,7 +51,7 @@ def assert_unique(found: list[SearchResult]) -> None:
 
 
 def commons_expected(fake: FakeCommons, query: str, bitmap: bool = True) -> list[str]:
-    """The URLs the adapter should give, best first: the 640-px thumbnail, SVGs left out."""
+    """The URLs the adapter should give, best first: the 500-px thumbnail, SVGs left out."""
     text = f"{query} filetype:bitmap" if bitmap else query
     return [p["imageinfo"][0]["thumburl"] for p in fake.index(text) if p["imageinfo"][0]["mime"] != "image/svg+xml"]
 
@@ -68,7 +68,7 @@ def test_commons_pages_in_index_order():
         assert r.params["gsrsearch"] == "tench filetype:bitmap"
         assert r.params["gsrlimit"] == "50" and int(r.params["gsrlimit"]) <= commons.MAX_LIMIT
         assert r.params["gsrnamespace"] == "6" and r.params["formatversion"] == "2"
-        assert r.params["iiurlwidth"] == "640" and "extmetadata" in r.params["iiprop"].split("|")
+        assert r.params["iiurlwidth"] == "500" and "extmetadata" in r.params["iiprop"].split("|")
         assert r.headers["User-Agent"] == USER_AGENT
     # Continuation passes the whole continue block back.
     assert fake.requests[1].params["continue"] == "gsroffset||"
@@ -97,13 +97,13 @@ def test_commons_fields():
         creator="Ann & Bo Example1",
         license="CC BY-SA 4.0",
         license_url="https://creativecommons.org/licenses/by-sa/4.0",
-        width=640,
-        height=round(3000 * 640 / 4001),
+        width=500,
+        height=round(3000 * 500 / 4001),
         bytes=None,
         mime="image/jpeg",
     )
-    assert "/thumb/" in big.url and big.url.endswith("640px-Great_White_Shark_0001.jpg")
-    # Narrower than 640 px: the thumbnail is the original, whose size is known.
+    assert "/thumb/" in big.url and big.url.endswith("/500px-Great_White_Shark_0001.jpg")
+    # Narrower than 500 px: the thumbnail is the original, whose size is known.
     small = found["File:Great White Shark 0005.jpg"]
     info = fake.file("great white shark", 5)["imageinfo"][0]
     assert (small.url, small.width, small.height, small.bytes, small.mime) == (

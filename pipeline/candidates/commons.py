@@ -5,16 +5,22 @@ file's URLs, size, MIME type and licence metadata (``extmetadata``)::
 
     GET {api}/w/api.php?action=query&format=json&formatversion=2&generator=search
         &gsrsearch=Q filetype:bitmap&gsrnamespace=6&gsrlimit=N&gsroffset=...
-        &prop=imageinfo&iiprop=url|size|mime|thumbmime|sha1|extmetadata&iiurlwidth=640&maxlag=5
+        &prop=imageinfo&iiprop=url|size|mime|thumbmime|sha1|extmetadata&iiurlwidth=500&maxlag=5
 
 Choices:
 
 * The search adds ``filetype:bitmap`` (a CirrusSearch keyword: JPEG, PNG, GIF, TIFF, WebP...),
   so that pages are not spent on SVG drawings, PDFs, audio and video; the MIME check on each
   answer stays as a safety net.
-* ``url`` is the 640-px-wide thumbnail (``thumburl``) when there is one, else the original:
+* ``url`` is the 500-px-wide thumbnail (``thumburl``) when there is one, else the original:
   a dataset wants pictures of a few hundred pixels, and originals are often tens of
-  megapixels. MediaWiki does not upscale: a file narrower than 640 px gets its original as
+  megapixels. 500 is one of Wikimedia's standard thumbnail widths (20, 40, 60, 120, 250, 330,
+  500, 960, 1280, 1920, 3840: ``$wgThumbnailSteps``, https://www.mediawiki.org/wiki/Common_thumbnail_sizes),
+  which its servers keep rendered; any other width is rendered and stored for us alone, or
+  served as the next step up. 500 is also the download's default MAX_SIDE: it is the longer
+  side of a landscape thumbnail and shorter than a portrait one's, so nothing the download
+  keeps is lost, where 960 would fetch about 3.7 times the pixels to throw them away.
+  MediaWiki does not upscale: a file narrower than 500 px gets its original as
   ``thumburl``. ``width``/``height``/``mime`` describe the URL we return (``thumbwidth``,
   ``thumbheight``, ``thumbmime`` for a thumbnail: a TIFF's thumbnail is a JPEG);
   ``bytes`` is the file's ``size`` only when the URL is the original, since a thumbnail's
@@ -25,6 +31,9 @@ Choices:
   etiquette asks of automated clients; a ``maxlag`` or ``ratelimited`` error (HTTP 200 with
   an ``error`` object) is retried after ``Retry-After`` (or a backoff). Any other ``error``
   raises ``SourceError`` with its code and info.
+* Every request names the operator's contact in its User-Agent (``--contact``,
+  ``pipeline.user_agent``), as Wikimedia's User-Agent policy asks of automated clients; the
+  candidates stage warns when there is none.
 * PER_SECOND is 1: Wikimedia asks API clients to send requests in series, not in parallel,
   and each of ours is a search plus up to 50 thumbnail and metadata look-ups, which is
   expensive on their side; one a second stays well within what they tolerate.
@@ -42,7 +51,7 @@ DEFAULT_API = "https://commons.wikimedia.org"
 PER_SECOND = 1.0
 MAX_LIMIT = 50  # gsrlimit for clients without the apihighlimits right
 MAX_OFFSET = 10_000  # CirrusSearch answers no further than this into a result list
-THUMB_WIDTH = 640
+THUMB_WIDTH = 500  # a standard thumbnail width (see above)
 MAXLAG = 5
 IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff"})
 RETRY_CODES = frozenset({"maxlag", "ratelimited"})

@@ -28,13 +28,15 @@ PER_CLASS = 60
 TIMEOUT = 60.0
 
 
-def catalogue(api: str, wnids: list[str], per_class: int) -> list[tuple[str, SearchResult]]:
+def catalogue(
+    api: str, wnids: list[str], per_class: int, user_agent: str = USER_AGENT
+) -> list[tuple[str, SearchResult]]:
     """(wnid, search result) for each candidate the host at ``api`` lists, class by class."""
     url = api.rstrip("/") + "/demo/catalogue"
     request = urllib.request.Request(
         url,
         data=json.dumps({"wnids": wnids, "per_class": per_class}).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        headers={"Content-Type": "application/json", "User-Agent": user_agent},
         method="POST",
     )
     try:

@@ -2,9 +2,10 @@
 
 An adapter (``commons``, ``openverse``, ``flickr``) knows one API's parameters and answer
 shape; this module knows how to be a polite client of any of them: one User-Agent naming
-the tool and a contact URL, a minimum interval between requests (the API's documented
-rate), retries on 429 and 5xx that honour ``Retry-After`` or back off (``pipeline.http``),
-and an error that says which source and query failed and what the API answered.
+the tool and the operator's contact (``pipeline.user_agent``), a minimum interval between
+requests (the API's documented rate), retries on 429 and 5xx that honour ``Retry-After`` or
+back off (``pipeline.http``), and an error that says which source and query failed and what
+the API answered.
 """
 
 from __future__ import annotations
@@ -101,13 +102,22 @@ class Source(Protocol):
 
 class ApiClient:
     """GET JSON from one search API at its documented rate: ``per_second`` requests, evenly
-    spaced, in the order they ask; a retry's wait pauses them all."""
+    spaced, in the order they ask; a retry's wait pauses them all. Every request carries
+    ``user_agent``."""
 
-    def __init__(self, source: str, session: aiohttp.ClientSession, per_second: float, backoff: float = 1.0):
+    def __init__(
+        self,
+        source: str,
+        session: aiohttp.ClientSession,
+        per_second: float,
+        backoff: float = 1.0,
+        user_agent: str = USER_AGENT,
+    ):
         if per_second <= 0:
             raise ValueError(f"{source}: an API's rate must be above 0 requests a second")
         self.source = source
         self.session = session
+        self.user_agent = user_agent
         self.pacer = Pacer(per_second)
         self.backoff = backoff
         self.requests = 0
@@ -145,7 +155,7 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         retry_when: Callable[[Any], str | None] | None = None,
     ) -> Any:
-        headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        headers = {"User-Agent": self.user_agent, **(headers or {})}
 
         async def attempt() -> Any:
             await self.pacer.wait(self.source)

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline import layout, runner, schemas
+from pipeline import layout, runner, schemas, user_agent
 from pipeline.errors import InputError, PipelineError
 from pipeline.files import atomic_write_text
 from pipeline.layout import Layout
 from pipeline.progress import progress
 from pipeline.schemas import WNID_RE, candidate_id
-from pipeline.settings import integer
+from pipeline.settings import add_contact_argument, integer
 from pipeline.tables import read_report, read_table, write_report, write_table
 
 from . import demo, urllist
@@ -96,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--demo-per-class", type=integer(1), default=demo.PER_CLASS, metavar="N", help="demo: candidates per class"
     )
+    add_contact_argument(parser)
 
 
 def source_of(args: argparse.Namespace) -> str:
@@ -167,7 +168,7 @@ def build(args: argparse.Namespace, source: str, settings: dict, synsets_path: P
         report["list"] = list_report.as_dict()
         rows = [_row(u.wnid, "urllist", None, SearchResult(u.url, source_id=u.source_id)) for u in listed]
     elif source == "demo":
-        found = demo.catalogue(settings["api"], wnids, args.demo_per_class)
+        found = demo.catalogue(settings["api"], wnids, args.demo_per_class, user_agent(args.contact))
         rows = [_row(wnid, "demo", None, result) for wnid, result in found]
     else:
         rows, left = _search_rows(args, source, settings, synsets)
@@ -231,7 +232,13 @@ def _write_shards(rows: list[dict], built: Layout, size: int, metadata: dict) ->
 def _search_rows(args: argparse.Namespace, source: str, settings: dict, synsets: list[dict]) -> tuple[list[dict], dict]:
     cache = runner.work_cache(args.workdir, "candidates", settings)
     adapter, per_second = _adapter(source, args)
-    return asyncio.run(_collect(adapter, per_second, synsets, args.per_query, cache))
+    if source == "commons" and not args.contact:
+        print(
+            "candidates: no CONTACT: Wikimedia's User-Agent policy asks API clients for an email or URL that "
+            "reaches them, and throttles or blocks those without; give CONTACT=you@example.org (--contact)",
+            file=sys.stderr,
+        )
+    return asyncio.run(_collect(adapter, per_second, synsets, args.per_query, cache, user_agent(args.contact)))
 
 
 def _adapter(source: str, args: argparse.Namespace) -> tuple[Source, float]:
@@ -260,7 +267,7 @@ def _adapter(source: str, args: argparse.Namespace) -> tuple[Source, float]:
 
 
 async def _collect(
-    adapter: Source, per_second: float, synsets: list[dict], per_query: int, cache: Path
+    adapter: Source, per_second: float, synsets: list[dict], per_query: int, cache: Path, agent: str
 ) -> tuple[list[dict], dict]:
     """Every class's rows, from the cache or the API, and the report's account of what is left
     when the API stops serving (``SourceStopped``): its answer, when to resume, and the query
@@ -270,7 +277,7 @@ async def _collect(
     stop: SourceStopped | None = None
     remaining: dict[str, list[str]] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        client = ApiClient(adapter.name, session, per_second)
+        client = ApiClient(adapter.name, session, per_second, user_agent=agent)
         for synset in progress(synsets, desc=adapter.name, unit="class", delay=2):
             wnid, queries = synset["wnid"], list(synset["queries"])
             done = cache / f"{wnid}.json"
@@ -310,9 +317,10 @@ def _print_report(report: dict) -> None:
     if "list" in report:
         lst = report["list"]
         lines.append(
-            f"candidates: {lst['rows']} list lines: {lst['malformed']} malformed ({lst['non_utf8']} not UTF-8)"
+            f"candidates: {lst['rows']} list lines: {lst['malformed']} malformed"
             f"{' (lines ' + ', '.join(map(str, lst['malformed_lines'])) + ')' if lst['malformed_lines'] else ''}, "
-            f"{lst['other_classes']} of other classes, {lst['duplicates']} duplicates, {lst['over_cap']} over the cap"
+            f"{lst['other_classes']} of other classes, {lst['duplicates']} duplicates, {lst['over_cap']} over the cap; "
+            f"{lst['latin1']} not UTF-8 (read as Latin-1), {lst['spaces_encoded']} URLs with spaces (encoded as %20)"
         )
     if report["classes_without_candidates"]:
         lines.append(f"candidates: no candidates for {', '.join(report['classes_without_candidates'][:10])}")

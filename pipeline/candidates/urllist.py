@@ -1,12 +1,23 @@
 """The ``urllist`` source: candidate URLs from a file the user already has.
 
 Reads ImageNet's own list format (``<wnid>_<index><TAB><url>``, one per line, as in
-``fall11_urls.txt``; a line that is not valid UTF-8 or not in that form is malformed: skipped,
-counted and its number shown) and tables with ``wnid`` and ``url`` columns: CSV, TSV or
-Parquet. A UTF-8 byte-order mark (spreadsheets and Windows editors write one) is not part of
-the first line. Rows of classes outside the subset are dropped; the first ``max_per_class``
-distinct URLs of each class are kept, in file order (that order is the candidates' ``rank``).
-A list that yields no candidate at all is refused: it would replace the candidates with none.
+``fall11_urls.txt``; a line not in that form is malformed: skipped, counted and its number
+shown) and tables with ``wnid`` and ``url`` columns: CSV, TSV or Parquet. A UTF-8 byte-order
+mark (spreadsheets and Windows editors write one) is not part of the first line.
+
+Rows of classes outside the subset are dropped; the first ``max_per_class`` distinct URLs of
+each class are kept, in file order (that order is the candidates' ``rank``). A list that
+yields no candidate at all is refused: it would replace the candidates with none.
+
+ImageNet's list holds the URLs its crawler saw, byte for byte: most lines are UTF-8, some
+are not (a file name in Latin-1, ``café.jpg`` with é as the one byte E9). Such a line is
+read as Latin-1, as the public parsers of the list read the whole file (e.g. BigRedT/vico's
+``data/imagenet/create_wnid_to_urls.py``: ``open(urls_txt, encoding='ISO-8859-1')``), and
+its non-ASCII bytes are percent-encoded as they are (``caf%E9.jpg``): the request the crawler
+made, where a UTF-8 encoding of the decoded text (``caf%C3%A9.jpg``) would name another file.
+Everything after the tab is the URL, spaces included (some servers' file names have them);
+its spaces are percent-encoded (``%20``), as a browser sends them. The report counts both
+(``latin1``, ``spaces_encoded``).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from pipeline.schemas import NOUN_WNID, WNID_RE
 from pipeline.tables import unreadable
 from pipeline.text import undecodable
 
-IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S+)\s*$")
+IMAGENET_LINE = re.compile(rf"^({NOUN_WNID})(?:_(\d+))?\s+(\S[^\t\r\n]*?)\s*$")
 MALFORMED_TOLERANCE = 0.01  # more malformed lines than this means the file is not a URL list
 SHOWN_LINES = 5
 
@@ -44,7 +55,8 @@ class ListedUrl:
 @dataclass
 class ListReport:
     rows: int = 0
-    non_utf8: int = 0
+    latin1: int = 0  # lines that are not UTF-8, read as Latin-1
+    spaces_encoded: int = 0  # URLs whose spaces were percent-encoded
     malformed: int = 0
     malformed_lines: list[int] = field(default_factory=list)
     other_classes: int = 0
@@ -84,7 +96,7 @@ def read(path: Path, wnids: set[str], max_per_class: int | None) -> tuple[list[L
     if report.rows and report.malformed > MALFORMED_TOLERANCE * report.rows:
         raise InputError(
             f"{report.malformed} of {report.rows} lines are not '<wnid>_<index><TAB><url>' "
-            f"({report.non_utf8} not UTF-8; nor CSV/TSV/Parquet by extension)",
+            f"({report.latin1} not UTF-8; nor CSV/TSV/Parquet by extension)",
             file=path,
             line=report.malformed_lines[0],
         )
@@ -110,11 +122,10 @@ def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
-                line = raw.decode("utf-8")
+                line, latin1 = raw.decode("utf-8"), False
             except UnicodeDecodeError:
-                report.non_utf8 += 1
-                _malformed(report, number)
-                continue
+                line, latin1 = raw.decode("latin-1"), True
+                report.latin1 += 1
             if not line.strip():
                 report.rows -= 1
                 continue
@@ -123,7 +134,15 @@ def _imagenet_rows(path: Path, report: ListReport) -> Iterator[ListedUrl]:
                 _malformed(report, number)
                 continue
             wnid, index, url = match.groups()
-            yield ListedUrl(wnid, url, f"{wnid}_{index}" if index else None)
+            if " " in url:
+                report.spaces_encoded += 1
+            yield ListedUrl(wnid, _escaped(url, latin1), f"{wnid}_{index}" if index else None)
+
+
+def _escaped(url: str, latin1: bool) -> str:
+    """``url`` with its spaces percent-encoded, and, for a line read as Latin-1, its non-ASCII
+    characters as the bytes they were read from (one ``%XX`` each)."""
+    return "".join("%20" if c == " " else f"%{ord(c):02X}" if latin1 and c > "\x7f" else c for c in url)
 
 
 def _malformed(report: ListReport, number: int) -> None:

@@ -57,7 +57,8 @@ class Fetched:
 class Fetcher:
     """Open with ``async with Fetcher(network, politeness, ...) as fetcher``. ``concurrency``
     requests in flight, ``per_host`` connections to one host, ``host_rate`` requests a second
-    to one host in bursts of ``host_burst`` (0: unpaced)."""
+    to one host in bursts of ``host_burst`` (0: unpaced); every request, robots.txt's too,
+    says it is ``user_agent``."""
 
     def __init__(
         self,
@@ -67,8 +68,10 @@ class Fetcher:
         per_host: int = 16,
         host_rate: float = 0.0,
         host_burst: float = 1.0,
+        user_agent: str = USER_AGENT,
     ):
         self.network = network
+        self.user_agent = user_agent
         self.politeness = politeness or Politeness()
         self.concurrency = concurrency
         self.per_host = per_host
@@ -84,7 +87,7 @@ class Fetcher:
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": self.user_agent},
             cookie_jar=aiohttp.DummyCookieJar(),
             read_bufsize=READ_BUFFER,
             raise_for_status=False,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import schemas, store
+from pipeline import USER_AGENT, schemas, store
 from pipeline.files import atomic_write_json
 from pipeline.hashing import Hashes, hashes_of_pixels
 from pipeline.layout import SHARD, Layout
@@ -60,13 +60,14 @@ class DownloadSettings:
 
 @dataclass(frozen=True)
 class Limits:
-    """How hard one worker pushes; changes speed, never the result."""
+    """How hard one worker pushes, and who it says it is; changes speed, never the result."""
 
     concurrency: int = 128  # requests in flight in this worker
     per_host: int = 16  # connections to one host from this worker
     host_rate: float = 5.0  # requests a second to one host from this worker (0: unpaced)
     host_burst: float = 10.0  # requests to one host that may go at once
     decode_threads: int = 2  # Pillow releases the GIL while decoding
+    user_agent: str = USER_AGENT  # with the operator's contact (pipeline.user_agent)
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ async def _download(next_job: Callable[[], ShardJob | None], progress: Progress,
             limits.per_host,
             limits.host_rate,
             limits.host_burst,
+            limits.user_agent,
         ) as fetcher:
 
             async def worker() -> None:

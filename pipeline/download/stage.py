@@ -22,12 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipeline import layout, runner, schemas
+from pipeline import layout, runner, schemas, user_agent
 from pipeline.errors import InputError, PipelineError
 from pipeline.layout import Layout
 from pipeline.progress import counted
-from pipeline.settings import integer, number
+from pipeline.settings import add_contact_argument, integer, number
 from pipeline.tables import read_table, write_report
 
 from . import executors, status
@@ -160,6 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"requests to one host that may go at once (make: HOST_BURST, default {limits.host_burst:g})",
     )
+    add_contact_argument(group)
     parser.add_argument(
         "--min-per-class",
         type=integer(0),
@@ -224,11 +226,18 @@ def run(args: argparse.Namespace) -> None:
         host_rate=args.host_rate / workers,
         host_burst=max(1.0, args.host_burst / workers),
         decode_threads=max(1, (os.cpu_count() or 1) // workers),
+        user_agent=user_agent(args.contact),
     )
 
     pace = {"host_rate": args.host_rate, "host_burst": args.host_burst}
 
     def build(out: Path) -> str:
+        if not args.contact and _source_of(parts[0]) == "commons":
+            print(
+                "download: no CONTACT: Wikimedia's User-Agent policy asks for an email or URL that reaches you "
+                "in every request to upload.wikimedia.org; give CONTACT=you@example.org (--contact)",
+                file=sys.stderr,
+            )
         return download(parts, args.workdir, out, settings, limits, args.executor, workers, args.min_per_class, pace)
 
     runner.run(stage, build, force=args.force)
@@ -378,6 +387,15 @@ def _cache_for(workdir: Path, settings: DownloadSettings) -> Path:
     for partial in cache.glob("*/.*.tmp"):
         partial.unlink(missing_ok=True)
     return cache
+
+
+def _source_of(part: Path) -> str:
+    """The candidates' source, as the candidates stage wrote it in each part's metadata; "" if unreadable
+    (``_candidate_rows`` then names the part)."""
+    try:
+        return ((pq.read_schema(part).metadata or {}).get(b"source") or b"").decode()
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
+        return ""
 
 
 def _candidate_rows(part: Path) -> int:
