@@ -1,4 +1,4 @@
-"""``python -m baseline train|summary|evaluate``: the AlexNet baseline's command line.
+"""``python -m baseline train|summary|evaluate|predict``: the AlexNet baseline's command line.
 
 Errors the user can act on (a bad manifest row, a missing shard) print as one line and exit
 with status 2 (1 for other setup problems), without a traceback.
@@ -19,7 +19,8 @@ ARCHS = ("alexnet", "caffenet")  # model.ARCHS, spelled here so that --help work
 BOX_HEADS = ("class", "agnostic")  # model.BOX_HEADS
 
 
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a run is: <data>/<subset>/runs/<name>."""
     parser.add_argument(
         "--data",
         type=data_location,
@@ -31,6 +32,11 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SUBSET", "demo"),
         help="the dataset: <data>/<subset> (make: SUBSET, default demo)",
     )
+    parser.add_argument("--name", default="alexnet", help="run name: runs/<name> (make: NAME, default alexnet)")
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_arguments(parser)
     parser.add_argument(
         "--manifests",
         type=Path,
@@ -43,7 +49,6 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="read a packed export instead: <split>-*.parquet with image{bytes,path} and label",
     )
-    parser.add_argument("--name", default="alexnet", help="run name: runs/<name> (make: NAME, default alexnet)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run folder (default <data>/<subset>/runs/<name>)")
     parser.add_argument(
         "--workers", type=integer(0), help="DataLoader workers, 0 to load in the training process (make: WORKERS)"
@@ -144,6 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     e = commands.add_parser("evaluate", help="score a run's last checkpoint on val and test (centre and 10-crop)")
     _data_arguments(e)
     e.add_argument("--split", choices=("val", "test"), action="append", help="split(s) to score (default both)")
+
+    p = commands.add_parser(
+        "predict",
+        help="a finished run's five best classes (and box) for image files",
+        description="Print each image's five most probable classes (WordNet id, name, probability), "
+        "cut and normalised as the run's evaluation does, and with a box head the first guess's "
+        "box in the image's pixels. The run folder's README.txt has the same in torch alone.",
+    )
+    _run_arguments(p)
+    p.add_argument(
+        "--run",
+        "--out",
+        dest="run",
+        type=Path,
+        metavar="DIR",
+        help="the run folder (default <data>/<subset>/runs/<name>)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     return parser
 
 
@@ -160,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(format_summary(args.arch, summary(args.arch, args.classes, size), size))
             return 0
+        if args.command == "predict":
+            return _predict(args)
         from .config import Config
         from .evaluate import evaluate_run
         from .train import train
@@ -194,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (RESUME=1 continues from the last finished epoch)", file=sys.stderr)
         return 130
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .config import Config, pick_device
+    from .predict import predict_files
+    from .run_folder import RunFolder
+
+    remote = Remote.of(args.data, args.subset)  # a run trained on a URL's dataset is in its local mirror
+    data = remote.mirror.parent if remote is not None else args.data
+    run = args.run or RunFolder(Config(data=data, subset=args.subset, name=args.name)).path
+    predict_files(run, args.images, pick_device(args.device), sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

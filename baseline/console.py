@@ -59,16 +59,23 @@ def _class(entry: dict) -> str:
     return entry["wnid"] if entry["name"] == entry["wnid"] else f"{entry['wnid']} {entry['name']}"
 
 
+def worst_line(worst: dict, split: str) -> str:
+    """The class with the lowest top-1 accuracy (``metrics.per_class``): its share of images
+    guessed right, said as such beside the error figures, and the class it is most taken for."""
+    other = worst["most_confused_with"]
+    right = round(worst["accuracy"] * worst["images"])
+    return (
+        f"worst class on {split} (top-1, 10-crop): {_class(worst)}, {pct(worst['accuracy'])} correct "
+        f"({right} of {worst['images']} images)"
+        + (f", most often taken for {_class(other)} ({other['images']} images)" if other else "")
+    )
+
+
 def final_lines(result: dict, run: Path) -> str:
     lines = [split_line(name, result[name], result["chance_top1_error"]) for name in ("val", "test") if result[name]]
     lines += [box_line(name, result[name]) for name in ("val", "test") if (result[name] or {}).get("images_with_boxes")]
     if result.get("worst_classes"):
-        w = result["worst_classes"][0]
-        other = w["most_confused_with"]
-        lines.append(
-            f"worst class: {_class(w)} {pct(w['accuracy'])}"
-            + (f", most often taken for {_class(other)}" if other else "")
-        )
+        lines.append(worst_line(result["worst_classes"][0], result.get("per_class_split", "val")))
     if result["skipped_rows"]:
         lines.append(f"skipped {result['skipped_rows']} bad rows: {result['skipped']}")
     lines.append(f"wrote {run}/metrics.json")

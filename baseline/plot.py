@@ -15,7 +15,13 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 
 def curves(history: list[dict], path: Path) -> None:
-    """Loss (train, val) and top-1/top-5 error (train, val) per epoch, side by side."""
+    """``curves_figure`` as a PNG."""
+    curves_figure(history).savefig(path, format="png", dpi=100)
+
+
+def curves_figure(history: list[dict]) -> Figure:
+    """Loss (train, val) and top-1/top-5 error (train, val) per epoch, side by side: whole
+    epochs on the x axes, errors in percent."""
     figure = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(figure)
     loss, error = figure.subplots(1, 2)
@@ -37,7 +43,7 @@ def curves(history: list[dict], path: Path) -> None:
     error.set_title("error")
     error.set_ylim(0, 1)
     error.yaxis.set_major_formatter(PercentFormatter(xmax=1))
-    figure.savefig(path, format="png", dpi=100)
+    return figure
 
 
 TRUE, PREDICTED = "limegreen", "red"
@@ -79,7 +85,11 @@ def _panel(axes, epochs: list[int], history: list[dict], series: dict[str, str])
         if points:
             axes.plot(*zip(*points), marker="o", markersize=3, label=label)
     axes.set_xlabel("epoch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # whole epochs only, and none before the first: without min_n_ticks a one-epoch run gets
+    # ticks at 0.96, 0.98 ...; the half-epoch margins keep an epoch 0 off long runs' axes
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if epochs:
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     axes.grid(True, alpha=0.3)
     if axes.lines:
         axes.legend()

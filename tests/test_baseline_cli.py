@@ -57,5 +57,5 @@ def test_an_unknown_command_is_one_line():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "python -m baseline: error: argument <command>: invalid choice: 'fit' (choose from 'train', 'summary', "
-        "'evaluate') (--help lists the options)"
+        "'evaluate', 'predict') (--help lists the options)"
     ]

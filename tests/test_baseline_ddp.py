@@ -173,6 +173,7 @@ def test_two_processes_train_one_model_on_disjoint_parts(tmp_path):
     ]
     run = tmp_path / "tiny" / "runs" / "alexnet"
     assert sorted(p.name for p in run.iterdir()) == [
+        "README.txt",
         "checkpoint.pt",
         "confusion.csv",
         "curves.png",
