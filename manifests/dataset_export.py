@@ -3,11 +3,15 @@
 - ``hf``: ``data/{train,validation,test}-NNNNN-of-MMMMM.parquet``, the layout of the Hugging Face
   imagenet-1k dataset: ``image`` (struct of ``bytes`` and ``path``) and ``label`` (int64), the
   features (Image, ClassLabel named by the classes' lemmas) in the ``huggingface`` schema
-  metadata, 100 images per row group as ``datasets`` writes image datasets, and a ``README.md``
-  whose ``configs`` name the splits, so ``load_dataset("export/hf")`` finds them. Rows are in
-  manifest order (label, image_id). Unlike imagenet-1k (label -1), test rows keep their labels.
-  A dataset with object boxes adds ``objects``, the ``datasets`` detection convention
+  metadata, 100 images per row group as ``datasets`` writes image datasets. Rows are in the
+  order wds writes (``export_order``: image_id order, a fixed shuffle), so shards and streams mix
+  the classes. Unlike imagenet-1k (label -1), test rows keep their labels. A dataset with
+  object boxes adds ``objects``, the ``datasets`` detection convention
   (``{"bbox": [[xmin, ymin, xmax, ymax], ...], "category": [label, ...]}``, ``BOX_FORMAT``).
+  Beside the shards, a stage of its own (``run_hf_card``): ``README.md``, the dataset card
+  (``manifests.card``) with the Hub's front matter merged with the ``configs`` and
+  ``dataset_info`` that ``load_dataset("export/hf")`` reads, its figures ``card/*.png`` and
+  ``LICENSE.md``: the folder is a Hub dataset repository as it stands.
 - ``ilsvrc``: ``train/<wnid>/<wnid>_<n>.JPEG``, ``val/<PREFIX>_val_%08d.JPEG``,
   ``test/<PREFIX>_test_%08d.JPEG``; Kaggle's ``LOC_synset_mapping.txt``; the devkit's
   ground-truth files, holding label + 1 (not the official ILSVRC2012_IDs); ``files.csv``
@@ -17,8 +21,11 @@
   for the boxed images only (no box is invented for an image without one).
 - ``wds``: WebDataset tars ``{split}-NNNNNN.tar`` of ``<key>.jpg`` (the stored format's
   extension), ``<key>.cls`` (the label) and ``<key>.json`` (with ``boxes`` in ``BOX_FORMAT``
-  where the dataset has boxes), in image_id order: ids are hashes, so every shard mixes the
-  classes, as webdataset's own ImageNet recipe shuffles before writing.
+  where the dataset has boxes, and the class's ``class_name``), in image_id order: ids are
+  hashes, so every shard mixes the classes, as webdataset's own ImageNet recipe shuffles before
+  writing. ``_info.json`` lists each split's shards and sample counts in the form timm's
+  ``ReaderWds`` reads (``create_dataset("wds/...", root=..., split="validation")``; split names
+  as Hugging Face's), and ``classes.json`` gives every label's wnid and name.
 
 Boxes are pixel edges of the stored image, which is upright (its width and height are the
 upright size), so they fit every exported file unchanged: a file re-encoded upright has those
@@ -67,11 +74,12 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__, pixels, runner, schemas, store
 from pipeline.errors import InputError
-from pipeline.layout import EXPORT, SPLITS, Layout
+from pipeline.layout import CARD_FIGURES, EXPORT, SPLITS, Layout
 from pipeline.progress import progress
 from pipeline.settings import number
 from pipeline.tables import read_table
 
+from . import card
 from .boxes_files import Labelled, annotation_name, loc_csv, voc_xml
 
 HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
@@ -124,14 +132,16 @@ def run(args: argparse.Namespace) -> None:
     for path in (*(layout.manifest(s) for s in SPLITS), layout.classes):
         if not path.exists():
             raise InputError("no manifests to export: run `make manifests` (or `make import`) first", file=path)
-    output = f"{EXPORT}/{args.format}"
+    output = f"{EXPORT}/{args.format}" + ("/data" if args.format == "hf" else "")
     stage = runner.Stage(
         name=f"export-{args.format}",
         workdir=workdir,
         outputs=(output,),
         inputs=(layout.manifests, layout.synsets, layout.images),
         settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
-        version=3,  # 2: files upright and named (or re-encoded) by their real format; 3: object boxes
+        # 2: files upright and named (or re-encoded) by their real format; 3: object boxes; 4: hf rows in
+        # image_id order, wds _info.json, classes.json and class names
+        version=4,
     )
     shard_bytes = int(args.shard_mb * 1e6)
 
@@ -145,6 +155,8 @@ def run(args: argparse.Namespace) -> None:
         return write_ilsvrc(data, target, args.prefix, layout.export(args.format) if args.link else None)
 
     runner.run(stage, build, force=args.force)
+    if args.format == "hf":
+        run_hf_card(layout, args.force)
 
 
 @dataclass
@@ -413,24 +425,24 @@ def hf_objects(boxes: list[list[list[int]]], labels: np.ndarray) -> pa.Array:
 
 
 def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
+    """The shards, under ``out`` (``export/hf/data``); the card beside them is ``run_hf_card``'s."""
     boxed = bool(data.boxes)
     schema = hf_schema(data.classes, boxed)
-    rows = data.rows
+    rows = export_order(data.rows)
     labels = rows.label.to_numpy()
     spilled = spill(data, rows, spill_folder)
     names = np.array([hf_name(f, kind) for f, kind in zip(rows.file, spilled.formats)], object)
-    (out / "data").mkdir(parents=True)
+    out.mkdir(parents=True)
     bar = progress(total=len(rows), desc="write hf", unit="img")
-    files, splits = 0, []
+    files = 0
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()
         if not len(part):
             continue
-        splits.append(HF_SPLITS[split])
         shard_of = cut(spilled.length[part], shard_bytes)
         count = int(shard_of[-1]) + 1
         for shard in range(count):
-            path = out / "data" / f"{HF_SPLITS[split]}-{shard:05d}-of-{count:05d}.parquet"
+            path = out / f"{HF_SPLITS[split]}-{shard:05d}-of-{count:05d}.parquet"
             members = part[shard_of == shard]
             with pq.ParquetWriter(
                 path,
@@ -453,7 +465,6 @@ def write_hf(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> 
         files += count
     bar.close()
     shutil.rmtree(spill_folder)
-    (out / "README.md").write_text(hf_card(data, splits))
     return _summary("hf", rows, int(spilled.length.sum()), files)
 
 
@@ -466,50 +477,157 @@ def hf_name(file: str, stored_format: str) -> str:
     return f"{name.rsplit('.', 1)[0]}.{EXTENSIONS.get(stored_format, stored_format.lower())}"
 
 
-def hf_card(data: Dataset, splits: list[str]) -> str:
-    """The card's ``configs`` tell ``load_dataset(<folder>)`` which files hold which split."""
-    configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
-    return (
-        f"---\nconfigs:\n- config_name: default\n  data_files:\n{configs}---\n"
-        f"# {data.workdir.name}\n\nExported by synsetforge {__version__} in the layout of the Hugging Face "
-        "imagenet-1k dataset: `image` (bytes and file name) and `label`, a ClassLabel over "
-        f"{len(data.classes)} classes in sorted-wnid order (the 0-based numbering of torchvision, Kaggle and "
-        "imagenet-1k). Class names are the WordNet lemmas, the wnid added where two classes share them. "
-        "Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels.\n\n"
-        f"{hf_boxes_text(data)}\n\n"
-        '```python\nimport datasets\nds = datasets.load_dataset("<this folder>")\n```\n'
+def export_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows hf and wds write: split by split, each in image_id order, numbered from 0. Image
+    ids are hashes (16 hex digits of sha256), so this is a fixed shuffle that mixes the classes
+    in every shard and every run of rows, as webdataset's ImageNet recipe shuffles before
+    writing: a streamed or unshuffled reader does not see one class at a time."""
+    rank = rows.split.map(SPLITS.index)
+    ordered = rows.assign(rank=rank).sort_values(["rank", "image_id"], kind="stable")
+    return ordered.drop(columns="rank").reset_index(drop=True)
+
+
+HF_FOLDER = f"{EXPORT}/hf"
+HF_README, HF_LICENSE = "README.md", "LICENSE.md"  # the card, and the licences an ``other`` licence links
+
+
+def run_hf_card(layout: Layout, force: bool) -> None:
+    """The hf export's ``README.md``: the dataset card (``manifests.card``) with the Hub's front
+    matter, the ``configs`` and ``dataset_info`` that ``datasets`` reads, and a section on this
+    layout; its figures in ``card/`` and ``LICENSE.md`` beside it, so the folder pushed to the
+    Hub shows them. A stage of its own, so that a new baseline run or report rewrites the card,
+    not the shards."""
+    shards = layout.export("hf") / "data"
+    stage = runner.Stage(
+        name="export-hf-card",
+        workdir=layout.root,
+        outputs=tuple(f"{HF_FOLDER}/{name}" for name in (HF_README, CARD_FIGURES, HF_LICENSE)),
+        inputs=(shards, *card.manifest_tables(layout), *card.optional_inputs(layout)),
+        settings={"samples_per_class": card.SAMPLES_PER_CLASS, "sample_classes": card.SAMPLE_CLASSES},
     )
 
+    def build(out: Path) -> str:
+        target = out / HF_FOLDER
+        target.mkdir(parents=True)
+        facts = card.load_facts(layout)
+        metadata = hf_metadata(shards)
+        return card.write_card(
+            facts, target, HF_README, metadata=metadata, usage=hf_usage(facts), license_file=HF_LICENSE
+        )
 
-def hf_boxes_text(data: Dataset) -> str:
-    if not data.boxes:
+    runner.run(stage, build, force=force)
+
+
+def hf_metadata(shards: Path) -> dict:
+    """The front matter ``datasets`` reads: ``configs`` (which files hold which split, so that
+    ``load_dataset(<folder>)`` finds them) and ``dataset_info`` (the features, in the YAML form
+    of ``datasets`` 2.x, which later releases read alike; each split's examples and the shards'
+    bytes, from the shards themselves)."""
+    files: dict[str, list[Path]] = {}
+    for path in sorted(shards.glob("*.parquet")):
+        files.setdefault(path.name.split("-", 1)[0], []).append(path)
+    splits = [s for s in HF_SPLITS.values() if s in files]
+    features = json.loads(pq.read_schema(files[splits[0]][0]).metadata[b"huggingface"])["info"]["features"]
+    return {
+        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
+        "dataset_info": {
+            "features": hf_yaml_features(features),
+            "splits": [
+                {"name": s, "num_examples": sum(pq.read_metadata(p).num_rows for p in files[s])} for s in splits
+            ],
+            "download_size": sum(p.stat().st_size for group in files.values() for p in group),
+        },
+    }
+
+
+def hf_yaml_features(features: dict) -> list[dict]:
+    """``hf_schema``'s features as the card's ``dataset_info.features`` list."""
+
+    def label(names: list[str]) -> dict:
+        return {"class_label": {"names": {str(i): n for i, n in enumerate(names)}}}
+
+    found = [{"name": "image", "dtype": "image"}, {"name": "label", "dtype": label(features["label"]["names"])}]
+    if "objects" in features:
+        category = features["objects"]["feature"]["category"]["names"]
+        found.append(
+            {
+                "name": "objects",
+                "sequence": [
+                    {"name": "bbox", "sequence": "float32", "length": 4},
+                    {"name": "category", "dtype": label(category)},
+                ],
+            }
+        )
+    return found
+
+
+def hf_usage(facts: card.Facts) -> list[str]:
+    """The card's section on this layout: its columns, numbering and order, and how to load it."""
+    boxed = facts.rows.image_id.isin(facts.boxes.image_id) if facts.boxes is not None else None
+    return [
+        "## This export",
+        "",
+        f"Exported by synsetforge {__version__} in the layout of the Hugging Face imagenet-1k dataset: "
+        "`data/{train,validation,test}-NNNNN-of-MMMMM.parquet` with `image` (bytes and file name) and `label`, "
+        f"a ClassLabel over {len(facts.classes):,} classes in sorted-wnid order (the 0-based numbering of "
+        "torchvision, Kaggle and imagenet-1k). Class names are the WordNet lemmas, the wnid added where two "
+        "classes share them. Unlike imagenet-1k, whose test labels are -1, the test split keeps its labels. "
+        "Rows are in image_id order, a fixed shuffle: every shard mixes the classes. Each image keeps its own "
+        "licence and owner; the shards do not carry them: the dataset's manifests do (`manifests/<split>.parquet`, "
+        f"`source_url` and `license`), and `{HF_LICENSE}` counts the licences.",
+        "",
+        hf_boxes_text(int(boxed.sum()) if boxed is not None else 0, len(facts.rows)),
+        "",
+        "```python",
+        "import datasets",
+        'ds = datasets.load_dataset("<this folder, or its Hub repository>")',
+        "```",
+        "",
+    ]
+
+
+def hf_boxes_text(boxed: int, images: int) -> str:
+    if not boxed:
         return "This dataset has no object boxes: there is no `objects` column."
-    boxed = data.rows.image_id.isin(data.boxes.keys())
     return (
         f"Object boxes: `objects` holds each image's boxes, `bbox` = {BOX_FORMAT} (not COCO's [x, y, width, "
         "height]), and `category`, the ClassLabel of the boxed object, which is the image's class. "
-        f"{int(boxed.sum())} of {len(boxed)} images have boxes; the others have empty lists. "
+        f"{boxed:,} of {images:,} images have boxes; the others have empty lists. "
         "The boxes are in the upright image: the stored bytes keep their EXIF orientation, which "
         "`datasets` 2.19 and later apply as they decode (with an older release, or Pillow on "
         "`image['bytes']`, apply `PIL.ImageOps.exif_transpose` first)."
     )
 
 
+WDS_INFO = "_info.json"  # timm's ReaderWds: each split's shards and sample counts
+WDS_CLASSES = "classes.json"  # label, wnid and name of every class
+
+
 def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) -> str:
-    rank = data.rows.split.map(SPLITS.index)
-    rows = data.rows.assign(rank=rank).sort_values(["rank", "image_id"]).reset_index(drop=True)
+    rows = export_order(data.rows)
     keys = [f.rsplit("/", 1)[-1].rsplit(".", 1)[0] for f in rows.file]
+    names = class_names(data.classes)
     columns = {c: rows[c].tolist() for c in ("image_id", "wnid", "label", "width", "height")}
+    columns["class_name"] = [names[label] for label in columns["label"]]
     if data.boxes:
         columns["boxes"] = data.boxes_of(rows.image_id)
     spilled = spill(data, rows, spill_folder)
     out.mkdir(parents=True)
     bar = progress(total=len(rows), desc="write wds", unit="img")
     files = written = 0
+    info = {"name": data.workdir.name, "num_classes": len(names), "splits": {}}
     for split in SPLITS:
         part = rows.index[rows.split == split].to_numpy()
         shard_of = cut(spilled.length[part] + TAR_OVERHEAD, shard_bytes)
-        for shard in np.unique(shard_of).tolist():
+        shards = np.unique(shard_of).tolist()
+        if shards:
+            info["splits"][HF_SPLITS[split]] = {
+                "name": HF_SPLITS[split],
+                "num_samples": len(part),
+                "filenames": [f"{split}-{shard:06d}.tar" for shard in shards],
+                "shard_lengths": [int((shard_of == shard).sum()) for shard in shards],
+            }
+        for shard in shards:
             with tarfile.open(out / f"{split}-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
                 tar.copybufsize = 2**20
                 for p in part[shard_of == shard].tolist():
@@ -525,6 +643,9 @@ def write_wds(data: Dataset, out: Path, spill_folder: Path, shard_bytes: int) ->
             files += 1
     bar.close()
     shutil.rmtree(spill_folder)
+    (out / WDS_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    classes = [{"label": int(i), "wnid": w, "name": n} for i, w, n in zip(data.classes.label, data.classes.wnid, names)]
+    (out / WDS_CLASSES).write_text(json.dumps(classes, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return _summary("wds", rows, written, files)
 
 

@@ -6,9 +6,14 @@ with the numbers the stages left in the dataset folder rather than claims. Only 
 are required: a section whose stage left nothing (a dataset imported from a folder has no
 download report, an unverified build no annotation) says that its facts are unknown.
 
-- ``facts``: what the stages left (tables and ``reports/<stage>.json``), read once;
+- ``facts``: what the stages left (tables, ``reports/<stage>.json``, the newest baseline run's
+  ``metrics.json``), read once;
 - ``figures``: the PNGs, drawn with matplotlib;
+- ``hub``: the YAML front matter the Hugging Face Hub reads (licence, tasks, size);
 - ``sections``: the Markdown, one function per datasheet section.
+
+The hf export carries the same card as its ``README.md`` (``write_card``), its figures beside
+it, so the folder pushed to the Hub shows it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from pathlib import Path
 from pipeline import layout, runner
 from pipeline.settings import integer
 
-from .facts import load_facts, manifest_tables, optional_inputs
+from .facts import Facts, load_facts, manifest_tables, optional_inputs
 from .sections import render
+from .sections.licences import section_licences
 
 HELP = "the dataset card: DATASET_CARD.md (a datasheet of the built dataset) and its figures card/*.png"
 SAMPLES_PER_CLASS = 8
@@ -54,13 +60,32 @@ def run(args: argparse.Namespace) -> None:
     )
 
     def build(out: Path) -> str:
-        from .figures import draw_figures  # matplotlib: half a second, only when the card is drawn
-
-        facts = load_facts(dataset)
-        built = layout.Layout(out)
-        figures = draw_figures(facts, built, args.samples_per_class, args.sample_classes)
-        built.card.write_text(render(facts, figures), encoding="utf-8")
-        drawn = sum(len(paths) for paths in figures.values())
-        return f"card of {len(facts.classes)} classes, {drawn} figures, {len(facts.unknown)} sections unknown"
+        return write_card(load_facts(dataset), out, layout.CARD, args.samples_per_class, args.sample_classes)
 
     runner.run(stage, build, force=args.force)
+
+
+def write_card(
+    facts: Facts,
+    folder: Path,
+    name: str,
+    per_class: int = SAMPLES_PER_CLASS,
+    sample_classes: int = SAMPLE_CLASSES,
+    metadata: dict | None = None,
+    usage: list[str] | None = None,
+    license_file: str | None = None,
+) -> str:
+    """The card as ``folder/name``, its figures under ``folder/card/`` (the paths it links), and
+    with ``license_file`` that file too: the licences section, which an ``other`` licence links."""
+    from .figures import draw_figures  # matplotlib: half a second, only when the card is drawn
+
+    figures = draw_figures(facts, layout.Layout(folder), per_class, sample_classes)
+    text = render(facts, figures, metadata, usage, license_file)
+    if license_file:
+        licences = section_licences(facts, figures)[1:]  # without its "## Licences" heading
+        (folder / license_file).write_text(
+            f"# Licences of the images of {facts.dataset}\n" + "\n".join(licences), encoding="utf-8"
+        )
+    (folder / name).write_text(text, encoding="utf-8")
+    drawn = sum(len(paths) for paths in figures.values())
+    return f"card of {len(facts.classes)} classes, {drawn} figures, {len(facts.unknown)} sections unknown"

@@ -69,6 +69,7 @@ class Facts:
     validate_report: dict | None
     boxes: pd.DataFrame | None  # manifests/boxes.parquet: the boxes of the manifests' images
     box_sources: pd.DataFrame | None  # annotation/boxes.parquet's image_id, drawn_by, approved_by, source
+    run: dict | None = None  # the newest finished baseline run's metrics.json, with its ``path``
     unknown: list[str] = field(default_factory=list)  # sections the card could not tell, as it renders them
     sampled: int = 0  # classes in the sample grid, as drawn
 
@@ -122,6 +123,7 @@ def optional_inputs(layout: Layout) -> list[Path]:
         layout.images,
         layout.box_manifest,
         layout.boxes,
+        *layout.run_metrics(),
     ]
     return [p for p in paths if p.exists()]
 
@@ -158,7 +160,17 @@ def load_facts(layout: Layout) -> Facts:
         validate_report=report("validate", schemas.VALIDATE_REPORT),
         boxes=_frame(layout.box_manifest, schemas.BOX_MANIFEST),
         box_sources=_frame(layout.boxes, schemas.BOXES, BOX_COLUMNS),
+        run=newest_run(layout),
     )
+
+
+def newest_run(layout: Layout) -> dict | None:
+    """The newest finished baseline run's figures (its ``metrics.json``, read against its
+    declaration rather than by importing the trainer) and ``path``, the file; None without one."""
+    runs = layout.run_metrics()
+    if not runs:
+        return None
+    return read_report(runs[-1], schemas.TRAIN_METRICS) | {"path": runs[-1]}
 
 
 def store_facts(layout: Layout, image_ids: set[str]) -> dict | None:

@@ -9,6 +9,8 @@ complete".
 from __future__ import annotations
 
 from ..facts import Facts
+from ..hub import front_matter, yaml_block
+from .baseline import section_baseline
 from .collection import section_collection
 from .composition import section_composition
 from .labelling import section_labelling
@@ -29,12 +31,26 @@ SECTIONS = (
     section_collection,
     section_preprocessing,
     section_labelling,
+    section_baseline,
     section_uses,
     section_licences,
     section_maintenance,
 )
 
 
-def render(facts: Facts, figures: dict[str, list[str]]) -> str:
-    """``DATASET_CARD.md``: every section's lines in order, ending in one newline."""
-    return "\n".join(line for section in SECTIONS for line in section(facts, figures)).rstrip() + "\n"
+def render(
+    facts: Facts,
+    figures: dict[str, list[str]],
+    metadata: dict | None = None,
+    usage: list[str] | None = None,
+    license_link: str | None = None,
+) -> str:
+    """The card: the Hub's front matter (``hub.front_matter``, then ``metadata``'s keys, such as
+    the ``configs`` that ``datasets`` reads), every section's lines in order with ``usage`` (how
+    to load a layout) after the glance table, ending in one newline."""
+    lines = yaml_block(front_matter(facts, license_link) | (metadata or {}))
+    for section in SECTIONS:
+        lines += section(facts, figures)
+        if section is section_summary:
+            lines += usage or []
+    return "\n".join(lines).rstrip() + "\n"
