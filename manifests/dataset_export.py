@@ -12,11 +12,18 @@
   (``manifests.card``) with the Hub's front matter merged with the ``configs`` and
   ``dataset_info`` that ``load_dataset("export/hf")`` reads, its figures ``card/*.png`` and
   ``LICENSE.md``: the folder is a Hub dataset repository as it stands.
-- ``ilsvrc``: ``train/<wnid>/<wnid>_<n>.JPEG``, ``val/<PREFIX>_val_%08d.JPEG``,
-  ``test/<PREFIX>_test_%08d.JPEG``; Kaggle's ``LOC_synset_mapping.txt``; the devkit's
-  ground-truth files, holding label + 1 (not the official ILSVRC2012_IDs); ``files.csv``
-  (each file's image_id, label, wnid, sha256) and a ``README.txt`` that says all this. The
-  object boxes, where the dataset has them, as ILSVRC and Kaggle ship them
+- ``ilsvrc``: ``train/<wnid>/<wnid>_<n>.JPEG``, ``val/<wnid>/<PREFIX>_val_%08d.JPEG``,
+  ``test/<wnid>/<PREFIX>_test_%08d.JPEG`` by default (``--tree folders``: the class folders
+  ``valprep.sh`` makes, which torchvision's ImageFolder and timm's folder reader label; a flat
+  ``val/`` is one unlabelled class to them); ``--tree flat``: val and test flat, as ILSVRC-2012's
+  tarballs; ``--tree kaggle``: Kaggle's download, the images under ``ILSVRC/Data/CLS-LOC/``, the
+  XML under ``ILSVRC/Annotations/``, and ``LOC_sample_submission.csv``. Beside them Kaggle's
+  ``LOC_synset_mapping.txt``, ``classes.txt`` (a wnid a line: timm's ``class_map``),
+  ``<PREFIX>_{validation,test}_labels.txt`` (0-based labels), the devkit's
+  ``<PREFIX>_{validation,test}_ground_truth.txt`` only where every class has an ILSVRC2012_ID
+  (``manifests.ilsvrc_ids``), holding those IDs, with the devkit's ``map_clsloc.txt``;
+  ``files.csv`` (each file's image_id, label, wnid, sha256) and a ``README.txt`` that says all
+  this. The object boxes, where the dataset has them, as ILSVRC and Kaggle ship them
   (``manifests.boxes_files``): ``Annotations/CLS-LOC/...xml`` and ``LOC_<split>_solution.csv``,
   for the boxed images only (no box is invented for an image without one).
 - ``wds``: WebDataset tars ``{split}-NNNNNN.tar`` of ``<key>.jpg`` (the stored format's
@@ -80,7 +87,9 @@ from pipeline.settings import number
 from pipeline.tables import read_table
 
 from . import card
-from .boxes_files import Labelled, annotation_name, loc_csv, voc_xml
+from .boxes_files import HEADER, Labelled, annotation_name, loc_csv, voc_xml
+from .dataset_import import KAGGLE_ROOT, kaggle_root
+from .ilsvrc_ids import devkit_classes, devkit_ids, map_clsloc
 
 HELP = "the manifests' images as Hugging Face Parquet, an ILSVRC folder tree or WebDataset tars: export/<format>/"
 FORMATS = ("hf", "ilsvrc", "wds")
@@ -88,7 +97,9 @@ COLUMNS = ["image_id", "label", "wnid", "location", "width", "height", "sha256"]
 PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}  # Hugging Face's split names
 HF_ROW_GROUP = 100  # images per row group: datasets' own setting for image datasets
-DEVKIT_SPLITS = {"val": "validation", "test": "test"}  # <PREFIX>_<name>_ground_truth.txt
+DEVKIT_SPLITS = {"val": "validation", "test": "test"}  # <PREFIX>_<name>_ground_truth.txt, _labels.txt
+TREES = ("folders", "flat", "kaggle")  # ilsvrc: val and test in class folders, flat, or Kaggle's tree
+SAMPLE_SUBMISSION = "LOC_sample_submission.csv"  # Kaggle's: the test ImageIds, for a script to fill in
 TAR_OVERHEAD = 3 * 1024  # headers and padding of a sample's three members, for cutting shards
 BUCKET_BYTES = 128 * 2**20  # a spill bucket: what the reordering holds in memory at a time
 OPEN_BUCKETS = 64  # spill files kept open while the store is read
@@ -115,6 +126,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="val and test file names: <PREFIX>_val_00000001.JPEG (make: PREFIX, default ILSVRC2012)",
     )
     parser.add_argument(
+        "--tree",
+        choices=TREES,
+        help="ilsvrc: folders: val/ and test/ in class folders as train/ (what ImageFolder and timm read); "
+        "flat: val/ and test/ flat, as ILSVRC-2012's tarballs; kaggle: Kaggle's ILSVRC/Data/CLS-LOC tree "
+        "(make: TREE, default folders)",
+    )
+    parser.add_argument(
         "--shard-mb",
         type=number(0, above=True),
         default=500,
@@ -127,18 +145,24 @@ def run(args: argparse.Namespace) -> None:
         raise InputError("a file name prefix: letters, digits, '_', '.' and '-'", field="PREFIX", value=args.prefix)
     if args.link and args.format != "ilsvrc":
         raise InputError("--link applies to --format ilsvrc, whose images are files", field="LINK")
+    if args.tree is not None and args.format != "ilsvrc":
+        raise InputError("--tree applies to --format ilsvrc, whose images are files", field="TREE", value=args.tree)
     workdir = args.workdir
     layout = Layout(workdir)
     for path in (*(layout.manifest(s) for s in SPLITS), layout.classes):
         if not path.exists():
             raise InputError("no manifests to export: run `make manifests` (or `make import`) first", file=path)
     output = f"{EXPORT}/{args.format}" + ("/data" if args.format == "hf" else "")
+    settings = {"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb}
+    tree = args.tree or TREES[0]
+    if args.format == "ilsvrc":  # the other layouts' exports stay up to date
+        settings["tree"] = tree
     stage = runner.Stage(
         name=f"export-{args.format}",
         workdir=workdir,
         outputs=(output,),
         inputs=(layout.manifests, layout.synsets, layout.images),
-        settings={"format": args.format, "prefix": args.prefix, "shard_mb": args.shard_mb},
+        settings=settings,
         # 2: files upright and named (or re-encoded) by their real format; 3: object boxes; 4: hf rows in
         # image_id order, wds _info.json, classes.json and class names
         version=4,
@@ -152,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
             return write_hf(data, target, out / ".spill", shard_bytes)
         if args.format == "wds":
             return write_wds(data, target, out / ".spill", shard_bytes)
-        return write_ilsvrc(data, target, args.prefix, layout.export(args.format) if args.link else None)
+        return write_ilsvrc(data, target, args.prefix, layout.export(args.format) if args.link else None, tree)
 
     runner.run(stage, build, force=args.force)
     if args.format == "hf":
@@ -656,34 +680,46 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | memoryview) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_ilsvrc(data: Dataset, out: Path, prefix: str, previous: Path | None) -> str:
-    rows = data.rows.assign(path=data.rows.split + "/" + data.rows.file)
+def write_ilsvrc(data: Dataset, out: Path, prefix: str, previous: Path | None, tree: str = TREES[0]) -> str:
+    root = out / KAGGLE_ROOT if tree == "kaggle" else out
+    rows = data.rows.assign(path=ilsvrc_paths(data.rows, tree))
     for split in SPLITS:
-        (out / split).mkdir(parents=True)
-    for wnid in data.classes.wnid:  # an empty class keeps its folder: ImageFolder's indices must not shift
-        (out / "train" / wnid).mkdir()
+        (root / split).mkdir(parents=True)
+    # An empty class keeps its folder: ImageFolder's indices must not shift.
+    for split in SPLITS if tree == "folders" else ("train",):
+        for wnid in data.classes.wnid:
+            (root / split / wnid).mkdir()
     converted = np.full(len(rows), "", object)  # why each file was re-encoded, '' where not
     linked = np.zeros(len(rows), bool)
     if previous is not None:
-        linked = link_previous(rows, previous, out, converted)
+        linked = link_previous(rows, previous, root, converted)
     todo = rows[~linked].reset_index(drop=True)
     paths, ids, where = todo.path.to_numpy(), todo.image_id.to_numpy(), np.flatnonzero(~linked)
     written = 0
     for positions, images, kinds in scan_store(data.workdir, todo, "write ilsvrc"):
         for position, view, kind in zip(positions.tolist(), _views(images), kinds.to_pylist()):
             image, _, converted[where[position]] = exported(view, kind, RULES["ilsvrc"], ids[position])
-            (out / paths[position]).write_bytes(image)
+            (root / paths[position]).write_bytes(image)
             written += len(image)
-    write_ilsvrc_metadata(data, rows.assign(converted=converted), out, prefix)
-    summary = _summary("ilsvrc", rows, written, len(rows))
+    write_ilsvrc_metadata(data, rows.assign(converted=converted), out, prefix, tree)
+    summary = _summary("ilsvrc", rows, written, len(rows)) + f", {tree} tree"
     return summary + (f", {int(linked.sum())} hard-linked from the previous export" if previous is not None else "")
 
 
-def link_previous(rows: pd.DataFrame, previous: Path, out: Path, converted: np.ndarray) -> np.ndarray:
-    """Hard-link the files of the previous export holding the same image (image_id and sha256);
-    True where linked, and ``converted`` set to what the previous export said of them. An export
-    whose files.csv has no ``converted`` column wrote the stored bytes under every name: nothing
-    of it is linked."""
+def ilsvrc_paths(rows: pd.DataFrame, tree: str) -> pd.Series:
+    """Each file's path below the split folders' parent (``files.csv``'s ``file``): train's in
+    class folders; val's and test's in class folders too for ``folders``, else flat."""
+    flat = rows.split + "/" + rows.file
+    if tree != "folders":
+        return flat
+    return flat.where(rows.split == "train", rows.split + "/" + rows.wnid + "/" + rows.file)
+
+
+def link_previous(rows: pd.DataFrame, previous: Path, root: Path, converted: np.ndarray) -> np.ndarray:
+    """Hard-link the files of the previous export holding the same image (image_id and sha256),
+    whatever its tree, into ``root``; True where linked, and ``converted`` set to what the
+    previous export said of them. An export whose files.csv has no ``converted`` column wrote the
+    stored bytes under every name: nothing of it is linked."""
     index = previous / "files.csv"
     linked = np.zeros(len(rows), bool)
     if not index.exists():
@@ -694,32 +730,50 @@ def link_previous(rows: pd.DataFrame, previous: Path, out: Path, converted: np.n
     before = before.set_index(["image_id", "sha256"])
     before = before[~before.index.duplicated()]
     found = before.reindex(pd.MultiIndex.from_arrays([rows.image_id, rows.sha256]))
+    source = kaggle_root(previous)  # files.csv names files below the split folders' parent
     for i, (old, why, new) in enumerate(zip(found.file, found.converted, rows.path.to_numpy())):
         if isinstance(old, str):
             try:
-                os.link(previous / old, out / new)
+                os.link(source / old, root / new)
                 linked[i], converted[i] = True, why
             except OSError:  # gone, another filesystem, or no hard links here: write it
                 pass
     return linked
 
 
-def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: str) -> None:
+def write_ilsvrc_metadata(data: Dataset, rows: pd.DataFrame, out: Path, prefix: str, tree: str) -> None:
     classes = data.classes
     (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {t}\n" for w, t in zip(classes.wnid, classes.lemmas)))
+    (out / "classes.txt").write_text("".join(f"{w}\n" for w in classes.wnid))
+    ids = devkit_ids(classes.wnid)
     for split, name in DEVKIT_SPLITS.items():
         held = rows[rows.split == split].sort_values("file")
-        (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{label + 1}\n" for label in held.label))
-    write_ilsvrc_boxes(data, rows, out)
+        (out / f"{prefix}_{name}_labels.txt").write_text("".join(f"{label}\n" for label in held.label))
+        if ids is not None:  # the devkit's name only with the devkit's numbering
+            (out / f"{prefix}_{name}_ground_truth.txt").write_text("".join(f"{ids[w]}\n" for w in held.wnid))
+    if ids is not None:
+        (out / "map_clsloc.txt").write_text(map_clsloc(classes.wnid))
+    if tree == "kaggle":
+        (out / SAMPLE_SUBMISSION).write_text(sample_submission(data, rows))
+    write_ilsvrc_boxes(data, rows, out, out / "ILSVRC" if tree == "kaggle" else out)
     rows[["path", "image_id", "label", "wnid", "sha256", "converted"]].rename(columns={"path": "file"}).to_csv(
         out / "files.csv", index=False
     )
-    (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix))
+    (out / "README.txt").write_text(ilsvrc_readme(data, rows, prefix, tree, ids))
 
 
-def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path) -> None:
-    """The boxed images' ``Annotations/CLS-LOC`` XML and ``LOC_<split>_solution.csv`` rows, in
-    file-name order; a split without a boxed image gets no solution file."""
+def sample_submission(data: Dataset, rows: pd.DataFrame) -> str:
+    """Kaggle's ``LOC_sample_submission.csv``, where its scripts find the test ImageIds (and
+    fill in their predictions): every test file's stem in file-name order, with a placeholder
+    prediction, the first class alone (a classification answer: no box is made up)."""
+    stems = sorted(Path(f).stem for f in rows.file[rows.split == "test"])
+    first = data.classes.wnid.iloc[0]
+    return ",".join(HEADER) + "\n" + "".join(f"{stem},{first}\n" for stem in stems)
+
+
+def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path, base: Path) -> None:
+    """The boxed images' ``Annotations/CLS-LOC`` XML (below ``base``) and ``LOC_<split>_solution.csv``
+    rows (in ``out``), in file-name order; a split without a boxed image gets no solution file."""
     boxed = rows[rows.image_id.isin(data.boxes.keys())]
     for split in SPLITS:
         held = boxed[boxed.split == split]
@@ -727,7 +781,7 @@ def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path) -> None:
         solution = []
         for stem, wnid, width, height, image_id in zip(held.stem, held.wnid, held.width, held.height, held.image_id):
             labelled = [Labelled(wnid, tuple(box)) for box in data.boxes[image_id]]
-            xml = out / annotation_name(split, wnid, stem)
+            xml = base / annotation_name(split, wnid, stem)
             xml.parent.mkdir(parents=True, exist_ok=True)
             xml.write_bytes(voc_xml(wnid if split == "train" else split, stem, int(width), int(height), labelled))
             solution.append((stem, labelled))
@@ -735,28 +789,38 @@ def write_ilsvrc_boxes(data: Dataset, rows: pd.DataFrame, out: Path) -> None:
             (out / f"LOC_{split}_solution.csv").write_text(loc_csv(solution))
 
 
-def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
+TREE_TEXT = {
+    "folders": "the ILSVRC-2012 layout with val/ and test/ in class folders as train/ is (the layout valprep.sh makes)",
+    "flat": "the ILSVRC-2012 layout, val/ and test/ flat as in its tarballs",
+    "kaggle": "the tree of Kaggle's ImageNet Object Localization Challenge download",
+}
+
+
+def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str, tree: str, ids: dict[str, int] | None) -> str:
     counts = rows.split.value_counts()
-    no_train = sorted(set(data.classes.wnid) - set(rows.wnid[rows.split == "train"]))
+    root = f"{KAGGLE_ROOT.as_posix()}/" if tree == "kaggle" else ""
+    nested = "<wnid>/" if tree == "folders" else ""
     lines = [
-        f"{data.workdir.name}: {len(data.classes)} classes, exported by synsetforge {__version__} in the ILSVRC-2012 layout.",
+        f"{data.workdir.name}: {len(data.classes)} classes, exported by synsetforge {__version__} in {TREE_TEXT[tree]}.",
         "",
-        f"train/<wnid>/<wnid>_<n>.JPEG        {counts.get('train', 0)} images; n from 1 within the class",
-        f"val/{prefix}_val_<8 digits>.JPEG    {counts.get('val', 0)} images; numbered from 1 in image_id order, which mixes the classes",
-        f"test/{prefix}_test_<8 digits>.JPEG  {counts.get('test', 0)} images; numbered likewise",
+        f"{root}train/<wnid>/<wnid>_<n>.JPEG  {counts.get('train', 0)} images; n from 1 within the class",
+        f"{root}val/{nested}{prefix}_val_<8 digits>.JPEG  {counts.get('val', 0)} images; numbered from 1 in image_id "
+        "order, which mixes the classes",
+        f"{root}test/{nested}{prefix}_test_<8 digits>.JPEG  {counts.get('test', 0)} images; numbered likewise",
         "",
-        "Label numbering: line i (from 0) of LOC_synset_mapping.txt (wnid, then its lemmas) is label i.",
-        "Labels are 0-based in sorted-wnid order: the numbering of torchvision's ImageFolder on train/",
-        "(it sorts the folder names), Kaggle and Hugging Face.",
+        *ilsvrc_tree_text(data, rows, prefix, tree),
         "",
-        f"{prefix}_validation_ground_truth.txt and {prefix}_test_ground_truth.txt have the devkit's format,",
-        "one number per image in file-name order, but the number is OUR label + 1 (1-based sorted-wnid",
-        "order), NOT the official ILSVRC2012_ID, whose order is not sorted-wnid order (ID 1 is n02119789,",
-        "kit fox). Subtract 1 to get the label.",
+        "Label numbering: line i (from 0) of LOC_synset_mapping.txt (wnid, then its lemmas) and of classes.txt",
+        "(the wnid alone) is label i. Labels are 0-based in sorted-wnid order: the numbering of torchvision's",
+        "ImageFolder and timm on train/ (they sort the folder names), Kaggle and Hugging Face.",
+        f"{prefix}_validation_labels.txt and {prefix}_test_labels.txt: one label per image, 0-based, in file-name order.",
         "",
-        *ilsvrc_boxes_text(data, rows),
-        "files.csv gives each file's image_id, label, wnid and sha256 (of the stored image), to find its",
-        "row in the manifests, and why the file was re-encoded (empty where it holds the stored bytes).",
+        *devkit_text(data, prefix, ids),
+        "",
+        *ilsvrc_boxes_text(data, rows, "ILSVRC/" if tree == "kaggle" else ""),
+        f"files.csv gives each file (its path below {root or 'this folder'}), its image_id, label, wnid and",
+        "sha256 (of the stored image), to find its row in the manifests, and why the file was re-encoded",
+        "(empty where it holds the stored bytes).",
         "",
         "Every file is a JPEG and upright (readers such as torchvision's ImageFolder ignore EXIF",
         "orientation). Files hold the image store's bytes as they are, except images stored in another",
@@ -766,12 +830,72 @@ def ilsvrc_readme(data: Dataset, rows: pd.DataFrame, prefix: str) -> str:
     if len(reasons):
         shown = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
         lines.append(f"Re-encoded: {shown}.")
-    if no_train:
-        lines.append(f"Classes with no training image (their train/ folder is empty): {', '.join(no_train)}.")
+    for split in SPLITS if tree == "folders" else ("train",):
+        missing = sorted(set(data.classes.wnid) - set(rows.wnid[rows.split == split]))
+        if missing:
+            lines.append(f"Classes with no {split} image (their {split}/ folder is empty): {', '.join(missing)}.")
     return "\n".join(lines) + "\n"
 
 
-def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame) -> list[str]:
+def ilsvrc_tree_text(data: Dataset, rows: pd.DataFrame, prefix: str, tree: str) -> list[str]:
+    """How the tree's readers label val and test."""
+    if tree == "folders":
+        return [
+            "Every split is in class folders, so folder readers label every image: torchvision's",
+            "ImageFolder('<this folder>/val') and timm's create_dataset('', root='<this folder>', split='validation').",
+            "Every class has a folder in every split, an empty one where it has no image there: ImageFolder",
+            "numbers them all (give it allow_empty=True where one is empty); timm numbers only the folders",
+            "holding images, so give it class_map='<this folder>/classes.txt' to keep these labels in every case.",
+        ]
+    if tree == "flat":
+        return [
+            "val/ and test/ are flat, as in ILSVRC-2012's tarballs: a folder reader (ImageFolder, timm) cannot",
+            f"label them. Their labels: {prefix}_validation_labels.txt (below), files.csv, or export with TREE=folders.",
+        ]
+    boxed = rows.image_id.isin(data.boxes.keys())
+    val = rows.split == "val"
+    lines = [
+        "Kaggle's tree: the images under ILSVRC/Data/CLS-LOC/ (val/ and test/ flat), the boxes' XML under",
+        "ILSVRC/Annotations/CLS-LOC/, and beside ILSVRC/ LOC_synset_mapping.txt (line i is class i, the index",
+        "Kaggle scripts use), LOC_<split>_solution.csv (the boxed images) and LOC_sample_submission.csv",
+        "(every test ImageId with a placeholder prediction, the first class, for a script to fill in).",
+    ]
+    labelled = f"{prefix}_validation_labels.txt and files.csv label every file"
+    if not (val & boxed).any():
+        lines.append(f"No val image has boxes, so there is no LOC_val_solution.csv to label val by; {labelled}.")
+    elif (val & ~boxed).any():
+        lines += [
+            f"LOC_val_solution.csv lists {int((val & boxed).sum())} of the {int(val.sum())} val images, those with boxes",
+            "(Kaggle's lists them all: every ILSVRC val image has boxes), so a script that labels val from it",
+            f"sees only those; {labelled}.",
+        ]
+    return lines
+
+
+def devkit_text(data: Dataset, prefix: str, ids: dict[str, int] | None) -> list[str]:
+    """What the devkit-format files hold, or why there are none."""
+    if ids is None:
+        foreign = [w for w in data.classes.wnid if w not in devkit_classes()]
+        return [
+            f"No file has the devkit's name ({prefix}_validation_ground_truth.txt): {len(foreign)} of the classes",
+            f"(first {foreign[0]}) are not ILSVRC-2012 classes, so the devkit's numbering (ILSVRC2012_ID, meta.mat)",
+            f"has no ID for them. Use {prefix}_validation_labels.txt with classes.txt.",
+        ]
+    lines = [
+        f"{prefix}_validation_ground_truth.txt and {prefix}_test_ground_truth.txt are in the devkit's format and",
+        "numbering: one ILSVRC2012_ID per image in file-name order, the IDs of the devkit's meta.mat and of",
+        "map_clsloc.txt (beside, the devkit's table: wnid, ID, name), NOT the 0-based labels above: the ID",
+        "order is not sorted-wnid order (ID 1 is n02119789, kit fox). The real devkit has no test file.",
+    ]
+    if len(ids) < len(devkit_classes()):
+        lines.append(
+            f"This dataset has {len(ids)} of the {len(devkit_classes())} ILSVRC-2012 classes: they keep their "
+            "devkit IDs (so the IDs have gaps), and map_clsloc.txt lists those."
+        )
+    return lines
+
+
+def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame, base: str = "") -> list[str]:
     if not data.boxes:
         return [
             "This dataset has no object boxes: there is no Annotations/ folder and no LOC_<split>_solution.csv.",
@@ -781,7 +905,7 @@ def ilsvrc_boxes_text(data: Dataset, rows: pd.DataFrame) -> list[str]:
     counts = ", ".join(f"{s} {int((boxed.split == s).sum())} of {int((rows.split == s).sum())}" for s in SPLITS)
     return [
         f"Object boxes of the images that have them ({counts} images), as ILSVRC-2012 and Kaggle ship them:",
-        "Annotations/CLS-LOC/train/<wnid>/<file name>.xml and Annotations/CLS-LOC/<val|test>/<file name>.xml",
+        f"{base}Annotations/CLS-LOC/train/<wnid>/<file name>.xml and {base}Annotations/CLS-LOC/<val|test>/<file name>.xml",
         "(PASCAL VOC XML), and LOC_<split>_solution.csv (ImageId,PredictionString: 'wnid xmin ymin xmax ymax '",
         "per box). Both hold VOC coordinates: pixels of the file, 1-based, xmax and ymax inclusive. An image",
         "without boxes has no XML and no LOC row: no box is invented; files.csv labels every file.",

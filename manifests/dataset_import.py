@@ -11,7 +11,8 @@ Layouts of SRC (the splits are kept as the layout gives them):
 - ``ilsvrc``: the same, plus flat split folders (``val/*.JPEG``) labelled by Kaggle's
   ``LOC_<split>_solution.csv`` (the first wnid of PredictionString) or by the ``files.csv`` of
   our own ilsvrc export (its wnid column; where both label a file they must agree). Kaggle's
-  own tree (``ILSVRC/Data/CLS-LOC/<split>`` with the CSV files beside ``ILSVRC/``) is found as well.
+  own tree (``ILSVRC/Data/CLS-LOC/<split>`` with the CSV files beside ``ILSVRC/``) is found as well,
+  so every tree the ilsvrc export writes (class folders, flat, Kaggle's) reads back.
 
 Object boxes (``ilsvrc``): from the ``LOC_<split>_solution.csv`` files and from ILSVRC's
 ``Annotations/CLS-LOC/train/<wnid>/<stem>.xml`` and ``Annotations/CLS-LOC/<split>/<stem>.xml``

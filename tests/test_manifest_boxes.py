@@ -341,7 +341,7 @@ def exported_boxes(boxed: Path, folder: Path) -> dict[str, list[tuple]]:
 
 
 def test_an_ilsvrc_export_imports_back_with_identical_boxes(boxed, pipeline, tmp_path):
-    assert pipeline("export", *where(boxed), "--format", "ilsvrc").status == 0
+    assert pipeline("export", *where(boxed), "--format", "ilsvrc", "--tree", "flat").status == 0
     exported = Layout(boxed).export("ilsvrc")
     done = pipeline("import", "--data", tmp_path, "--subset", "back", "--src", exported, "--layout", "ilsvrc")
     assert done.status == 0, done.err
@@ -382,8 +382,8 @@ def edit(path: Path, old: str, new: str) -> None:
 
 @pytest.fixture
 def src(boxed, pipeline, tmp_path) -> Path:
-    """A copy of the boxed dataset's ilsvrc export, to spoil."""
-    assert pipeline("export", *where(boxed), "--format", "ilsvrc").status == 0
+    """A copy of the boxed dataset's ilsvrc export (val and test flat), to spoil."""
+    assert pipeline("export", *where(boxed), "--format", "ilsvrc", "--tree", "flat").status == 0
     copy = tmp_path / "src"
     shutil.copytree(Layout(boxed).export("ilsvrc"), copy)
     return copy

@@ -141,7 +141,7 @@ def test_the_manifests_load_with_common_libraries(built, library, tmp_path):
 
 
 def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
-    done = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY")
+    done = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY", "--tree", "flat")
     assert done.status == 0, done.err
     folder = Layout(built).export("ilsvrc")
     by_id = store_bytes(built)
@@ -167,18 +167,20 @@ def test_ilsvrc_export_has_the_ilsvrc_names_and_label_files(built, pipeline):
         assert (folder / "val" / f"{name}.JPEG").read_bytes() == by_id[row["image_id"]]
     # No boxes in this dataset: no invented whole-image box, no LOC solution file, no XML.
     assert not list(folder.glob("LOC_*_solution.csv")) and not (folder / "Annotations").exists()
-    truth = (folder / "TINY_validation_ground_truth.txt").read_text().split()
-    assert truth == [str(r["label"] + 1) for r in val]
-    assert len((folder / "TINY_test_ground_truth.txt").read_text().split()) == 3
+    labels = (folder / "TINY_validation_labels.txt").read_text().split()
+    assert labels == [str(r["label"]) for r in val]
+    assert len((folder / "TINY_test_ground_truth.txt").read_text().split()) == 3  # ILSVRC2012_IDs: test_ilsvrc_layouts
     readme = (folder / "README.txt").read_text()
-    assert "label + 1" in readme and "NOT the official ILSVRC2012_ID" in readme
+    assert "one ILSVRC2012_ID per image" in readme and "NOT the 0-based labels" in readme
     assert "This dataset has no object boxes" in readme and "whole-image" not in readme
     index = (folder / "files.csv").read_text().splitlines()
     assert index[0] == "file,image_id,label,wnid,sha256,converted" and len(index) == 22
 
     first = folder / "val" / "TINY_val_00000001.JPEG"
     inode = first.stat().st_ino
-    linked = pipeline("export", *where(built), "--format", "ilsvrc", "--prefix", "TINY", "--link", "--force")
+    linked = pipeline(
+        "export", *where(built), "--format", "ilsvrc", "--prefix", "TINY", "--tree", "flat", "--link", "--force"
+    )
     assert linked.status == 0, linked.err
     assert "21 hard-linked from the previous export" in linked.err
     assert first.stat().st_ino == inode and first.read_bytes() == by_id[val[0]["image_id"]]
@@ -266,7 +268,7 @@ def test_import_of_an_imagefolder_tree_round_trips_and_reports_what_it_skips(bui
 
 
 def test_an_ilsvrc_export_and_a_kaggle_tree_import_back(built, pipeline, tmp_path):
-    assert pipeline("export", *where(built), "--format", "ilsvrc").status == 0
+    assert pipeline("export", *where(built), "--format", "ilsvrc", "--tree", "flat").status == 0
     exported = Layout(built).export("ilsvrc")
     done = pipeline("import", "--data", tmp_path, "--subset", "back", "--src", exported, "--layout", "ilsvrc")
     assert done.status == 0, done.err
