@@ -7,8 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP := $(VENV)/.setup-done
 
+# `make help` lists the settings every stage reads from the `## NAME=value: meaning` lines.
+## SUBSET=demo: the dataset's name, and the folder of DATA its stages write to
 SUBSET ?= demo
+## DATA=data: the data root, a folder or a filesystem URL (s3://bucket/prefix, gs://...)
 DATA ?= data
+## FORCE=1: rerun a stage that is up to date
+## PROGRESS_SECONDS=10: seconds between progress lines when not on a terminal (0: none)
 
 # $(call opt,VAR,--flag) gives "--flag $(VAR)" when VAR is set; $(call flag,VAR,--flag)
 # gives "--flag" when VAR is 1, yes or true.
@@ -18,17 +23,20 @@ STAGE_ARGS = $(strip --data '$(DATA)' --subset '$(SUBSET)' $(call flag,FORCE,--f
 SYNSETS_ARGS = $(strip $(call opt,ROOT,--root) $(call opt,DEPTH,--depth) $(call flag,LEAVES,--leaves) \
 	$(call opt,WNIDS,--wnids) $(call opt,EXCLUDE,--exclude) $(call flag,ALL_NOUNS,--all-nouns))
 CANDIDATES_ARGS = $(strip $(call opt,SOURCE,--source) $(call opt,URLS,--urls) $(call opt,MAX_PER_CLASS,--max-per-class) \
-	$(call opt,PER_QUERY,--per-query) $(call opt,LICENSE,--license) $(call opt,API,--api) $(call opt,SHARD_SIZE,--shard-size))
+	$(call opt,PER_QUERY,--per-query) $(call opt,LICENSE,--license) $(call opt,API,--api) $(call opt,SHARD_SIZE,--shard-size) \
+	$(call opt,CONTACT,--contact))
 DOWNLOAD_ARGS = $(strip $(call opt,MAX_SIDE,--max-side) $(call opt,MIN_SIDE,--min-side) $(call flag,KEEP_ORIGINAL,--keep-original) \
 	$(call opt,TIMEOUT,--timeout) $(call opt,RETRIES,--retries) $(call opt,MAX_MB,--max-mb) \
 	$(call opt,EXECUTOR,--executor) $(call opt,PROCESSES,--processes) $(call opt,CONCURRENCY,--concurrency) \
 	$(call opt,PER_HOST,--per-host) $(call opt,MIN_PER_CLASS,--min-per-class) \
 	$(if $(filter 0 no false,$(RESPECT_OPTOUTS)),--ignore-optouts) $(if $(filter 0 no false,$(RESPECT_ROBOTS)),--ignore-robots) \
 	$(call opt,OPTOUT_DIRECTIVES,--optout-directives) $(call opt,DOMAINS_BLOCKLIST,--domains-blocklist) \
-	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts))
+	$(call opt,HOST_RATE,--host-rate) $(call opt,HOST_BURST,--host-burst) $(call flag,ALLOW_PRIVATE_HOSTS,--allow-private-hosts) \
+	$(call opt,CONTACT,--contact))
 DEDUPE_ARGS = $(strip $(call opt,FOLDER,--folder) $(call opt,RADIUS,--radius) $(call opt,VERIFY,--verify) \
 	$(call opt,REFERENCE,--reference) $(call opt,LABELS,--labels) $(call opt,PROCESSES,--processes) $(call opt,EXECUTOR,--executor))
 EXPORT_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,HIT_FORMATS,--formats) $(call opt,IMAGE_BASE_URL,--image-base-url) \
+	$(call flag,MTURK_ALLOW_HTTP,--allow-http) \
 	$(call opt,VOTES,--votes) $(call opt,CONTROLS,--controls) $(call opt,SEED,--seed) $(call opt,BOX_TRAIN_SHARE,--train-share) \
 	$(call opt,BOX_MAX_ROUNDS,--max-box-rounds) $(call opt,BOX_GOLD,--gold))
 SERVE_ARGS = $(strip $(call opt,ROUND,--round) $(call opt,TASK,--task) $(call opt,HOST,--host) $(call opt,PORT,--port) $(call opt,RESERVATION_MINUTES,--reservation-minutes))
@@ -54,6 +62,9 @@ API ?= http://127.0.0.1:$(DEMO_PORT)
 ALLOW_PRIVATE_HOSTS ?= 1
 HOST_RATE ?= 0
 endif
+# The demo's HITs show images served on 127.0.0.1 (annotate-serve), which the mturk format
+# refuses elsewhere: workers on MTurk could not see them.
+MTURK_ALLOW_HTTP ?= $(if $(filter demo,$(SUBSET)),1)
 # Box tasks' simulated workers see the true boxes the demo host serves (/truth/...): it serves
 # while they answer, and while SCORE=1 scores the crowd's boxes against them, unless
 # TRUTH_BOXES=<file> gives them.
@@ -81,16 +92,21 @@ DEMO_BOX_LOOP = for round in $$(seq $(DEMO_BOX_ROUNDS)); do asked=; \
 	  done; test -n "$$asked" || break; done
 # make train NPROC=N: N processes on this machine under PyTorch's launcher (DistributedDataParallel)
 TRAIN_RUN = $(if $(strip $(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(strip $(NPROC)) -m baseline,$(PY) -m baseline)
-DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,SHARD_MB,--shard-mb))
+DATASET_EXPORT_ARGS = $(strip $(call opt,FORMAT,--format) $(call flag,LINK,--link) $(call opt,PREFIX,--prefix) $(call opt,TREE,--tree) $(call opt,SHARD_MB,--shard-mb))
 DATASET_IMPORT_ARGS = $(strip --src '$(SRC)' $(call opt,LAYOUT,--layout) $(call opt,WNIDS,--wnids) $(call opt,PROCESSES,--processes))
 MANIFESTS_ARGS = $(strip $(call opt,TRAIN_MAX,--train-max) $(call opt,VAL_N,--val-n) $(call opt,TEST_N,--test-n) \
 	$(call opt,SAMPLING,--sampling) $(call opt,MIN_TRAIN,--min-train) $(call flag,DROP_SMALL,--drop-small) \
 	$(call flag,UNVERIFIED,--unverified) $(call opt,SEED,--seed))
 
-.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import evaluate train summary demo test test-fast lint format bench clean
+.PHONY: help setup synsets candidates download dedupe annotate-export annotate-serve annotate-simulate annotate-import manifests validate card export import evaluate train predict summary demo test test-fast lint format bench clean
 
-help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+help: ## list the targets and the settings every stage reads
+	@awk 'function row(name, text) { if (length(name) > w) w = length(name); return name "\t" text } \
+	  /^[a-z-]+:.*## / { targets[++t] = row(substr($$0, 1, index($$0, ":") - 1), substr($$0, index($$0, "## ") + 3)) } \
+	  /^## [A-Z_]+=[^ :]*: / { settings[++s] = row(substr($$0, 4, index($$0, ": ") - 4), substr($$0, index($$0, ": ") + 2)) } \
+	  function show(line) { split(line, f, "\t"); printf "  %-" w "s  %s\n", f[1], f[2] } \
+	  END { print "usage: make TARGET [SETTING=value ...]\n\ntargets:"; for (i = 1; i <= t; i++) show(targets[i]); \
+	    print "\nsettings every stage reads:"; for (i = 1; i <= s; i++) show(settings[i]) }' $(MAKEFILE_LIST)
 
 setup: $(SETUP) ## create .venv, install synsetforge and provision WordNet 3.0
 
@@ -137,7 +153,7 @@ validate: $(SETUP) ## check the manifests: labels, counts, every image decodes, 
 card: $(SETUP) ## DATASET_CARD.md and card/*.png: what the dataset is, how it was made, its figures
 	$(PY) -m pipeline card $(STAGE_ARGS) $(call opt,SAMPLES_PER_CLASS,--samples-per-class) $(call opt,SAMPLE_CLASSES,--sample-classes)
 
-export: $(SETUP) ## the manifests' images as FORMAT=hf|ilsvrc|wds under export/<format>/ (LINK=1 PREFIX= SHARD_MB=)
+export: $(SETUP) ## the manifests' images as FORMAT=hf|ilsvrc|wds under export/<format>/ (TREE=folders|flat|kaggle LINK=1 PREFIX= SHARD_MB=)
 	test -n '$(FORMAT)' || { echo "make export needs FORMAT=hf, ilsvrc or wds"; exit 2; }
 	$(PY) -m pipeline export $(STAGE_ARGS) $(DATASET_EXPORT_ARGS)
 
@@ -153,6 +169,10 @@ train: $(SETUP) ## AlexNet baseline: runs/<NAME>/metrics.json (EPOCHS= BATCH= LR
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	test -n '$(PACKED)' || $(call exists,$(DATA)/$(SUBSET)/manifests/train.parquet) || $(MAKE) --no-print-directory manifests
 	$(TRAIN_RUN) train --data '$(DATA)' --subset '$(SUBSET)' $(TRAIN_ARGS)
+
+predict: $(SETUP) ## a finished run's top-5 classes (and box) for IMAGES='<files>' (RUN=<run folder>, or NAME=)
+	test -n '$(IMAGES)' || { echo "make predict needs IMAGES=<image files>"; exit 2; }
+	$(PY) -m baseline predict --data '$(DATA)' --subset '$(SUBSET)' $(call opt,NAME,--name) $(call opt,RUN,--run) $(IMAGES)
 
 summary: $(SETUP) ## one table of every stage's figures for SUBSET
 	@$(PY) -m pipeline summary --data '$(DATA)' --subset '$(SUBSET)'
@@ -171,9 +191,9 @@ demo: $(SETUP) ## run every stage that exists on the offline demo subset
 	$(MAKE) --no-print-directory annotate-simulate SUBSET=demo SCORE=1
 	$(MAKE) --no-print-directory manifests SUBSET=demo VAL_N=5 TEST_N=5 MIN_TRAIN=10
 	$(MAKE) --no-print-directory validate SUBSET=demo
-	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
 	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=ilsvrc
 	$(MAKE) --no-print-directory train SUBSET=demo
+	$(MAKE) --no-print-directory export SUBSET=demo FORMAT=hf
 	$(MAKE) --no-print-directory card SUBSET=demo
 	@$(MAKE) --no-print-directory summary SUBSET=demo
 
