@@ -20,6 +20,7 @@ from test_search_sources import failure, flickr_expected, flickr_make, openverse
 from pipeline import schemas
 from pipeline.candidates import flickr, openverse, stage
 from pipeline.candidates.search import ApiClient, SourceStopped
+from pipeline.download import stage as download_stage
 from pipeline.layout import Layout
 from pipeline.tables import read_report
 
@@ -268,6 +269,24 @@ def test_a_daily_cap_ends_the_source_and_reruns_resume_at_the_queries_left(pipel
         sent = len(fake.requests)
         out = collect(pipeline, workdir, api, 3)
         assert out.status == 0 and "up to date" in out.err and len(fake.requests) == sent
+
+
+def test_the_download_refuses_candidates_that_stopped_early(pipeline, tmp_path, fast):
+    """``make download`` runs the candidates stage only where there are none: the rerun a
+    stopped stage asks for must not go on to download its partial list."""
+    workdir = fish(tmp_path, "fish")
+    fake = FakeOpenverse(total=60, daily=4, day_wait="36000")
+    with serving(fake) as api:
+        assert collect(pipeline, workdir, api, 3).status == 75
+        resume = report_of(workdir)["resume_after"]
+        done = pipeline("download", "--data", workdir.parent, "--subset", workdir.name)
+        assert done.status == 1 and len(done.err.strip().splitlines()) == 1, done.err
+        assert str(Layout(workdir).report("candidates")) in done.err and "candidates are incomplete" in done.err
+        assert f"in 1 of 3 classes: run `make candidates` again after {resume}" in done.err
+        assert not Layout(workdir).report("download").exists()
+        fake.new_day()
+        assert collect(pipeline, workdir, api, 3).status == 0
+    download_stage.unfinished_candidates(Layout(workdir))  # complete: nothing to refuse
 
 
 def test_an_expired_token_without_credentials_stops_and_credentials_resume(pipeline, tmp_path, fast, monkeypatch):

@@ -29,7 +29,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.layout import Layout
 from pipeline.progress import counted
 from pipeline.settings import add_contact_argument, integer, number
-from pipeline.tables import read_table, write_report
+from pipeline.tables import read_report, read_table, write_report
 
 from . import executors, status
 from .fetch import Network
@@ -199,6 +199,21 @@ def stage_settings(settings: DownloadSettings, min_per_class: int) -> dict:
     return {**settings.as_dict(), "min_per_class": min_per_class}
 
 
+def unfinished_candidates(built: Layout) -> None:
+    """Refuse candidates whose search API stopped early (their report's ``remaining``): they
+    lack whole classes, and ``make download`` runs the candidates stage only where there are
+    none, so the rerun that the stopped stage asks for would otherwise download a partial list."""
+    path = built.report("candidates")
+    report = read_report(path, schemas.CANDIDATES_REPORT, missing_ok=True)
+    left = (report or {}).get("remaining")
+    if left:
+        when = f"after {report['resume_after']}" if report.get("resume_after") else "once its last line is seen to"
+        raise PipelineError(
+            f"{path}: the candidates are incomplete, their collection stopped early with query phrases left in "
+            f"{len(left)} of {report['classes']} classes: run `make candidates` again {when}, until it exits 0"
+        )
+
+
 def run(args: argparse.Namespace) -> None:
     candidates = Layout(args.workdir).candidates
     parts = Layout(args.workdir).candidate_parts()
@@ -206,6 +221,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(
             f"no candidate shards ({layout.CANDIDATE_PARTS}): run `make candidates` first", file=candidates
         )
+    unfinished_candidates(Layout(args.workdir))
     settings = settings_of(args)
     stage = runner.Stage(
         name="download",
