@@ -14,13 +14,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import rows, write_images, write_synsets
+from conftest import rows, write_synsets
 from PIL import Image
 from test_card import run_card, write_manifests
+from test_manifest_exports import write_store
 
 from manifests.card.hub import hub_license, size_category, yaml_block
 from pipeline import cli, schemas
-from pipeline.imagehost.pictures import picture_jpeg
 from pipeline.layout import SPLITS, Layout
 from pipeline.tables import read_table, write_report, write_table
 
@@ -35,27 +35,7 @@ def built(tmp_path_factory) -> Path:
     """data/tiny: 4 classes of 12 pictures in two store shards, manifests of 8/2/2 per class."""
     workdir = tmp_path_factory.mktemp("data") / "tiny"
     write_synsets(workdir, WNIDS)
-    images = [
-        (hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 64, 48))
-        for w in WNIDS
-        for n in range(PER_CLASS)
-    ]
-    write_images(workdir, images[::2], shard=0)
-    write_images(workdir, images[1::2], shard=1)
-    ids = [i for i, _, _ in images]
-    write_table(
-        {
-            "image_id": ids,
-            "wnid": [w for _, w, _ in images],
-            "cluster_id": list(range(len(ids))),
-            "representative": ids,
-            "distance": [0] * len(ids),
-            "reason": ["unique"] * len(ids),
-            "keep": [True] * len(ids),
-        },
-        Layout(workdir).clusters,
-        schemas.CLUSTERS,
-    )
+    write_store(workdir, WNIDS, PER_CLASS, 64, 48)
     assert cli.main(["manifests", *where(workdir), *PLAN]) == 0
     return workdir
 

@@ -37,10 +37,18 @@ def built(tmp_path_factory) -> Path:
         synsets.schema.get_field_index("lemmas"), "lemmas", pa.array(LEMMAS, pa.list_(pa.string()))
     )
     write_table(synsets, Layout(workdir).synsets, schemas.SYNSETS)
+    write_store(workdir, WNIDS, PER_CLASS, 96, 72)
+    assert cli.main(["manifests", "--data", str(workdir.parent), "--subset", "tiny", *PLAN]) == 0
+    return workdir
+
+
+def write_store(workdir: Path, wnids: list[str], per_class: int, width: int, height: int) -> None:
+    """``per_class`` drawn pictures of each class in two store shards, and dedupe's clusters
+    keeping every one: what the manifests stage reads."""
     images = [
-        (hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, 96, 72))
-        for w in WNIDS
-        for n in range(PER_CLASS)
+        (hashlib.sha256(f"{w}{n}".encode()).hexdigest()[:16], w, picture_jpeg(w, n, width, height))
+        for w in wnids
+        for n in range(per_class)
     ]
     write_images(workdir, images[::2], shard=0)
     write_images(workdir, images[1::2], shard=1)
@@ -58,8 +66,6 @@ def built(tmp_path_factory) -> Path:
         Layout(workdir).clusters,
         schemas.CLUSTERS,
     )
-    assert cli.main(["manifests", "--data", str(workdir.parent), "--subset", "tiny", *PLAN]) == 0
-    return workdir
 
 
 def where(workdir: Path) -> list[str]:
