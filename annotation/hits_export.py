@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--formats",
-        default=",".join(formats.FORMATS),
         metavar="F,...",
-        help=f"any of {', '.join(formats.FORMATS)} (make: HIT_FORMATS, default all)",
+        help=f"any of {', '.join(formats.FORMATS)} (make: HIT_FORMATS; default all, but mturk only for an "
+        "IMAGE_BASE_URL it can show)",
     )
     parser.add_argument(
         "--image-base-url",
@@ -148,8 +148,9 @@ def packing_of(args: argparse.Namespace) -> Packing:
 
 
 def checked_formats(args: argparse.Namespace) -> list[str]:
-    """The chosen formats, once the formats and the image base URL are known good."""
-    chosen = [f.strip() for f in args.formats.split(",") if f.strip()]
+    """The chosen formats, once the formats and the image base URL are known good. Left open,
+    all formats the base URL suits: mturk only where workers could see the images."""
+    chosen = [f.strip() for f in (args.formats or ",".join(formats.FORMATS)).split(",") if f.strip()]
     unknown = [f for f in chosen if f not in formats.FORMATS]
     if unknown or not chosen:
         raise InputError(
@@ -162,6 +163,13 @@ def checked_formats(args: argparse.Namespace) -> list[str]:
             value=args.image_base_url,
         )
     problem = formats.mturk_url_problem(args.image_base_url) if "mturk" in chosen and not args.allow_http else None
+    if problem and args.formats is None:
+        print(
+            f"annotate-export: no mturk HITs: IMAGE_BASE_URL {args.image_base_url!r}: {problem} (MTurk needs an https "
+            "URL workers can reach)",
+            file=sys.stderr,
+        )
+        return [f for f in chosen if f != "mturk"]
     if problem:
         raise InputError(
             f"{problem}: MTurk shows HITs in an https page, where workers would see no image; give the https "

@@ -229,7 +229,7 @@ def export(pipeline, workdir: Path, *args):
 )
 @pytest.mark.parametrize("task", ["classify", "draw"])
 def test_mturk_refuses_image_urls_workers_cannot_load(pipeline, store, base, why, task):
-    args = ("--task", task) + (("--image-base-url", base) if base else ())
+    args = ("--task", task, "--formats", "mturk,jsonl") + (("--image-base-url", base) if base else ())
     out = export(pipeline, store, *args)
     assert out.status == 2
     lines = out.err.strip().splitlines()
@@ -257,6 +257,15 @@ def test_mturk_takes_an_https_url_and_the_rest_as_told(pipeline, store, args):
     out = export(pipeline, store, *args)
     assert out.status == 0, out.err
     assert Layout(store).hits(1).exists()
+
+
+def test_the_default_formats_leave_mturk_out_where_workers_could_not_see_the_images(pipeline, store):
+    out = export(pipeline, store)
+    assert out.status == 0, out.err
+    assert "annotate-export: no mturk HITs: IMAGE_BASE_URL 'http://127.0.0.1:8650/image': is not https" in out.err
+    folder = Layout(store).round(1)
+    assert not (folder / "mturk").exists() and (folder / "labelstudio").exists()
+    assert (folder / "tasks.jsonl").exists() or (folder / "jsonl").exists()
 
 
 def placeholders(template: str) -> list[str]:
