@@ -768,7 +768,7 @@ class Picture:
     mouse at a whole screen pixel stands for (naturalWidth / displayed width, rounded)."""
 
     def __init__(self, page):
-        page.wait_for_function("document.getElementById('picture').naturalWidth > 0")
+        page.wait_for_function("document.getElementById('picture')?.naturalWidth > 0")  # not there yet: wait
         self.rect = page.eval_on_selector("#picture", "p => p.getBoundingClientRect().toJSON()")
         self.natural = tuple(page.eval_on_selector("#picture", "p => [p.naturalWidth, p.naturalHeight]"))
 
