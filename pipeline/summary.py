@@ -23,12 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", default=os.environ.get("SUBSET", "demo"))
 
 
-def _latest_run(layout: Layout) -> dict:
-    """The newest finished run's figures and its folder ({} without one)."""
+def newest_run(layout: Layout) -> dict | None:
+    """The newest finished baseline run's figures (its ``metrics.json``, read against its
+    declaration rather than by importing the trainer) and ``path``, the file; None without one."""
     runs = layout.run_metrics()
     if not runs:
-        return {}
-    return read_report(runs[-1], schemas.TRAIN_METRICS) | {"path": str(runs[-1].parent)}
+        return None
+    return read_report(runs[-1], schemas.TRAIN_METRICS) | {"path": runs[-1]}
 
 
 def _counts(counts: dict) -> str:
@@ -95,7 +96,7 @@ def rows(layout: Layout) -> list[tuple[str, str]]:
     for name, stage, declaration, describe in REPORT_ROWS:
         report = read_report(layout.report(stage), declaration, missing_ok=True)
         table.append((name, describe(report) if report else "-"))
-    run = _latest_run(layout)
+    run = newest_run(layout)
     table.append(("baseline", _baseline(run) if run else "-"))
     table.append(("dataset card", str(layout.card) if layout.card.exists() else "-"))
     return table
@@ -118,7 +119,7 @@ def _baseline(run: dict) -> str:
         )
     return (
         f"{split}: top-1 error {centre_and_ten_crop('top1_error')}, top-5 error {centre_and_ten_crop('top5_error')} "
-        f"(centre / 10-crop; chance {100 * run['chance_top1_error']:.0f}%){located}, {run['arch']} in {run['path']}"
+        f"(centre / 10-crop; chance {100 * run['chance_top1_error']:.0f}%){located}, {run['arch']} in {run['path'].parent}"
     )
 
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pipeline import schemas, store
 from pipeline.errors import InputError
 from pipeline.layout import SPLITS, Layout, annotate_export_stage
+from pipeline.summary import newest_run
 from pipeline.tables import read_report, read_table
 
 MANIFEST_COLUMNS = [
@@ -162,15 +163,6 @@ def load_facts(layout: Layout) -> Facts:
         box_sources=_frame(layout.boxes, schemas.BOXES, BOX_COLUMNS),
         run=newest_run(layout),
     )
-
-
-def newest_run(layout: Layout) -> dict | None:
-    """The newest finished baseline run's figures (its ``metrics.json``, read against its
-    declaration rather than by importing the trainer) and ``path``, the file; None without one."""
-    runs = layout.run_metrics()
-    if not runs:
-        return None
-    return read_report(runs[-1], schemas.TRAIN_METRICS) | {"path": runs[-1]}
 
 
 def store_facts(layout: Layout, image_ids: set[str]) -> dict | None:
