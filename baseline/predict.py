@@ -19,6 +19,7 @@ import torch
 from pipeline import pixels
 from pipeline.boxes import Box
 from pipeline.errors import InputError
+from pipeline.progress import progress
 
 from .localize import TOP, class_boxes, to_pixels
 from .model import AlexNet, build, outputs
@@ -127,10 +128,8 @@ def report(path: Path, guesses: list[Guess], box: Box | None) -> str:
 def predict_files(run: Path, images: list[Path], device: torch.device, out) -> None:
     """``python -m baseline predict``: each image's report to ``out``, in order, stopping at
     the first image that cannot be read."""
-    from tqdm import tqdm
-
     trained = load(run, device)
-    bar = tqdm(images, desc="predict", unit="img", leave=False, disable=None if len(images) > 50 else True)
+    bar = progress(images, desc="predict", unit="img", leave=False, disable=len(images) <= 50)
     for path in bar:
         guesses, box = predict(trained, read_image(path), path)
         bar.write(report(path, guesses, box), file=out)

@@ -41,7 +41,7 @@ def progress(
     disable: bool = False,
 ):
     """A progress display with the tqdm calls the stages use (``update``, ``close``,
-    ``set_postfix``, ``set_postfix_str``, ``n``, iteration, ``with``): tqdm's bar when stderr is
+    ``set_postfix``, ``set_postfix_str``, ``write``, ``n``, iteration, ``with``): tqdm's bar when stderr is
     a terminal, else ``Lines``. ``disable`` shows nothing; ``leave=False`` leaves no last line."""
     if disable:
         return tqdm(iterable, total=total, disable=True)
@@ -126,6 +126,10 @@ class Lines:
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self.postfix = str(s)
+
+    def write(self, s: str, file=None) -> None:
+        """A line of output beside the progress lines (tqdm's ``write``, for a call site's results)."""
+        print(s, file=file or sys.stdout)
 
     def close(self) -> None:
         """The last line: ``done`` when the total was reached, else where the work stopped."""

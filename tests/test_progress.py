@@ -230,3 +230,12 @@ def test_the_download_summary_says_a_sentence(shards, classes, below, minimum, l
     assert summary_line(figures) == line
     if below:
         assert short_classes(figures) == line.split("; ")[1]
+
+
+def test_a_call_sites_results_go_to_their_own_stream_beside_the_lines(capsys):
+    with Lines(["a.jpg", "b.jpg"], desc="predict", unit="img", seconds=1e-9) as bar:
+        for name in bar:
+            bar.write(f"{name}: n01440764 0.9")
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["a.jpg: n01440764 0.9", "b.jpg: n01440764 0.9"]
+    assert err.splitlines()[-1].startswith("predict: done, 2 imgs in 0:00, ")
