@@ -13,11 +13,12 @@ smaller inputs (64 px Tiny ImageNet, a quick demo run) through the same classifi
 For a dataset with object boxes a box head sits beside the classifier, as the ILSVRC 2012-13
 localization entries regressed boxes from a classification net's feature maps (Sermanet et
 al., OverFeat, 2014: a regressor of two fully connected layers on the last convolutional
-layer's map): conv5's map, before the last max pool, averaged to 3x3 cells (the map is 3x3 at
-64 px, 13x13 at 224), then 1024 units and four numbers per class (class-specific) or four in
-all (class-agnostic), the box's corners as fractions of the input crop. The model then returns
-(class scores, boxes). Not fc7: pool5 is a single cell at 64 px and keeps no layout, and on
-Tiny ImageNet a head on fc7 stayed near the mean box (see docs/stages/baseline.md).
+layer's map): conv5's map, before the last max pool, averaged to 6x6 cells as pool5 is for
+the classifier (the map is 3x3 at 64 px, 7x7 at 128, 13x13 at 224), then 1024 units and four
+numbers per class (class-specific) or four in all (class-agnostic), the box's corners as
+fractions of the input crop. The model then returns (class scores, boxes). Not fc7: pool5 is
+a single cell at 64 px and keeps no layout, and on Tiny ImageNet a head on fc7 stayed near the
+mean box (see docs/stages/baseline.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ARCHS = ("alexnet", "caffenet")
-BOX_GRID, BOX_HIDDEN = 3, 1024  # the box head: conv5's map averaged to 3x3 cells, then 1024 units
+BOX_GRID, BOX_HIDDEN = 6, 1024  # the box head: conv5's map averaged to 6x6 cells, then 1024 units
 NATIVE_SIZE = {"alexnet": 224, "caffenet": 227}
 
 
