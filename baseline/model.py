@@ -32,7 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 ARCHS = ("alexnet", "caffenet")
-BOX_GRID, BOX_HIDDEN = 6, 1024  # the box head: conv5's map averaged to 6x6 cells, then 1024 units
+BOX_GRID, BOX_HIDDEN = (
+    6,
+    1024,
+)  # the box head: conv5's map averaged to 6x6 cells (as pool5: one fold serves both), then 1024 units
 NATIVE_SIZE = {"alexnet": 224, "caffenet": 227}
 
 
@@ -118,26 +121,30 @@ class AlexNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         conv5 = self.features[:-1](x)
         x = self.features[-1](conv5)  # pool5
-        h, w = x.shape[-2:]
-        if h * w < 36 and (self.training or x.shape[0] >= h * w):
-            x = self._folded(x)
-        else:
-            x = self.classifier[:2](torch.flatten(self.avgpool(x), 1))
+        x = self._pooled_linear(x, self.avgpool, self.classifier[1], self.classifier[0])  # fc6
         x = self.classifier[2:6](x)  # fc7's features
         scores = self.classifier[6](x)
-        return scores if self.boxes is None else (scores, self.boxes(conv5))
+        if self.boxes is None:
+            return scores
+        return scores, self.boxes[3:](self._pooled_linear(conv5, self.boxes[0], self.boxes[2]))
 
-    def _folded(self, x: torch.Tensor) -> torch.Tensor:
-        """Below the native input size pool5 is smaller than 6x6, and the adaptive pool only
-        copies (and averages) its units: that linear map is folded into fc6's weights once per
-        batch instead of being multiplied out per image. Evaluation gives the same outputs as
-        pooling then fc6, whose outputs it returns (a 64 px batch runs about twice as fast on a CPU); in training the
-        dropout before fc6 drops pool5 units rather than each of their copies."""
+    def _pooled_linear(
+        self, x: torch.Tensor, pool: nn.AdaptiveAvgPool2d, linear: nn.Linear, dropout: nn.Module | None = None
+    ) -> torch.Tensor:
+        """``linear`` on the flattened 6x6 ``pool`` of ``x`` (after ``dropout``). A map smaller
+        than 6x6 (pool5 below the native input size, conv5 below 112 px) is only copied and
+        averaged by the pool: that linear map is folded into the layer's weights once per batch
+        instead of being multiplied out per image. Evaluation gives the same outputs as pooling
+        then the layer (with fc6 a 64 px batch runs about twice as fast on a CPU; the box head,
+        whose batch of 64 is small beside its weights, gains about a tenth); in training a dropout
+        drops the map's units rather than each of their copies."""
+        dropout = dropout or nn.Identity()
         b, c, h, w = x.shape
-        fc6 = self.classifier[1]
-        pool = _pool_matrix(h, w, x.device)  # (h*w, 36)
-        weight = (fc6.weight.view(fc6.out_features, c, 36) @ pool.T.to(fc6.weight.dtype)).flatten(1)
-        return F.linear(self.classifier[0](x.flatten(1)), weight, fc6.bias)
+        if h * w >= 36 or not (self.training or b >= h * w):
+            return linear(dropout(torch.flatten(pool(x), 1)))
+        cells = _pool_matrix(h, w, x.device)  # (h*w, 36)
+        weight = (linear.weight.view(linear.out_features, c, 36) @ cells.T.to(linear.weight.dtype)).flatten(1)
+        return F.linear(dropout(x.flatten(1)), weight, linear.bias)
 
 
 @functools.lru_cache(maxsize=16)

@@ -110,14 +110,19 @@ def test_the_command_line_offers_the_models_architectures():
 
 def test_small_inputs_and_any_class_count():
     assert smallest_input("alexnet") == 63 and smallest_input("caffenet") == 67
-    model = alexnet(7).eval()
-    for size in (64, 100, 224):
+    model = alexnet(7, box_outputs=28).eval()
+    torch.nn.init.normal_(model.boxes[-1].weight, 0, 0.01)  # not the zero start: boxes that vary
+    for size in (64, 100, 128, 224):
         x = torch.randn(4, 3, size, size)
         with torch.no_grad():
-            folded = model(x)
-            plain = model.classifier(torch.flatten(model.avgpool(model.features(x)), 1))
-        assert folded.shape == (4, 7)
-        assert torch.allclose(folded, plain, atol=1e-5)  # the fc6 fold is the same function
+            scores, boxes = model(x)
+            conv5 = model.features[:-1](x)
+            plain = model.classifier(torch.flatten(model.avgpool(model.features[-1](conv5)), 1))
+            plain_boxes = model.boxes(conv5)
+        assert scores.shape == (4, 7) and boxes.shape == (4, 28)
+        assert torch.allclose(scores, plain, atol=1e-5)  # the fc6 fold is the same function
+        assert torch.allclose(boxes, plain_boxes, atol=1e-5)  # and so is the box head's
+        assert boxes.std() > 1e-3
     assert main(["summary", "--arch", "caffenet", "--size", "40"]) == 2
 
 
